@@ -1,0 +1,61 @@
+"""incident-forecast: per-province count forecasts of security incidents.
+
+The package top level stays light (no pandas, statsmodels or matplotlib at
+import time) so that ``forecast --help`` starts fast; the public functions are
+loaded on first use.
+
+Main entry points
+-----------------
+read_events(path, schema="auto", ...)   events file -> canonical events frame
+build_panel(events, freq="month", ...)  events -> zero-filled count panel
+load_sample(name)                        bundled sample logs
+Gazetteer                                province-name normalisation
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from forecast._version import __version__
+from forecast.exceptions import (
+    ConfigError,
+    DataValidationError,
+    ForecastError,
+    ForecastWarning,
+    OutputExistsError,
+)
+
+_LAZY = {
+    "read_events": ("forecast.ingest", "read_events"),
+    "events_from_frame": ("forecast.ingest", "events_from_frame"),
+    "build_panel": ("forecast.panel", "build_panel"),
+    "load_sample": ("forecast.datasets", "load_sample"),
+    "Gazetteer": ("forecast.gazetteer", "Gazetteer"),
+    "CountForecast": ("forecast.distributions", "CountForecast"),
+}
+_SUBMODULES = ("datasets", "ingest", "panel", "gazetteer", "schema", "sources", "distributions", "plots")
+
+__all__ = [
+    "__version__",
+    "ConfigError",
+    "DataValidationError",
+    "ForecastError",
+    "ForecastWarning",
+    "OutputExistsError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"forecast.{name}")
+    raise AttributeError(f"module 'forecast' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

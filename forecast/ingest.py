@@ -1,0 +1,445 @@
+"""Read incident logs (native, ACLED, UCDP) into the canonical events frame.
+
+The one public entry point is :func:`read_events`. It validates the file once
+and reports *every* problem in a single :class:`~forecast.DataValidationError`
+(column, check, up to 10 spreadsheet row numbers, provinces affected, what to
+do). Problems that lose no information — duplicate event ids, events without a
+province, unknown province names, precision filters — are applied and
+reported as warnings instead; they are kept in ``events.attrs["ingest"]`` so
+that the CLI and the report can show them.
+"""
+from __future__ import annotations
+
+import difflib
+import warnings
+from datetime import date
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecast.exceptions import DataValidationError, ForecastWarning, Problem
+from forecast.schema import (
+    DATE_PRECISION_LEVELS,
+    EVENT_COLUMNS,
+    LOCATION_PRECISION_LEVELS,
+    UNKNOWN_PROVINCE,
+)
+from forecast.sources import SCHEMAS, SourceSchema, detect_schema
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# Formats tried, in order, for dates that are not ISO 8601. Day-first is the
+# convention of the region's registers (15.03.2024); pass dayfirst=False for US
+# style month-first logs.
+_DAYFIRST_FORMATS = ("%d %B %Y", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%d %b %Y")
+_MONTHFIRST_FORMATS = ("%d %B %Y", "%m/%d/%Y", "%m-%d-%Y", "%B %d, %Y", "%d %b %Y")
+
+
+def read_events(
+    path: str | Path,
+    schema: str = "auto",
+    *,
+    event_types: Mapping[str, str] | None = None,
+    gazetteer: Any = None,
+    strict: bool = False,
+    countries: Sequence[str] | None = None,
+    max_date_precision: str | None = None,
+    max_location_precision: str | None = None,
+    as_of: str | date | None = None,
+    dayfirst: bool = True,
+) -> pd.DataFrame:
+    """Read an incident log into the canonical events frame.
+
+    Parameters
+    ----------
+    path : CSV (UTF-8 with or without BOM; comma, semicolon or tab separated)
+        or Parquet file.
+    schema : ``"auto"`` (recognise from the header), ``"native"``, ``"acled"``
+        or ``"ucdp"``. See :mod:`forecast.sources`.
+    event_types : overrides of the source-value -> event-type mapping, merged
+        over the schema's defaults (e.g. ``{"3": "attack"}`` for UCDP,
+        ``{"Riots": "clash"}`` for ACLED, ``{"armed clash": "clash"}`` native).
+    gazetteer : a :class:`forecast.gazetteer.Gazetteer`, or the path of a CSV
+        (``country,province,alias``) that extends the bundled one.
+    strict : unknown province names are an error instead of a warning.
+    countries : keep only events of these countries (names are normalised).
+    max_date_precision : drop events whose date is coarser than this level
+        (``"day"``, ``"week"``, ``"month"``, ``"year"``); ``None`` keeps all.
+    max_location_precision : drop events located more coarsely than this level
+        (``"point"``, ``"admin2"``, ``"admin1"``, ``"region"``, ``"country"``).
+        For province panels ``"admin1"`` is the natural choice.
+    as_of : the run date; events dated after it are an error. Default: today.
+    dayfirst : read ambiguous dates such as 03/04/2024 as day first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``event_id, date, country, province, event_type, count,
+        fatalities`` plus ``source``, ``date_precision``,
+        ``location_precision`` and ``date_end`` when the source has them; one
+        row per event. ``attrs["ingest"]`` holds the file name, schema, rows
+        read and kept, rows dropped by reason, unknown provinces and warnings.
+
+    Raises
+    ------
+    DataValidationError
+        With one line per problem, all problems at once.
+    """
+    path = Path(path)
+    raw, first_row = _read_table(path)
+    return events_from_frame(
+        raw,
+        schema,
+        source_name=path.name,
+        first_row=first_row,
+        event_types=event_types,
+        gazetteer=gazetteer,
+        strict=strict,
+        countries=countries,
+        max_date_precision=max_date_precision,
+        max_location_precision=max_location_precision,
+        as_of=as_of,
+        dayfirst=dayfirst,
+    )
+
+
+def events_from_frame(
+    raw: pd.DataFrame,
+    schema: str = "auto",
+    *,
+    source_name: str = "frame",
+    first_row: int = 1,
+    event_types: Mapping[str, str] | None = None,
+    gazetteer: Any = None,
+    strict: bool = False,
+    countries: Sequence[str] | None = None,
+    max_date_precision: str | None = None,
+    max_location_precision: str | None = None,
+    as_of: str | date | None = None,
+    dayfirst: bool = True,
+) -> pd.DataFrame:
+    """Validate an in-memory table of events; same rules as :func:`read_events`.
+
+    ``first_row`` is the row number shown for the table's first row (2 for a
+    CSV whose header is row 1, 1 for a frame or a Parquet file).
+    """
+    raw = raw.copy()
+    raw.columns = [str(c).strip().lstrip("\ufeff").lower() for c in raw.columns]
+    src = _resolve_schema(raw, schema, source_name)
+    if len(raw) == 0:
+        raise DataValidationError(
+            [Problem("<file>", "the file has a header but no data rows",
+                     hint="Export the log again with its events.")], source=source_name)
+    rows = np.arange(len(raw)) + first_row
+    gaz = _resolve_gazetteer(gazetteer)
+    problems: list[Problem] = []
+    warn: list[str] = []
+    dropped: dict[str, int] = {}
+
+    def col(canonical: str) -> pd.Series | None:
+        name = src.source_column(canonical)
+        if name not in raw.columns:
+            return None
+        s = raw[name]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            return s
+        return s.astype("string").fillna("").str.strip()
+
+    out = pd.DataFrame(index=raw.index)
+
+    # -- where: province and country first, so later messages can name provinces
+    prov_raw = col("province")
+    if src.province_suffixes:
+        prov_raw = _strip_suffixes(prov_raw, src.province_suffixes)
+    no_prov = (prov_raw == "").to_numpy()
+    country_raw = col("country")
+    names = gaz.normalise(prov_raw.where(~no_prov, UNKNOWN_PROVINCE),
+                          country_raw if country_raw is not None else None)
+    province = names.province.where(~no_prov, UNKNOWN_PROVINCE).astype(str)
+    country = names.country.astype(str) if names.country is not None else pd.Series("unknown", index=raw.index)
+    out["country"] = country.replace("", "unknown").to_numpy()
+    out["province"] = province.to_numpy()
+    if no_prov.any():
+        warn.append(f"{int(no_prov.sum())} events name no province (column "
+                    f"'{src.source_column('province')}'); kept under province '{UNKNOWN_PROVINCE}'.")
+    unknown = names.unknown
+    unknown = unknown[unknown["province"] != UNKNOWN_PROVINCE] if len(unknown) else unknown
+    if len(unknown):
+        listed = ", ".join(f"{r.province} ({r.country}, {r.n_rows} rows)" for r in unknown.itertuples())
+        if strict:
+            bad = np.isin(prov_raw.to_numpy(dtype=object), unknown["province"].to_numpy(dtype=object))
+            problems.append(Problem(src.source_column("province"), "unknown province name",
+                                    rows=rows[bad], provinces=unknown["province"].tolist(),
+                                    hint="Fix the spelling or add it to a gazetteer CSV "
+                                         "(columns country,province,alias) passed with gazetteer=."))
+        else:
+            warn.append(f"unknown province names kept as given: {listed}. Add them to a gazetteer "
+                        "CSV (country,province,alias) to merge spellings.")
+
+    # -- when
+    date_raw = col("date")
+    parsed = _parse_dates(date_raw, dayfirst)
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        problems.append(Problem(src.source_column("date"), "unparseable or missing date", rows=rows[bad],
+                                provinces=province[bad], hint="Write dates as YYYY-MM-DD."))
+    run_date = pd.Timestamp(as_of if as_of is not None else date.today())
+    late = (parsed > run_date).to_numpy()
+    if late.any():
+        problems.append(Problem(src.source_column("date"), f"date after the run date {run_date.date()}",
+                                rows=rows[late], provinces=province[late],
+                                hint="Correct the date, or pass as_of= (--as-of) if the run date is later."))
+    out["date"] = parsed.dt.normalize().to_numpy()
+    if "date_end" in src.columns and col("date_end") is not None:
+        out["date_end"] = _parse_dates(col("date_end"), dayfirst).dt.normalize().to_numpy()
+
+    # -- what
+    type_raw = src.type_key(raw) if src.type_key is not None else col("event_type")
+    type_raw = type_raw.astype("string").fillna("").str.strip()
+    empty_type = (type_raw == "").to_numpy()
+    if empty_type.any():
+        problems.append(Problem(src.source_column("event_type"), "missing event type", rows=rows[empty_type],
+                                provinces=province[empty_type], hint="Give every event a type."))
+    etype, unmapped = _map_event_types(type_raw, src, event_types)
+    out["event_type"] = etype.to_numpy()
+    if unmapped:
+        warn.append(f"event types with no mapping kept as written: {', '.join(unmapped)}. "
+                    "Map them with event_types= (or [event_types] in the run config).")
+
+    # -- how many
+    out["count"] = _whole_numbers(col("count"), "count", src, rows, province, problems, default=1, allow_empty=False)
+    out["fatalities"] = _whole_numbers(col("fatalities"), "fatalities", src, rows, province, problems,
+                                       default=None, allow_empty=True)
+
+    # -- identity
+    ids = col("event_id")
+    if ids is None or (ids == "").all():
+        out["event_id"] = pd.Series(rows, index=raw.index).map(lambda r: f"row-{r}").to_numpy()
+    else:
+        empty_id = (ids == "").to_numpy()
+        out["event_id"] = ids.where(~empty_id, pd.Series(rows, index=raw.index).map(lambda r: f"row-{r}")).to_numpy()
+
+    # -- provenance and precision
+    source_col = col("source") if src.name == "native" else None
+    out["source"] = source_col.replace("", src.name).to_numpy() if source_col is not None else src.name
+    for name, levels, mapping in (("date_precision", DATE_PRECISION_LEVELS, src.date_precision),
+                                  ("location_precision", LOCATION_PRECISION_LEVELS, src.location_precision)):
+        codes = col(name)
+        if codes is None:
+            continue
+        key = codes.str.replace(r"\.0+$", "", regex=True).str.lower()
+        mapped = key.map(dict(mapping))
+        odd = (mapped.isna() & (key != "")).to_numpy()
+        if odd.any():
+            problems.append(Problem(src.source_column(name), f"unknown precision code (known: {', '.join(mapping)})",
+                                    rows=rows[odd], provinces=province[odd]))
+        out[name] = pd.Categorical(mapped, categories=list(levels), ordered=True)
+
+    if problems:
+        raise DataValidationError(problems, source=source_name)
+
+    # -- lossless clean-up, reported as warnings
+    keep = np.ones(len(out), dtype=bool)
+    if ids is not None:
+        dup = out["event_id"].duplicated().to_numpy() & ~(ids == "").to_numpy()
+        if dup.any():
+            dropped["duplicate_event_id"] = int(dup.sum())
+            warn.append(f"{int(dup.sum())} rows repeat an earlier event_id and were dropped "
+                        f"(rows {_first_rows(rows[dup])}).")
+            keep &= ~dup
+    for name, limit, levels in (("date_precision", max_date_precision, DATE_PRECISION_LEVELS),
+                                ("location_precision", max_location_precision, LOCATION_PRECISION_LEVELS)):
+        if limit is None:
+            continue
+        if limit not in levels:
+            raise DataValidationError([Problem(name, f"unknown precision level '{limit}'",
+                                               hint=f"Use one of: {', '.join(levels)}.")], source=source_name)
+        if name not in out.columns:
+            warn.append(f"the file has no {name} column; max_{name}='{limit}' was not applied.")
+            continue
+        coarse = (out[name].cat.codes.to_numpy() > levels.index(limit)) & keep
+        if coarse.any():
+            dropped[name] = int(coarse.sum())
+            warn.append(f"{int(coarse.sum())} events with {name.replace('_', ' ')} coarser than "
+                        f"'{limit}' were dropped.")
+            keep &= ~coarse
+    if countries is not None:
+        wanted = set(gaz.normalise_country(pd.Series(list(countries), dtype="string")).astype(str))
+        other = ~out["country"].isin(wanted).to_numpy() & keep
+        if other.any():
+            dropped["other_countries"] = int(other.sum())
+            keep &= ~other
+
+    events = out.loc[keep].reset_index(drop=True)
+    order = list(EVENT_COLUMNS) + [c for c in ("source", "date_precision", "location_precision", "date_end")
+                                   if c in events.columns]
+    events = events[order]
+    events.attrs["ingest"] = {
+        "file": source_name,
+        "schema": src.name,
+        "rows_read": int(len(raw)),
+        "rows_kept": int(len(events)),
+        "dropped": dropped,
+        "no_province": int(no_prov.sum()),
+        "unknown_provinces": [] if not len(unknown) else unknown.to_dict("records"),
+        "warnings": warn,
+    }
+    for w in warn:
+        warnings.warn(f"{source_name}: {w}", ForecastWarning, stacklevel=2)
+    return events
+
+
+# -- helpers ------------------------------------------------------------------
+
+def _read_table(path: Path) -> tuple[pd.DataFrame, int]:
+    """Read CSV or Parquet with every field as text; return (frame, first data row number)."""
+    if not path.exists():
+        raise DataValidationError([Problem("<file>", "file not found", hint=f"Check the path {path}.")],
+                                  source=str(path))
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for a bad file
+            raise DataValidationError([Problem("<file>", f"not a readable Parquet file ({exc})")],
+                                      source=path.name) from None
+        return frame, 1
+    head = path.open("rb").read(65536)
+    if not head.strip(b"\xef\xbb\xbf \r\n\t"):
+        raise DataValidationError([Problem("<file>", "the file is empty",
+                                           hint="Export the log again; it has no header and no rows.")],
+                                  source=path.name)
+    try:
+        first_line = head.decode("utf-8-sig").splitlines()[0]
+    except UnicodeDecodeError:
+        raise DataValidationError([Problem("<file>", "not UTF-8 text",
+                                           hint="Save the file as UTF-8 CSV (Excel: 'CSV UTF-8').")],
+                                  source=path.name) from None
+    sep = max((",", ";", "\t"), key=first_line.count)
+    try:
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataValidationError([Problem("<file>", "not UTF-8 text",
+                                           hint="Save the file as UTF-8 CSV (Excel: 'CSV UTF-8').")],
+                                  source=path.name) from None
+    except pd.errors.ParserError as exc:
+        raise DataValidationError([Problem("<file>", f"malformed CSV ({exc})",
+                                           hint="Check quoting and the number of fields per row.")],
+                                  source=path.name) from None
+    # A CSV's header is spreadsheet row 1, so the first event is row 2.
+    return frame, 2
+
+
+def _resolve_schema(raw: pd.DataFrame, schema: str, source_name: str) -> SourceSchema:
+    found = ", ".join(raw.columns) or "(none)"
+    if schema == "auto":
+        src = detect_schema(list(raw.columns))
+        if src is None:
+            need = "; ".join(f"{s.name}: {', '.join(s.source_column(c) for c in s.required)}"
+                             for s in SCHEMAS.values())
+            raise DataValidationError([Problem("<header>", "could not recognise the file layout",
+                                               hint=f"Required columns per layout — {need}. Columns found: {found}.")],
+                                      source=source_name)
+        return src
+    if schema not in SCHEMAS:
+        raise DataValidationError([Problem("<schema>", f"unknown schema '{schema}'",
+                                           hint=f"Use auto, {', '.join(SCHEMAS)}.")], source=source_name)
+    src = SCHEMAS[schema]
+    missing = [src.source_column(c) for c in src.required if src.source_column(c) not in raw.columns]
+    if missing:
+        hints = []
+        for m in missing:
+            close = difflib.get_close_matches(m, list(raw.columns), n=1)
+            if close:
+                hints.append(f"'{close[0]}' looks like '{m}'")
+        hint = f"Columns found: {found}." + (f" ({'; '.join(hints)}.)" if hints else "")
+        raise DataValidationError([Problem(", ".join(missing), f"required column{'s' if len(missing) > 1 else ''} "
+                                                               f"missing for the {src.name} layout", hint=hint)],
+                                  source=source_name)
+    return src
+
+
+def _resolve_gazetteer(gazetteer: Any):
+    from forecast.gazetteer import Gazetteer
+
+    if gazetteer is None:
+        return Gazetteer.default()
+    if isinstance(gazetteer, Gazetteer):
+        return gazetteer
+    return Gazetteer.default().extend(gazetteer)
+
+
+def _strip_suffixes(names: pd.Series, suffixes: tuple[str, ...]) -> pd.Series:
+    pattern = "(?i)(" + "|".join(s.strip() for s in suffixes) + r")\s*$"
+    return names.str.replace(pattern, "", regex=True).str.strip()
+
+
+def _parse_dates(values: pd.Series, dayfirst: bool) -> pd.Series:
+    """Parse dates, trying ISO 8601 first, then the regional formats; unique values only."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.to_datetime(values).dt.tz_localize(None) if getattr(values.dt, "tz", None) else values
+    codes, uniques = pd.factorize(values)
+    uniq = pd.Series(np.asarray(uniques, dtype=object))
+    parsed = pd.to_datetime(uniq, format="ISO8601", errors="coerce")
+    for fmt in _DAYFIRST_FORMATS if dayfirst else _MONTHFIRST_FORMATS:
+        todo = parsed.isna() & (uniq != "")
+        if not todo.any():
+            break
+        parsed[todo] = pd.to_datetime(uniq[todo], format=fmt, errors="coerce")
+    parsed = parsed.astype("datetime64[ns]")
+    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
+    ok = codes >= 0
+    out[ok] = parsed.to_numpy()[codes[ok]]
+    return pd.Series(out, index=values.index)
+
+
+def _map_event_types(keys: pd.Series, src: SourceSchema,
+                     overrides: Mapping[str, str] | None) -> tuple[pd.Series, list[str]]:
+    mapping = {str(k).strip().lower(): str(v).strip() for k, v in src.event_types.items()}
+    for k, v in (overrides or {}).items():
+        mapping[str(k).strip().lower()] = str(v).strip()
+    codes, uniques = pd.factorize(keys.str.lower())
+    mapped, unmapped = [], []
+    for key in uniques:
+        if key in mapping:
+            mapped.append(mapping[key])
+            continue
+        # "Event type / Sub-event type" falls back to the plain event type.
+        base = key.split(" / ")[0]
+        if base in mapping:
+            mapped.append(mapping[base])
+        else:
+            mapped.append(base)
+            if src.event_types and base:
+                unmapped.append(base)
+    values = np.asarray(mapped, dtype=object)[codes] if len(mapped) else np.array([], dtype=object)
+    return pd.Series(values, index=keys.index, dtype="string").fillna(""), sorted(set(unmapped))
+
+
+def _whole_numbers(values: pd.Series | None, canonical: str, src: SourceSchema, rows: np.ndarray,
+                   province: pd.Series, problems: list[Problem], *, default: int | None,
+                   allow_empty: bool) -> np.ndarray | pd.array:
+    """Parse a count column; non-integer or negative values become one Problem."""
+    n = len(rows)
+    if values is None:
+        return np.full(n, default, dtype="int64") if default is not None else pd.array([pd.NA] * n, dtype="Int64")
+    empty = (values == "").to_numpy(dtype=bool)
+    num = pd.to_numeric(values.astype(object).where(~empty, np.nan), errors="coerce").to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        bad = (np.isnan(num) & ~empty) | (num < 0) | (~np.isnan(num) & (num != np.round(num)))
+    if not allow_empty:
+        bad |= empty
+    if bad.any():
+        problems.append(Problem(src.source_column(canonical), "negative, non-integer or missing count"
+                                if not allow_empty else "negative or non-integer count",
+                                rows=rows[bad], provinces=province[bad],
+                                hint="Counts must be whole numbers >= 0."))
+        return np.zeros(n, dtype="int64")
+    if allow_empty:
+        return pd.array(np.where(empty, np.nan, num), dtype="Float64").astype("Int64")
+    return num.astype("int64")
+
+
+def _first_rows(rows: np.ndarray, limit: int = 10) -> str:
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")

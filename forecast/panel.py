@@ -1,0 +1,306 @@
+"""Turn an events frame into the long count panel, never confusing 0 with missing.
+
+A *series* is one ``country/province/event_type``. A *covered period* is one
+the data fully cover. Inside coverage a series with no events has ``y = 0``;
+outside coverage it has no row at all (missing). Coverage belongs to a country
+(all its provinces and event types share it), not to a series: a quiet province
+is still observed.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
+from forecast.schema import ALL_LABEL, make_unique_id, require_columns
+
+_MONTH = ("month", "months", "monthly", "m", "ms", "1m", "1ms")
+_DAY = ("day", "days", "daily", "d", "1d")
+_WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+@dataclass(frozen=True)
+class Frequency:
+    """A period length and its anchor.
+
+    ``kind`` is ``"month"``, ``"week"`` or ``"day"``; ``weekday`` (0 = Monday)
+    is the first day of a week.
+    """
+
+    kind: str
+    weekday: int = 0
+
+    @property
+    def label(self) -> str:
+        return {"month": "MS", "day": "D"}.get(self.kind, f"W-{_WEEKDAYS[self.weekday]}")
+
+    def start(self, dates: np.ndarray) -> np.ndarray:
+        """Start of the period holding each date (datetime64[ns])."""
+        d = dates.astype("datetime64[D]")
+        if self.kind == "month":
+            out = d.astype("datetime64[M]").astype("datetime64[D]")
+        elif self.kind == "day":
+            out = d
+        else:
+            # 1970-01-01 was a Thursday (weekday 3).
+            days = d.astype("int64")
+            out = (days - (days + 3 - self.weekday) % 7).astype("datetime64[D]")
+        return out.astype("datetime64[ns]")
+
+    def next_start(self, starts: np.ndarray) -> np.ndarray:
+        """Start of the following period."""
+        if self.kind == "month":
+            m = starts.astype("datetime64[M]") + np.timedelta64(1, "M")
+            return m.astype("datetime64[D]").astype("datetime64[ns]")
+        step = 1 if self.kind == "day" else 7
+        return (starts.astype("datetime64[D]") + np.timedelta64(step, "D")).astype("datetime64[ns]")
+
+    def range(self, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
+        """Period starts from ``first`` to ``last`` inclusive."""
+        return pd.date_range(first, last, freq=self.label)
+
+
+def parse_freq(freq: str) -> Frequency:
+    """Read ``month``/``week``/``day`` or a pandas alias (``MS``, ``M``, ``W-MON``, ``D``).
+
+    ``M`` means month (period start), never month-end. ``W-XXX`` means weeks
+    starting on that weekday (``W`` alone: Monday, as ISO weeks).
+    """
+    f = str(freq).strip()
+    low = f.lower()
+    if low in _MONTH:
+        return Frequency("month")
+    if low in _DAY:
+        return Frequency("day")
+    if low in ("week", "weeks", "weekly", "w", "1w"):
+        return Frequency("week", 0)
+    if low.startswith("w-") and f[2:].upper() in _WEEKDAYS:
+        return Frequency("week", _WEEKDAYS.index(f[2:].upper()))
+    raise ConfigError(f"Unknown frequency '{freq}'. Use month, week or day "
+                      f"(or MS, M, W-MON, D).")
+
+
+def build_panel(
+    events: pd.DataFrame,
+    freq: str = "month",
+    *,
+    coverage: tuple[Any, Any] | Mapping[str, tuple[Any, Any]] | None = None,
+    as_of: Any = None,
+    provinces: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
+    countries: Iterable[str] | None = None,
+    event_types: Iterable[str] | None = None,
+    value: str = "events",
+    totals: bool = False,
+    exposure: pd.DataFrame | None = None,
+    adjacency: pd.DataFrame | str | Path | None = None,
+    gazetteer: Any = None,
+) -> pd.DataFrame:
+    """Aggregate events into a zero-filled long panel inside coverage.
+
+    Parameters
+    ----------
+    events : canonical events frame (:func:`forecast.read_events`).
+    freq : ``"month"``, ``"week"``, ``"day"`` or a pandas alias (``MS``, ``M``,
+        ``W-MON``, ``D``).
+    coverage : ``(start, end)`` for every country, or ``{country: (start,
+        end)}``. Periods are those whose start lies in ``[start, end]``.
+        Default: per country, from the period of its first event to its last
+        *complete* period (see ``as_of``).
+    as_of : date up to which the log is complete (its export date). The last
+        period counts only if it ends on or before this date. Default: the
+        date of the last event, so a log ending on the 12th loses its last,
+        partial month (listed in the warnings), never counting it as a quiet one.
+    provinces : extra provinces to include even without events: a list of
+        names (their country from the gazetteer) or ``{country: [names]}``.
+    countries : include every gazetteer province of these countries.
+    event_types : event types every province gets a series for (default: the
+        types present in ``events``).
+    value : ``"events"`` (sum of ``count``) or ``"fatalities"``.
+    totals : add country and whole-area totals as extra series, marked by
+        ``aggregate = True`` and ``"(all)"`` in ``province`` / ``country``.
+    exposure : frame with ``country, province, ds, exposure`` (optionally
+        ``event_type``), merged onto the panel as column ``exposure``.
+    adjacency : CSV path or frame of neighbour pairs (``country_a, province_a,
+        country_b, province_b``), carried in ``panel.attrs["adjacency"]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``unique_id, ds, y, country, province, event_type`` (+ ``aggregate``,
+        ``exposure``), sorted by ``unique_id, ds``; ``y`` is int64. The
+        ``attrs`` hold ``freq``, ``coverage`` (per country), ``warnings``.
+    """
+    require_columns(events, ("date", "country", "province", "event_type"), what="events")
+    fq = parse_freq(freq)
+    if value not in ("events", "fatalities"):
+        raise ConfigError(f"value must be 'events' or 'fatalities'. Got '{value}' instead.")
+    warn: list[str] = []
+    ev = events
+    if value == "fatalities":
+        require_columns(events, ("fatalities",), what="events")
+        weight = ev["fatalities"].fillna(0).to_numpy(dtype="int64")
+    else:
+        weight = ev["count"].to_numpy(dtype="int64") if "count" in ev.columns else np.ones(len(ev), "int64")
+    period = fq.start(ev["date"].to_numpy(dtype="datetime64[ns]"))
+
+    # -- which series exist: provinces x event types, per country
+    types = sorted(set(ev["event_type"].astype(str))) if event_types is None else list(dict.fromkeys(event_types))
+    units = ev[["country", "province"]].astype(str).drop_duplicates()
+    extra = _declared_units(provinces, countries, gazetteer)
+    units = pd.concat([units, extra], ignore_index=True).drop_duplicates().sort_values(["country", "province"])
+    if units.empty or not types:
+        raise DataValidationError([Problem("<events>", "no events and no declared provinces",
+                                           hint="Pass provinces= or countries= to build an empty panel.")],
+                                  source="panel")
+
+    # -- coverage per country
+    cover = _coverage(ev, period, fq, units["country"].unique(), coverage, as_of, warn)
+
+    # -- counts on the grid
+    key = pd.DataFrame({"country": ev["country"].astype(str).to_numpy(),
+                        "province": ev["province"].astype(str).to_numpy(),
+                        "event_type": ev["event_type"].astype(str).to_numpy(),
+                        "ds": period, "y": weight})
+    counts = key.groupby(["country", "province", "event_type", "ds"], sort=False, observed=True)["y"].sum()
+    frames = []
+    for country, (first, last) in cover.items():
+        periods = fq.range(first, last)
+        cu = units.loc[units["country"] == country, "province"].to_numpy()
+        if len(periods) == 0 or len(cu) == 0:
+            continue
+        idx = pd.MultiIndex.from_product([[country], cu, types, periods],
+                                         names=["country", "province", "event_type", "ds"])
+        frames.append(idx.to_frame(index=False))
+    grid = pd.concat(frames, ignore_index=True)
+    grid = grid.merge(counts.reset_index(), how="left", on=["country", "province", "event_type", "ds"])
+    outside = len(key) and int(weight.sum() - grid["y"].fillna(0).sum())
+    if outside:
+        warn.append(f"{outside} events fall outside the covered periods and are not counted.")
+    grid["y"] = grid["y"].fillna(0).astype("int64")
+    grid["aggregate"] = False
+    if totals:
+        grid = pd.concat([grid, *_totals(grid)], ignore_index=True)
+    grid.insert(0, "unique_id", make_unique_id(grid["country"], grid["province"], grid["event_type"]))
+    if exposure is not None:
+        grid = _merge_exposure(grid, exposure)
+    panel = grid[["unique_id", "ds", "y", "country", "province", "event_type", "aggregate"]
+                 + (["exposure"] if "exposure" in grid.columns else [])]
+    if not totals:
+        panel = panel.drop(columns="aggregate")
+    panel = panel.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    panel.attrs = {
+        "freq": fq.label,
+        "value": value,
+        "coverage": {c: (str(a.date()), str(b.date())) for c, (a, b) in cover.items()},
+        "warnings": warn,
+    }
+    if adjacency is not None:
+        panel.attrs["adjacency"] = _read_adjacency(adjacency)
+    for w in warn:
+        warnings.warn(w, ForecastWarning, stacklevel=2)
+    return panel
+
+
+def _declared_units(provinces, countries, gazetteer) -> pd.DataFrame:
+    rows: list[tuple[str, str]] = []
+    if provinces is None and countries is None:
+        return pd.DataFrame(columns=["country", "province"], dtype=str)
+    from forecast.ingest import _resolve_gazetteer
+
+    gaz = _resolve_gazetteer(gazetteer)
+    if countries is not None:
+        for c in gaz.normalise_country(pd.Series(list(countries), dtype="string")).astype(str):
+            rows += [(c, p) for p in gaz.provinces(c)]
+    if isinstance(provinces, Mapping):
+        for c, names in provinces.items():
+            names = pd.Series(list(names), dtype="string")
+            norm = gaz.normalise(names, pd.Series([c] * len(names), dtype="string"))
+            rows += list(zip(norm.country.astype(str), norm.province.astype(str)))
+    elif provinces is not None:
+        names = pd.Series(list(provinces), dtype="string")
+        norm = gaz.normalise(names)
+        rows += list(zip(norm.country.astype(str), norm.province.astype(str)))
+    return pd.DataFrame(rows, columns=["country", "province"])
+
+
+def _coverage(ev, period, fq, countries, coverage, as_of, warn) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    """First and last covered period start per country."""
+    def to_period(x) -> pd.Timestamp:
+        return pd.Timestamp(fq.start(np.array([pd.Timestamp(x).to_datetime64()], dtype="datetime64[ns]"))[0])
+
+    given: dict[str, tuple[Any, Any]] = {}
+    if isinstance(coverage, Mapping):
+        given = dict(coverage)
+    elif coverage is not None:
+        given = {c: coverage for c in countries}
+    # Countries with no events of their own share the span of the whole log:
+    # the source covered them and saw nothing.
+    out: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = {}
+    if len(ev):
+        country = ev["country"].astype(str).to_numpy()
+        dates = ev["date"].to_numpy(dtype="datetime64[ns]")
+        span = pd.DataFrame({"c": country, "p": period, "d": dates}).groupby("c").agg(
+            p0=("p", "min"), d1=("d", "max"))
+        all_p0, all_d1 = period.min(), dates.max()
+    for c in countries:
+        if c in given:
+            a, b = given[c]
+            out[c] = (to_period(a), to_period(b))
+            continue
+        if not len(ev):
+            raise ConfigError(f"No events for {c}: give coverage=(start, end).")
+        p0, d1 = (span.loc[c, "p0"], span.loc[c, "d1"]) if c in span.index else (all_p0, all_d1)
+        end_date = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(max(d1, all_d1))
+        last = to_period(end_date)
+        # The period holding end_date is complete only if end_date is its last day.
+        if pd.Timestamp(fq.next_start(np.array([last.to_datetime64()]))[0]) - pd.Timedelta(days=1) > end_date:
+            warn.append(f"{c}: the last period {last.date()} is only covered up to {end_date.date()} "
+                        f"and was dropped (pass as_of= if the log is complete).")
+            last = pd.Timestamp(fq.start(np.array([(last - pd.Timedelta(days=1)).to_datetime64()]))[0])
+        out[c] = (pd.Timestamp(p0), last)
+    return out
+
+
+def _totals(grid: pd.DataFrame) -> list[pd.DataFrame]:
+    by_country = grid.groupby(["country", "event_type", "ds"], as_index=False)["y"].sum()
+    by_country["province"] = ALL_LABEL
+    # The whole-area total exists only for periods every country covers, so a
+    # country's missing months never count as zeros in the sum.
+    n_countries = grid["country"].nunique()
+    area = by_country.groupby(["event_type", "ds"]).agg(y=("y", "sum"), n=("country", "nunique")).reset_index()
+    area = area[area["n"] == n_countries].drop(columns="n")
+    area["country"], area["province"] = ALL_LABEL, ALL_LABEL
+    parts = [by_country, area]
+    for p in parts:
+        p["aggregate"] = True
+    return parts if n_countries > 1 else parts[:1]
+
+
+def _merge_exposure(grid: pd.DataFrame, exposure: pd.DataFrame) -> pd.DataFrame:
+    keys = [k for k in ("country", "province", "event_type") if k in exposure.columns] + ["ds"]
+    require_columns(exposure, keys + ["exposure"], what="exposure")
+    ex = exposure[keys + ["exposure"]].copy()
+    ex["ds"] = pd.to_datetime(ex["ds"])
+    out = grid.merge(ex, how="left", on=keys)
+    bad = out["exposure"].isna() | (out["exposure"] <= 0)
+    if bad.any():
+        sample = out.loc[bad, "unique_id"].unique()[:10]
+        raise DataValidationError([Problem("exposure", "missing or non-positive exposure for covered periods",
+                                           provinces=list(sample),
+                                           hint="Give a positive exposure for every series and period.")],
+                                  source="exposure")
+    return out
+
+
+def _read_adjacency(adjacency) -> pd.DataFrame:
+    frame = pd.read_csv(adjacency, dtype=str) if isinstance(adjacency, (str, Path)) else adjacency.copy()
+    require_columns(frame, ("country_a", "province_a", "country_b", "province_b"), what="adjacency")
+    return frame[["country_a", "province_a", "country_b", "province_b"]].reset_index(drop=True)
+
+
+__all__: Sequence[str] = ("build_panel", "parse_freq", "Frequency")

@@ -1,0 +1,64 @@
+"""Stages tied together for the CLI and notebooks.
+
+For now the pipeline covers ingest → panel → summary and figures; the
+modelling, backtest and report stages join it as they are built.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+DEMO_DIR = Path("reports") / "demo"
+
+
+def summarise_panel(panel: pd.DataFrame) -> pd.DataFrame:
+    """Per series: covered periods, total, mean, share of active periods, max.
+
+    Returns
+    -------
+    pandas.DataFrame with ``unique_id, country, province, event_type, first,
+    last, periods, total, mean, share_active, max, all_zero``.
+    """
+    g = panel.groupby("unique_id", sort=True)
+    out = pd.DataFrame({
+        "first": g["ds"].min().dt.date,
+        "last": g["ds"].max().dt.date,
+        "periods": g["y"].size(),
+        "total": g["y"].sum(),
+        "mean": g["y"].mean().round(3),
+        "share_active": g["y"].apply(lambda s: (s > 0).mean()).round(3),
+        "max": g["y"].max(),
+    })
+    out["all_zero"] = out["total"] == 0
+    keys = g[["country", "province", "event_type"]].first()
+    return keys.join(out).reset_index()
+
+
+def run_demo(out: str | Path | None = None, *, force: bool = False, quiet: bool = False) -> Path:
+    """Run the demo on the bundled simulated border log.
+
+    Writes ``summary.csv``, ``panel.csv`` and ``figures/monthly_counts.png``
+    into ``reports/demo`` (which the demo owns and replaces) or into ``out``
+    (never overwritten without ``force``).
+    """
+    from forecast import plots
+    from forecast.datasets import load_sample, sample_path
+    from forecast.outputs import staged_dir
+    from forecast.panel import build_panel
+
+    owned = out is None
+    dest = Path(out) if out is not None else Path.cwd() / DEMO_DIR
+    with staged_dir(dest, force=force, owned=owned) as tmp:
+        events = load_sample("border_sim")
+        panel = build_panel(events, "month", adjacency=sample_path("border_sim_adjacency"))
+        summary = summarise_panel(panel)
+        summary.to_csv(tmp / "summary.csv", index=False)
+        panel.to_csv(tmp / "panel.csv", index=False, date_format="%Y-%m-%d")
+        (tmp / "figures").mkdir()
+        fig = plots.monthly_counts(panel, title="SIMULATED border log: monthly incidents per province")
+        plots.save(fig, tmp / "figures" / "monthly_counts.png")
+        if not quiet:
+            with pd.option_context("display.width", 140, "display.max_rows", 100):
+                print(summary.drop(columns=["unique_id"]).to_string(index=False))
+    return dest
