@@ -149,8 +149,8 @@ def build_panel(
     period = fq.start(ev["date"].to_numpy(dtype="datetime64[ns]"))
 
     # -- which series exist: provinces x event types, per country
-    types = sorted(set(ev["event_type"].astype(str))) if event_types is None else list(dict.fromkeys(event_types))
-    units = ev[["country", "province"]].astype(str).drop_duplicates()
+    types = sorted(map(str, ev["event_type"].unique())) if event_types is None else list(dict.fromkeys(event_types))
+    units = ev[["country", "province"]].drop_duplicates().astype(str)
     extra = _declared_units(provinces, countries, gazetteer)
     units = pd.concat([units, extra], ignore_index=True).drop_duplicates().sort_values(["country", "province"])
     if units.empty or not types:
@@ -162,11 +162,13 @@ def build_panel(
     cover = _coverage(ev, period, fq, units["country"].unique(), coverage, as_of, warn)
 
     # -- counts on the grid
-    key = pd.DataFrame({"country": ev["country"].astype(str).to_numpy(),
-                        "province": ev["province"].astype(str).to_numpy(),
-                        "event_type": ev["event_type"].astype(str).to_numpy(),
-                        "ds": period, "y": weight})
+    # Categorical keys make the group-by cheap on millions of events.
+    key = pd.DataFrame({k: ev[k].astype("category") for k in ("country", "province", "event_type")})
+    key["ds"], key["y"] = period, weight
     counts = key.groupby(["country", "province", "event_type", "ds"], sort=False, observed=True)["y"].sum()
+    counts = counts.reset_index()
+    for k in ("country", "province", "event_type"):
+        counts[k] = counts[k].astype(str)
     frames = []
     for country, (first, last) in cover.items():
         periods = fq.range(first, last)
@@ -177,7 +179,7 @@ def build_panel(
                                          names=["country", "province", "event_type", "ds"])
         frames.append(idx.to_frame(index=False))
     grid = pd.concat(frames, ignore_index=True)
-    grid = grid.merge(counts.reset_index(), how="left", on=["country", "province", "event_type", "ds"])
+    grid = grid.merge(counts, how="left", on=["country", "province", "event_type", "ds"])
     outside = len(key) and int(weight.sum() - grid["y"].fillna(0).sum())
     if outside:
         warn.append(f"{outside} events fall outside the covered periods and are not counted.")

@@ -43,7 +43,7 @@ def run_demo(out: str | Path | None = None, *, force: bool = False, quiet: bool 
     (never overwritten without ``force``).
     """
     from forecast import plots
-    from forecast.datasets import load_sample, sample_path
+    from forecast.datasets import adjacency, load_sample, truth
     from forecast.outputs import staged_dir
     from forecast.panel import build_panel
 
@@ -51,7 +51,9 @@ def run_demo(out: str | Path | None = None, *, force: bool = False, quiet: bool 
     dest = Path(out) if out is not None else Path.cwd() / DEMO_DIR
     with staged_dir(dest, force=force, owned=owned) as tmp:
         events = load_sample("border_sim")
-        panel = build_panel(events, "month", adjacency=sample_path("border_sim_adjacency"))
+        # The simulated log is complete to the end of its last month.
+        panel = build_panel(events, "month", as_of=pd.Period(truth("border_sim")["end"], "M").end_time.normalize(),
+                            adjacency=adjacency("border_sim"))
         summary = summarise_panel(panel)
         summary.to_csv(tmp / "summary.csv", index=False)
         panel.to_csv(tmp / "panel.csv", index=False, date_format="%Y-%m-%d")

@@ -1,0 +1,135 @@
+"""CLI: summaries, one line per problem with exit 1, no traceback, no silent overwrite."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from forecast import __version__
+from forecast.cli import app
+from forecast.datasets import sample_path
+
+runner = CliRunner()
+UCDP = str(sample_path("ucdp_candidate_2026q1"))
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_version():
+    res = run("--version")
+    assert res.exit_code == 0 and __version__ in res.output
+
+
+def test_help_lists_every_command():
+    res = run("--help")
+    assert res.exit_code == 0
+    for cmd in ("validate", "panel", "demo"):
+        assert cmd in res.output
+
+
+def test_validate_accepts_the_real_ucdp_extract():
+    res = run("validate", UCDP)
+    assert res.exit_code == 0, res.output
+    assert "layout:      ucdp" in res.output
+    assert "348 read, 348 kept" in res.output
+    assert "2026-01-01 to 2026-03-31" in res.output
+    assert "warning:" in res.output and "13 events name no province" in res.output
+
+
+def test_validate_rejects_a_broken_file_one_line_per_problem(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,province,event_type,count\nnope,Khatlon,clash,1\n2024-01-01,Sughd,clash,-4\n")
+    res = run("validate", str(bad))
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 2
+    assert "column 'date'" in lines[0] and "(2)" in lines[0]
+    assert "column 'count'" in lines[1] and "(3)" in lines[1]
+
+
+def test_bad_input_prints_no_traceback_and_exits_1(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    proc = subprocess.run([sys.executable, "-m", "forecast.cli", "validate", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: bad.csv: column '<header>': could not recognise")
+
+
+def test_usage_error_exits_2():
+    assert run("validate").exit_code == 2
+    assert run("nonsense-command").exit_code == 2
+
+
+def test_panel_writes_csv_and_never_overwrites_without_force(tmp_path):
+    out = tmp_path / "panel.csv"
+    res = run("panel", UCDP, "--freq", "M", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    p = pd.read_csv(out)
+    assert set(p["ds"]) == {"2026-01-01", "2026-02-01", "2026-03-01"}
+    assert p["y"].sum() == 348
+    first = out.read_bytes()
+    again = run("panel", UCDP, "--out", str(out), "--freq", "week")
+    assert again.exit_code == 1 and "--force" in again.output
+    assert out.read_bytes() == first
+    forced = run("panel", UCDP, "--out", str(out), "--freq", "week", "--force")
+    assert forced.exit_code == 0
+    assert out.read_bytes() != first
+
+
+def test_panel_with_countries_declares_quiet_provinces(tmp_path):
+    out = tmp_path / "panel.csv"
+    res = run("panel", UCDP, "--out", str(out), "--country", "Tajikistan")
+    assert res.exit_code == 0, res.output
+    p = pd.read_csv(out)
+    taj = p[p["country"] == "Tajikistan"]
+    assert taj["province"].nunique() == 5 and taj["y"].sum() == 0
+    assert len(taj) == 5 * 2 * 3  # provinces x event types x months
+
+
+def test_failed_panel_leaves_nothing_behind(tmp_path):
+    out = tmp_path / "panel.csv"
+    res = run("panel", UCDP, "--out", str(out), "--freq", "quarterly")
+    assert res.exit_code == 1 and "Unknown frequency" in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_into_a_new_folder_then_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "demo"
+    res = run("demo", "--out", str(out), "--quiet")
+    assert res.exit_code == 0, res.output
+    assert (out / "summary.csv").exists() and (out / "figures" / "monthly_counts.png").exists()
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 27 and summary["all_zero"].any()
+    stamp = (out / "summary.csv").stat().st_mtime_ns
+    time.sleep(0.01)
+    again = run("demo", "--out", str(out), "--quiet")
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert (out / "summary.csv").stat().st_mtime_ns == stamp
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no temporary folder left
+
+
+def test_demo_replaces_its_own_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run("demo", "--quiet").exit_code == 0
+    marker = Path("reports/demo/old.txt")
+    marker.write_text("from an earlier demo")
+    assert run("demo", "--quiet").exit_code == 0
+    assert not marker.exists() and Path("reports/demo/summary.csv").exists()
+    assert sorted(p.name for p in Path("reports").iterdir()) == ["demo"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["validate", "--help"], ["panel", "--help"], ["demo", "--help"]])
+def test_help_has_examples_and_descriptions(args):
+    res = run(*args)
+    assert res.exit_code == 0
+    if args != ["--help"]:
+        assert "Example" in res.output
