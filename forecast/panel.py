@@ -178,6 +178,12 @@ def build_panel(
         idx = pd.MultiIndex.from_product([[country], cu, types, periods],
                                          names=["country", "province", "event_type", "ds"])
         frames.append(idx.to_frame(index=False))
+    if not frames:
+        spans = "; ".join(f"{c}: {a.date()} to {b.date()}" for c, (a, b) in cover.items())
+        raise DataValidationError([Problem("date", f"no complete {fq.kind} is covered ({spans})",
+                                           hint="Pass as_of= (the date the log is complete to) or "
+                                                "coverage=(start, end), or use a shorter frequency.")],
+                                  source="panel")
     grid = pd.concat(frames, ignore_index=True)
     grid = grid.merge(counts, how="left", on=["country", "province", "event_type", "ds"])
     outside = len(key) and int(weight.sum() - grid["y"].fillna(0).sum())

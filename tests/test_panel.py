@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecast import ConfigError, ForecastWarning, build_panel
+from forecast import ConfigError, DataValidationError, ForecastWarning, build_panel
 from forecast.panel import parse_freq
 
 
@@ -93,6 +93,12 @@ def test_week_and_day_frequencies_start_on_the_right_day():
     assert len(d) == 12 and d["y"].sum() == 2
 
 
+def test_no_complete_period_is_a_clear_error():
+    ev = events([("2024-01-03", "Tajikistan", "Khatlon", "clash")])
+    with pytest.raises(DataValidationError, match="no complete month is covered"):
+        quiet(ev)
+
+
 def test_freq_aliases():
     assert parse_freq("M").kind == "month" and parse_freq("MS").kind == "month"
     assert parse_freq("W-MON").weekday == 0 and parse_freq("W-FRI").weekday == 4
@@ -144,7 +150,9 @@ def to_events(rows) -> pd.DataFrame:
 @given(event_rows, st.sampled_from(["month", "week"]))
 def test_total_in_equals_total_in_panel_within_coverage(rows, freq):
     ev = to_events(rows)
-    as_of = ev["date"].max() + pd.offsets.MonthEnd(0)  # the log is complete to the month's end
+    # The log is complete to the end of the month after its last event, so the last
+    # week is complete too; the trailing-period rule has its own test.
+    as_of = ev["date"].max() + pd.Timedelta(days=7) + pd.offsets.MonthEnd(0)
     p = quiet(ev, freq, as_of=as_of)
     first = p["ds"].min()
     last_end = parse_freq(freq).next_start(np.array([p["ds"].max().to_datetime64()]))[0]
