@@ -9,6 +9,7 @@ Main entry points
 read_events(path, schema="auto", ...)   events file -> canonical events frame
 build_panel(events, freq="month", ...)  events -> zero-filled count panel
 load_sample(name)                        bundled sample logs
+load_model(name)                         model spec from models/<name>.toml
 Gazetteer                                province-name normalisation
 """
 from __future__ import annotations
@@ -32,8 +33,12 @@ _LAZY = {
     "load_sample": ("forecast.datasets", "load_sample"),
     "Gazetteer": ("forecast.gazetteer", "Gazetteer"),
     "CountForecast": ("forecast.distributions", "CountForecast"),
+    "load_model": ("forecast.specs", "load_model"),
+    "save_model": ("forecast.specs", "save_model"),
+    "effects": ("forecast.effects", "effects"),
 }
-_SUBMODULES = ("datasets", "ingest", "panel", "gazetteer", "schema", "sources", "distributions", "plots")
+_SUBMODULES = ("datasets", "ingest", "panel", "gazetteer", "schema", "sources", "distributions", "plots",
+               "models", "specs")
 
 __all__ = [
     "__version__",

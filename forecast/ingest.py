@@ -101,6 +101,7 @@ def read_events(
         max_location_precision=max_location_precision,
         as_of=as_of,
         dayfirst=dayfirst,
+        _stacklevel=3,
     )
 
 
@@ -118,6 +119,7 @@ def events_from_frame(
     max_location_precision: str | None = None,
     as_of: str | date | None = None,
     dayfirst: bool = True,
+    _stacklevel: int = 2,
 ) -> pd.DataFrame:
     """Validate an in-memory table of events; same rules as :func:`read_events`.
 
@@ -291,7 +293,7 @@ def events_from_frame(
         "warnings": warn,
     }
     for w in warn:
-        warnings.warn(f"{source_name}: {w}", ForecastWarning, stacklevel=2)
+        warnings.warn(f"{source_name}: {w}", ForecastWarning, stacklevel=_stacklevel)
     return events
 
 

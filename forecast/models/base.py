@@ -1,0 +1,483 @@
+"""Model specs and fitted models: the contract every count model follows.
+
+A *spec* (:class:`ModelSpec`) holds hyperparameters only: a keyword-only
+constructor that stores them as given, declared limits checked at ``fit``,
+scikit-learn style ``get_params`` / ``set_params`` / ``clone``. ``spec.fit``
+returns a new, immutable :class:`FittedModel` whose ``forecast(h)`` returns a
+:class:`~forecast.distributions.CountForecast`, so backtest folds cannot leak
+state.
+
+Models fit each series on its own through :meth:`ModelSpec._fit_series`. The
+base class runs the model's *fallback ladder*: when a rung fails (raises
+:class:`FitFailure` or returns an unconverged fit) the next, simpler rung is
+tried, ending at ``climatology`` and ``zero``, so degenerate series (all
+zeros, one event, separation) never crash a run; ``diagnostics()`` records the
+rung that ran and why.
+"""
+from __future__ import annotations
+
+import inspect
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecast.exceptions import ConfigError, DataValidationError, Problem
+from forecast.schema import require_columns
+
+# -- hyperparameters ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared hyperparameter.
+
+    ``rule`` completes the sentence "The 'x' parameter of Model must be ...";
+    ``check`` returns True for an allowed value.
+    """
+
+    name: str
+    default: Any
+    rule: str
+    check: Callable[[Any], bool]
+    doc: str = ""
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def positive(v: Any) -> bool:
+    return _is_num(v) and v > 0 and np.isfinite(v)
+
+
+def non_negative(v: Any) -> bool:
+    return _is_num(v) and v >= 0 and np.isfinite(v)
+
+
+def positive_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+
+
+def one_of(*choices: Any) -> Callable[[Any], bool]:
+    return lambda v: v in choices
+
+
+def int_tuple(v: Any) -> bool:
+    return isinstance(v, (tuple, list)) and all(positive_int(x) for x in v)
+
+
+def str_tuple(v: Any) -> bool:
+    return isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v)
+
+
+def optional_str(v: Any) -> bool:
+    return v is None or isinstance(v, str)
+
+
+SEED = Param("seed", 0, "an int >= 0", lambda v: isinstance(v, (int, np.integer)) and v >= 0,
+             "seed of the per-series random streams")
+
+
+class ModelSpec:
+    """Base of every model spec (hyperparameters only; ``fit`` makes the model)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+    #: fallback rungs after the model's own fit, names of other registered specs
+    fallbacks: ClassVar[tuple[str, ...]] = ("climatology", "zero")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A real keyword-only signature, so help(), IDEs and sklearn.clone see the params.
+        cls.__signature__ = inspect.Signature(
+            [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+            + [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default) for p in cls.params])
+        if cls.name:
+            REGISTRY[cls.name] = cls
+
+    def __init__(self, **params: Any) -> None:
+        allowed = [p.name for p in self.params]
+        unknown = [k for k in params if k not in allowed]
+        if unknown:
+            raise ConfigError(f"{type(self).__name__} got unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                              f"allowed: {', '.join(allowed)}.")
+        for p in self.params:  # stored as given; checked at fit
+            setattr(self, p.name, params.get(p.name, p.default))
+
+    # sklearn protocol ---------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {p.name: getattr(self, p.name) for p in self.params}
+
+    def set_params(self, **params: Any) -> "ModelSpec":
+        allowed = {p.name for p in self.params}
+        for k, v in params.items():
+            if k not in allowed:
+                raise ConfigError(f"{type(self).__name__} has no parameter '{k}'; allowed: "
+                                  f"{', '.join(sorted(allowed))}.")
+            setattr(self, k, v)
+        return self
+
+    def clone(self) -> "ModelSpec":
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        changed = [f"{p.name}={getattr(self, p.name)!r}" for p in self.params
+                   if not _same(getattr(self, p.name), p.default)]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            _same(a, b) for a, b in zip(self.get_params().values(), other.get_params().values()))  # type: ignore[union-attr]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable through set_params
+
+    def validate(self) -> None:
+        """Check every hyperparameter against its declared rule (all failures at once)."""
+        bad = [f"The '{p.name}' parameter of {type(self).__name__} must be {p.rule}. "
+               f"Got {getattr(self, p.name)!r} instead." for p in self.params if not p.check(getattr(self, p.name))]
+        if bad:
+            raise ConfigError("\n".join(bad))
+
+    # fitting ------------------------------------------------------------------
+    def fit(self, panel: pd.DataFrame) -> "FittedModel":
+        """Fit every series of a long frame with ``unique_id, ds, y`` (+ exogenous columns)."""
+        self.validate()
+        data = PanelData.from_frame(panel, self.required_columns())
+        spec = self.clone()  # the fitted model keeps a frozen copy of the hyperparameters
+        fits = [spec._fit_with_fallbacks(s) for s in data.series]
+        return FittedModel(spec=spec, data=data, fits=fits)
+
+    def required_columns(self) -> tuple[str, ...]:
+        """Extra panel columns the model reads (exogenous, exposure)."""
+        return ()
+
+    def _fit_series(self, s: "Series") -> "SeriesFit":
+        """Fit one series; raise :class:`FitFailure` when it cannot be fitted."""
+        raise NotImplementedError
+
+    def _fit_with_fallbacks(self, s: "Series") -> "SeriesFit":
+        rungs: list[tuple[str, ModelSpec]] = [("none", self)] + self.fallback_specs()
+        reasons: list[str] = []
+        for label, spec in rungs:
+            try:
+                fit = spec._fit_series(s)
+            except FitFailure as exc:
+                reasons.append(f"{spec.name}: {exc}")
+                continue
+            if not fit.converged and label != rungs[-1][0]:
+                reasons.append(f"{spec.name}: {fit.message or 'did not converge'}")
+                continue
+            fit.fallback = label
+            fit.reason = "; ".join(reasons)
+            return fit
+        raise AssertionError("the last fallback rung must always succeed")  # pragma: no cover
+
+    def fallback_specs(self) -> list[tuple[str, "ModelSpec"]]:
+        """The ladder after the model's own fit: (label, spec) pairs, simplest last.
+
+        Default: the registered models named in ``fallbacks``. A model may
+        override this to add rungs such as its own penalised fit.
+        """
+        return [(name, REGISTRY[name]._fallback_from(self)) for name in self.fallbacks if name != self.name]
+
+    @classmethod
+    def _fallback_from(cls, spec: "ModelSpec") -> "ModelSpec":
+        """This model as a fallback rung for ``spec`` (carries over the shared params)."""
+        shared = {k: v for k, v in spec.get_params().items() if k in {p.name for p in cls.params}}
+        return cls(**shared)
+
+    # forecasting (per series) -----------------------------------------------------
+    def _forecast_series(self, fit: "SeriesFit", s: "Series", h: int, future: pd.DataFrame | None,
+                         rng: np.random.Generator) -> "SeriesForecast":
+        raise NotImplementedError
+
+    def equation(self) -> str:
+        """The model equation, for reports (first paragraph of the class Notes)."""
+        doc = inspect.getdoc(type(self)) or ""
+        return doc.split("Notes\n-----\n", 1)[-1].split("\n\n")[0].strip() if "Notes" in doc else doc
+
+
+REGISTRY: dict[str, type[ModelSpec]] = {}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+class FitFailure(Exception):
+    """A series cannot be fitted by this rung; the next rung of the ladder is tried."""
+
+
+# -- data handed to the models --------------------------------------------------------
+
+
+@dataclass
+class Series:
+    """One series, as arrays: counts ``y`` on the regular period starts ``ds``."""
+
+    uid: str
+    ds: pd.DatetimeIndex
+    y: np.ndarray
+    freq: str
+    exog: pd.DataFrame | None = None
+
+    @property
+    def periods_per_year(self) -> float:
+        return {"MS": 12.0, "D": 365.25}.get(self.freq, 365.25 / 7)
+
+    @property
+    def season_length(self) -> int:
+        return {"MS": 12, "D": 7}.get(self.freq, 52)
+
+    def future_ds(self, h: int) -> pd.DatetimeIndex:
+        return pd.date_range(self.ds[-1], periods=h + 1, freq=self.freq)[1:]
+
+
+@dataclass
+class PanelData:
+    """A validated long frame split into :class:`Series` (arrays inside)."""
+
+    series: list[Series]
+    freq: str
+    keys: pd.DataFrame | None  # unique_id -> country, province, event_type when present
+
+    @classmethod
+    def from_frame(cls, panel: pd.DataFrame, extra: Sequence[str] = ()) -> "PanelData":
+        require_columns(panel, ("unique_id", "ds", "y", *extra), what="panel")
+        frame = panel.copy()
+        frame["ds"] = pd.to_datetime(frame["ds"])
+        frame = frame.sort_values(["unique_id", "ds"], kind="stable")
+        problems = []
+        y = pd.to_numeric(frame["y"], errors="coerce")
+        bad = y.isna() | (y < 0) | (y != np.round(y))
+        if bad.any():
+            problems.append(Problem("y", "missing, negative or non-integer count",
+                                    rows=(np.flatnonzero(bad.to_numpy()) + 1).tolist(),
+                                    provinces=frame.loc[bad, "unique_id"].unique().tolist(),
+                                    hint="Models need whole counts >= 0 on every period of a series."))
+        if frame.duplicated(["unique_id", "ds"]).any():
+            problems.append(Problem("unique_id, ds", "a series has the same period twice"))
+        if problems:
+            raise DataValidationError(problems, source="panel")
+        freq = infer_freq(frame)
+        out = []
+        cols = [c for c in extra if c in frame.columns]
+        for uid, g in frame.groupby("unique_id", sort=False):
+            ds = pd.DatetimeIndex(g["ds"])
+            expected = pd.date_range(ds[0], periods=len(ds), freq=freq)
+            if not ds.equals(expected):
+                raise DataValidationError([Problem("ds", f"series '{uid}' has gaps or irregular periods",
+                                                   hint=f"Give one row per period ({freq}); missing months "
+                                                        "inside a series are not supported by the models.")],
+                                          source="panel")
+            out.append(Series(str(uid), ds, g["y"].to_numpy(dtype="int64"), freq,
+                              g[cols].reset_index(drop=True) if cols else None))
+        keys = None
+        if {"country", "province", "event_type"} <= set(frame.columns):
+            keys = frame.groupby("unique_id", sort=False)[["country", "province", "event_type"]].first()
+        return cls(out, freq, keys)
+
+
+def infer_freq(frame: pd.DataFrame) -> str:
+    """The panel's period as ``MS``, ``W-XXX`` or ``D`` (from attrs, else from the dates)."""
+    f = frame.attrs.get("freq")
+    if f:
+        return str(f)
+    ds = pd.DatetimeIndex(frame["ds"].drop_duplicates().sort_values())
+    if len(ds) < 2:
+        return "MS"
+    step = np.diff(ds.values).astype("timedelta64[D]").astype(int).min()
+    if step >= 28:
+        return "MS"
+    if step == 7:
+        return f"W-{ds[0].day_name()[:3].upper()}"
+    return "D"
+
+
+def series_rng(seed: int, uid: str, origin: pd.Timestamp) -> np.random.Generator:
+    """The random stream of one series at one forecast origin.
+
+    Derived from (seed, series id, origin), never from batching or worker, so a
+    series' draws are the same whether it is fitted alone, in a panel, or in
+    another job.
+    """
+    return np.random.default_rng([int(seed), zlib.crc32(uid.encode()), int(origin.value // 86_400_000_000_000)])
+
+
+# -- per-series results ---------------------------------------------------------------
+
+
+@dataclass
+class SeriesFit:
+    """What a model learned from one series (model-specific ``state``)."""
+
+    spec: ModelSpec
+    converged: bool = True
+    loglik: float = float("nan")
+    n_params: int = 0
+    n_obs: int = 0
+    coef: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # term -> (estimate, std_error)
+    state: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    fallback: str = "none"
+    reason: str = ""
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+
+@dataclass
+class SeriesForecast:
+    """A series' predictive distribution for h periods, in one of the families
+    :class:`~forecast.distributions.CountForecast` is built from."""
+
+    family: str  # "poisson", "negbin", "zi", "samples", "pmf"
+    mu: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    pi: np.ndarray | None = None
+    paths: np.ndarray | None = None  # (h, n_paths)
+    pmf: np.ndarray | None = None  # (h, K+1)
+
+
+class FittedModel:
+    """A spec fitted to every series of a panel. Immutable; ``forecast`` has no side effects."""
+
+    def __init__(self, spec: ModelSpec, data: PanelData, fits: list[SeriesFit]) -> None:
+        self._spec, self._data, self._fits = spec, data, fits
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec.clone()
+
+    @property
+    def model(self) -> str:
+        return self._spec.name
+
+    @property
+    def unique_ids(self) -> list[str]:
+        return [s.uid for s in self._data.series]
+
+    def fits(self) -> dict[str, SeriesFit]:
+        """Per-series fit objects (read-only use)."""
+        return {s.uid: f for s, f in zip(self._data.series, self._fits)}
+
+    def forecast(self, h: int, *, future: pd.DataFrame | None = None, history_max: int | None = None):
+        """Predictive count distributions for the next ``h`` periods of every series.
+
+        Parameters
+        ----------
+        h : horizon (periods ahead), >= 1.
+        future : values known ahead (exogenous columns, exposure) with ``unique_id, ds``
+            for every series and future period the model needs them for.
+
+        Returns
+        -------
+        CountForecast
+            Rows ordered by series (as fitted), then ``h``.
+        """
+        from forecast.distributions import CountForecast
+
+        if not positive_int(h):
+            raise ConfigError(f"The horizon h must be an int >= 1. Got {h!r} instead.")
+        sfs, hmaxes = [], []
+        for s, fit in zip(self._data.series, self._fits):
+            fut = None if future is None else _future_of(future, s, h)
+            rng = series_rng(getattr(self._spec, "seed", 0), s.uid, s.ds[-1])
+            sfs.append(fit.spec._forecast_series(fit, s, h, fut, rng))
+            hmaxes.append(int(max(s.y.max(initial=0), 1)) if history_max is None else history_max)
+        # One CountForecast per distribution family (vectorised over its series),
+        # then back to the fitted series order.
+        parts, order = [], []
+        for family in dict.fromkeys(sf.family for sf in sfs):
+            idx = [i for i, sf in enumerate(sfs) if sf.family == family]
+            index = pd.concat([pd.DataFrame({"unique_id": self._data.series[i].uid,
+                                             "ds": self._data.series[i].future_ds(h),
+                                             "h": np.arange(1, h + 1)}) for i in idx], ignore_index=True)
+            parts.append(_stacked_forecast(family, [sfs[i] for i in idx], index, self.model,
+                                           max(hmaxes[i] for i in idx)))
+            order += idx
+        out = CountForecast.concat(parts) if len(parts) > 1 else parts[0]
+        if order != sorted(order):
+            rows = np.argsort(np.asarray(order), kind="stable")
+            out = out.subset((rows[:, None] * h + np.arange(h)).ravel())
+        return out
+
+    def update(self, panel: pd.DataFrame) -> "FittedModel":
+        """The same fitted parameters applied to newer data (no re-estimation).
+
+        Used by backtests with ``refit_every > 1``: between refits, forecasts use
+        the last estimated parameters with the data up to the new cutoff (lags,
+        last values, trend index and dates come from ``panel``). Series absent
+        from the original fit are fitted afresh.
+        """
+        data = PanelData.from_frame(panel, self._spec.required_columns())
+        old = self.fits()
+        fits = [old[s.uid] if s.uid in old else self._spec._fit_with_fallbacks(s) for s in data.series]
+        return FittedModel(spec=self._spec, data=data, fits=fits)
+
+    def coefficients(self) -> pd.DataFrame:
+        """Tidy ``unique_id, term, estimate, std_error`` for every series."""
+        rows = [(s.uid, term, est, se) for s, f in zip(self._data.series, self._fits)
+                for term, (est, se) in f.coef.items()]
+        return pd.DataFrame(rows, columns=["unique_id", "term", "estimate", "std_error"])
+
+    def diagnostics(self) -> pd.DataFrame:
+        """Per series: ``unique_id, converged, fallback, reason, model_used, loglik, aic, n_obs``."""
+        return pd.DataFrame([{
+            "unique_id": s.uid, "converged": f.converged, "fallback": f.fallback, "reason": f.reason,
+            "model_used": f.spec.name, "loglik": f.loglik, "aic": f.aic, "n_obs": f.n_obs, "message": f.message,
+        } for s, f in zip(self._data.series, self._fits)])
+
+    def __repr__(self) -> str:
+        n_fb = sum(f.fallback != "none" for f in self._fits)
+        return f"Fitted {self._spec!r} on {len(self._fits)} series ({n_fb} fell back)"
+
+
+def _future_of(future: pd.DataFrame, s: Series, h: int) -> pd.DataFrame:
+    f = future[future["unique_id"] == s.uid].copy()
+    f["ds"] = pd.to_datetime(f["ds"])
+    want = s.future_ds(h)
+    f = f.set_index("ds").reindex(want)
+    if f.drop(columns="unique_id", errors="ignore").isna().any().any():
+        missing = [str(d.date()) for d in want[f.drop(columns="unique_id", errors="ignore").isna().any(axis=1)]]
+        raise DataValidationError([Problem("future", f"series '{s.uid}' lacks future values",
+                                           hint=f"Give every needed column for {', '.join(missing[:10])}.")],
+                                  source="future")
+    return f.reset_index(names="ds")
+
+
+def _stacked_forecast(family: str, sfs: list[SeriesForecast], index: pd.DataFrame, model: str,
+                      history_max: int):
+    from forecast.distributions import CountForecast
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([np.broadcast_to(getattr(sf, name), sf.mu.shape if sf.mu is not None else ())
+                               for sf in sfs])
+
+    if family == "poisson":
+        return CountForecast.poisson(index, cat("mu"), model=model, history_max=history_max)
+    if family == "negbin":
+        return CountForecast.negbin(index, cat("mu"), cat("alpha"), model=model, history_max=history_max)
+    if family == "zi":
+        alpha = None if all(sf.alpha is None for sf in sfs) else np.concatenate(
+            [np.broadcast_to(0.0 if sf.alpha is None else sf.alpha, sf.mu.shape) for sf in sfs])
+        return CountForecast.zero_inflated(index, cat("mu"), cat("pi"), alpha, model=model, history_max=history_max)
+    if family == "samples":
+        return CountForecast.from_samples(index, np.stack([sf.paths for sf in sfs]), model=model,
+                                          history_max=history_max)
+    if family == "pmf":
+        width = max(sf.pmf.shape[1] for sf in sfs)
+        pmf = np.concatenate([np.pad(sf.pmf, ((0, 0), (0, width - sf.pmf.shape[1]))) for sf in sfs])
+        return CountForecast.from_pmf(index, pmf, model=model)
+    raise ValueError(f"unknown family {family}")  # pragma: no cover
+
+
+def as_tuple(v: Iterable[Any] | None) -> tuple[Any, ...]:
+    return tuple(v) if v is not None else ()

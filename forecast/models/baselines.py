@@ -1,0 +1,172 @@
+"""Baselines: the forecasts every model must beat (and the last rungs of every fallback ladder)."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import optimize, special
+
+from forecast.models.base import (
+    SEED,
+    FitFailure,
+    ModelSpec,
+    Param,
+    Series,
+    SeriesFit,
+    SeriesForecast,
+    positive_int,
+)
+
+WINDOW = Param("window", 36, "an int >= 1", positive_int, "number of most recent periods used")
+
+
+class Zero(ModelSpec):
+    """Always zero: a point mass at 0.
+
+    Notes
+    -----
+    P(Y_{T+h} = 0) = 1. The last rung of every fallback ladder; useful as a
+    floor in comparisons (a model that cannot beat it is useless).
+    """
+
+    name = "zero"
+    description = "Point mass at zero (floor of every comparison, last fallback)"
+    params = (SEED,)
+    fallbacks = ()
+
+    def _fit_series(self, s: Series) -> SeriesFit:
+        return SeriesFit(self, n_obs=len(s.y), loglik=float(np.where(s.y == 0, 0.0, -np.inf).sum()))
+
+    def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
+        return SeriesForecast("poisson", mu=np.zeros(h))
+
+
+class Naive(ModelSpec):
+    """Poisson with the last observed count as its mean.
+
+    Notes
+    -----
+    Y_{T+h} ~ Poisson(y_T) for every h.
+    """
+
+    name = "naive"
+    description = "Poisson with mean = last observed count"
+    params = (SEED,)
+    fallbacks = ("zero",)
+
+    def _fit_series(self, s: Series) -> SeriesFit:
+        if len(s.y) == 0:
+            raise FitFailure("empty series")
+        last = float(s.y[-1])
+        return SeriesFit(self, n_obs=len(s.y), coef={"last": (last, float("nan"))})
+
+    def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
+        # The last value is data, not a parameter: read it from the series being
+        # forecast (which may extend the fitted one, see FittedModel.update).
+        return SeriesForecast("poisson", mu=np.full(h, float(s.y[-1])))
+
+
+class SeasonalNaive(ModelSpec):
+    """Poisson with the count one season earlier as its mean.
+
+    Notes
+    -----
+    Y_{T+h} ~ Poisson(y_{T+h-m·ceil(h/m)}), m the season length (12 months,
+    52 weeks, 7 days).
+    """
+
+    name = "seasonal_naive"
+    description = "Poisson with mean = count one season earlier"
+    params = (SEED,)
+    fallbacks = ("naive", "zero")
+
+    def _fit_series(self, s: Series) -> SeriesFit:
+        m = s.season_length
+        if len(s.y) < m:
+            raise FitFailure(f"needs one full season ({m} periods), has {len(s.y)}")
+        return SeriesFit(self, n_obs=len(s.y))
+
+    def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
+        season = s.y[-s.season_length:].astype(float)
+        return SeriesForecast("poisson", mu=season[np.arange(h) % len(season)])
+
+
+def nb_intercept_mle(y: np.ndarray) -> tuple[float, float, float]:
+    """Maximum-likelihood NB2 mean and dispersion of an i.i.d. sample.
+
+    The MLE of the mean is the sample mean for any alpha; alpha maximises the
+    profile likelihood and is 0 (Poisson) when the sample is not overdispersed.
+    Returns (mu, alpha, loglik).
+    """
+    y = np.asarray(y, dtype=float)
+    mu = float(y.mean()) if len(y) else 0.0
+    if mu == 0.0:
+        return 0.0, 0.0, 0.0
+    pois = float(np.sum(y * np.log(mu) - mu - special.gammaln(y + 1)))
+    # The profile score in alpha at 0 is ½Σ[(y-mu)² - y] / mu² ... positive iff
+    # the sample variance (divisor n) exceeds the mean: only then is alpha > 0.
+    if np.mean((y - mu) ** 2) <= mu:
+        return mu, 0.0, pois
+
+    def negll(log_a: float) -> float:
+        a = np.exp(log_a)
+        r = 1.0 / a
+        return -float(np.sum(special.gammaln(y + r) - special.gammaln(r) - special.gammaln(y + 1)
+                             + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu))))
+
+    res = optimize.minimize_scalar(negll, bounds=(-20.0, 8.0), method="bounded",
+                                   options={"xatol": 1e-10})
+    return mu, float(np.exp(res.x)), -float(res.fun)
+
+
+class Climatology(ModelSpec):
+    """Negative binomial fitted to the last ``window`` periods.
+
+    Notes
+    -----
+    Y_{T+h} ~ NB2(mu, alpha), Var = mu + alpha·mu², with mu the mean of the last
+    W counts and alpha their maximum-likelihood dispersion (0, i.e. Poisson,
+    when they are not overdispersed). The same distribution for every h. A
+    window of zeros gives a point mass at 0.
+    """
+
+    name = "climatology"
+    description = "Negative binomial fitted to the last W periods (default baseline)"
+    params = (WINDOW, SEED)
+    fallbacks = ("zero",)
+
+    def _fit_series(self, s: Series) -> SeriesFit:
+        if len(s.y) == 0:
+            raise FitFailure("empty series")
+        w = s.y[-self.window:]
+        mu, alpha, ll = nb_intercept_mle(w)
+        return SeriesFit(self, n_obs=len(w), loglik=ll, n_params=2 if alpha > 0 else 1,
+                         coef={"mean": (mu, float(np.sqrt((mu + alpha * mu * mu) / len(w)))),
+                               "alpha": (alpha, float("nan"))},
+                         state={"mu": mu, "alpha": alpha})
+
+    def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
+        return SeriesForecast("negbin", mu=np.full(h, fit.state["mu"]), alpha=np.full(h, fit.state["alpha"]))
+
+
+class Empirical(ModelSpec):
+    """The empirical distribution of the last ``window`` counts ("conflictology").
+
+    Notes
+    -----
+    P(Y_{T+h} = k) = #{t in last W periods: y_t = k} / W for every h.
+    """
+
+    name = "empirical"
+    description = "Empirical distribution of the last W periods (conflictology)"
+    params = (WINDOW, SEED)
+    fallbacks = ("zero",)
+
+    def _fit_series(self, s: Series) -> SeriesFit:
+        if len(s.y) == 0:
+            raise FitFailure("empty series")
+        w = s.y[-self.window:]
+        pmf = np.bincount(w).astype(float) / len(w)
+        return SeriesFit(self, n_obs=len(w), loglik=float(np.sum(np.log(pmf[w]))), n_params=len(pmf) - 1,
+                         state={"pmf": pmf})
+
+    def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
+        return SeriesForecast("pmf", pmf=np.tile(fit.state["pmf"], (h, 1)))

@@ -1,0 +1,256 @@
+"""The design matrix shared by the log-linear count models (GLM, zero-inflated, INGARCH).
+
+Columns, in order: intercept; trend; seasonality; autoregressive terms
+log(1 + y_{t-k}); exogenous columns; interventions. An exposure column enters
+as the offset log(exposure).
+
+Column definitions
+------------------
+trend ``"linear"``
+    t / P, with t = 0, 1, … the period index from the series' first period and P
+    the periods per year: the coefficient is a change of log-rate per year.
+seasonality ``"month"``
+    dummies for calendar months 2..12 of the period start (January is the base).
+seasonality ``"fourier"``
+    ``fourier_k`` pairs sin(2πk·u), cos(2πk·u), with u = m/12 for monthly data
+    (m = month number 1..12) and u = day of year / 365.25 otherwise.
+interventions
+    ``step``: 1 from the intervention's period on; ``pulse``: 1 in that period
+    only; ``ramp``: periods since the intervention / P (0 before), a change of
+    log-rate per year since it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecast.exceptions import ConfigError
+from forecast.models.base import Series
+
+INTERVENTION_KINDS = ("step", "pulse", "ramp")
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """A dated change: ``name``, ``date`` (any date inside the first affected period), ``kind``."""
+
+    name: str
+    date: pd.Timestamp
+    kind: str = "step"
+
+
+def parse_interventions(value: Any) -> tuple[Intervention, ...]:
+    """Read interventions from dicts (``{name, date, kind}``), tuples or ``"kind@date"`` strings."""
+    out = []
+    for i, item in enumerate(value or ()):
+        if isinstance(item, Intervention):
+            out.append(item)
+            continue
+        if isinstance(item, str):
+            kind, _, date = item.partition("@") if "@" in item else ("step", "", item)
+            item = {"date": date, "kind": kind}
+        elif isinstance(item, (tuple, list)):
+            item = dict(zip(("name", "date", "kind"), item))
+        if not isinstance(item, dict) or "date" not in item:
+            raise ConfigError(f"Intervention {i + 1} must give a date, e.g. "
+                              "{name = \"takeover\", date = \"2021-08-01\", kind = \"step\"}. Got "
+                              f"{item!r} instead.")
+        unknown = set(item) - {"name", "date", "kind"}
+        if unknown:
+            raise ConfigError(f"Intervention {i + 1} has unknown key(s) {', '.join(sorted(unknown))}; "
+                              "allowed: name, date, kind.")
+        kind = item.get("kind", "step")
+        if kind not in INTERVENTION_KINDS:
+            raise ConfigError(f"Intervention kind must be one of {', '.join(INTERVENTION_KINDS)}. Got '{kind}'.")
+        try:
+            date = pd.Timestamp(item["date"])
+        except (ValueError, TypeError):
+            raise ConfigError(f"Intervention {i + 1} has an unreadable date {item['date']!r}; "
+                              "use YYYY-MM-DD.") from None
+        name = item.get("name") or f"{kind}_{date.date()}"
+        out.append(Intervention(str(name), date, kind))
+    names = [iv.name for iv in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"Intervention names must be unique. Got {', '.join(names)}.")
+    return tuple(out)
+
+
+def valid_interventions(value: Any) -> bool:
+    try:
+        parse_interventions(value)
+    except (ConfigError, TypeError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """What goes into the design (the GLM-family hyperparameters)."""
+
+    trend: str = "none"
+    seasonality: str = "none"
+    fourier_k: int = 1
+    lags: tuple[int, ...] = ()
+    exog: tuple[str, ...] = ()
+    interventions: tuple[Intervention, ...] = ()
+    exposure: str | None = None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "DesignSpec":
+        return cls(trend=params.get("trend", "none"), seasonality=params.get("seasonality", "none"),
+                   fourier_k=int(params.get("fourier_k", 1)), lags=tuple(params.get("lags") or ()),
+                   exog=tuple(params.get("exog") or ()),
+                   interventions=parse_interventions(params.get("interventions")),
+                   exposure=params.get("exposure"))
+
+    @property
+    def max_lag(self) -> int:
+        return max(self.lags, default=0)
+
+    def needed_columns(self) -> tuple[str, ...]:
+        return tuple(self.exog) + ((self.exposure,) if self.exposure else ())
+
+
+@dataclass(frozen=True)
+class Design:
+    """Design arrays for the rows a model is fitted on."""
+
+    X: np.ndarray  # (n, p)
+    y: np.ndarray  # (n,)
+    offset: np.ndarray  # (n,)
+    names: tuple[str, ...]
+    lag_cols: tuple[int, ...]  # positions of the lag columns in X
+    keep: np.ndarray  # bool (p,): columns with information in the fit window
+
+
+def deterministic_columns(spec: DesignSpec, s: Series, ds: pd.DatetimeIndex, t: np.ndarray
+                          ) -> tuple[np.ndarray, list[str]]:
+    """Intercept, trend and seasonal columns (those placed before the lag block).
+
+    Exogenous and intervention columns come after the lags (:func:`_after_lags`).
+    """
+    cols, names = [np.ones(len(ds))], ["(Intercept)"]
+    ppy = s.periods_per_year
+    if spec.trend == "linear":
+        cols.append(t / ppy)
+        names.append("trend")
+    if spec.seasonality == "month":
+        m = ds.month.to_numpy()
+        for k in range(2, 13):
+            cols.append((m == k).astype(float))
+            names.append(f"month_{k}")
+    elif spec.seasonality == "fourier":
+        u = ds.month.to_numpy() / 12.0 if s.freq == "MS" else ds.dayofyear.to_numpy() / 365.25
+        for k in range(1, spec.fourier_k + 1):
+            cols += [np.sin(2 * np.pi * k * u), np.cos(2 * np.pi * k * u)]
+            names += [f"sin{k}", f"cos{k}"]
+    return np.column_stack(cols), names
+
+
+def _after_lags(spec: DesignSpec, s: Series, ds: pd.DatetimeIndex, exog: pd.DataFrame | None
+                ) -> tuple[np.ndarray, list[str]]:
+    cols, names = [], []
+    for c in spec.exog:
+        cols.append(exog[c].to_numpy(dtype=float))
+        names.append(c)
+    if spec.interventions:
+        start = s.ds[0]
+        for iv in spec.interventions:
+            p0 = _period_of(iv.date, s)
+            idx = _period_index(ds, start, s)
+            i0 = _period_index(pd.DatetimeIndex([p0]), start, s)[0]
+            if iv.kind == "step":
+                cols.append((idx >= i0).astype(float))
+            elif iv.kind == "pulse":
+                cols.append((idx == i0).astype(float))
+            else:
+                cols.append(np.maximum(idx - i0, 0) / s.periods_per_year)
+            names.append(iv.name)
+    if not cols:
+        return np.empty((len(ds), 0)), []
+    return np.column_stack(cols), names
+
+
+def _period_index(ds: pd.DatetimeIndex, start: pd.Timestamp, s: Series) -> np.ndarray:
+    if s.freq == "MS":
+        return (ds.year - start.year) * 12 + (ds.month - start.month).to_numpy()
+    step = 1 if s.freq == "D" else 7
+    return ((ds - start).days.to_numpy() // step).astype(int)
+
+
+def _period_of(date: pd.Timestamp, s: Series) -> pd.Timestamp:
+    if s.freq == "MS":
+        return pd.Timestamp(date.year, date.month, 1)
+    step = 1 if s.freq == "D" else 7
+    days = (date.normalize() - s.ds[0]).days
+    return s.ds[0] + pd.Timedelta(days=step * (days // step))
+
+
+def build_design(spec: DesignSpec, s: Series) -> Design:
+    """Design for fitting: rows max(lags) .. n-1 of the series.
+
+    Columns that carry no information in the fit window (an intervention after
+    the last observation, a step already in force from the first row) are
+    flagged in ``keep`` so the model can drop them and report their effect as
+    not estimable.
+    """
+    n = len(s.y)
+    t = np.arange(n, dtype=float)
+    det, names = deterministic_columns(spec, s, s.ds, t)
+    after, after_names = _after_lags(spec, s, s.ds, s.exog)
+    lags = np.column_stack([_lagged(s.y, k) for k in spec.lags]) if spec.lags else np.empty((n, 0))
+    X = np.column_stack([det, lags, after])
+    all_names = tuple(names + [f"lag{k}" for k in spec.lags] + after_names)
+    lag_cols = tuple(range(det.shape[1], det.shape[1] + len(spec.lags)))
+    first = spec.max_lag
+    X, y = X[first:], s.y[first:].astype(float)
+    offset = np.zeros(len(y))
+    if spec.exposure:
+        offset = np.log(s.exog[spec.exposure].to_numpy(dtype=float))[first:]
+    keep = np.ones(X.shape[1], dtype=bool)
+    for j in range(1, X.shape[1]):
+        col = X[:, j]
+        if j not in lag_cols and (np.ptp(col) == 0 if len(col) else True):
+            keep[j] = False  # constant in the window: confounded with the intercept or empty
+    return Design(X, y, offset, all_names, lag_cols, keep)
+
+
+def future_design(spec: DesignSpec, s: Series, h: int, future: pd.DataFrame | None
+                  ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Design rows for the next ``h`` periods with the lag columns left at 0.
+
+    Returns (X_future (h, p), offset (h,), lag column positions); the caller
+    fills the lag columns from observed or simulated counts.
+    """
+    ds = s.future_ds(h)
+    n = len(s.y)
+    t = np.arange(n, n + h, dtype=float)
+    need = spec.needed_columns()
+    if need and future is None:
+        raise ConfigError(f"This model needs future values of {', '.join(need)}: pass "
+                          "forecast(h, future=frame) with unique_id, ds and those columns.")
+    det, _ = deterministic_columns(spec, s, ds, t)
+    after, _ = _after_lags(spec, s, ds, future)
+    lags = np.zeros((h, len(spec.lags)))
+    X = np.column_stack([det, lags, after])
+    offset = np.log(future[spec.exposure].to_numpy(dtype=float)) if spec.exposure else np.zeros(h)
+    lag_cols = tuple(range(det.shape[1], det.shape[1] + len(spec.lags)))
+    return X, offset, lag_cols
+
+
+def _lagged(y: np.ndarray, k: int) -> np.ndarray:
+    out = np.full(len(y), np.nan)
+    out[k:] = np.log1p(y[:-k])
+    return out
+
+
+def lag_values(history: np.ndarray, lags: Sequence[int]) -> np.ndarray:
+    """log(1 + y_{t-k}) for the next period, from the counts so far (last axis = time)."""
+    return np.stack([np.log1p(history[..., -k]) for k in lags], axis=-1)
+
+
+def as_names(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(str(v) for v in values)
