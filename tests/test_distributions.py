@@ -136,7 +136,8 @@ def test_far_tail_outcome_is_finite_not_clipped():
     np.testing.assert_allclose(p[0], stats.nbinom(1.0, 0.25).pmf(500), rtol=1e-9)
     # Poisson(3) at 500 underflows as a probability but its log is finite and exact
     lp = f.logpmf_at(y)
-    np.testing.assert_allclose(lp, [stats.nbinom(1.0, 0.25).logpmf(500), stats.poisson(3.0).logpmf(500)], rtol=1e-10)
+    ref = [stats.nbinom(1.0, 0.25).logpmf(500), stats.poisson(3.0).logpmf(500)]
+    np.testing.assert_allclose(lp, ref, rtol=1e-10)
     np.testing.assert_allclose(f.prob_at_least(60)[0], stats.nbinom(1.0, 0.25).sf(59), rtol=1e-9)
     assert 0 < f.prob_at_least(60)[1] < 1e-30  # tiny, kept in relative precision
 
@@ -382,7 +383,8 @@ def test_mixture_pmf_moments_and_beyond_K():
     m = CountForecast.mixture([a, b], w, model="ens")
     assert m.K == max(a.K, b.K) > a.K
     k = np.arange(m.K + 1)
-    ref = np.array([w[0, i] * stats.poisson(mu[i]).pmf(k) + w[1, i] * ref_dist(2 * mu[i], 1.5).pmf(k) for i in range(3)])
+    ref = np.array([w[0, i] * stats.poisson(mu[i]).pmf(k) + w[1, i] * ref_dist(2 * mu[i], 1.5).pmf(k)
+                    for i in range(3)])
     np.testing.assert_allclose(m.pmf, ref, rtol=1e-9, atol=1e-300)  # includes a's padding beyond its own K
     np.testing.assert_allclose(m.pmf.sum(axis=1), 1 - m.tail, atol=1e-12)
     kk = np.arange(20_000)
@@ -403,7 +405,8 @@ def test_mixture_pmf_moments_and_beyond_K():
 
 def test_mixture_tiny_exceedances_keep_relative_precision():
     rng = np.random.default_rng(3)
-    mu, pa, pb, w = rng.gamma(1.0, 3.0, 40), rng.uniform(0, 0.9, 40), rng.uniform(0, 0.9, 40), rng.uniform(0.1, 1, 40)
+    mu, w = rng.gamma(1.0, 3.0, 40), rng.uniform(0.1, 1, 40)
+    pa, pb = rng.uniform(0, 0.9, 40), rng.uniform(0, 0.9, 40)
     a = CountForecast.zero_inflated(index(40), mu, pa, model="zip")
     b = CountForecast.zero_inflated(index(40), 2 * mu, pb, 0.7, model="zinb")
     m = CountForecast.mixture([a, b], np.stack([w, 1 - w]), model="ens")
@@ -470,7 +473,8 @@ def test_to_frame_columns_and_dtypes():
     np.testing.assert_array_equal(frame["hi-80"], f.interval(0.8)[1])
     np.testing.assert_allclose(frame["p_ge_5"], f.prob_at_least(5))
     with_cut = CountForecast.poisson(index(2, cutoff=True), 1.0, model="p").to_frame(levels=(90,), thresholds=(3,))
-    assert list(with_cut.columns) == ["unique_id", "ds", "cutoff", "h", "model", "mean", "lo-90", "hi-90", "p_ge_3"]
+    assert list(with_cut.columns) == ["unique_id", "ds", "cutoff", "h", "model", "mean", "lo-90", "hi-90",
+                                      "p_ge_3"]
 
 
 # --------------------------------------------------------------------------- property

@@ -3,8 +3,15 @@
 Each model is a spec (hyperparameters only) whose ``fit(panel)`` returns an
 immutable fitted model; ``forecast(h)`` gives a
 :class:`~forecast.distributions.CountForecast`. See :mod:`forecast.models.base`.
+statsmodels is imported only when an ARIMA model is fitted.
 """
+from forecast.models.arima import Arima
+from forecast.models.autoregressive import INGARCH
 from forecast.models.base import REGISTRY, FittedModel, ModelSpec
 from forecast.models.baselines import Climatology, Empirical, Naive, SeasonalNaive, Zero
+from forecast.models.glm import NegBinGLM, PoissonGLM
+from forecast.models.intermittent import TSB, Croston
+from forecast.models.zeroinflated import ZINB, ZIP
 
-__all__ = ["REGISTRY", "FittedModel", "ModelSpec", "Climatology", "Empirical", "Naive", "SeasonalNaive", "Zero"]
+__all__ = ["REGISTRY", "FittedModel", "ModelSpec", "Arima", "INGARCH", "Climatology", "Empirical", "Naive",
+           "SeasonalNaive", "Zero", "NegBinGLM", "PoissonGLM", "TSB", "Croston", "ZINB", "ZIP"]

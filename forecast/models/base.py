@@ -166,10 +166,10 @@ class ModelSpec:
             try:
                 fit = spec._fit_series(s)
             except FitFailure as exc:
-                reasons.append(f"{spec.name}: {exc}")
+                reasons.append(f"{spec.name if label == 'none' else label}: {exc}")
                 continue
             if not fit.converged and label != rungs[-1][0]:
-                reasons.append(f"{spec.name}: {fit.message or 'did not converge'}")
+                reasons.append(f"{spec.name if label == 'none' else label}: {fit.message or 'did not converge'}")
                 continue
             fit.fallback = label
             fit.reason = "; ".join(reasons)

@@ -1,0 +1,303 @@
+"""Log-linear count GLMs: ``poisson_glm`` and ``negbin_glm`` (NB2).
+
+Both share one design (:mod:`forecast.models.design`: intercept, trend,
+seasonality, lags of log(1 + y), exogenous columns, interventions, exposure
+offset) and one implementation; they differ only in the family and in the
+solver (:func:`~forecast.models._glmfit.fit_poisson` or
+:func:`~forecast.models._glmfit.fit_negbin`, which estimates the NB2 dispersion
+by maximum likelihood, never statsmodels' silent alpha = 1).
+
+Fallback ladder (per series, recorded in ``diagnostics()``)
+-----------------------------------------------------------
+own fit -> ``penalised`` (same spec, ridge ``penalty = 1.0``; only when the
+spec's penalty is 0) -> for NB ``poisson_glm`` (same design, the penalty of the
+previous rung: whatever made the NB fits fail, an unpenalised Poisson fit on the
+same design would separate or alias the same way) -> ``climatology`` ->
+``zero``. A rung fails on: too few rows (n_obs <= number of columns),
+separation, all-zero counts, rank deficiency (unpenalised only), no convergence,
+or explosive lag coefficients (sum >= 1).
+
+Explosive lags are caught at fit time (the rung reports ``converged = False``
+with "explosive lag coefficients (sum = ...)" and the ladder moves on) rather
+than at forecast time, so one fitted model always forecasts with the model that
+``diagnostics()`` names. As a last guard, forecast means are capped at
+``1e4 * max(history, 1)`` with a :class:`~forecast.exceptions.ForecastWarning`.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
+from forecast.models._glmfit import fit_negbin, fit_poisson
+from forecast.models.base import (
+    REGISTRY,
+    SEED,
+    FitFailure,
+    FittedModel,
+    ModelSpec,
+    Param,
+    Series,
+    SeriesFit,
+    SeriesForecast,
+    int_tuple,
+    non_negative,
+    one_of,
+    optional_str,
+    positive_int,
+    str_tuple,
+)
+from forecast.models.design import DesignSpec, build_design, future_design, lag_values, valid_interventions
+
+#: ridge weight of the ``penalised`` fallback rung
+PENALISED_FALLBACK = 1.0
+#: forecast means above this multiple of max(history, 1) are capped (and warned about)
+MEAN_CAP_FACTOR = 1e4
+
+
+def _distinct(check):
+    return lambda v: check(v) and len(set(v)) == len(v)
+
+
+GLM_PARAMS: tuple[Param, ...] = (
+    Param("trend", "linear", "one of 'none', 'linear'", one_of("none", "linear"),
+          "'linear': log-rate changes linearly, coefficient per year"),
+    Param("seasonality", "month", "one of 'none', 'month', 'fourier'", one_of("none", "month", "fourier"),
+          "'month': calendar-month dummies (January base); 'fourier': fourier_k sin/cos pairs"),
+    Param("fourier_k", 2, "an int >= 1", positive_int, "number of Fourier pairs (seasonality='fourier')"),
+    Param("lags", (), "a tuple of distinct ints >= 1", _distinct(int_tuple),
+          "autoregressive terms log(1 + y_{t-k})"),
+    Param("exog", (), "a tuple of distinct column names", _distinct(str_tuple),
+          "panel columns used as covariates (future values needed to forecast)"),
+    Param("interventions", (), "a tuple of interventions, each {name, date, kind} with kind 'step', "
+          "'pulse' or 'ramp'", lambda v: isinstance(v, (tuple, list)) and valid_interventions(v),
+          "dated changes whose effect is estimated (see forecast.effects)"),
+    Param("exposure", None, "a column name or None", optional_str,
+          "panel column entering as offset log(exposure)"),
+    Param("penalty", 0.0, "a float >= 0", non_negative, "ridge weight on every coefficient but the intercept"),
+    Param("n_paths", 1000, "an int >= 1", positive_int, "sample paths for multi-step forecasts with lags"),
+    SEED,
+)
+
+
+class _LogLinearGLM(ModelSpec):
+    """Shared implementation of the Poisson and NB2 GLMs (see the subclasses)."""
+
+    params = GLM_PARAMS
+    family: ClassVar[str] = "poisson"
+
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(self.exog or ()) + ((self.exposure,) if self.exposure else ())
+
+    def fit(self, panel: pd.DataFrame) -> FittedModel:
+        """Fit every series; exogenous and exposure columns must be finite (exposure > 0)."""
+        self.validate()
+        _check_columns(panel, tuple(self.exog or ()), self.exposure)
+        return super().fit(panel)
+
+    def fallback_specs(self) -> list[tuple[str, ModelSpec]]:
+        rungs: list[tuple[str, ModelSpec]] = []
+        penalty = self.penalty
+        if penalty == 0:
+            penalty = PENALISED_FALLBACK
+            rungs.append(("penalised", self.clone().set_params(penalty=penalty)))
+        if self.family == "negbin":
+            rungs.append(("poisson_glm", PoissonGLM(**{**self.get_params(), "penalty": penalty})))
+        return rungs + [(name, REGISTRY[name]._fallback_from(self)) for name in ("climatology", "zero")]
+
+    # fitting ------------------------------------------------------------------------
+    def _fit_series(self, s: Series) -> SeriesFit:
+        d = build_design(DesignSpec.from_params(self.get_params()), s)
+        names, keep = d.names, d.keep
+        X = d.X[:, keep]
+        n, p = X.shape
+        if n <= p:
+            raise FitFailure(f"too few rows: {n} observation(s) for {p} column(s)")
+        nb = self.family == "negbin"
+        with np.errstate(all="ignore"):
+            g = (fit_negbin if nb else fit_poisson)(X, d.y, d.offset, penalty=float(self.penalty))
+        kept_names = [nm for nm, k in zip(names, keep) if k]
+        beta, se = np.full(len(names), np.nan), np.full(len(names), np.nan)
+        beta[keep], se[keep] = g.coef, g.std_error
+        cov = np.full((len(names), len(names)), np.nan)
+        cov[np.ix_(keep, keep)] = g.cov
+        coef = {nm: (float(b), float(e)) for nm, b, e in zip(names, beta, se)}
+        if nb:
+            coef["alpha"] = (float(g.alpha), float(g.alpha_se))
+        notes = [f"ridge penalty {self.penalty:g} (penalised, Bayesian-style SEs)"] if self.penalty > 0 else []
+        if g.message:
+            notes.append(_named_columns(g.message, kept_names))
+        converged = bool(g.converged)
+        if "rank-deficient" in g.message:
+            converged = False  # aliased columns have no estimate: let the penalised rung resolve them
+        lag_sum = float(np.sum(beta[list(d.lag_cols)])) if d.lag_cols else 0.0
+        if converged and lag_sum >= 1:
+            converged = False
+            notes.insert(int(self.penalty > 0), f"explosive lag coefficients (sum = {lag_sum:.4g} >= 1): the "
+                         "conditional mean of a log-linear count AR can then grow without bound")
+        dropped = [nm for nm, k in zip(names, keep) if not k]
+        if dropped:
+            notes.append(f"no information in the fit window for {', '.join(dropped)}: column(s) dropped, "
+                         "coefficient reported as NaN and taken as 0 in forecasts")
+        state = {"beta": np.where(keep, beta, 0.0), "alpha": float(g.alpha) if nb else 0.0, "cov": cov,
+                 "names": names, "lag_sum": lag_sum}
+        return SeriesFit(self, converged=converged, loglik=float(g.loglik), n_params=p + int(nb),
+                         n_obs=int(g.n_obs), coef=coef, state=state, message="; ".join(notes))
+
+    # forecasting ------------------------------------------------------------------------
+    def _forecast_series(self, fit: SeriesFit, s: Series, h: int, future: pd.DataFrame | None,
+                         rng: np.random.Generator) -> SeriesForecast:
+        dspec = DesignSpec.from_params(self.get_params())
+        _check_future(dspec, future, s.uid)
+        X, offset, lag_cols = future_design(dspec, s, h, future)
+        beta, alpha = fit.state["beta"], fit.state["alpha"]
+        cap = MEAN_CAP_FACTOR * max(int(s.y.max(initial=0)), 1)
+        eta = X @ beta + offset  # lag columns are 0 here; their part is added below
+        if dspec.lags:
+            gamma = beta[list(lag_cols)]
+            if h == 1:
+                eta = eta + lag_values(s.y.astype(float), dspec.lags) @ gamma
+            else:
+                paths = self._simulate(eta, gamma, dspec.lags, s, alpha, cap, rng)
+                return SeriesForecast("samples", paths=paths)
+        mu = _capped(np.exp(eta), cap, s.uid)
+        if self.family == "negbin":
+            return SeriesForecast("negbin", mu=mu, alpha=np.full(h, alpha))
+        return SeriesForecast("poisson", mu=mu)
+
+    def _simulate(self, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], s: Series, alpha: float,
+                  cap: float, rng: np.random.Generator) -> np.ndarray:
+        """Sample paths (h, n_paths): draw y_{T+j} given the simulated past, step by step."""
+        h, L = len(eta), max(lags)
+        hist = np.empty((self.n_paths, L + h))
+        hist[:, :L] = s.y[-L:]
+        for j in range(h):  # vectorised over paths; the recursion forces a loop over steps
+            mu = _capped(np.exp(eta[j] + lag_values(hist[:, :L + j], lags) @ gamma), cap, s.uid)
+            hist[:, L + j] = _draw(rng, mu, alpha)
+        return hist[:, L:].T.astype(np.int64)
+
+
+class PoissonGLM(_LogLinearGLM):
+    """Poisson log-linear GLM with trend, seasonality, lags, covariates and interventions.
+
+    Parameters
+    ----------
+    trend : {"none", "linear"}, default "linear"
+    seasonality : {"none", "month", "fourier"}, default "month"
+    fourier_k : int >= 1, default 2
+    lags : tuple of int >= 1, default ()
+    exog : tuple of column names, default ()
+    interventions : tuple of ``{name, date, kind}``, kind "step", "pulse" or "ramp", default ()
+    exposure : column name or None
+    penalty : float >= 0, default 0.0 (ridge on every coefficient but the intercept)
+    n_paths : int >= 1, default 1000 (sample paths for h > 1 when lags are used)
+    seed : int >= 0
+
+    Notes
+    -----
+    log mu_t = x_t'β + log(exposure_t); Y_t ~ Poisson(mu_t), where x_t holds the
+    intercept, trend t / (periods per year), month dummies or Fourier terms, lags
+    log(1 + y_{t-k}), exogenous columns and intervention indicators.
+
+    β maximises the log-likelihood minus (penalty/2)·Σ_{j>0} β_j² (R's ``glm``
+    when penalty = 0). SEs from the expected information (X'WX + P)^-1, W =
+    diag(mu). Without lags the forecast is closed form, Y_{T+h} ~ Poisson(mu_{T+h}).
+    With lags, h = 1 is closed form and longer horizons are ``n_paths``
+    simulated paths in which log(1 + simulated y) feeds the lag columns.
+    Interventions and covariates whose column is constant over the fit window
+    are dropped (coefficient NaN, 0 in forecasts). A lag-coefficient sum >= 1
+    (explosive) fails the fit and the fallback ladder moves on.
+    """
+
+    name = "poisson_glm"
+    description = "Poisson log-linear GLM (trend, seasonality, lags, covariates, interventions)"
+    family = "poisson"
+
+
+class NegBinGLM(_LogLinearGLM):
+    """Negative-binomial (NB2) log-linear GLM; alpha by maximum likelihood.
+
+    Parameters
+    ----------
+    Same as :class:`PoissonGLM`.
+
+    Notes
+    -----
+    log mu_t = x_t'β + log(exposure_t); Y_t ~ NB2(mu_t, alpha) with Var Y_t =
+    mu_t + alpha·mu_t², x_t as in :class:`PoissonGLM`.
+
+    (β, alpha) maximise the joint log-likelihood (minus the ridge term when
+    penalty > 0); alpha = 0 (Poisson) when the data are not overdispersed. SEs
+    of β as R's ``MASS::glm.nb``: expected information with alpha held at its
+    estimate, (X'WX + P)^-1, W = diag(mu / (1 + alpha mu)); SE of alpha from the
+    observed joint information. Forecasts as for :class:`PoissonGLM` with the
+    NB2 family at the fitted alpha. Falls back to a penalised fit, then to
+    ``poisson_glm``, ``climatology`` and ``zero``.
+    """
+
+    name = "negbin_glm"
+    description = "Negative-binomial (NB2) log-linear GLM, alpha by maximum likelihood"
+    family = "negbin"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _draw(rng: np.random.Generator, mu: np.ndarray, alpha: float) -> np.ndarray:
+    """NB2(mu, alpha) draws as a gamma-Poisson mixture (alpha = 0: Poisson)."""
+    if alpha > 0:
+        mu = rng.gamma(1.0 / alpha, alpha * mu)  # mean mu, variance alpha mu^2
+    return rng.poisson(mu)
+
+
+def _capped(mu: np.ndarray, cap: float, uid: str) -> np.ndarray:
+    if np.all(mu <= cap):
+        return mu
+    warnings.warn(f"series '{uid}': forecast mean capped at {cap:.3g} (1e4 x the largest count seen); "
+                  "the fitted model extrapolates beyond any plausible count.", ForecastWarning, stacklevel=4)
+    return np.minimum(np.nan_to_num(mu, nan=cap, posinf=cap), cap)
+
+
+def _named_columns(message: str, names: list[str]) -> str:
+    """The solver names columns by position; say which terms they are."""
+
+    def repl(m: re.Match) -> str:
+        idx = [int(i) for i in m.group(2).split(", ")]
+        return m.group(1) + ", ".join(names[i] if i < len(names) else str(i) for i in idx)
+
+    return re.sub(r"(column(?:s|\(s\))? )(\d+(?:, \d+)*)", repl, message)
+
+
+def _check_columns(panel: pd.DataFrame, exog: tuple[str, ...], exposure: str | None) -> None:
+    """Covariates must be finite numbers and exposure > 0 on every fitted row (all failures at once)."""
+    problems = []
+    for col in exog + ((exposure,) if exposure else ()):
+        if col not in panel.columns:
+            continue  # PanelData reports missing columns
+        v = pd.to_numeric(panel[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(v) | ((v <= 0) if col == exposure else False)
+        if bad.any():
+            what = "exposure must be a finite number > 0" if col == exposure else "covariate must be a finite number"
+            problems.append(Problem(col, what, rows=(np.flatnonzero(bad) + 2).tolist(),
+                                    provinces=panel.loc[bad, "unique_id"].astype(str).unique().tolist()
+                                    if "unique_id" in panel.columns else (),
+                                    hint="Fill or drop those rows, or leave the column out of the spec."))
+    if problems:
+        raise DataValidationError(problems, source="panel")
+
+
+def _check_future(dspec: DesignSpec, future: pd.DataFrame | None, uid: str) -> None:
+    need = dspec.needed_columns()
+    if not need or future is None:
+        return  # future_design says which columns are needed when none are given
+    missing = [c for c in need if c not in future.columns]
+    if missing:
+        raise ConfigError(f"The future frame lacks column(s) {', '.join(missing)} needed to forecast "
+                          f"series '{uid}': give unique_id, ds and {', '.join(need)}.")
+    if dspec.exposure and (future[dspec.exposure].to_numpy(dtype=float) < 0).any():
+        raise ConfigError(f"Future exposure of series '{uid}' must be >= 0.")
+

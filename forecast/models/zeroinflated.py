@@ -1,0 +1,313 @@
+"""Zero-inflated count models: ZIP and ZINB with the GLM count design.
+
+Both share the design of the GLM family (:mod:`forecast.models.design`: trend,
+seasonality, lags of log(1 + y), exogenous columns, interventions, exposure
+offset) for the count part and a constant inflation probability. They differ
+only in the count distribution (Poisson or NB2). The maximum-likelihood fit is
+:func:`forecast.models._zifit.fit_zip` / :func:`~forecast.models._zifit.fit_zinb`
+(matched to R's ``pscl::zeroinfl``).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
+from forecast.models._zifit import ZIFit, fit_zinb, fit_zip
+from forecast.models.base import (
+    REGISTRY,
+    SEED,
+    FitFailure,
+    FittedModel,
+    ModelSpec,
+    Param,
+    Series,
+    SeriesFit,
+    SeriesForecast,
+    int_tuple,
+    one_of,
+    optional_str,
+    positive_int,
+    str_tuple,
+)
+from forecast.models.design import DesignSpec, build_design, future_design, valid_interventions
+
+__all__ = ["ZIP", "ZINB"]
+
+#: count-part means above this multiple of max(history, 1) are capped (with a warning), as in the GLMs
+MEAN_CAP_FACTOR = 1e4
+
+
+def _distinct(check):
+    return lambda v: check(v) and len(set(v)) == len(v)
+
+
+DESIGN_PARAMS = (
+    Param("trend", "none", "one of 'none', 'linear'", one_of("none", "linear"),
+          "'linear' adds t / periods-per-year (change of log-rate per year)"),
+    Param("seasonality", "fourier", "one of 'none', 'month', 'fourier'", one_of("none", "month", "fourier"),
+          "month dummies or Fourier pairs in the count part"),
+    Param("fourier_k", 1, "an int >= 1", positive_int, "number of Fourier sin/cos pairs"),
+    Param("lags", (), "a tuple of distinct ints >= 1", _distinct(int_tuple), "autoregressive terms log(1 + y_{t-k})"),
+    Param("exog", (), "a tuple of distinct column names", _distinct(str_tuple), "exogenous panel columns (log-linear)"),
+    Param("interventions", (), "a tuple of interventions ({name, date, kind} with kind step, pulse or ramp)",
+          valid_interventions, "dated changes entered as step/pulse/ramp columns"),
+    Param("exposure", None, "a column name or None", optional_str, "column whose log is the offset"),
+    Param("n_paths", 1000, "an int >= 1", positive_int, "simulated paths for multi-step forecasts with lags"),
+    SEED,
+)
+
+
+class _ZeroInflated(ModelSpec):
+    """Shared implementation of :class:`ZIP` and :class:`ZINB` (not registered)."""
+
+    params = DESIGN_PARAMS
+    _nb: bool = False
+
+    def required_columns(self) -> tuple[str, ...]:
+        return self._design_spec().needed_columns()
+
+    def fit(self, panel: pd.DataFrame) -> FittedModel:
+        """Fit every series; exogenous columns must be finite and exposure > 0 (all failures at once)."""
+        self.validate()
+        _check_columns(panel, self._design_spec())
+        return super().fit(panel)
+
+    def _design_spec(self) -> DesignSpec:
+        return DesignSpec.from_params(self.get_params())
+
+    def fallback_specs(self) -> list[tuple[str, ModelSpec]]:
+        """The rungs named in ``fallbacks``, with the design hyperparameters carried over.
+
+        ``forecast.models.glm`` is imported here, not at module level, so these
+        models work before (or without) it: its ``poisson_glm`` / ``negbin_glm``
+        rungs are skipped when it is not importable.
+        """
+        try:
+            import forecast.models.glm  # noqa: F401  (registers the GLM rungs)
+        except ImportError:
+            pass
+        out = []
+        for name in self.fallbacks:
+            if name == self.name or name not in REGISTRY:
+                continue
+            rung = REGISTRY[name]._fallback_from(self)
+            if isinstance(rung, ZIP) and self._nb:
+                rung._zinb_boundary = True  # accept only where ZIP is the ZINB boundary fit
+            out.append((name, rung))
+        return out
+
+    # -- fit ----------------------------------------------------------------------
+    def _fit_series(self, s: Series) -> SeriesFit:
+        dspec = self._design_spec()
+        n_rows = len(s.y) - dspec.max_lag
+        if n_rows < 3:
+            raise FitFailure(f"{n_rows} usable periods after lags; a zero-inflated fit needs more")
+        d = build_design(dspec, s)
+        X = d.X[:, d.keep]
+        fitter = fit_zinb if self._nb else fit_zip
+        fit: ZIFit = fitter(X, d.y, offset=d.offset)
+        n_params = X.shape[1] + 1 + int(self._nb)
+        if not fit.converged:
+            # the solver's message names the cause: all zeros, no zeros, boundary, too few rows
+            return SeriesFit(self, converged=False, loglik=fit.loglik, n_params=n_params, n_obs=fit.n_obs,
+                             message=fit.message)
+        if getattr(self, "_zinb_boundary", False):
+            score = _alpha_score(d.y, fit.mu, fit.pi)
+            if score > 0:
+                raise FitFailure(f"the data are overdispersed beyond a ZIP (ZINB score in alpha at 0 is "
+                                 f"{score:.3g} > 0), so ZIP is not the boundary ZINB fit")
+        lag_sum = float(np.sum(fit.coef[np.cumsum(d.keep)[list(d.lag_cols)] - 1])) if d.lag_cols else 0.0
+        if lag_sum >= 1:
+            # caught at fit time, so the model that diagnostics() names is the one that forecasts
+            return SeriesFit(self, converged=False, loglik=fit.loglik, n_params=n_params, n_obs=fit.n_obs,
+                             message=f"explosive lag coefficients (sum = {lag_sum:.4g} >= 1): the "
+                                     "conditional mean of a log-linear count AR can grow without bound")
+        beta = np.full(len(d.names), np.nan)
+        beta_se = np.full(len(d.names), np.nan)
+        beta[d.keep], beta_se[d.keep] = fit.coef, fit.std_error
+        coef = {f"count_{nm}": (float(b), float(se)) for nm, b, se in zip(d.names, beta, beta_se)}
+        coef["zero_(Intercept)"] = (float(fit.zero_coef[0]), float(fit.zero_std_error[0]))
+        if self._nb:
+            se_log_theta = float(np.sqrt(fit.cov[-1, -1]))
+            # pscl's name for the dispersion; theta and alpha get delta-method SEs
+            coef["count_Log(theta)"] = (float(np.log(fit.theta)), se_log_theta)
+            coef["theta"] = (fit.theta, fit.theta * se_log_theta)
+            coef["alpha"] = (fit.alpha, fit.alpha * se_log_theta)
+        state = {"dspec": dspec, "beta": fit.coef.copy(), "keep": d.keep.copy(),
+                 "pi": float(special.expit(fit.zero_coef[0])),
+                 "alpha": fit.alpha if self._nb else None}
+        notes = [fit.message]
+        dropped = [nm for nm, k in zip(d.names, d.keep) if not k]
+        if dropped:
+            notes.append(f"no information in the fit window for {', '.join(dropped)}: column(s) dropped, "
+                         "coefficient reported as NaN and taken as 0 in forecasts")
+        return SeriesFit(self, converged=True, loglik=fit.loglik, n_params=n_params, n_obs=fit.n_obs,
+                         coef=coef, state=state, message="; ".join(notes))
+
+    # -- forecast -----------------------------------------------------------------
+    def _forecast_series(self, fit: SeriesFit, s: Series, h: int, future: pd.DataFrame | None,
+                         rng: np.random.Generator) -> SeriesForecast:
+        st = fit.state
+        dspec: DesignSpec = st["dspec"]
+        missing = [c for c in dspec.needed_columns() if future is not None and c not in future.columns]
+        if missing:
+            raise ConfigError(f"The future frame lacks column(s) {', '.join(missing)} needed to forecast "
+                              f"series '{s.uid}': give unique_id, ds and {', '.join(dspec.needed_columns())}.")
+        X, offset, lag_cols = future_design(dspec, s, h, future)
+        keep, pi, alpha = st["keep"], st["pi"], st["alpha"]
+        # full-width coefficients with dropped columns at 0: their effect is not estimable
+        beta = np.zeros(len(keep))
+        beta[keep] = st["beta"]
+        cap = MEAN_CAP_FACTOR * max(int(s.y.max(initial=0)), 1)
+        lags = dspec.lags
+        if not lags or h <= min(lags):
+            # every lagged count is observed: the ZI law is exact at each step
+            for col, k in zip(lag_cols, lags):
+                X[:, col] = np.log1p(s.y[len(s.y) - k + np.arange(h)])
+            mu = _capped(np.exp(X @ beta + offset), cap, s.uid)
+            return SeriesForecast("zi", mu=mu, pi=np.full(h, pi),
+                                  alpha=None if alpha is None else np.full(h, alpha))
+        eta = X @ beta + offset  # lag columns are 0 here; their part is added per path
+        return SeriesForecast("samples", paths=self._simulate(s, eta, beta[list(lag_cols)], lags, pi, alpha,
+                                                               cap, rng))
+
+    def _simulate(self, s: Series, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], pi: float,
+                  alpha: float | None, cap: float, rng: np.random.Generator) -> np.ndarray:
+        """Sample paths (h, n_paths), each step drawn given the path's own earlier counts."""
+        h, P, m = len(eta), int(self.n_paths), max(lags)
+        # per-path history: the last m observed counts, then the simulated ones
+        hist = np.zeros((P, m + h), dtype=np.int64)
+        hist[:, :m] = s.y[-m:]
+        for t in range(h):  # vectorised over paths; the recursion forces a loop over steps
+            lagged = np.log1p(np.stack([hist[:, m + t - k] for k in lags], axis=1))
+            mu = _capped(np.exp(eta[t] + lagged @ gamma), cap, s.uid)
+            if alpha is not None and alpha > 0:
+                mu = rng.gamma(1.0 / alpha, alpha * mu)  # NB2 as gamma-Poisson: mean mu, var alpha mu^2
+            counts = rng.poisson(mu)
+            hist[:, m + t] = np.where(rng.random(P) < pi, 0, counts)
+        return hist[:, m:].T.copy()
+
+
+class ZIP(_ZeroInflated):
+    r"""Zero-inflated Poisson regression with the GLM count design.
+
+    Parameters
+    ----------
+    trend : {"none", "linear"}, default "none"
+    seasonality : {"none", "month", "fourier"}, default "fourier"
+    fourier_k : int, default 1
+    lags : tuple of int, default ()
+        Autoregressive terms log(1 + y_{t-k}).
+    exog : tuple of str, default ()
+        Panel columns entering the count part (future values needed to forecast).
+    interventions : tuple, default ()
+        Step, pulse or ramp columns ({name, date, kind}).
+    exposure : str or None, default None
+        Panel column whose log is the offset.
+    n_paths : int, default 1000
+        Simulated paths for multi-step forecasts with lags.
+    seed : int, default 0
+
+    Notes
+    -----
+    P(Y_t = 0) = π + (1 − π) f(0; μ_t), P(Y_t = k) = (1 − π) f(k; μ_t) for k ≥ 1, with f the
+    Poisson pmf f(k; μ) = μ^k e^{−μ} / k!, log μ_t = x_t'β (+ log exposure_t), logit π = γ0.
+
+    x_t holds the design columns of the GLM family (:mod:`forecast.models.design`);
+    columns with no information in the fit window are dropped and reported as NaN.
+    The inflation probability π is constant over time. No penalty: the fit is plain
+    maximum likelihood, as ``pscl::zeroinfl(y ~ x | 1)``, with coefficients named
+    ``count_<column>`` and ``zero_(Intercept)`` and SEs from the observed information.
+
+    Without lags, and for h ≤ min(lags), the forecast is the closed-form ZI law
+    (mean (1 − π) μ). Beyond that ``n_paths`` paths are simulated, each step using
+    the path's own earlier counts (0 with probability π, else a Poisson draw), from
+    the per-series stream, so a series' paths do not depend on the panel around it.
+
+    A series whose fit fails falls back to ``poisson_glm``, then ``climatology``,
+    then ``zero`` (``diagnostics()`` names the rung and why): all zeros (π → 1, the
+    count part not identified), no zeros (π → 0: the plain count model is the MLE),
+    too few periods, count-part separation or another boundary optimum, and
+    explosive lags (sum of lag coefficients ≥ 1).
+    """
+
+    name = "zip"
+    description = "Zero-inflated Poisson with the GLM count design (many excess zeros)"
+    fallbacks = ("poisson_glm", "climatology", "zero")
+    _nb = False
+
+
+class ZINB(_ZeroInflated):
+    r"""Zero-inflated NB2 regression with the GLM count design.
+
+    Parameters
+    ----------
+    trend, seasonality, fourier_k, lags, exog, interventions, exposure, n_paths, seed
+        As in :class:`ZIP`.
+
+    Notes
+    -----
+    P(Y_t = 0) = π + (1 − π) f(0; μ_t), P(Y_t = k) = (1 − π) f(k; μ_t) for k ≥ 1, with f the
+    NB2 pmf of mean μ and variance μ + αμ², log μ_t = x_t'β (+ log exposure_t), logit π = γ0.
+
+    No penalty: plain maximum likelihood over (β, γ0, log θ), θ = 1/α, as
+    ``pscl::zeroinfl(y ~ x | 1, dist = "negbin")``; coefficients ``count_<column>``,
+    ``zero_(Intercept)`` and ``count_Log(theta)`` (pscl's names), plus ``theta`` and
+    ``alpha`` with delta-method standard errors. Forecasts as in :class:`ZIP`, the
+    simulated count part drawn as a gamma–Poisson mixture.
+
+    The ladder after the ZINB fit: ``zip``, accepted only where it is the boundary
+    ZINB fit (θ → ∞: the ZINB score in α at α = 0 of the ZIP optimum is ≤ 0; a ZIP
+    fitted to NB data would invent inflation), then ``negbin_glm`` (e.g. no zeros:
+    π → 0), ``climatology``, ``zero``; the failures are those of :class:`ZIP`.
+    """
+
+    name = "zinb"
+    description = "Zero-inflated negative binomial with the GLM count design (many excess zeros)"
+    fallbacks = ("zip", "negbin_glm", "climatology", "zero")
+    _nb = True
+
+
+def _alpha_score(y: np.ndarray, mu: np.ndarray, pi: np.ndarray) -> float:
+    """d loglik / d alpha of the ZINB model at alpha = 0 (a ZIP fit).
+
+    The NB2 log pmf has derivative ((y - mu)^2 - y) / 2 at alpha = 0; under zero
+    inflation each term is weighted by the posterior probability that the count
+    came from the count part. A ZIP optimum is the ZINB maximum-likelihood fit on
+    the boundary alpha = 0 exactly when this score is <= 0 (first-order condition
+    for a maximum at the edge of alpha >= 0).
+    """
+    f0 = np.exp(-mu)
+    u = np.where(y == 0, (1 - pi) * f0 / (pi + (1 - pi) * f0), 1.0)
+    return float(0.5 * np.sum(u * ((y - mu) ** 2 - y)))
+
+
+def _capped(mu: np.ndarray, cap: float, uid: str) -> np.ndarray:
+    if np.all(mu <= cap):
+        return mu
+    warnings.warn(f"series '{uid}': forecast mean capped at {cap:.3g} (1e4 x the largest count seen); "
+                  "the fitted model extrapolates beyond any plausible count.", ForecastWarning, stacklevel=4)
+    return np.minimum(np.nan_to_num(mu, nan=cap, posinf=cap), cap)
+
+
+def _check_columns(panel: pd.DataFrame, dspec: DesignSpec) -> None:
+    """Covariates must be finite numbers and exposure > 0 on every row (all failures at once)."""
+    problems = []
+    for col in dspec.needed_columns():
+        if col not in panel.columns:
+            continue  # PanelData reports missing columns
+        v = pd.to_numeric(panel[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(v) | ((v <= 0) if col == dspec.exposure else False)
+        if bad.any():
+            what = ("exposure must be a finite number > 0" if col == dspec.exposure
+                    else "covariate must be a finite number")
+            problems.append(Problem(col, what, rows=(np.flatnonzero(bad) + 2).tolist(),
+                                    provinces=panel.loc[bad, "unique_id"].astype(str).unique().tolist()
+                                    if "unique_id" in panel.columns else (),
+                                    hint="Fill or drop those rows, or leave the column out of the spec."))
+    if problems:
+        raise DataValidationError(problems, source="panel")
