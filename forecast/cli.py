@@ -141,6 +141,115 @@ def panel(
     typer.echo(f"wrote {out}: {p['unique_id'].nunique()} series, {len(p)} rows; coverage {cov}")
 
 
+@app.command("models")
+@_friendly
+def models_cmd() -> None:
+    """List the model specs (bundled and in ./models) with their descriptions.
+
+    Example: forecast models
+    """
+    from forecast.specs import available_models
+
+    specs = available_models()
+    width = max(map(len, specs), default=0)
+    for name, desc in specs.items():
+        typer.echo(f"{name:<{width}}  {desc}")
+
+
+@app.command()
+@_friendly
+def predict(
+    file: Path = typer.Argument(..., help="Events file or panel CSV (unique_id, ds, y)."),
+    model: str = typer.Option(..., "--model", "-m", help="Model spec name (see 'forecast models') or .toml path."),
+    horizon: int = typer.Option(6, "--horizon", "-h", min=1, help="Periods ahead."),
+    out: Path = typer.Option(..., "--out", "-o", help="Forecast CSV to write."),
+    freq: str = typer.Option("month", help="Period when FILE holds events."),
+    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP),
+    seed: int = typer.Option(0, help="Seed of the per-series random streams."),
+    force: bool = typer.Option(False, help="Overwrite OUT if it exists."),
+) -> None:
+    """Fit one model on all data and write its forecasts (mean, intervals, P(Y >= k)).
+
+    Example: forecast predict events.csv --model negbin_glm --horizon 6 --out forecast.csv
+    """
+    from forecast.outputs import check_writable, staged_file
+    from forecast.pipeline import load_panel
+    from forecast.specs import load_model
+
+    check_writable(out, force=force)
+    spec = load_model(model)
+    if "seed" in spec.get_params():
+        spec.set_params(seed=seed)
+    panel = load_panel(file, freq=freq, as_of=as_of)
+    fitted = spec.fit(panel)
+    table = fitted.forecast(horizon).to_frame()
+    diag = fitted.diagnostics()[["unique_id", "fallback", "model_used"]]
+    table = table.merge(diag, on="unique_id", how="left")
+    with staged_file(out, force=force) as tmp:
+        table.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+    n_fb = int((diag["fallback"] != "none").sum())
+    typer.echo(f"wrote {out}: {table['unique_id'].nunique()} series x {horizon} periods "
+               f"({n_fb} series used a fallback model)")
+
+
+@app.command("backtest")
+@_friendly
+def backtest_cmd(
+    file: Path = typer.Argument(..., help="Events file or panel CSV (unique_id, ds, y)."),
+    models: str = typer.Option("climatology,seasonal_naive,negbin_glm", "--models",
+                               help="Comma-separated model spec names or .toml paths."),
+    horizon: int = typer.Option(6, "--horizon", "-h", min=1, help="Periods ahead at each origin."),
+    origins: int = typer.Option(12, "--origins", min=1, help="Number of forecast origins (the latest ones)."),
+    step: int = typer.Option(1, min=1, help="Periods between origins."),
+    refit_every: int = typer.Option(1, min=1, help="Re-estimate parameters every k origins."),
+    baseline: str = typer.Option("climatology", help="Model that others must beat significantly."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for backtest.csv, scores.csv, comparison.csv."),
+    freq: str = typer.Option("month", help="Period when FILE holds events."),
+    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP),
+    jobs: int = typer.Option(1, min=1, help="Parallel worker processes."),
+    seed: int = typer.Option(0, help="Seed of the per-series random streams."),
+    force: bool = typer.Option(False, help="Replace OUT if it exists."),
+    quiet: bool = typer.Option(False, help="No progress bar or summary."),
+) -> None:
+    """Rolling-origin backtest: proper scores per model and horizon, and which differences are significant.
+
+    Example: forecast backtest events.csv --models climatology,negbin_glm --horizon 6 --origins 24 --out bt/
+    """
+    from forecast.backtest import backtest
+    from forecast.comparison import compare
+    from forecast.outputs import check_writable, staged_dir
+    from forecast.pipeline import load_panel
+
+    check_writable(out, force=force)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if baseline not in names:
+        names.insert(0, baseline)
+    panel = load_panel(file, freq=freq, as_of=as_of)
+    res = backtest(panel, names, horizon, n_origins=origins, step=step, refit_every=refit_every, jobs=jobs,
+                   seed=seed, keep_pmf=False, progress=None if not quiet else False)
+    comp = compare(res, baseline=baseline, metrics=("rps", "log"), by=("h",), seed=seed)
+    with staged_dir(out, force=force) as tmp:
+        fc = res.forecasts.merge(res.point_scores.drop(columns=["pit_lo", "pit_hi"], errors="ignore"),
+                                 left_index=True, right_index=True)
+        fc.to_csv(tmp / "backtest.csv", index=False, date_format="%Y-%m-%d")
+        res.scores(("model", "h")).to_csv(tmp / "scores.csv", index=False)
+        comp.to_csv(tmp / "comparison.csv", index=False)
+    if not quiet:
+        summary = res.summary()
+        sig = comp[comp["metric"] == "rps"][["model", "h", "skill", "p_value", "verdict"]]
+        table = summary.merge(sig, on=["model", "h"], how="left")
+        with _pandas_display():
+            typer.echo(table.round(4).to_string(index=False))
+        typer.echo(f"skill = 1 - RPS / RPS({baseline}); p_value: one-sided block-bootstrap test over origins "
+                   f"that the model beats {baseline}. Files in {out}")
+
+
+def _pandas_display():
+    import pandas as pd
+
+    return pd.option_context("display.width", 160, "display.max_rows", 500)
+
+
 @app.command()
 @_friendly
 def demo(

@@ -1,0 +1,257 @@
+"""Rolling-origin backtests: fit at each cutoff on data up to it, forecast, score.
+
+At every origin (cutoff) each model is fitted only on periods ≤ cutoff (all of
+them, or the last ``window``), forecasts ``horizon`` periods, and the forecasts
+are scored against what was observed, right away, so that a large backtest
+never holds every predictive distribution at once (``keep_pmf=False``).
+
+With ``refit_every=k`` the parameters (and ARIMA orders) are re-estimated at
+every k-th origin; at the origins between, the last fitted parameters are used
+with the data up to the new cutoff (:meth:`FittedModel.update`).
+
+Work is split into independent tasks, one per model and block of ``k``
+origins, so ``jobs > 1`` runs them in parallel with identical results: every
+series draws from its own random stream derived from (seed, series, origin).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecast.exceptions import ConfigError
+from forecast.models.base import ModelSpec, infer_freq
+
+KEY_COLUMNS = ("country", "province", "event_type")
+
+
+def _resolve_models(models: Any) -> dict[str, ModelSpec]:
+    from forecast.specs import load_model
+
+    if isinstance(models, (ModelSpec, str)):
+        models = [models]
+    if isinstance(models, Mapping):
+        items = list(models.items())
+    else:
+        items = []
+        for m in models:
+            spec = load_model(m) if isinstance(m, str) else m
+            items.append((m if isinstance(m, str) else spec.name, spec))
+    out: dict[str, ModelSpec] = {}
+    for label, spec in items:
+        spec = load_model(spec) if isinstance(spec, str) else spec
+        if not isinstance(spec, ModelSpec):
+            raise ConfigError(f"Model '{label}' is not a model spec (got {type(spec).__name__}).")
+        if label in out:
+            raise ConfigError(f"Model label '{label}' is used twice; pass a dict of label -> spec.")
+        spec.validate()
+        out[str(label)] = spec
+    if not out:
+        raise ConfigError("Give at least one model to backtest.")
+    return out
+
+
+def choose_origins(periods: pd.DatetimeIndex, horizon: int, *, n_origins: int | None = None,
+                   origins: Sequence[Any] | None = None, step: int = 1, min_train: int = 3) -> list[pd.Timestamp]:
+    """Cutoffs for a rolling-origin backtest.
+
+    Explicit ``origins`` must be period starts of the panel. Otherwise the last
+    ``n_origins`` cutoffs, ``step`` periods apart, such that every horizon of
+    the last origin is observed and the first has ``min_train`` periods.
+    """
+    if origins is not None:
+        cut = [pd.Timestamp(o) for o in origins]
+        bad = [str(c.date()) for c in cut if c not in set(periods)]
+        if bad:
+            raise ConfigError(f"Origins {', '.join(bad)} are not periods of the panel "
+                              f"({periods[0].date()} .. {periods[-1].date()}).")
+        return sorted(cut)
+    n = 12 if n_origins is None else int(n_origins)
+    if n < 1 or step < 1:
+        raise ConfigError(f"n_origins and step must be >= 1. Got {n_origins!r} and {step!r} instead.")
+    candidates = periods[min_train - 1: len(periods) - horizon]
+    if len(candidates) == 0:
+        raise ConfigError(f"The panel has {len(periods)} periods: too few for horizon {horizon} "
+                          f"with at least {min_train} training periods.")
+    picked = list(candidates[::-1][::step][:n])[::-1]
+    return [pd.Timestamp(c) for c in picked]
+
+
+@dataclass
+class BacktestResult:
+    """Forecasts, observations and per-forecast scores of a rolling-origin backtest.
+
+    Attributes
+    ----------
+    forecasts : ``unique_id, ds, cutoff, h, model, y, mean, lo-*, hi-*, p_ge_*``
+        (+ ``country, province, event_type``), one row per scored forecast.
+    point_scores : per-forecast scores aligned with ``forecasts`` rows
+        (``log, rps, dss, brier_ge_k, coverage_l, interval_l, abs_error,
+        sq_error, bias, mase, pit_lo, pit_hi``).
+    diagnostics : per model, cutoff and series: fallback rung and reason.
+    """
+
+    forecasts: pd.DataFrame
+    point_scores: pd.DataFrame
+    diagnostics: pd.DataFrame
+    settings: dict[str, Any]
+    _pmfs: list[Any] | None = field(default=None, repr=False)
+
+    @property
+    def pmf(self) -> np.ndarray:
+        """Dense (rows × K+1) predictive pmfs aligned with ``forecasts`` (built on request)."""
+        if self._pmfs is None:
+            raise ConfigError("This backtest was run with keep_pmf=False; rerun with keep_pmf=True.")
+        K = max(f.K for f in self._pmfs)
+        return np.concatenate([np.pad(f.pmf, ((0, 0), (0, K - f.K))) for f in self._pmfs])
+
+    def forecast_objects(self) -> list[Any]:
+        """The CountForecast of every (model, origin) block, in ``forecasts`` row order."""
+        if self._pmfs is None:
+            raise ConfigError("This backtest was run with keep_pmf=False.")
+        return list(self._pmfs)
+
+    def scores(self, by: Sequence[str] | str | None = ("model", "h"),
+               metrics: Iterable[str] | None = None) -> pd.DataFrame:
+        """Mean score per group, tidy: ``*by, metric, value, n``.
+
+        ``by`` may name any column of ``forecasts`` (``model, h, cutoff,
+        unique_id, province, event_type``…); ``None`` gives per-forecast rows.
+        ``mase`` averages only forecasts whose series has a non-zero in-sample
+        scale; ``n`` says how many that is.
+        """
+        by = [by] if isinstance(by, str) else list(by or [])
+        cols = [c for c in (metrics or self.point_scores.columns) if not c.startswith("pit_")]
+        wide = pd.concat([self.forecasts[by + ["unique_id", "ds", "cutoff", "model"]
+                                         if not by else by].reset_index(drop=True),
+                          self.point_scores[cols].reset_index(drop=True)], axis=1)
+        wide = wide.loc[:, ~wide.columns.duplicated()]
+        if not by:
+            return wide.melt(id_vars=[c for c in wide.columns if c not in cols], var_name="metric")
+        long = wide.melt(id_vars=by, value_vars=cols, var_name="metric")
+        g = long.groupby(by + ["metric"], sort=True, observed=True)["value"]
+        out = g.mean().to_frame("value").join(g.count().rename("n")).reset_index()
+        return out
+
+    def summary(self, metrics: Sequence[str] = ("rps", "log", "mae", "coverage_80")) -> pd.DataFrame:
+        """Mean scores per model and horizon as a wide table (``mae`` is the mean absolute error)."""
+        tidy = self.scores(("model", "h"))
+        tidy["metric"] = tidy["metric"].replace({"abs_error": "mae"})
+        wide = tidy[tidy["metric"].isin(metrics)].pivot_table(index=["model", "h"], columns="metric", values="value")
+        return wide[[m for m in metrics if m in wide.columns]].reset_index()
+
+
+def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | None = None,
+             origins: Sequence[Any] | None = None, step: int = 1, window: str | int = "expanding",
+             refit_every: int = 1, jobs: int = 1, seed: int = 0, *, levels: Sequence[int] = (50, 80, 95),
+             thresholds: Sequence[int] = (1, 5), keep_pmf: bool = True, progress: bool | None = None,
+             backend: Any = None) -> BacktestResult:
+    """Rolling-origin backtest of one or more models on a long panel.
+
+    Parameters
+    ----------
+    panel : ``unique_id, ds, y`` (+ keys, exogenous columns); ``build_panel`` output works.
+    models : spec, spec name, list of them, or dict label -> spec/name.
+    horizon : periods ahead forecast at every origin.
+    n_origins, origins, step : how many cutoffs (the last ones, ``step`` apart) or
+        which (period starts); default 12 origins.
+    window : ``"expanding"`` (all data ≤ cutoff) or the number of most recent periods.
+    refit_every : re-estimate parameters every k origins (see module docstring).
+    jobs : parallel worker processes (joblib); results are identical to ``jobs=1``.
+    seed : replaces each spec's ``seed`` so the whole backtest is reproducible.
+    keep_pmf : keep every predictive pmf (``result.pmf``); turn off for very large runs.
+    progress : show a progress bar (default: when writing to a terminal).
+    backend : a joblib backend name (e.g. ``"dask"``) for distributed runs.
+    """
+    from forecast.models.base import positive_int
+
+    if not positive_int(horizon):
+        raise ConfigError(f"The horizon must be an int >= 1. Got {horizon!r} instead.")
+    if not positive_int(refit_every):
+        raise ConfigError(f"refit_every must be an int >= 1. Got {refit_every!r} instead.")
+    if window != "expanding" and not positive_int(window):
+        raise ConfigError(f"window must be 'expanding' or an int >= 1. Got {window!r} instead.")
+    specs = _resolve_models(models)
+    specs = {k: (v.clone().set_params(seed=seed) if "seed" in v.get_params() else v.clone())
+             for k, v in specs.items()}
+    frame = panel.copy()
+    frame["ds"] = pd.to_datetime(frame["ds"])
+    freq = infer_freq(panel)
+    frame.attrs = {"freq": freq}
+    periods = pd.DatetimeIndex(sorted(frame["ds"].unique()))
+    cutoffs = choose_origins(periods, horizon, n_origins=n_origins, origins=origins, step=step)
+    tasks = [(label, spec, cutoffs[i:i + refit_every]) for label, spec in specs.items()
+             for i in range(0, len(cutoffs), refit_every)]
+    ctx = dict(frame=frame, horizon=horizon, window=window, levels=tuple(levels), thresholds=tuple(thresholds),
+               keep_pmf=keep_pmf, periods=periods)
+    results = _run_tasks(tasks, ctx, jobs, progress, backend)
+    blocks = [b for r in results for b in r]
+    fcs = pd.concat([b["forecasts"] for b in blocks], ignore_index=True)
+    pts = pd.concat([b["scores"] for b in blocks], ignore_index=True)
+    diag = pd.concat([b["diagnostics"] for b in blocks], ignore_index=True)
+    keys = [c for c in KEY_COLUMNS if c in frame.columns]
+    if keys:
+        fcs = fcs.merge(frame.drop_duplicates("unique_id")[["unique_id", *keys]], on="unique_id", how="left")
+    settings = dict(horizon=horizon, origins=[str(c.date()) for c in cutoffs], step=step, window=window,
+                    refit_every=refit_every, seed=seed, models={k: repr(v) for k, v in specs.items()},
+                    levels=list(levels), thresholds=list(thresholds), freq=freq)
+    return BacktestResult(fcs, pts, diag, settings, [b["pmf"] for b in blocks] if keep_pmf else None)
+
+
+def _run_tasks(tasks, ctx, jobs, progress, backend) -> list:
+    from tqdm.auto import tqdm
+
+    bar = dict(total=len(tasks), desc="backtest", unit="fit", disable=(None if progress is None else not progress),
+               leave=False)
+    if jobs == 1 and backend is None:
+        return [_run_block(*t, **ctx) for t in tqdm(tasks, **bar)]
+    from joblib import Parallel, delayed, parallel_backend
+
+    with parallel_backend(backend or "loky", n_jobs=jobs):
+        runner = Parallel(return_as="generator")
+        gen = runner(delayed(_run_block)(*t, **ctx) for t in tasks)
+        return list(tqdm(gen, **bar))
+
+
+def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], *, frame: pd.DataFrame, horizon: int,
+               window: str | int, levels: tuple, thresholds: tuple, keep_pmf: bool,
+               periods: pd.DatetimeIndex) -> list[dict]:
+    """Fit at the first cutoff, update at the rest; forecast and score at each."""
+    from forecast.scoring import mase_scale, score_all
+
+    out, fitted = [], None
+    obs = frame[["unique_id", "ds", "y"]]
+    for i, cutoff in enumerate(cutoffs):
+        train = frame[frame["ds"] <= cutoff]
+        if window != "expanding":
+            first = periods[max(0, periods.get_loc(cutoff) - int(window) + 1)]
+            train = train[train["ds"] >= first]
+        train.attrs = frame.attrs
+        fitted = spec.fit(train) if i == 0 else fitted.update(train)
+        fc = fitted.forecast(horizon)
+        idx = fc.index.merge(obs, on=["unique_id", "ds"], how="left")
+        seen = idx["y"].notna().to_numpy()
+        if not seen.any():
+            continue
+        fc = fc.subset(np.flatnonzero(seen))
+        y = idx.loc[seen, "y"].to_numpy(dtype="int64")
+        sc = score_all(fc, y, levels=levels, thresholds=thresholds)
+        scales = {uid: mase_scale(g["y"].to_numpy(), _season(frame.attrs["freq"]))
+                  for uid, g in train.groupby("unique_id", sort=False)}
+        sc["mase"] = sc["abs_error"] / fc.index["unique_id"].map(scales).to_numpy(dtype=float)
+        table = fc.to_frame(levels=levels, thresholds=thresholds)
+        table["model"] = label
+        table.insert(2, "cutoff", cutoff)
+        table.insert(5, "y", y)
+        diag = fitted.diagnostics()[["unique_id", "fallback", "reason", "model_used", "converged"]]
+        diag.insert(0, "cutoff", cutoff)
+        diag.insert(0, "model", label)
+        out.append(dict(forecasts=table, scores=pd.DataFrame(sc), diagnostics=diag,
+                        pmf=fc if keep_pmf else None))
+    return out
+
+
+def _season(freq: str) -> int:
+    return {"MS": 12, "D": 7}.get(freq, 52)

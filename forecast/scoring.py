@@ -1,0 +1,402 @@
+r"""Proper scores for count forecasts, vectorised over many :class:`CountForecast` rows.
+
+Every function takes a forecast ``fc`` with ``n`` rows and outcomes ``y`` (n,) of
+non-negative integers and returns one score per row (lower is better, except
+``coverage``). :func:`score_all` computes everything in one pass over the pmf.
+
+Notes
+-----
+With :math:`F` the predictive cdf and :math:`p` the pmf:
+
+- log score :math:`-\log p(y)`, with :math:`p` floored at ``LOG_FLOOR``;
+- ranked probability score :math:`\sum_{k\ge0}(F(k) - [y\le k])^2`, which for
+  integer outcomes equals the CRPS, :math:`E|X-y| - \tfrac12 E|X-X'|`;
+- Dawid-Sebastiani :math:`(y-\mu)^2/\sigma^2 + \log\sigma^2`;
+- Brier :math:`(P(Y\ge k) - [y\ge k])^2`; interval score of Gneiting & Raftery (2007).
+
+**Outcomes above the support** ``0..K`` are never clipped: the log score, the PIT
+values, exceedance probabilities and quantiles come from the forecast's exact
+parametric form (``pmf_at``/``logpmf_at``/``cdf``/``prob_at_least``/``quantile``),
+and the RPS adds its terms beyond ``K`` from the parametric survival function.
+Mass beyond ``K`` without a parametric form (empirical rows) has no known
+location: the RPS treats it as sitting at ``K + 1`` (the least extreme place it
+can be, which keeps the score finite); the other scores follow ``CountForecast``.
+
+**Speed.** Scores need the cdf, i.e. row-wise cumulative sums of the pmf. Most rows
+carry their mass on a few dozen counts while ``K`` is set by the widest row, so each
+row is summed over a prefix ``0..w-1`` only: ``w = 24`` first, or at once a wider
+``w`` when the last two pmf values at 24 already show (extrapolated geometrically)
+too much mass beyond. A row is accepted at width ``w`` when ``y < w`` and at most
+:math:`R = \min(10^{-9}, (10^{-13}/\sqrt{EY^2})^{2/3})` of its mass lies beyond;
+the others are regrouped at their predicted width (multiples of 16, up to ``K + 1``).
+Dropping the columns beyond ``w`` changes the RPS by at most
+:math:`\sum_{k\ge w} S(k)^2 \le R\,E[(Y-w)^+] \le R^{3/2}\sqrt{E Y^2} \le 10^{-13}`
+(:math:`S = 1 - F`, Cauchy-Schwarz); PIT values, exceedances (``w`` is at least the
+largest threshold) and quantiles (every level is below :math:`1 - R`) are unaffected.
+Work proceeds in blocks of about ``_CELLS`` cells, so temporaries stay small.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import special
+
+from forecast.distributions import QUANTILE_TOL, CountForecast
+
+LOG_FLOOR = 1e-12        # smallest probability the log score uses: penalty <= 27.63
+VAR_FLOOR = 1e-12        # smallest predictive variance the DSS uses
+RPS_TOL = 1e-13          # bound on the RPS mass left out by truncated sums (per row)
+_W0 = 24                 # first width tried for every row
+_W_STEP = 16             # later widths are multiples of this (rows grouped by width)
+_CELLS = 1 << 16         # rows x width per block: temporaries stay in cache
+_ALPHA_POISSON = 1e-20   # as in distributions: below this NB2 is evaluated as Poisson
+_TINY_P = 1e-280         # dense pmf values below this are recomputed in log space
+
+
+# ----------------------------------------------------------------------------- helpers
+def _outcomes(fc: CountForecast, y) -> np.ndarray:
+    a = np.asarray(y, dtype=float)
+    if a.ndim == 0:
+        a = np.full(fc.n_rows, float(a))
+    bad = np.flatnonzero(~np.isfinite(a) | (a < 0) | (a != np.floor(a))) if a.ndim == 1 else []
+    if a.shape != (fc.n_rows,) or len(bad):
+        where = f"; {len(bad)} row(s) fail (first: row {bad[0]}, value {a[bad[0]]!r})" if len(bad) else ""
+        raise ValueError(f"y must be {fc.n_rows} non-negative integer counts, one per forecast row "
+                         f"(got shape {a.shape}{where}).")
+    return a.astype(np.int64)
+
+
+def _fraction(level: float) -> float:
+    f = level / 100 if level > 1 else level
+    if not 0 < f < 1:
+        raise ValueError(f"level must be in (0, 1) or a percentage in (1, 100). Got {level!r} instead.")
+    return float(f)
+
+
+def _label(level: float) -> str:
+    return f"{round(_fraction(level) * 100, 6):g}"
+
+
+def _nb_sf(k, mu: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """P(Y > k) of NB2(mu, alpha) (Poisson for alpha ~ 0); k broadcast against mu; 1 for k < 0."""
+    k, mu, alpha = np.broadcast_arrays(np.asarray(k, dtype=float), mu, alpha)
+    out = np.ones(k.shape)
+    pois, nb = (k >= 0) & (alpha < _ALPHA_POISSON), (k >= 0) & (alpha >= _ALPHA_POISSON)
+    out[pois] = special.gammainc(k[pois] + 1, mu[pois])
+    x = alpha[nb] * mu[nb]
+    out[nb] = special.betainc(k[nb] + 1, 1 / alpha[nb], x / (1 + x))
+    return out
+
+
+def _param_sf_block(comps: tuple, k0: int, B: int) -> np.ndarray:
+    """S(k) = sum_c w_c (1 - pi_c) P_c(Y > k) for k = k0..k0+B-1 (k0 >= 1), shape (m, B).
+
+    Each component's survival function is evaluated exactly at ``k0 - 1`` and
+    ``k0 - 2``; inside the block it follows the pmf recurrence
+    :math:`f(k)/f(k-1) = \\frac{\\mu}{1+\\alpha\\mu}\\frac{1+\\alpha(k-1)}{k}`,
+    so a block costs two incomplete-beta calls per row, not ``B``.
+    """
+    w, mu, alpha, pi = comps
+    ks = k0 + np.arange(B, dtype=float)
+    S = np.zeros((mu.shape[1], B))
+    for c in range(mu.shape[0]):
+        m, a, scale = mu[c], alpha[c], w[c] * (1 - pi[c])
+        s1, s2 = _nb_sf(k0 - 1, m, a), _nb_sf(k0 - 2, m, a)
+        ratio = (m / (1 + a * m))[:, None] * (1 + a[:, None] * (ks - 1)) / ks
+        f = np.maximum(s2 - s1, 0)[:, None] * np.cumprod(ratio, axis=1)
+        S += scale[:, None] * np.maximum(s1[:, None] - np.cumsum(f, axis=1), 0)
+    return S
+
+
+def _rps_beyond(fc: CountForecast, rows: np.ndarray, y: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    r"""RPS terms for k > K, :math:`\sum_{k>K}(F(k) - [y\le k])^2`, on ``rows`` (full support).
+
+    Beyond ``K`` only the parametric part is left (mass without a form sits at
+    ``K + 1``). Blocks of ``k`` are added until the rest is provably small: for
+    ``k >= y`` the remaining terms sum to at most :math:`S^{3/2}\sqrt{EY^2}`; before
+    ``y``, once :math:`2\sqrt{S\,EY^2}` is negligible every remaining term is 1.
+    """
+    comps = tuple(a[:, rows] for a in fc.components)
+    total, act, k0, B = np.zeros(rows.size), np.arange(rows.size), fc.K + 1, 64
+    while act.size:
+        S = _param_sf_block(tuple(a[:, act] for a in comps), k0, B)
+        ks = k0 + np.arange(B)
+        ya = y[act, None]
+        total[act] += np.where(ks >= ya, S * S, (1 - S) ** 2).sum(axis=1)
+        last, s = ks[-1], S[:, -1]
+        settled = (y[act] <= last + 1) & (s**1.5 * np.sqrt(m2[act]) <= RPS_TOL)
+        jump = (y[act] > last + 1) & (2 * np.sqrt(s * m2[act]) <= RPS_TOL)
+        total[act[jump]] += y[act[jump]] - 1 - last
+        act, k0, B = act[~(settled | jump)], k0 + B, min(2 * B, 4096)
+    return total
+
+
+def _predict_width(last2: np.ndarray, R: np.ndarray, y: np.ndarray, r_max: np.ndarray, w: int, K: int):
+    """Width at which rows left with mass ``R`` beyond ``w`` should pass (``> w``, ``<= K + 1``).
+
+    The mass beyond ``w`` is extrapolated geometrically with the ratio of the last two
+    pmf values ``last2`` (NB tails are asymptotically geometric); rows also need
+    ``y < width``. A wrong guess costs one more round, never a wrong score.
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rho = last2[:, 1] / last2[:, 0]
+        steps = np.log(np.minimum(r_max / np.maximum(R, 1e-300), 1)) / np.log(rho)
+    steps = np.where((rho > 0) & (rho < 1) & np.isfinite(steps), steps, w)
+    need = np.maximum(np.maximum(w + np.ceil(1.2 * steps) + 2, y + 1), w + _W_STEP // 2)
+    return np.minimum(np.ceil(need / _W_STEP) * _W_STEP, K + 1).astype(np.int64)
+
+
+def _enqueue(queue: dict, rows: np.ndarray, widths: np.ndarray) -> None:
+    order = np.argsort(widths, kind="stable")
+    rows, widths = rows[order], widths[order]
+    cuts = np.flatnonzero(np.diff(widths)) + 1
+    for part, width in zip(np.split(rows, cuts), widths[np.r_[0, cuts]] if rows.size else []):
+        queue.setdefault(int(width), []).append(part)
+
+
+def _logpmf(fc: CountForecast, y: np.ndarray) -> np.ndarray:
+    """log p(y): dense pmf where it is representable, else the forecast's exact form."""
+    inside = np.flatnonzero(y <= fc.K)
+    p = np.zeros(fc.n_rows)
+    p[inside] = fc.pmf[inside, y[inside]]
+    with np.errstate(divide="ignore"):
+        out = np.log(p)
+    redo = np.flatnonzero((y > fc.K) | (p < _TINY_P))
+    if redo.size:
+        with np.errstate(divide="ignore"):
+            out[redo] = fc.subset(redo).logpmf_at(y[redo])
+    return out
+
+
+# ----------------------------------------------------------------------------- the pass
+def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Sequence[int] = ()) -> dict:
+    """One pass over the pmf: F(y-1), F(y), RPS, quantiles ``probs``, P(Y >= k) for ``ks``."""
+    n, K = fc.n_rows, fc.K
+    targets = np.asarray(probs, dtype=float) - QUANTILE_TOL
+    ks = np.asarray(ks, dtype=np.int64)
+    lo, hi, rps = np.empty(n), np.empty(n), np.empty(n)
+    q, ge = np.empty((targets.size, n), np.int64), np.empty((ks.size, n))  # rows last: cheap writes
+    # E[Y^2] bound for the truncation check (tail mass counted at K + 1: only makes it larger)
+    m2 = np.maximum(fc.var, 0) + fc.mean**2 + (K + 1.0) ** 2 * fc.tail
+    r_max = np.minimum(1e-9, (RPS_TOL / np.sqrt(np.maximum(m2, 1e-300))) ** (2 / 3))
+    # Every row is tried at width w0 (>= max k: P(Y >= k) reads F(k - 1)) unless the pmf's
+    # last two columns there already show too much mass beyond (extrapolated geometrically):
+    # those rows, and rows failing the exact check, are queued at their predicted width.
+    queue: dict[int, list] = {}
+    w0 = min(max(_W0, int(ks.max(initial=0))), K + 1)
+    if w0 < K + 1 and w0 >= 2:
+        last2 = fc.pmf[:, w0 - 2:w0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = last2[:, 1] / last2[:, 0]
+            R_est = np.where(last2[:, 1] == 0, 0.0, np.where(rho < 1, last2[:, 1] * rho / (1 - rho), np.inf))
+        doomed = (y >= w0) | (R_est > 10 * r_max)
+        _enqueue(queue, np.flatnonzero(doomed), _predict_width(last2[doomed], R_est[doomed], y[doomed],
+                                                               r_max[doomed], w0, K))
+        queue.setdefault(w0, []).append(np.flatnonzero(~doomed))
+    else:
+        queue[w0] = [np.arange(n)]
+    while queue:
+        w = min(queue)
+        pending = np.concatenate(queue.pop(w))
+        full, step, col = w == K + 1, max(1, _CELLS // w), np.arange(w)
+        failed: list[tuple] = []
+        for start in range(0, pending.size, step):
+            rows = pending[start:start + step]
+            P = fc.pmf[rows, :w]
+            F = np.cumsum(P, axis=1)
+            yb = y[rows]
+            ok = np.ones(rows.size, bool) if full else (yb < w) & (1 - F[:, -1] <= r_max[rows])
+            if not ok.all():
+                bad = ~ok
+                failed.append((rows[bad], _predict_width(P[:, -2:][bad], 1 - F[bad, -1], yb[bad],
+                                                         r_max[rows[bad]], w, K)))
+                rows, yb, F = rows[ok], yb[ok], F[ok]
+            r = np.arange(rows.size)
+            lo[rows] = np.where(yb >= 1, F[r, np.clip(yb - 1, 0, w - 1)], 0.0)
+            hi[rows] = F[r, np.minimum(yb, w - 1)]
+            for j, k in enumerate(ks):
+                ge[j, rows] = 1 - F[:, k - 1] if 1 <= k <= w else float(k <= 0)
+            if targets.size:  # F rises along rows: the count of F < t is the quantile, and
+                # beyond the first column where every row has reached t nothing counts
+                cols = np.searchsorted(F.min(axis=0, initial=1.0), targets) + 1
+                for j, t in enumerate(targets):
+                    q[j, rows] = (F[:, :cols[j]] < t).sum(axis=1)
+            D = np.subtract(F, col >= yb[:, None], out=F)
+            rps[rows] = np.einsum("ij,ij->i", D, D)
+        if failed:
+            _enqueue(queue, np.concatenate([f[0] for f in failed]), np.concatenate([f[1] for f in failed]))
+    q, ge = q.T, ge.T  # (n, len(probs)), (n, len(ks)) views
+    _beyond_support(fc, y, m2, targets, ks, lo, hi, rps, q, ge)
+    return dict(lo=lo, hi=hi, rps=rps, q=q, ge=ge)
+
+
+def _beyond_support(fc, y, m2, targets, ks, lo, hi, rps, q, ge) -> None:
+    """Fix, in place, every quantity that needs k > K (rows scanned at full width)."""
+    K = fc.K
+    far = y > K
+    tail_live = fc.tail**1.5 * np.sqrt(m2) > RPS_TOL
+    rows = np.flatnonzero(far | tail_live | (q == K + 1).any(axis=1) | bool((ks > K + 1).any()))
+    if not rows.size:
+        return
+    sub = fc.subset(rows)
+    yr = y[rows]
+    rps[rows] += _rps_beyond(fc, rows, yr, m2[rows])
+    f = np.flatnonzero(far[rows])
+    if f.size:
+        lo[rows[f]] = sub.subset(f).cdf(yr[f] - 1)
+        hi[rows[f]] = sub.subset(f).cdf(yr[f])
+    beyond_k = np.flatnonzero(ks > K + 1)
+    for j in beyond_k:
+        ge[rows, j] = sub.prob_at_least(ks[j])
+    need = np.flatnonzero((q[rows] == K + 1).any(axis=1))
+    if need.size and targets.size:
+        q[rows[need]] = sub.subset(need).quantile(targets + QUANTILE_TOL).reshape(need.size, -1)
+
+
+# ----------------------------------------------------------------------------- public scores
+def log_score(fc: CountForecast, y, floor: float = LOG_FLOOR) -> np.ndarray:
+    """Log score :math:`-\\log \\max(p(y), \\text{floor})` per row.
+
+    The floor matters only for outcomes the forecast declared (next to) impossible:
+    :math:`p(y) = 0` would give :math:`+\\infty`, and one infinite row would dominate
+    every mean and every comparison. Flooring bounds a single forecast's penalty at
+    :math:`-\\log 10^{-12} \\approx 27.6`; probabilities above the floor are untouched.
+    ``p(y)`` is exact for any ``y`` (parametric form beyond ``K``; 0 where there is none).
+    """
+    y = _outcomes(fc, y)
+    if not 0 <= floor < 1:
+        raise ValueError(f"floor must be in [0, 1). Got {floor!r} instead.")
+    return np.minimum(-_logpmf(fc, y), -np.log(floor) if floor > 0 else np.inf) + 0.0  # no -0.0
+
+
+def rps(fc: CountForecast, y) -> np.ndarray:
+    """Ranked probability score :math:`\\sum_{k\\ge0}(F(k) - [y \\le k])^2` (= CRPS for counts).
+
+    Exact over the whole support: the dense sum over ``0..K`` plus the terms beyond
+    ``K`` from the parametric form (summed until the rest is below ``RPS_TOL``); tail
+    mass without a parametric form is placed at ``K + 1``.
+    """
+    y = _outcomes(fc, y)
+    return _scan(fc, y)["rps"]
+
+
+def dss(fc: CountForecast, y, var_floor: float = VAR_FLOOR) -> np.ndarray:
+    """Dawid-Sebastiani score :math:`(y-\\mu)^2/\\sigma^2 + \\log\\sigma^2` (``fc.mean``, ``fc.var``).
+
+    A point forecast (:math:`\\sigma^2 = 0`, e.g. the zero model) would score
+    :math:`-\\infty` when right and :math:`+\\infty` when wrong. Convention: the variance
+    is floored at ``var_floor`` (1e-12), so a right point forecast scores
+    :math:`\\log 10^{-12} \\approx -27.6` and a wrong one :math:`10^{12}(y-\\mu)^2 - 27.6`.
+    Means over many rows are then finite, but dominated by such rows: report them.
+    """
+    y = _outcomes(fc, y)
+    v = np.maximum(fc.var, var_floor)
+    return (y - fc.mean) ** 2 / v + np.log(v)
+
+
+def brier(fc: CountForecast, y, k) -> np.ndarray:
+    """Brier score of the exceedance :math:`(P(Y \\ge k) - [y \\ge k])^2`.
+
+    ``k`` an int gives (n,); a sequence gives (n, len(k)), one column per threshold.
+    """
+    y = _outcomes(fc, y)
+    kk = np.atleast_1d(np.asarray(k, dtype=np.int64))
+    p = _scan(fc, y, ks=kk)["ge"]
+    out = (p - (y[:, None] >= kk[None, :])) ** 2
+    return out[:, 0] if np.ndim(k) == 0 else out
+
+
+def _interval(fc: CountForecast, y: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    a = (1 - _fraction(level)) / 2
+    q = _scan(fc, y, probs=(a, 1 - a))["q"]
+    return q[:, 0], q[:, 1]
+
+
+def _interval_score(lo, hi, y, level) -> np.ndarray:
+    alpha = 1 - _fraction(level)
+    return (hi - lo) + (2 / alpha) * np.maximum(lo - y, 0) + (2 / alpha) * np.maximum(y - hi, 0)
+
+
+def interval_score(fc: CountForecast, y, level: float) -> np.ndarray:
+    """Interval score (Gneiting & Raftery 2007) of the central interval ``fc.interval(level)``.
+
+    :math:`(u-l) + \\frac2\\alpha(l-y)[y<l] + \\frac2\\alpha(y-u)[y>u]`, :math:`\\alpha = 1 -` level;
+    ``level`` as 0.8 or 80. ``l, u`` are the forecast's own quantiles (same tolerance).
+    """
+    y = _outcomes(fc, y)
+    lo, hi = _interval(fc, y, level)
+    return _interval_score(lo, hi, y, level)
+
+
+def coverage(fc: CountForecast, y, level: float) -> np.ndarray:
+    """1.0 where ``l <= y <= u`` for the central interval at ``level``, else 0.0."""
+    y = _outcomes(fc, y)
+    lo, hi = _interval(fc, y, level)
+    return ((lo <= y) & (y <= hi)).astype(float)
+
+
+def abs_error(fc: CountForecast, y) -> np.ndarray:
+    """:math:`|\\mu - y|` of the predictive mean (average for the MAE)."""
+    return np.abs(fc.mean - _outcomes(fc, y))
+
+
+def sq_error(fc: CountForecast, y) -> np.ndarray:
+    """:math:`(\\mu - y)^2` of the predictive mean (average, then root, for the RMSE)."""
+    return (fc.mean - _outcomes(fc, y)) ** 2
+
+
+def bias(fc: CountForecast, y) -> np.ndarray:
+    """:math:`\\mu - y`: positive where the forecast mean is too high."""
+    return fc.mean - _outcomes(fc, y)
+
+
+def mase_scale(history_y, season_length: int) -> float:
+    """In-sample MAE of the seasonal naive forecast, the MASE denominator of one series.
+
+    Lag ``season_length`` (m); lag 1 when the history has fewer than ``m + 1`` values.
+    NaN when the scale is 0 (an all-zero or constant series, or fewer than 2 values):
+    the MASE is undefined there, and the caller counts such series.
+    """
+    h = np.asarray(history_y, dtype=float).ravel()
+    m = int(season_length)
+    if m < 1:
+        raise ValueError(f"season_length must be >= 1. Got {season_length!r} instead.")
+    lag = m if h.size >= m + 1 else 1
+    if h.size <= lag:
+        return float("nan")
+    scale = float(np.mean(np.abs(h[lag:] - h[:-lag])))
+    return scale if scale > 0 else float("nan")
+
+
+def mase(abs_err, scale) -> np.ndarray:
+    """MASE terms ``abs_err / scale`` (NaN where the scale is NaN or 0)."""
+    s = np.asarray(scale, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(abs_err, dtype=float) / np.where(s > 0, s, np.nan)
+
+
+def score_all(fc: CountForecast, y, *, levels: Sequence[float] = (50, 80, 95),
+              thresholds: Sequence[int] = (1, 5)) -> dict[str, np.ndarray]:
+    """Every per-row score in one pass over the pmf.
+
+    Returns ``log, rps, dss, brier_ge_<k>, coverage_<lvl>, interval_<lvl>, abs_error,
+    sq_error, bias, pit_lo, pit_hi`` (float64 arrays of length ``n``), where
+    ``pit_lo = F(y-1)`` and ``pit_hi = F(y)`` feed :func:`forecast.calibration.pit_histogram`
+    (its ``active_only`` form also needs ``F(0) = fc.pmf[:, 0]``, or ``1 - p_ge_1``).
+    """
+    y = _outcomes(fc, y)
+    fr = [_fraction(lv) for lv in levels]
+    probs = [p for f in fr for p in ((1 - f) / 2, 1 - (1 - f) / 2)]
+    ks = np.asarray(thresholds, dtype=np.int64)
+    sc = _scan(fc, y, probs, ks)
+    out = {"log": log_score(fc, y), "rps": sc["rps"], "dss": dss(fc, y)}
+    for j, k in enumerate(ks):
+        out[f"brier_ge_{k}"] = (sc["ge"][:, j] - (y >= k)) ** 2
+    for i, lv in enumerate(levels):
+        lo, hi = sc["q"][:, 2 * i], sc["q"][:, 2 * i + 1]
+        out[f"coverage_{_label(lv)}"] = ((lo <= y) & (y <= hi)).astype(float)
+        out[f"interval_{_label(lv)}"] = _interval_score(lo, hi, y, lv).astype(float)
+    err = fc.mean - y
+    out.update(abs_error=np.abs(err), sq_error=err**2, bias=err, pit_lo=sc["lo"], pit_hi=sc["hi"])
+    return out
