@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from forecast.exceptions import ConfigError
 
@@ -49,27 +50,35 @@ def origin_differences(result, a: str, b: str, metric: str, rows: pd.Series | No
 
 
 def block_bootstrap_test(d: np.ndarray, block: int, *, n_boot: int = 4000, seed: int = 0) -> PairedTest:
-    """Moving-block bootstrap test that the mean of ``d`` is below 0.
+    """Studentised moving-block bootstrap test that the mean of ``d`` is below 0.
 
-    The bootstrap distribution of the mean of the centred series ``d - mean(d)``
-    approximates the null distribution; the p-value is the share of it at or
-    below the observed mean. With fewer origins than two blocks the test has no
-    power and returns p = 1.
+    The standard error of the mean comes from a moving-block bootstrap of the
+    centred differences, with blocks of at least ``block`` origins and at least
+    1.5·n^(1/3) (longer blocks keep more of the dependence); the statistic
+    mean / SE is referred to Student's t with (number of blocks − 1) degrees of
+    freedom. With few origins the plain percentile bootstrap rejects far too
+    often (about 10–17% at a nominal 5% in our simulations with 12–40 origins);
+    the studentised form keeps the size near 5% for independent and
+    moving-average differences, and somewhat above it (6–10%) under strong
+    persistence. With fewer than two blocks the test has no power and returns p = 1.
     """
     d = np.asarray(d, dtype=float)
     n = len(d)
-    block = max(1, min(int(block), n))
     obs = float(d.mean()) if n else float("nan")
-    if n < 2 * block or n < 3:
+    block = max(1, int(block), int(np.ceil(1.5 * n ** (1 / 3)))) if n else 1
+    block = min(block, n) if n else 1
+    n_blocks = int(np.ceil(n / block)) if n else 0
+    if n_blocks < 2 or n < 3:
         return PairedTest(obs, 1.0, n, block)
     rng = np.random.default_rng(seed)
     centred = d - obs
-    n_blocks = int(np.ceil(n / block))
     starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
     idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]
-    boot = centred[idx].mean(axis=1)
-    p = (1 + np.sum(boot <= obs)) / (n_boot + 1)
-    return PairedTest(obs, float(p), n, block)
+    se = float(centred[idx].mean(axis=1).std(ddof=1))
+    if se == 0.0:  # every origin has the same difference: no sampling variability to test against
+        return PairedTest(obs, 0.0 if obs < 0 else 1.0, n, block)
+    p = float(stats.t.cdf(obs / se, df=n_blocks - 1))
+    return PairedTest(obs, p, n, block)
 
 
 def paired_test(result, a: str, b: str, metric: str = "rps", *, block: int | None = None, n_boot: int = 4000,

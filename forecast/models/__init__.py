@@ -9,9 +9,10 @@ from forecast.models.arima import Arima
 from forecast.models.autoregressive import INGARCH
 from forecast.models.base import REGISTRY, FittedModel, ModelSpec
 from forecast.models.baselines import Climatology, Empirical, Naive, SeasonalNaive, Zero
+from forecast.models.ensemble import Ensemble
 from forecast.models.glm import NegBinGLM, PoissonGLM
 from forecast.models.intermittent import TSB, Croston
 from forecast.models.zeroinflated import ZINB, ZIP
 
 __all__ = ["REGISTRY", "FittedModel", "ModelSpec", "Arima", "INGARCH", "Climatology", "Empirical", "Naive",
-           "SeasonalNaive", "Zero", "NegBinGLM", "PoissonGLM", "TSB", "Croston", "ZINB", "ZIP"]
+           "SeasonalNaive", "Zero", "Ensemble", "NegBinGLM", "PoissonGLM", "TSB", "Croston", "ZINB", "ZIP"]
