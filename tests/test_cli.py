@@ -133,3 +133,41 @@ def test_help_has_examples_and_descriptions(args):
     assert res.exit_code == 0
     if args != ["--help"]:
         assert "Example" in res.output
+
+
+def test_models_lists_every_bundled_spec():
+    res = run("models")
+    assert res.exit_code == 0
+    for name in ("climatology", "negbin_glm", "zinb", "ingarch", "arima", "croston", "ensemble"):
+        assert name in res.output
+
+
+def test_predict_writes_distribution_summaries(tmp_path):
+    out = tmp_path / "fc.csv"
+    res = run("predict", UCDP, "--model", "climatology", "--horizon", "2", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    fc = pd.read_csv(out)
+    assert {"mean", "lo-80", "hi-80", "p_ge_1", "p_ge_5", "fallback", "model_used"} <= set(fc.columns)
+    assert set(fc["h"]) == {1, 2} and (fc["lo-80"] <= fc["hi-80"]).all()
+    bad = run("predict", UCDP, "--model", "climatolgy", "--out", str(tmp_path / "x.csv"))
+    assert bad.exit_code == 1 and "Did you mean 'climatology'" in bad.output
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_backtest_cli_writes_three_tables_and_prints_significance(tmp_path):
+    panel_csv = tmp_path / "panel.csv"
+    assert run("demo", "--out", str(tmp_path / "d"), "--quiet").exit_code == 0
+    p = pd.read_csv(tmp_path / "d" / "panel.csv")
+    p[p["country"] == "Tajikistan"].to_csv(panel_csv, index=False)
+    out = tmp_path / "bt"
+    res = run("backtest", str(panel_csv), "--models", "climatology,seasonal_naive", "--horizon", "2",
+              "--origins", "6", "--out", str(out), "--quiet")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["backtest.csv", "comparison.csv", "scores.csv"]
+    comp = pd.read_csv(out / "comparison.csv")
+    assert {"skill", "p_value", "significant", "verdict"} <= set(comp.columns)
+    loud = run("backtest", str(panel_csv), "--models", "seasonal_naive", "--horizon", "2", "--origins", "6",
+               "--out", str(tmp_path / "bt2"))
+    assert loud.exit_code == 0 and "verdict" in loud.output and "rps" in loud.output
+    again = run("backtest", str(panel_csv), "--out", str(out))
+    assert again.exit_code == 1 and "already exists" in again.output
