@@ -77,6 +77,9 @@ def optional_str(v: Any) -> bool:
     return v is None or isinstance(v, str)
 
 
+#: Ridge penalty of the penalised rung added after a penalisable fallback model.
+PENALTY_FALLBACK = 1.0
+
 SEED = Param("seed", 0, "an int >= 0", lambda v: isinstance(v, (int, np.integer)) and v >= 0,
              "seed of the per-series random streams")
 
@@ -160,7 +163,13 @@ class ModelSpec:
         raise NotImplementedError
 
     def _fit_with_fallbacks(self, s: "Series") -> "SeriesFit":
-        rungs: list[tuple[str, ModelSpec]] = [("none", self)] + self.fallback_specs()
+        rungs: list[tuple[str, ModelSpec]] = [("none", self)]
+        for label, spec in self.fallback_specs():
+            rungs.append((label, spec))
+            # A penalisable fallback (a GLM) gets its ridge-penalised variant right
+            # after it, so separation in the fallback does not skip to climatology.
+            if label != "none" and spec.get_params().get("penalty") == 0:
+                rungs.append((f"{label}+penalty", spec.clone().set_params(penalty=PENALTY_FALLBACK)))
         reasons: list[str] = []
         for label, spec in rungs:
             try:
