@@ -44,6 +44,7 @@ from scipy import special
 TAIL_TOL = 1e-6         # K: smallest k leaving P(Y > k) < TAIL_TOL on every row
 QUANTILE_TOL = 1e-12    # quantile(q) = min{k : F(k) >= q - QUANTILE_TOL}
 K_CAP_MIN = 200         # K <= max(K_CAP_MIN, 10 * history_max)
+K_CAP_MAX = 100_000     # and never above this, whatever the history
 _ALPHA_POISSON = 1e-20  # betainc needs finite r = 1/alpha; below this NB2 == Poisson to 1e-15
 _LOG_TINY = -700.0      # exp(-700) ~ 1e-304 is still a normal float
 _CHUNK = 1 << 11        # rows per block: temporaries stay in cache
@@ -60,7 +61,9 @@ def _cap(history_max: float | None) -> int:
         return K_CAP_MIN
     if not np.isfinite(history_max) or history_max < 0:
         raise ValueError(f"history_max must be a finite count >= 0. Got {history_max!r} instead.")
-    return max(K_CAP_MIN, int(10 * history_max))
+    # The absolute ceiling keeps a runaway series (an explosive fit, counts in the
+    # millions) from allocating a dense pmf of absurd width; its mass goes to the tail.
+    return min(K_CAP_MAX, max(K_CAP_MIN, int(10 * history_max)))
 
 
 def _check_index(index: pd.DataFrame) -> pd.DataFrame:
