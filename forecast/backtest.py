@@ -30,18 +30,22 @@ KEY_COLUMNS = ("country", "province", "event_type")
 def _resolve_models(models: Any) -> dict[str, ModelSpec]:
     from forecast.specs import load_model
 
-    if isinstance(models, (ModelSpec, str)):
+    from pathlib import Path
+
+    if isinstance(models, (ModelSpec, str, Path)):
         models = [models]
     if isinstance(models, Mapping):
         items = list(models.items())
     else:
         items = []
         for m in models:
-            spec = load_model(m) if isinstance(m, str) else m
-            items.append((m if isinstance(m, str) else spec.name, spec))
+            spec = load_model(m) if isinstance(m, (str, Path)) else m
+            label = Path(m).stem if isinstance(m, Path) or str(m).endswith(".toml") else (
+                m if isinstance(m, str) else spec.name)
+            items.append((label, spec))
     out: dict[str, ModelSpec] = {}
     for label, spec in items:
-        spec = load_model(spec) if isinstance(spec, str) else spec
+        spec = load_model(spec) if isinstance(spec, (str, Path)) else spec
         if not isinstance(spec, ModelSpec):
             raise ConfigError(f"Model '{label}' is not a model spec (got {type(spec).__name__}).")
         if label in out:

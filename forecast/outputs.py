@@ -35,6 +35,7 @@ def staged_dir(dest: str | Path, *, force: bool = False, owned: bool = False) ->
     check_writable(dest, force=force, owned=owned)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is meant to be shared
     try:
         yield tmp
     except BaseException:
@@ -59,6 +60,7 @@ def staged_file(dest: str | Path, *, force: bool = False) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.tmp-", dir=dest.parent)
     tmp = Path(name)
     os.close(fd)
+    tmp.chmod(0o644)
     try:
         yield tmp
     except BaseException:

@@ -60,32 +60,24 @@ def summarise_panel(panel: pd.DataFrame) -> pd.DataFrame:
     return keys.join(out).reset_index()
 
 
-def run_demo(out: str | Path | None = None, *, force: bool = False, quiet: bool = False) -> Path:
-    """Run the demo on the bundled simulated border log.
+def demo_config_path() -> Path:
+    """The bundled demo configuration (``forecast/templates/demo.toml``)."""
+    import importlib.resources
 
-    Writes ``summary.csv``, ``panel.csv`` and ``figures/monthly_counts.png``
-    into ``reports/demo`` (which the demo owns and replaces) or into ``out``
-    (never overwritten without ``force``).
+    return Path(str(importlib.resources.files("forecast") / "templates" / "demo.toml"))
+
+
+def run_demo(out: str | Path | None = None, *, force: bool = False, quiet: bool = False) -> Path:
+    """The full run on the bundled simulated border log.
+
+    Writes into ``reports/demo`` under the working directory (which the demo
+    owns and replaces) or into ``out`` (never overwritten without ``force``).
     """
-    from forecast import plots
-    from forecast.datasets import adjacency, load_sample, truth
-    from forecast.outputs import staged_dir
-    from forecast.panel import build_panel
+    from forecast.config import load_config
+    from forecast.run import run
 
     owned = out is None
     dest = Path(out) if out is not None else Path.cwd() / DEMO_DIR
-    with staged_dir(dest, force=force, owned=owned) as tmp:
-        events = load_sample("border_sim")
-        # The simulated log is complete to the end of its last month.
-        panel = build_panel(events, "month", as_of=pd.Period(truth("border_sim")["end"], "M").end_time.normalize(),
-                            adjacency=adjacency("border_sim"))
-        summary = summarise_panel(panel)
-        summary.to_csv(tmp / "summary.csv", index=False)
-        panel.to_csv(tmp / "panel.csv", index=False, date_format="%Y-%m-%d")
-        (tmp / "figures").mkdir()
-        fig = plots.monthly_counts(panel, title="SIMULATED border log: monthly incidents per province")
-        plots.save(fig, tmp / "figures" / "monthly_counts.png")
-        if not quiet:
-            with pd.option_context("display.width", 140, "display.max_rows", 100):
-                print(summary.drop(columns=["unique_id"]).to_string(index=False))
-    return dest
+    cfg = load_config(demo_config_path()).with_overrides(out=str(dest.resolve()), force=force or owned,
+                                                         quiet=quiet)
+    return run(cfg, simulated=True, title="Border incident forecast — demo on SIMULATED data")

@@ -106,24 +106,26 @@ def test_demo_into_a_new_folder_then_refuses_to_overwrite(tmp_path):
     out = tmp_path / "demo"
     res = run("demo", "--out", str(out), "--quiet")
     assert res.exit_code == 0, res.output
-    assert (out / "summary.csv").exists() and (out / "figures" / "monthly_counts.png").exists()
-    summary = pd.read_csv(out / "summary.csv")
-    assert len(summary) == 27 and summary["all_zero"].any()
-    stamp = (out / "summary.csv").stat().st_mtime_ns
+    for name in ("index.html", "forecasts.csv", "scores.csv", "comparison.csv", "run.json", "panel.csv"):
+        assert (out / name).exists(), name
+    assert {"forecasts.png", "risk.png", "pit.png", "history.png"} <= {p.name for p in (out / "figures").iterdir()}
+    fc = pd.read_csv(out / "forecasts.csv")
+    assert fc["unique_id"].nunique() == 27 and set(fc["h"]) == set(range(1, 7))
+    stamp = (out / "index.html").stat().st_mtime_ns
     time.sleep(0.01)
     again = run("demo", "--out", str(out), "--quiet")
     assert again.exit_code == 1 and "already exists" in again.output
-    assert (out / "summary.csv").stat().st_mtime_ns == stamp
+    assert (out / "index.html").stat().st_mtime_ns == stamp
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no temporary folder left
 
 
 def test_demo_replaces_its_own_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert run("demo", "--quiet").exit_code == 0
     marker = Path("reports/demo/old.txt")
+    marker.parent.mkdir(parents=True)
     marker.write_text("from an earlier demo")
     assert run("demo", "--quiet").exit_code == 0
-    assert not marker.exists() and Path("reports/demo/summary.csv").exists()
+    assert not marker.exists() and Path("reports/demo/index.html").exists()
     assert sorted(p.name for p in Path("reports").iterdir()) == ["demo"]
 
 
@@ -155,9 +157,14 @@ def test_predict_writes_distribution_summaries(tmp_path):
 
 
 def test_backtest_cli_writes_three_tables_and_prints_significance(tmp_path):
+    import warnings
+
+    import forecast
+
     panel_csv = tmp_path / "panel.csv"
-    assert run("demo", "--out", str(tmp_path / "d"), "--quiet").exit_code == 0
-    p = pd.read_csv(tmp_path / "d" / "panel.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = forecast.build_panel(forecast.load_sample(), as_of="2025-12-31")
     p[p["country"] == "Tajikistan"].to_csv(panel_csv, index=False)
     out = tmp_path / "bt"
     res = run("backtest", str(panel_csv), "--models", "climatology,seasonal_naive", "--horizon", "2",
