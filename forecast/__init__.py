@@ -36,6 +36,8 @@ _LAZY = {
     "load_model": ("forecast.specs", "load_model"),
     "save_model": ("forecast.specs", "save_model"),
     "effects": ("forecast.effects", "effects"),
+    "backtest": ("forecast.backtest", "backtest"),
+    "load_config": ("forecast.config", "load_config"),
 }
 _SUBMODULES = ("datasets", "ingest", "panel", "gazetteer", "schema", "sources", "distributions", "plots",
                "models", "specs")

@@ -250,6 +250,63 @@ def _pandas_display():
     return pd.option_context("display.width", 160, "display.max_rows", 500)
 
 
+@app.command("run")
+@_friendly
+def run_cmd(
+    config: Path = typer.Argument(..., help="Run configuration (TOML; 'forecast init' writes a starter)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (overrides [output] dir)."),
+    horizon: Optional[int] = typer.Option(None, "--horizon", "-h", min=1, help="Forecast and backtest horizon."),
+    origins: Optional[int] = typer.Option(None, "--origins", min=1, help="Backtest origins."),
+    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated candidate models."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the per-series random streams."),
+    jobs: Optional[int] = typer.Option(None, min=1, help="Parallel worker processes."),
+    force: bool = typer.Option(False, help="Replace the output folder if it exists."),
+    quiet: bool = typer.Option(False, help="No progress bars or messages."),
+) -> None:
+    """Ingest, backtest every model, choose, forecast, and write the report into the output folder.
+
+    Example: forecast run config.toml --out reports/2026-01 --jobs 2
+    """
+    from forecast.config import load_config
+    from forecast.run import run
+
+    flags = {"out": str(out.resolve()) if out else None, "horizon": horizon, "origins": origins, "seed": seed,
+             "jobs": jobs, "force": force or None, "quiet": quiet or None,
+             "models": [m.strip() for m in models.split(",")] if models else None}
+    cfg = load_config(config, {k: v for k, v in flags.items() if v is not None})
+    run(cfg)
+
+
+@app.command()
+@_friendly
+def init(
+    path: Path = typer.Argument(Path("config.toml"), help="Where to write the starter configuration."),
+    force: bool = typer.Option(False, help="Overwrite PATH if it exists."),
+) -> None:
+    """Write a commented starter run configuration.
+
+    Example: forecast init config.toml
+    """
+    from forecast.config import write_starter
+
+    write_starter(path, force=force)
+    typer.echo(f"wrote {path}: edit [data] events to point at your log, then: forecast run {path}")
+
+
+@app.command()
+@_friendly
+def report(
+    run_dir: Path = typer.Argument(..., help="A run folder written by 'forecast run' or 'forecast demo'."),
+) -> None:
+    """Re-render index.html of a run folder from its saved results and figures.
+
+    Example: forecast report reports/demo
+    """
+    from forecast.run import render_run_dir
+
+    typer.echo(f"wrote {render_run_dir(run_dir)}")
+
+
 @app.command()
 @_friendly
 def demo(

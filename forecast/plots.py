@@ -1,14 +1,25 @@
-"""Figures (matplotlib, Agg backend). The only module that imports matplotlib.
+"""Figures for the report (matplotlib, Agg backend). The only module that imports matplotlib.
 
-Colours follow the Okabe–Ito palette, which stays distinguishable for the
-common forms of colour blindness.
+Every function returns a :class:`matplotlib.figure.Figure` and never shows it;
+:func:`save` writes a PNG and :func:`to_png_bytes` returns one (for inlining into
+HTML), both closing the figure. Inputs are plain frames: the panel, a forecast
+table (``CountForecast.to_frame()`` or ``BacktestResult.forecasts``), tidy scores,
+:class:`~forecast.calibration.PITHistogram` objects, reliability tables and the
+:func:`forecast.effects` table.
+
+Colours follow the Okabe–Ito palette, which stays distinguishable for the common
+forms of colour blindness; heat maps use the perceptually uniform "viridis" and
+"cividis" maps. Figures are at most 12 inches wide (an A4 page or a web column).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import io
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import pandas as pd
+
+from forecast import _plot_helpers as H
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -17,9 +28,12 @@ OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "
 
 
 def _pyplot():
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
+    if "matplotlib.pyplot" not in sys.modules:  # headless runs: Agg; a notebook keeps its own backend
+        matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     return plt
@@ -36,13 +50,15 @@ def monthly_counts(panel: pd.DataFrame, *, title: str = "Monthly incidents per p
     unit : y-axis label.
     """
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     units = panel[["country", "province"]].drop_duplicates().sort_values(["country", "province"])
     types = sorted(panel["event_type"].unique())
     colours = {t: OKABE_ITO[i % len(OKABE_ITO)] for i, t in enumerate(types)}
     n = len(units)
     ncol = 3 if n > 4 else max(n, 1)
     nrow = int(np.ceil(n / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 2.4 * nrow + 0.9), sharex=True,
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.9 * ncol, 2.4 * nrow + 0.9), sharex=True,
                              squeeze=False, constrained_layout=True)
     for ax, (country, province) in zip(axes.flat, units.itertuples(index=False)):
         sub = panel[(panel["country"] == country) & (panel["province"] == province)]
@@ -52,6 +68,7 @@ def monthly_counts(panel: pd.DataFrame, *, title: str = "Monthly incidents per p
         ax.set_title(f"{province} ({country})", fontsize=10)
         ax.grid(alpha=0.3, lw=0.5)
         ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         ax.tick_params(labelsize=8)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
@@ -63,8 +80,397 @@ def monthly_counts(panel: pd.DataFrame, *, title: str = "Monthly incidents per p
     return fig
 
 
+# ----------------------------------------------------------------------------- forecasts
+def fan_chart(history: pd.DataFrame, forecast_table: pd.DataFrame, *, unique_id: str, title: str | None = None,
+              last_n: int = 36, model: str | None = None, cutoff=None) -> "Figure":
+    """Fan chart of one series: recent history, forecast mean and 50/80/95% bands.
+
+    Parameters
+    ----------
+    history : panel rows (``unique_id, ds, y``); rows at or after the forecast origin
+        are drawn as "observed after forecast origin" points.
+    forecast_table : ``CountForecast.to_frame()`` or backtest forecasts (``lo-L, hi-L, mean``).
+    unique_id : the series to draw.
+    last_n : periods of history shown before the origin.
+    model, cutoff : which model (default the first) and origin (default the latest).
+    """
+    plt = _pyplot()
+    if not (forecast_table["unique_id"] == unique_id).any():
+        raise ValueError(f"unique_id {unique_id!r} is not in the forecast table.")
+    fc, name = H.select(forecast_table[forecast_table["unique_id"] == unique_id], model, cutoff)
+    hist = history[history["unique_id"] == unique_id]
+    keys = H.with_keys(pd.DataFrame({"unique_id": [unique_id]}), history).iloc[0]
+    fig, ax = plt.subplots(figsize=(9, 4.6), layout="constrained")
+    H.draw_fan(ax, hist, fc, last_n=last_n)
+    _, unit, adj = H.period(hist) if len(hist) else ("MS", H.UNIT, "monthly")
+    ax.set_ylabel(unit)
+    where = H.label(keys["province"], keys["event_type"])
+    ax.set_title(title or f"{where}: forecast of {adj} incidents" + (f" ({name})" if name else ""),
+                 loc="left", fontsize=12)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False, fontsize=9)
+    return fig
+
+
+def small_multiples(history: pd.DataFrame, forecast_table: pd.DataFrame, *, max_panels: int = 40,
+                    ncols: int | None = None, last_n: int = 24, model: str | None = None, cutoff=None,
+                    title: str | None = None) -> "Figure":
+    """One small fan chart per series on one page.
+
+    Rows are provinces and columns event types when that grid has at most
+    ``max_panels`` cells and ``ncols`` is not given; otherwise series fill a grid
+    row by row (the first ``max_panels`` series, said so in the title). x is
+    shared, y independent (a busy and a quiet province both stay readable).
+    """
+    plt = _pyplot()
+    fc, name = H.select(forecast_table, model, cutoff)
+    keys = H.with_keys(fc[["unique_id"]].drop_duplicates(), history).sort_values([*H.KEY_COLS, "unique_id"])
+    provinces = list(dict.fromkeys(zip(keys["country"], keys["province"])))
+    types = sorted(keys["event_type"].unique())
+    n = len(keys)
+    if ncols is None and len(provinces) * len(types) <= max_panels and n > 1:
+        nrows, ncols = len(provinces), len(types)
+        cells = [provinces.index((c, p)) * ncols + types.index(t)
+                 for c, p, t in zip(keys["country"], keys["province"], keys["event_type"])]
+    else:
+        keys = keys.head(max_panels)
+        nrows, ncols = H.grid_shape(len(keys), ncols)
+        cells = list(range(len(keys)))
+    width = min(H.MAX_WIDTH, max(7.5, 0.9 + 3.3 * ncols))
+    chars = int((width - 0.9) / ncols * 12.5)  # title characters that fit a panel at 9 pt
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 1.0 + (1.45 if nrows <= 7 else 1.2) * nrows),
+                             sharex=True, squeeze=False, layout="constrained")
+    used = set()
+    for cell, row in zip(cells, keys.itertuples(index=False)):
+        ax = axes.flat[cell]
+        used.add(cell)
+        H.draw_fan(ax, history[history["unique_id"] == row.unique_id], fc[fc["unique_id"] == row.unique_id],
+                  last_n=last_n, compact=True, dates=False)
+        ax.set_title(H.label(H.shorten(row.province, max(8, chars - len(row.event_type) - 3)), row.event_type),
+                     fontsize=9, loc="left", pad=2)
+        ax.tick_params(labelsize=7.5)
+    for i, ax in enumerate(axes.flat):
+        if i not in used:
+            ax.set_visible(False)
+        elif i + ncols < axes.size and (i + ncols) not in used:
+            ax.xaxis.set_tick_params(labelbottom=True)  # the panel below is empty: show dates here
+    if used:
+        H.date_axis(axes.flat[min(used)], compact=True)  # x is shared: once for all panels
+    _, unit, adj = H.period(history) if len(history) else ("MS", H.UNIT, "monthly")
+    fig.supylabel(unit, fontsize=10)
+    shown = f" (first {len(keys)} of {n} series)" if len(keys) < n else ""
+    fig.suptitle(title or f"Forecast of {adj} incidents per series{shown}" + (f" — {name}" if name else ""),
+                 fontsize=12)
+    legend = {}  # every entry once, whichever panel has it
+    for ax in axes.flat:
+        for hd, lb in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lb, hd)
+    handles, labels = list(legend.values()), list(legend)
+    if labels:
+        fig.legend(handles, labels, loc="outside lower center", ncol=6 if width >= 10 else 3, frameon=False,
+                   fontsize=9)
+    return fig
+
+
+def risk_heatmap(forecast_table: pd.DataFrame, *, k: int, h: int = 1, keys: pd.DataFrame | None = None,
+                 model: str | None = None, cutoff=None, title: str | None = None) -> "Figure":
+    """P(at least ``k`` incidents) at horizon ``h``: provinces (rows) × event types (columns).
+
+    Cells are annotated with whole percentages ("<1%"/">99%" when rounding would
+    claim certainty). ``keys`` (e.g. the panel) supplies ``country, province,
+    event_type`` when the table lacks them.
+    """
+    plt = _pyplot()
+    col = f"p_ge_{k}"
+    if col not in forecast_table.columns:
+        raise ValueError(f"The forecast table has no '{col}' column; make it with to_frame(thresholds=[..., {k}]).")
+    fc, name = H.select(forecast_table[forecast_table["h"] == h], model, cutoff)
+    fc = H.with_keys(fc, keys)
+    grid = fc.groupby(["country", "province", "event_type"])[col].mean().unstack("event_type").sort_index()
+    values = grid.to_numpy(dtype=float)
+    nr, nc = max(values.shape[0], 1), max(values.shape[1], 1)
+    fig, ax = plt.subplots(figsize=(min(H.MAX_WIDTH, 4.6 + 1.25 * nc), max(3.2, 1.6 + 0.36 * nr)), layout="constrained")
+    cmap = plt.get_cmap("cividis").with_extremes(bad="0.88")
+    from matplotlib.colors import Normalize
+    norm = Normalize(0, 1)
+    im = ax.imshow(np.ma.masked_invalid(values.reshape(nr, nc) if values.size else np.full((1, 1), np.nan)),
+                   cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+    fs = 9 if nr <= 20 else 7
+    for (i, j), p in np.ndenumerate(values):
+        ax.text(j, i, H.percent(p), ha="center", va="center", fontsize=fs,
+                color=H.text_colour(cmap, norm, p) if np.isfinite(p) else "0.3")
+    ax.set_xticks(range(values.shape[1]), grid.columns, fontsize=9)
+    ax.xaxis.tick_top()
+    H.province_axis(ax, list(grid.index), offset=0.0)
+    cb = fig.colorbar(im, ax=ax, shrink=0.9 if nr > 6 else 1, pad=0.03)
+    cb.set_label(f"P(at least {k} incident{'s' if k != 1 else ''})")
+    cb.set_ticks(np.linspace(0, 1, 6), labels=[f"{v:.0f}%" for v in np.linspace(0, 100, 6)])
+    when = f" in {pd.Timestamp(fc['ds'].iloc[0]):%B %Y}" if len(fc) else ""
+    ax.set_title(title or f"Chance of at least {k} incident{'s' if k != 1 else ''}{when}"
+                 + (f" ({name})" if name else ""), fontsize=12, loc="left", pad=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------- evaluation
+def scores_by_horizon(scores_tidy: pd.DataFrame, *, metric: str = "rps", uncertainty: pd.DataFrame | None = None,
+                      title: str | None = None) -> "Figure":
+    """Mean score per model by forecast horizon, with 95% intervals across origins.
+
+    Parameters
+    ----------
+    scores_tidy : tidy ``model, h, metric, value`` (``BacktestResult.scores()``). With a
+        ``cutoff`` column (``scores(by=("model", "h", "cutoff"))``) the values are
+        per-origin means: the plotted mean is their average and the error bar
+        mean ± 1.96·sd/√(number of origins).
+    uncertainty : per-origin means (``model, h, cutoff, metric, value``) for the error
+        bars when ``scores_tidy`` has no ``cutoff``.
+    """
+    plt = _pyplot()
+    scores_tidy, per_origin = (H.metric_rows(f, metric) for f in (scores_tidy, uncertainty))
+    if "cutoff" in scores_tidy.columns:
+        per_origin = scores_tidy
+    by_origin = None if per_origin is None or "cutoff" not in per_origin.columns else \
+        per_origin.groupby(["model", "h", "cutoff"])["value"].mean().groupby(["model", "h"])
+    means = (by_origin if per_origin is scores_tidy else scores_tidy.groupby(["model", "h"])["value"]).mean()
+    err = None if by_origin is None else \
+        (1.96 * by_origin.std(ddof=1) / np.sqrt(by_origin.count())).reindex(means.index)
+    models = list(dict.fromkeys(scores_tidy["model"].astype(str)))
+    ylabel, target = H.metric_label(metric)
+    fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
+    width = 0.25 / max(len(models) - 1, 1) if len(models) > 1 else 0
+    hs = sorted(means.index.get_level_values("h").unique())
+    for i, m in enumerate(models):
+        s = means.xs(m, level="model").reindex(hs)  # a missing horizon breaks the line
+        off = (i - (len(models) - 1) / 2) * width  # dodge so error bars do not overlap
+        e = None if err is None else err.xs(m, level="model").reindex(hs).fillna(0).to_numpy()
+        ax.errorbar(s.index.to_numpy(float) + off, s.to_numpy(), yerr=e, color=OKABE_ITO[i % 8], lw=1.6,
+                    marker=H.MARKERS[i % len(H.MARKERS)], ms=6, capsize=3, label=m)
+    if target is not None:
+        ax.axhline(target, color="0.3", ls="--", lw=1,
+                   label=f"target ({target:.0%})" if metric.startswith("cov") else "target")
+    if metric.startswith("coverage_"):
+        from matplotlib.ticker import PercentFormatter
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xticks(hs)
+    ax.set_xlabel("forecast horizon (months ahead)")
+    ax.set_ylabel(ylabel)
+    H.tidy_axes(ax)
+    note = " (bars: 95% interval across forecast origins)" if err is not None and err.notna().any() else ""
+    ax.set_title(title or f"Forecast performance by horizon{note}", loc="left", fontsize=11)
+    if models:
+        fig.legend(loc="outside right upper", frameon=False, fontsize=9, title="model")
+    return fig
+
+
+def pit_histograms(pits: Mapping[str, object], *, title: str = "Calibration: PIT histograms (flat at 1 = calibrated)",
+                   ncols: int | None = None) -> "Figure":
+    """One PIT histogram per model (bars = density), dashed line at 1 (uniform), shared y."""
+    plt = _pyplot()
+    if hasattr(pits, "density"):
+        pits = {"": pits}
+    nrows, ncols = H.grid_shape(len(pits), ncols, max_cols=4)
+    size = (min(H.MAX_WIDTH, max(6.5, 0.8 + 3.2 * ncols)), 1.2 + 2.5 * nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=size,
+                             sharey=True, sharex=True, squeeze=False, layout="constrained")
+    top = max([float(np.nanmax(p.density, initial=0)) for p in pits.values()] + [1.0])
+    for i, (ax, (name, p)) in enumerate(zip(axes.flat, pits.items())):
+        edges, dens = np.asarray(p.edges), np.asarray(p.density)
+        ax.bar(edges[:-1], dens, width=np.diff(edges), align="edge", color=H.tint(H.BLUE, 0.75),
+               edgecolor="white", lw=0.8)
+        ax.axhline(1, color="black", ls="--", lw=1)
+        if p.n == 0:
+            ax.text(0.5, 0.5, "no forecasts", transform=ax.transAxes, ha="center", color="0.4")
+        ax.set_title(f"{name} (n = {p.n:,})" if name else f"n = {p.n:,}", fontsize=10, loc="left")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, top * 1.1)
+        H.tidy_axes(ax)
+        if i % ncols == 0:
+            ax.set_ylabel("density (1 = calibrated)")
+        if i >= len(pits) - ncols:
+            ax.set_xlabel("PIT value")
+            ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in axes.flat[len(pits):]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=12)
+    fig.text(0.5, 0, "U shape: intervals too narrow · hump: too wide · slope: forecasts biased high or low",
+             ha="center", va="bottom", fontsize=8.5, color="0.3")
+    fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))
+    return fig
+
+
+def reliability_diagram(rel: Mapping[str, pd.DataFrame] | pd.DataFrame, *, k: int, title: str | None = None,
+                        ncols: int | None = None) -> "Figure":
+    """Forecast probability of at least ``k`` incidents vs how often it happened.
+
+    ``rel`` is :func:`forecast.calibration.reliability` output, or a dict of them per
+    model (one panel each). Point area grows with the number of forecasts in the
+    bin; grey bars show the range expected from a calibrated forecast (if present).
+    """
+    plt = _pyplot()
+    rel = {"": rel} if isinstance(rel, pd.DataFrame) else dict(rel)
+    nrows, ncols = H.grid_shape(len(rel), ncols, max_cols=3)
+    side = min(4.0, (H.MAX_WIDTH - 1.5) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 + side * ncols, 1.6 + side * nrows), sharex=True,
+                             sharey=True, squeeze=False, layout="constrained")
+    ndata = max([float(np.nanmax(r["n"], initial=0)) for r in rel.values()] + [0.0])
+    nmax = max(ndata, 1.0)
+    area = lambda n: 12 + 240 * np.sqrt(np.asarray(n, float) / nmax)  # noqa: E731
+    for i, (ax, (name, r)) in enumerate(zip(axes.flat, rel.items())):
+        r = r[r["n"] > 0]
+        ax.plot([0, 1], [0, 1], color="0.4", ls="--", lw=1, label="perfect calibration")
+        if {"band_lo", "band_hi"} <= set(r.columns) and len(r):
+            ax.vlines(r["mean_prob"], r["band_lo"], r["band_hi"], color="0.75", lw=5, zorder=1,
+                      label="range expected if calibrated")
+        ax.plot(r["mean_prob"], r["obs_freq"], color=H.BLUE, lw=1, zorder=2)
+        ax.scatter(r["mean_prob"], r["obs_freq"], s=area(r["n"]), color=H.BLUE, edgecolor="white", zorder=3)
+        if not len(r):
+            ax.text(0.5, 0.5, "no forecasts", transform=ax.transAxes, ha="center", color="0.4",
+                    bbox=dict(fc="white", ec="none"))
+        ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03))
+        ax.set_box_aspect(1)
+        ax.set_title(f"{name} (n = {int(r['n'].sum()):,})" if name else f"n = {int(r['n'].sum()):,}",
+                     fontsize=10, loc="left")
+        H.tidy_axes(ax, "both")
+        if i % ncols == 0:
+            ax.set_ylabel("observed frequency")
+        if i >= len(rel) - ncols:
+            ax.set_xlabel(f"forecast P(at least {k})")
+            ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in axes.flat[len(rel):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    for n in sorted({int(round(ndata)), max(int(round(ndata / 10)), 1)}) if ndata else []:
+        handles.append(plt.Line2D([], [], ls="none", marker="o", ms=float(np.sqrt(area(n))), color=H.BLUE, mec="white"))
+        labels.append(f"{n:,} forecast{'s' if n != 1 else ''} in the bin")
+    fig.legend(handles, labels, loc="outside lower center", ncol=3 if ncols > 1 else 2, frameon=False, fontsize=8.5)
+    fig.suptitle(title or f"Reliability of P(at least {k} incident{'s' if k != 1 else ''})", fontsize=12)
+    return fig
+
+
+# ----------------------------------------------------------------------------- data and effects
+def history_heatmap(panel: pd.DataFrame, *, event_type: str | None = None, title: str | None = None) -> "Figure":
+    """Provinces (rows) × months (columns) heat map of counts; all event types summed when
+    ``event_type`` is None. Square-root colour scale so that rare months still show;
+    months outside a province's coverage are grey."""
+    plt = _pyplot()
+    from matplotlib.colors import PowerNorm
+
+    data = panel if event_type is None else panel[panel["event_type"] == event_type]
+    data = H.with_keys(data)
+    wide = data.groupby(["country", "province", "ds"])["y"].sum(min_count=1).unstack("ds").sort_index()
+    freq, unit, adj = H.period(data) if len(data) else ("MS", H.UNIT, "monthly")
+    if wide.shape[1]:  # every period of the range, so a gap shows as grey (missing), never stretched
+        wide = wide.reindex(columns=pd.date_range(wide.columns.min(), wide.columns.max(), freq=freq))
+    values = wide.to_numpy(dtype=float)
+    nr = max(values.shape[0], 1)
+    fig, ax = plt.subplots(figsize=(min(H.MAX_WIDTH, 10.5), max(3.0, 1.5 + 0.32 * nr)), layout="constrained")
+    vmax = max(float(np.nanmax(values, initial=0)), 1.0)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
+    if values.size:
+        x = list(wide.columns) + [wide.columns[-1] + pd.tseries.frequencies.to_offset(freq)]
+        mesh = ax.pcolormesh(x, np.arange(nr + 1), np.ma.masked_invalid(values), cmap=cmap,
+                             norm=PowerNorm(0.5, vmin=0, vmax=vmax), shading="flat")
+        H.date_axis(ax, max_ticks=16)
+        cb = fig.colorbar(mesh, ax=ax, pad=0.02, aspect=max(10, 2 * nr))
+        cb.set_label(unit + " (√ scale)")
+        nice = np.array([0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000])
+        cb.set_ticks(nice[nice <= vmax])
+    ax.set_ylim(nr, 0)
+    H.province_axis(ax, list(wide.index), offset=0.5)
+    ax.tick_params(axis="y", length=0)
+    what = f"{event_type} incidents" if event_type else "incidents (all types)"
+    ax.set_title(title or f"{adj.capitalize()} {what} per province", loc="left", fontsize=12)
+    return fig
+
+
+def effects_plot(effects_table: pd.DataFrame, *, keys: pd.DataFrame | None = None,
+                 title: str = "Estimated effect of each intervention on the monthly rate") -> "Figure":
+    """Forest plot of rate ratios with their intervals, one panel per intervention term
+    (and per model when the table has a `model` column with several).
+
+    Rows are series ("Khatlon · clash"); log x axis with a line at 1 (no change).
+    Filled points: the interval excludes 1. Series that fell back to a model without
+    the term (NaN) are listed as "not estimated"; "*" marks penalised fits, whose
+    intervals are approximate.
+    """
+    plt = _pyplot()
+    eff = H.with_keys(effects_table, keys)
+    series = eff[["unique_id", *H.KEY_COLS]].drop_duplicates("unique_id").sort_values([*H.KEY_COLS])
+    pen = set(eff.loc[eff["fallback"].astype(str) == "penalised", "unique_id"]) if "fallback" in eff else set()
+    rows, headers = H.forest_rows(series, pen)
+    pos = {u: i for i, (u, _) in enumerate(rows) if u is not None}
+    by_model = "model" in eff.columns and eff["model"].nunique() > 1  # one panel per term and model
+    terms = list(dict.fromkeys(zip(eff["term"], eff["model"] if by_model else [""] * len(eff))))
+    ncols = max(min(len(terms), 4), 1)
+    nrows = int(np.ceil(max(len(terms), 1) / ncols))
+    ny = max(len(rows), 1)
+    size = (min(H.MAX_WIDTH, 2.8 + 3.0 * ncols), 1.4 + (0.22 * ny + 0.9) * nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=size,
+                             sharey=True, squeeze=False, layout="constrained")
+    finite = eff[["lo", "hi", "rate_ratio"]].to_numpy(float)
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    lo = float(np.clip(finite.min(initial=1), 0.02, 0.8))  # at least 0.8-1.25 around 1, at most 0.02-50
+    hi = float(np.clip(finite.max(initial=1), 1.25, 50))
+    for ax, (term, model) in zip(axes.flat, terms):
+        t = eff[(eff["term"] == term) & ((eff["model"] == model) if by_model else True)]
+        y = t["unique_id"].map(pos).to_numpy(float)
+        rr, l, u = (t[c].to_numpy(float) for c in ("rate_ratio", "lo", "hi"))
+        ok = np.isfinite(rr)
+        sig = ok & ((u < 1) | (l > 1))
+        ax.hlines(y[ok], np.clip(l[ok], lo, hi), np.clip(u[ok], lo, hi), color=H.BLUE, lw=1.6)
+        for past, m, edge in ((l < lo, "<", lo), (u > hi, ">", hi)):  # the interval runs off the axis
+            sel = ok & past
+            ax.plot(np.full(sel.sum(), edge), y[sel], ls="none", marker=m, color=H.BLUE, ms=5)
+        ax.plot(rr[sig], y[sig], "o", color=H.BLUE, ms=6, label="interval excludes 1")
+        ax.plot(rr[ok & ~sig], y[ok & ~sig], "o", mfc="white", mec=H.BLUE, ms=6, label="interval includes 1")
+        fb = t["fallback"].astype(str).to_numpy() if "fallback" in t else np.full(len(t), "")
+        for yy, why in zip(y[~ok], fb[~ok]):
+            ax.text(1, yy, "not estimated" + (f" ({why} fit)" if why not in ("", "none", "nan") else ""),
+                    ha="center", va="center", fontsize=7.5, color="0.4", style="italic",
+                    bbox=dict(fc="white", ec="none", pad=0.5))
+        ax.axvline(1, color="0.3", lw=1, zorder=0)
+        for hrow in headers[1:]:
+            ax.axhline(hrow - 0.5, color="0.6", lw=0.6)
+        ax.set_xscale("log")
+        ax.set_xlim(lo / 1.2, hi * 1.2)
+        H.log_ticks(ax, lo, hi)
+        H.tidy_axes(ax, "x")
+        first = t.iloc[0]
+        when = f", {pd.Timestamp(first['date']):%b %Y}" if "date" in t and pd.notna(first["date"]) else ""
+        kind = str(first.get("kind", ""))
+        ax.set_title(f"{term} ({kind}{when})" + (f"\n{model}" if by_model else ""), fontsize=10, loc="left")
+        ax.set_xlabel({"step": "rate after ÷ rate before", "pulse": "rate that month ÷ expected",
+                       "ramp": "rate ratio per year since"}.get(kind, "rate ratio") + "\n(log scale)", fontsize=9)
+    for ax in axes.flat[len(terms):]:
+        ax.set_visible(False)
+    axes[0, 0].set_ylim(ny - 0.5, -0.5)
+    for ax in axes[:, 0]:
+        ax.set_yticks(range(len(rows)), [text for _, text in rows], fontsize=8.5)
+        for i in headers:
+            ax.get_yticklabels()[i].set_fontweight("bold")
+        ax.tick_params(axis="y", length=0)
+    handles, hl = axes.flat[0].get_legend_handles_labels()
+    if pen:
+        handles.append(plt.Line2D([], [], ls="none"))
+        hl.append("* penalised fit: interval approximate")
+    fig.legend(handles, hl, loc="outside lower center", ncol=3 if ncols > 1 else 2, frameon=False, fontsize=8.5)
+    fig.suptitle(title, fontsize=12)
+    return fig
+
+
+# ----------------------------------------------------------------------------- output
 def save(fig: "Figure", path, *, dpi: int = 110) -> None:
     """Write a figure as PNG and release its memory."""
     plt = _pyplot()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
+
+
+def to_png_bytes(fig: "Figure", *, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (e.g. to inline in HTML as base64); closes the figure."""
+    plt = _pyplot()
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,438 @@
+"""The run configuration (TOML) read by ``forecast run CONFIG``.
+
+One file names everything a monthly run needs. Sections ``[data]``,
+``[event_types]``, ``[models]``, ``[backtest]``, ``[forecast]``, ``[output]``,
+``[run]``; only ``[data] events`` is required. The starter written by
+:func:`write_starter` (``forecast/templates/config.toml``) explains every key
+and states its default, which is the dataclass default below.
+
+Validation is strict and complete: each problem (unknown section or key, with
+the nearest valid name suggested; wrong type; bad choice; missing file; unknown
+model spec) is one line of a single :class:`~forecast.exceptions.ConfigError`.
+Relative paths are read from the config file's folder and stored absolute. A
+model is a spec name (``<config folder>/models/<name>.toml`` first, then the
+rules of :func:`forecast.specs.spec_path`) or a ``.toml`` path. TOML has no
+null: ``""`` or ``[]`` means "not set"; :func:`config_from_dict` also takes
+``None``, so ``to_dict()`` without its ``path`` entry reads back to an equal config.
+
+CLI flags override the file (:meth:`RunConfig.with_overrides`, or
+``load_config(path, overrides=...)`` which applies them before validation). Flat
+names are the keys of :data:`OVERRIDES`: every ``[data]`` key, ``models``
+(candidates), ``baseline``, ``selection``, ``alpha``, ``horizon`` (forecast *and*
+backtest), ``backtest_horizon``, ``origins``, ``step``, ``refit_every``, ``window``,
+``levels``, ``thresholds``, ``alert_probability``, ``out`` (output dir), ``force``,
+``seed``, ``jobs``, ``quiet``. ``None`` means "flag not given"; ``models``,
+``countries`` and ``provinces`` also take comma-separated text; paths in flags
+are read from the working directory, as on any command line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import importlib.resources
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from forecast.exceptions import ConfigError
+
+
+class _Bad(Exception):
+    """A value failed its check; the argument says what was expected."""
+
+
+_NOT_SET = object()
+
+
+def _rule(expect: str, ok: Callable[[Any], bool], conv: Callable = lambda v, base: v,
+          unset: Any = _NOT_SET) -> Callable:
+    """A checker: ``unset`` ("" or []) -> None, ``ok(v)`` false -> _Bad(expect), else ``conv(v, base)``."""
+    def check(v, base):
+        if type(v) is type(unset) and v == unset:
+            return None
+        if not ok(v):
+            raise _Bad(expect)
+        return conv(v, base)
+    return check
+
+
+# Value tests (TOML gives bool as a subclass of int: true is never a number here).
+def _is_num(v: Any, lo: float = 1, hi: float = float("inf"), kind: type | tuple = (int, float)) -> bool:
+    return isinstance(v, kind) and not isinstance(v, bool) and lo <= v <= hi
+
+
+_is_int = lambda v, lo=1: _is_num(v, lo, kind=int)  # noqa: E731
+_is_name = lambda v: isinstance(v, str) and bool(v.strip())  # noqa: E731
+_is_list = lambda item, nonempty=False: lambda v: (  # noqa: E731
+    isinstance(v, list) and (bool(v) or not nonempty) and all(item(x) for x in v))
+
+
+def _enum(*choices: str, optional: bool = False) -> Callable:
+    return _rule("one of " + ", ".join(f"'{c}'" for c in choices) + (" or '' (no limit)" if optional else ""),
+                 lambda v: v in choices, unset="" if optional else _NOT_SET)
+
+
+def _abs(v: str | Path, base: Path) -> Path:
+    return (base / Path(v).expanduser()).resolve()
+
+
+def _date(v: Any, base: Any = None) -> dt.date:
+    if isinstance(v, dt.date):
+        return v.date() if isinstance(v, dt.datetime) else v
+    try:
+        return dt.date.fromisoformat(v)
+    except (TypeError, ValueError):
+        raise _Bad("a date written YYYY-MM-DD") from None
+
+
+def _date_pair(p: Any, base: Any = None) -> tuple[dt.date, dt.date]:
+    if not isinstance(p, list) or len(p) != 2:
+        raise _Bad("[] or [start, end] (dates YYYY-MM-DD), or a table country = [start, end]")
+    a, b = _date(p[0]), _date(p[1])
+    if a > b:
+        raise _Bad("a [start, end] pair with start <= end")
+    return (a, b)
+
+
+def _per_country(check: Callable) -> Callable:
+    """Accept one value for all countries, or a table country = value."""
+    return lambda v, base: {str(k): check(x, base) for k, x in v.items()} if isinstance(v, dict) else check(v, base)
+
+
+def _freq_ok(v: Any) -> bool:
+    from forecast.panel import parse_freq
+
+    try:
+        return isinstance(v, str) and bool(parse_freq(v))
+    except ConfigError:
+        return False
+
+
+_names = _rule("a list of names in quotes", _is_list(_is_name), lambda v, base: tuple(v))
+_prob = _rule("a number between 0 and 1 (exclusive)", lambda v: _is_num(v, 0, 1) and 0 < v < 1,
+              lambda v, base: float(v))
+_bool = _rule("true or false", lambda v: isinstance(v, bool))
+_sorted = lambda v, base: tuple(sorted(set(v)))  # noqa: E731
+
+
+def _key(check: Callable, default: Any = dataclasses.MISSING) -> Any:
+    """A section field: its default (the starter file states the same) and its checker."""
+    return field(default=default, metadata={"check": check})
+
+
+_int1 = _rule("an int >= 1", _is_int)
+_PATH = "a file path in quotes"
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """``[data]``: the events file and how to read it into a panel (see ``read_events``, ``build_panel``)."""
+    events: Path = _key(_rule(_PATH, _is_name, _abs))
+    schema: str = _key(_enum("auto", "native", "acled", "ucdp"), "auto")
+    as_of: dt.date | None = _key(_rule("a date written YYYY-MM-DD", lambda v: True, _date, unset=""), None)
+    gazetteer: Path | None = _key(_rule(_PATH, _is_name, _abs, unset=""), None)
+    countries: tuple[str, ...] = _key(_names, ())
+    provinces: tuple[str, ...] | dict[str, tuple[str, ...]] = _key(_rule(
+        "a list of names in quotes, or a table country = [names]",
+        lambda v: isinstance(v, dict) or _is_list(_is_name)(v), _per_country(_names)), ())
+    freq: str = _key(_rule("'month', 'week' (weeks from Monday; 'W-SUN' etc. for another day) or 'day'",
+                           _freq_ok), "month")
+    coverage: tuple[dt.date, dt.date] | dict[str, tuple[dt.date, dt.date]] | None = _key(_rule(
+        "[] or [start, end] (dates YYYY-MM-DD), or a table country = [start, end]",
+        lambda v: isinstance(v, (list, dict)), _per_country(_date_pair), unset=[]), None)
+    max_date_precision: str | None = _key(_enum("day", "week", "month", "year", optional=True), None)
+    max_location_precision: str | None = _key(_enum("point", "admin2", "admin1", "region", "country",
+                                                    optional=True), None)
+    value: str = _key(_enum("events", "fatalities"), "events")
+    dayfirst: bool = _key(_bool, True)
+
+
+@dataclass(frozen=True)
+class ModelsSection:
+    """``[models]``: candidates (spec names, or absolute paths of .toml specs) and how to choose."""
+    candidates: tuple[str | Path, ...] = _key(_rule(
+        "a non-empty list of model spec names or .toml paths", _is_list(_is_name, True),
+        lambda v, base: tuple(x.strip() for x in v)), ("climatology", "seasonal_naive", "negbin_glm"))
+    baseline: str = _key(_rule("a model spec name or .toml path in quotes", _is_name, lambda v, base: v.strip()),
+                         "climatology")
+    selection: str = _key(_enum("series", "event_type", "global", "ensemble"), "series")
+    alpha: float = _key(_prob, 0.05)
+
+    def labelled(self) -> dict[str, str | Path]:
+        """Label -> spec name or path, as :func:`forecast.backtest.backtest` takes ``models``."""
+        return {_label(c): c for c in self.candidates}
+
+
+@dataclass(frozen=True)
+class BacktestSection:
+    """``[backtest]``: the rolling-origin evaluation."""
+    horizon: int = _key(_int1, 6)
+    origins: int = _key(_int1, 12)
+    step: int = _key(_int1, 1)
+    refit_every: int = _key(_int1, 1)
+    window: str | int = _key(_rule("'expanding' or an int >= 1 (periods)",
+                                   lambda v: v == "expanding" or _is_int(v)), "expanding")
+
+
+@dataclass(frozen=True)
+class ForecastSection:
+    """``[forecast]``: what the final forecast reports."""
+    horizon: int = _key(_int1, 6)
+    levels: tuple[float, ...] = _key(_rule("a non-empty list of percentages between 0 and 100 (exclusive)",
+                                           _is_list(lambda x: _is_num(x, 0, 100) and 0 < x < 100, True),
+                                           _sorted), (50, 80, 95))
+    thresholds: tuple[int, ...] = _key(_rule("a non-empty list of ints >= 1", _is_list(_is_int, True), _sorted),
+                                       (1, 5))
+    alert_probability: float = _key(_prob, 0.5)
+
+
+@dataclass(frozen=True)
+class OutputSection:
+    """``[output]``: where the report goes (default ``reports/latest`` beside the config)."""
+    dir: Path = _key(_rule("a folder path in quotes", _is_name, _abs), Path("reports/latest"))
+    force: bool = _key(_bool, False)
+
+
+@dataclass(frozen=True)
+class RunSection:
+    """``[run]``: reproducibility and resources."""
+    seed: int = _key(_rule("an int >= 0", lambda v: _is_int(v, 0)), 0)
+    jobs: int = _key(_int1, 1)
+    quiet: bool = _key(_bool, False)
+
+
+SECTIONS: dict[str, type] = {"data": DataSection, "models": ModelsSection, "backtest": BacktestSection,
+                             "forecast": ForecastSection, "output": OutputSection, "run": RunSection}
+_ALL_SECTIONS = ("data", "event_types", *list(SECTIONS)[1:])
+#: Section -> key -> checker, from the dataclass fields.
+CHECKS: dict[str, dict[str, Callable]] = {
+    name: {f.name: f.metadata["check"] for f in dataclasses.fields(cls)} for name, cls in SECTIONS.items()}
+#: Flat override name -> (section, key) pairs it sets (CLI flags).
+OVERRIDES: dict[str, tuple[tuple[str, str], ...]] = {
+    **{k: (("data", k),) for k in CHECKS["data"]},
+    "models": (("models", "candidates"),), "baseline": (("models", "baseline"),),
+    "selection": (("models", "selection"),), "alpha": (("models", "alpha"),),
+    "horizon": (("forecast", "horizon"), ("backtest", "horizon")), "backtest_horizon": (("backtest", "horizon"),),
+    **{k: (("backtest", k),) for k in ("origins", "step", "refit_every", "window")},
+    **{k: (("forecast", k),) for k in ("levels", "thresholds", "alert_probability")},
+    "out": (("output", "dir"),), "force": (("output", "force"),),
+    **{k: (("run", k),) for k in ("seed", "jobs", "quiet")},
+}
+_PATH_OVERRIDES = ("events", "gazetteer", "out")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated run configuration; every path is absolute.
+
+    ``path`` is the config file (None when built from a dict); ``base_dir`` the
+    folder relative paths were read from.
+    """
+
+    data: DataSection
+    event_types: dict[str, str] = field(default_factory=dict)
+    models: ModelsSection = ModelsSection()
+    backtest: BacktestSection = BacktestSection()
+    forecast: ForecastSection = ForecastSection()
+    output: OutputSection = OutputSection()
+    run: RunSection = RunSection()
+    path: Path | None = None
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict (paths and dates as strings, unset as None) for run.json."""
+        out: dict[str, Any] = {"path": None if self.path is None else str(self.path)}
+        for name in _ALL_SECTIONS:
+            sec = getattr(self, name)
+            items = sec.items() if name == "event_types" else dataclasses.asdict(sec).items()
+            out[name] = {k: _plain(v) for k, v in items}
+        return out
+
+    def with_overrides(self, **flat: Any) -> RunConfig:
+        """A copy with CLI flags applied (names in :data:`OVERRIDES`; ``None`` = not given)."""
+        doc = self.to_dict()
+        doc.pop("path")
+        new = config_from_dict(_apply_overrides(doc, flat), base_dir=self.base_dir,
+                               source="" if self.path is None else str(self.path))
+        return dataclasses.replace(new, path=self.path)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read and validate a run configuration (TOML); every problem is one line of the ConfigError.
+
+    ``overrides`` (flat names, see :data:`OVERRIDES`) are applied before validation, so a
+    flag can repair the file (e.g. ``--events`` when the file's events path is missing).
+    """
+    path = Path(path).expanduser().resolve()
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "not found" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc})"
+        raise ConfigError(f"Config file {path} {why}; 'forecast init' writes a commented starter.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}.") from None
+    doc = _apply_overrides(doc, overrides or {})
+    return dataclasses.replace(config_from_dict(doc, base_dir=path.parent, source=str(path)), path=path)
+
+
+def _apply_overrides(doc: dict[str, Any], flat: dict[str, Any]) -> dict[str, Any]:
+    unknown = [k for k in flat if k not in OVERRIDES]
+    if unknown:
+        raise ConfigError("\n".join(f"unknown override '{k}'{_hint(k, OVERRIDES)}; allowed: "
+                                    f"{', '.join(OVERRIDES)}." for k in unknown))
+    doc = {k: dict(v) if isinstance(v, dict) else v for k, v in doc.items()}
+    for k, v in flat.items():
+        if v is None:
+            continue
+        if k in _PATH_OVERRIDES and isinstance(v, (str, Path)) and str(v):
+            v = Path.cwd() / Path(v).expanduser()  # a flag's path is read from where the user stands
+        if k in ("models", "countries", "provinces") and isinstance(v, str):
+            v = [m.strip() for m in v.split(",") if m.strip()]  # a comma-separated flag
+        if k == "models":
+            v = [Path.cwd() / Path(m).expanduser() if _is_file(m) else m for m in v]
+        for section, key in OVERRIDES[k]:
+            if isinstance(doc.setdefault(section, {}), dict):
+                doc[section][key] = _plain(v)
+    return doc
+
+
+def config_from_dict(doc: dict[str, Any], *, base_dir: str | Path | None = None, source: str = "") -> RunConfig:
+    """Validate a parsed config (as from TOML) into a :class:`RunConfig`.
+
+    Relative paths are read from ``base_dir`` (default: the working directory).
+    """
+    base = Path.cwd() if base_dir is None else Path(base_dir).expanduser().resolve()
+    probs: list[str] = []
+    owner = {k: s for s, keys in CHECKS.items() for k in keys}
+    for key, val in doc.items():
+        if key in _ALL_SECTIONS:
+            if not isinstance(val, dict) and val is not None:
+                probs.append(f"[{key}] must be a section (a [{key}] header followed by key = value lines).")
+        elif not isinstance(val, dict):
+            where = f" (did you mean [{owner[key]}] {key}?)" if key in owner else _hint(key, owner)
+            probs.append(f"unknown top-level key '{key}'{where}; keys go under a section header such as [data].")
+        else:
+            probs.append(f"unknown section [{key}]{_hint(key, _ALL_SECTIONS, True)}; "
+                         f"allowed sections: {', '.join(f'[{s}]' for s in _ALL_SECTIONS)}.")
+    built: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        table = doc.get(name) or {}
+        table = table if isinstance(table, dict) else {}
+        checks = CHECKS[name]
+        kwargs: dict[str, Any] = {}
+        for key, val in table.items():
+            if key not in checks:
+                elsewhere = f" ('{key}' belongs in [{owner[key]}])" if key in owner else ""
+                probs.append(f"[{name}] unknown key '{key}'{_hint(key, checks)}{elsewhere}; "
+                             f"allowed: {', '.join(checks)}.")
+            elif val is not None:
+                try:
+                    kwargs[key] = checks[key](val, base)
+                except _Bad as exc:
+                    probs.append(f"[{name}] {key} must be {exc}. Got {val!r} instead.")
+        built[name] = kwargs
+    ev = doc.get("event_types") or {}
+    if not isinstance(ev, dict) or not all(isinstance(v, str) and v.strip() for v in ev.values()):
+        probs.append(f"[event_types] must map source values to event types, e.g. \"Battles\" = \"clash\". "
+                     f"Got {ev!r} instead.")
+        ev = {}
+    event_types = {str(k): v.strip() for k, v in ev.items()}
+    data = built["data"]
+    if "events" not in data and not any(p.startswith("[data] events") for p in probs):
+        probs.append("[data] events is required: the incident log (CSV or Parquet), "
+                     "e.g. events = \"data/border_sim_events.csv\".")
+    for key in ("events", "gazetteer"):
+        f = data.get(key)
+        if f is not None and not f.is_file():
+            probs.append(f"[data] {key}: file {f} not found (relative paths are read from {base}).")
+    _check_models(built["models"], base, probs)
+    bh, fh = built["backtest"].get("horizon", 6), built["forecast"].get("horizon", 6)
+    if bh < fh:
+        probs.append(f"[backtest] horizon ({bh}) must be at least [forecast] horizon ({fh}): the backtest "
+                     f"chooses the model for every horizon the forecast reports.")
+    if built["output"].get("dir") is None:
+        built["output"]["dir"] = (base / OutputSection.dir).resolve()
+    if probs:
+        prefix = f"{source}: " if source else ""
+        raise ConfigError("\n".join(prefix + p for p in probs))
+    sections = {name: SECTIONS[name](**kw) for name, kw in built.items()}
+    return RunConfig(event_types=event_types, path=None, base_dir=base, **sections)
+
+
+def _check_models(m: dict[str, Any], base: Path, probs: list[str]) -> None:
+    """Resolve and load every spec; the baseline joins the candidates (first) when missing."""
+    from forecast.specs import load_model
+
+    wanted = [("baseline", m.get("baseline", ModelsSection.baseline))]
+    wanted += [("candidates", c) for c in m.get("candidates", ModelsSection.candidates)]
+    found: list[str | Path] = []
+    for key, name in wanted:
+        try:
+            found.append(_resolve_model(name, base))
+            load_model(found[-1])
+        except ConfigError as exc:
+            probs.extend(f"[models] {key}: {line}" for line in exc.lines())
+    if len(found) < len(wanted):
+        return
+    by_label: dict[str, str | Path] = {}
+    for r in found:
+        if by_label.setdefault(_label(r), r) != r:
+            probs.append(f"[models] two specs share the label '{_label(r)}' ({by_label[_label(r)]} and {r}); "
+                         f"rename one file.")
+    baseline, cands = found[0], found[1:]
+    m["candidates"] = tuple(dict.fromkeys(([] if baseline in cands else [baseline]) + cands))
+    m["baseline"] = _label(baseline)
+    if m.get("selection") == "ensemble" and len(m["candidates"]) < 2:
+        probs.append("[models] selection 'ensemble' needs at least two candidates.")
+
+
+def _resolve_model(name: str | Path, base: Path) -> str | Path:
+    """A spec name stays a name unless ``<config folder>/models/<name>.toml`` exists; paths become absolute."""
+    from forecast.specs import spec_path
+
+    if _is_file(name):
+        return spec_path(_abs(name, base)).resolve()
+    local = base / "models" / f"{name}.toml"
+    if local.is_file():
+        return local.resolve()
+    spec_path(name)
+    return str(name)
+
+
+def _is_file(name: str | Path) -> bool:
+    return isinstance(name, Path) or str(name).endswith(".toml") or any(c in str(name) for c in "/\\")
+
+
+def _label(spec: str | Path) -> str:
+    return Path(spec).stem if _is_file(spec) else str(spec)
+
+
+def _hint(key: str, allowed, bracket: bool = False) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    if not close:
+        return ""
+    return f" (did you mean [{close[0]}]?)" if bracket else f" (did you mean '{close[0]}'?)"
+
+
+def _plain(v: Any) -> Any:
+    """JSON-ready: paths and dates as text, tuples as lists."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else str(v) if isinstance(v, (Path, dt.date)) else v
+
+
+def starter_text() -> str:
+    """The commented starter configuration shipped in ``forecast/templates/config.toml``."""
+    return (importlib.resources.files("forecast") / "templates" / "config.toml").read_text(encoding="utf-8")
+
+
+def write_starter(path: str | Path, *, force: bool = False) -> Path:
+    """Write the commented starter config to ``path`` (never over a file unless ``force``)."""
+    from forecast.outputs import staged_file
+
+    path = Path(path)
+    with staged_file(path, force=force) as tmp:
+        tmp.write_text(starter_text(), encoding="utf-8")
+    return path
