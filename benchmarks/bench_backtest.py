@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=6)
     ap.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args()
-    from forecast.backtest import backtest
+    from forecast.backtesting import backtest
 
     panel = simulate(args.series, args.length)
     models = ["climatology", "seasonal_naive", "poisson_glm", "negbin_glm"]

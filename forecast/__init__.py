@@ -36,10 +36,11 @@ _LAZY = {
     "load_model": ("forecast.specs", "load_model"),
     "save_model": ("forecast.specs", "save_model"),
     "effects": ("forecast.effects", "effects"),
-    "backtest": ("forecast.backtest", "backtest"),
+    "backtest": ("forecast.backtesting", "backtest"),
     "load_config": ("forecast.config", "load_config"),
 }
 _SUBMODULES = ("datasets", "ingest", "panel", "gazetteer", "schema", "sources", "distributions", "plots",
+               "backtesting", "comparison", "scoring", "calibration", "report", "config",
                "models", "specs")
 
 __all__ = [

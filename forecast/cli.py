@@ -215,7 +215,7 @@ def backtest_cmd(
 
     Example: forecast backtest events.csv --models climatology,negbin_glm --horizon 6 --origins 24 --out bt/
     """
-    from forecast.backtest import backtest
+    from forecast.backtesting import backtest
     from forecast.comparison import compare
     from forecast.outputs import check_writable, staged_dir
     from forecast.pipeline import load_panel

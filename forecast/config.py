@@ -161,7 +161,7 @@ class ModelsSection:
     alpha: float = _key(_prob, 0.05)
 
     def labelled(self) -> dict[str, str | Path]:
-        """Label -> spec name or path, as :func:`forecast.backtest.backtest` takes ``models``."""
+        """Label -> spec name or path, as :func:`forecast.backtest` takes ``models``."""
         return {_label(c): c for c in self.candidates}
 
 

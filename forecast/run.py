@@ -67,7 +67,7 @@ def run(cfg, *, simulated: bool = False, title: str | None = None) -> Path:
 
 
 def _execute(cfg, tmp: Path, timer: _Timer, *, simulated: bool, title: str | None, warned) -> dict:
-    from forecast.backtest import backtest
+    from forecast.backtesting import backtest
     from forecast.comparison import compare, select_models
     from forecast.ingest import read_events
     from forecast.panel import build_panel

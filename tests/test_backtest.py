@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from forecast import ConfigError
-from forecast.backtest import backtest, choose_origins
+from forecast.backtesting import backtest, choose_origins
 from forecast.models import Climatology, Naive, NegBinGLM, SeasonalNaive
 from forecast.models.base import ModelSpec, SeriesFit, SeriesForecast
 

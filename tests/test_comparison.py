@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from forecast import load_model
-from forecast.backtest import backtest
+from forecast.backtesting import backtest
 from forecast.calibration import pit_histogram
 from forecast.comparison import block_bootstrap_test, compare, paired_test, select_models
 from forecast.models import Climatology, Ensemble, Naive

@@ -18,7 +18,7 @@ import pytest
 
 import forecast
 from forecast import plots
-from forecast.backtest import backtest
+from forecast.backtesting import backtest
 from forecast.calibration import pit_histogram, reliability
 
 matplotlib.use("Agg")

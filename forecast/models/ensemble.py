@@ -69,7 +69,7 @@ def _weights(spec: Ensemble, members: dict[str, ModelSpec], panel: pd.DataFrame,
     equal = np.full((M, n), 1.0 / M)
     if spec.weights == "equal":
         return equal, {}
-    from forecast.backtest import backtest
+    from forecast.backtesting import backtest
     from forecast.exceptions import ConfigError
 
     try:
