@@ -105,8 +105,11 @@ def _execute(cfg, tmp: Path, timer: _Timer, *, simulated: bool, title: str | Non
             selection = pd.DataFrame({"unique_id": panel["unique_id"].unique(), "model": "ensemble",
                                       "reason": "ensemble of all candidates (configured)"})
         else:
-            selection = select_models(res, baseline=baseline, by=cfg.models.selection, alpha=cfg.models.alpha,
-                                      seed=cfg.run.seed)
+            # Selected by log score: it punishes a forecast that gave an outcome (near)
+            # zero probability, so an over-confident model (e.g. a seasonal naive
+            # point mass at 0 on a sparse series) cannot win on a lucky RPS.
+            selection = select_models(res, baseline=baseline, metric="log", by=cfg.models.selection,
+                                      alpha=cfg.models.alpha, seed=cfg.run.seed)
     with timer("forecast"):
         fc, fitted = _final_forecast(cfg, panel, labelled, selection)
     table = fc.to_frame(levels=cfg.forecast.levels, thresholds=cfg.forecast.thresholds)
