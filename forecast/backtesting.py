@@ -205,7 +205,11 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
 
 
 def _run_tasks(tasks, ctx, jobs, progress, backend) -> list:
-    from tqdm.auto import tqdm
+    if progress is False:
+        def tqdm(it, **_):  # no bar wanted: skip importing tqdm (it warns in some notebooks)
+            return it
+    else:
+        from tqdm.auto import tqdm
 
     bar = dict(total=len(tasks), desc="backtest", unit="fit", disable=(None if progress is None else not progress),
                leave=False)

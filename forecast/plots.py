@@ -32,7 +32,10 @@ def _pyplot():
 
     import matplotlib
 
-    if "matplotlib.pyplot" not in sys.modules:  # headless runs: Agg; a notebook keeps its own backend
+    # Headless runs (CLI, tests, CI) get Agg; a Jupyter kernel, an explicit
+    # MPLBACKEND or an already imported pyplot keep their own backend.
+    interactive = "ipykernel" in sys.modules or "MPLBACKEND" in __import__("os").environ
+    if "matplotlib.pyplot" not in sys.modules and not interactive:
         matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
