@@ -24,10 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+import warnings
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
-from forecast.exceptions import ConfigError
+from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
 from forecast.models.base import Series
 
 INTERVENTION_KINDS = ("step", "pulse", "ramp")
@@ -254,3 +257,40 @@ def lag_values(history: np.ndarray, lags: Sequence[int]) -> np.ndarray:
 
 def as_names(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(str(v) for v in values)
+
+
+#: Forecast means above this multiple of max(history, 1) are capped, with a warning.
+MEAN_CAP_FACTOR = 1e4
+
+
+def distinct(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """A hyperparameter check that also requires the tuple's items to be distinct."""
+    return lambda v: check(v) and len(set(v)) == len(v)
+
+
+def capped_mean(mu: np.ndarray, cap: float, uid: str) -> np.ndarray:
+    """Means above ``cap`` are capped (a guard against extrapolating past any plausible count)."""
+    if np.all(mu <= cap):
+        return mu
+    warnings.warn(f"series '{uid}': forecast mean capped at {cap:.3g} (1e4 x the largest count seen); "
+                  "the fitted model extrapolates beyond any plausible count.", ForecastWarning, stacklevel=4)
+    return np.minimum(np.nan_to_num(mu, nan=cap, posinf=cap), cap)
+
+
+def check_design_columns(panel: pd.DataFrame, dspec: DesignSpec) -> None:
+    """Covariates must be finite numbers and exposure > 0 on every row (all failures at once)."""
+    problems = []
+    for col in dspec.needed_columns():
+        if col not in panel.columns:
+            continue  # PanelData reports missing columns
+        v = pd.to_numeric(panel[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(v) | ((v <= 0) if col == dspec.exposure else False)
+        if bad.any():
+            what = ("exposure must be a finite number > 0" if col == dspec.exposure
+                    else "covariate must be a finite number")
+            problems.append(Problem(col, what, rows=(np.flatnonzero(bad) + 2).tolist(),
+                                    provinces=panel.loc[bad, "unique_id"].astype(str).unique().tolist()
+                                    if "unique_id" in panel.columns else (),
+                                    hint="Fill or drop those rows, or leave the column out of the spec."))
+    if problems:
+        raise DataValidationError(problems, source="panel")

@@ -26,15 +26,15 @@ than at forecast time, so one fitted model always forecasts with the model that
 from __future__ import annotations
 
 import re
-import warnings
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
+from forecast.exceptions import ConfigError
 from forecast.models._glmfit import fit_negbin, fit_poisson
 from forecast.models.base import (
+    PENALTY_FALLBACK,
     REGISTRY,
     SEED,
     FitFailure,
@@ -51,16 +51,20 @@ from forecast.models.base import (
     positive_int,
     str_tuple,
 )
-from forecast.models.design import DesignSpec, build_design, future_design, lag_values, valid_interventions
+from forecast.models.design import (
+    MEAN_CAP_FACTOR,
+    DesignSpec,
+    build_design,
+    capped_mean,
+    check_design_columns,
+    distinct,
+    future_design,
+    lag_values,
+    valid_interventions,
+)
 
-#: ridge weight of the ``penalised`` fallback rung
-PENALISED_FALLBACK = 1.0
-#: forecast means above this multiple of max(history, 1) are capped (and warned about)
-MEAN_CAP_FACTOR = 1e4
 
 
-def _distinct(check):
-    return lambda v: check(v) and len(set(v)) == len(v)
 
 
 GLM_PARAMS: tuple[Param, ...] = (
@@ -69,9 +73,9 @@ GLM_PARAMS: tuple[Param, ...] = (
     Param("seasonality", "month", "one of 'none', 'month', 'fourier'", one_of("none", "month", "fourier"),
           "'month': calendar-month dummies (January base); 'fourier': fourier_k sin/cos pairs"),
     Param("fourier_k", 2, "an int >= 1", positive_int, "number of Fourier pairs (seasonality='fourier')"),
-    Param("lags", (), "a tuple of distinct ints >= 1", _distinct(int_tuple),
+    Param("lags", (), "a tuple of distinct ints >= 1", distinct(int_tuple),
           "autoregressive terms log(1 + y_{t-k})"),
-    Param("exog", (), "a tuple of distinct column names", _distinct(str_tuple),
+    Param("exog", (), "a tuple of distinct column names", distinct(str_tuple),
           "panel columns used as covariates (future values needed to forecast)"),
     Param("interventions", (), "a tuple of interventions, each {name, date, kind} with kind 'step', "
           "'pulse' or 'ramp'", lambda v: isinstance(v, (tuple, list)) and valid_interventions(v),
@@ -96,14 +100,14 @@ class _LogLinearGLM(ModelSpec):
     def fit(self, panel: pd.DataFrame) -> FittedModel:
         """Fit every series; exogenous and exposure columns must be finite (exposure > 0)."""
         self.validate()
-        _check_columns(panel, tuple(self.exog or ()), self.exposure)
+        check_design_columns(panel, DesignSpec.from_params(self.get_params()))
         return super().fit(panel)
 
     def fallback_specs(self) -> list[tuple[str, ModelSpec]]:
         rungs: list[tuple[str, ModelSpec]] = []
         penalty = self.penalty
         if penalty == 0:
-            penalty = PENALISED_FALLBACK
+            penalty = PENALTY_FALLBACK
             rungs.append(("penalised", self.clone().set_params(penalty=penalty)))
         if self.family == "negbin":
             rungs.append(("poisson_glm", PoissonGLM(**{**self.get_params(), "penalty": penalty})))
@@ -164,7 +168,7 @@ class _LogLinearGLM(ModelSpec):
             else:
                 paths = self._simulate(eta, gamma, dspec.lags, s, alpha, cap, rng)
                 return SeriesForecast("samples", paths=paths)
-        mu = _capped(np.exp(eta), cap, s.uid)
+        mu = capped_mean(np.exp(eta), cap, s.uid)
         if self.family == "negbin":
             return SeriesForecast("negbin", mu=mu, alpha=np.full(h, alpha))
         return SeriesForecast("poisson", mu=mu)
@@ -176,7 +180,7 @@ class _LogLinearGLM(ModelSpec):
         hist = np.empty((self.n_paths, L + h))
         hist[:, :L] = s.y[-L:]
         for j in range(h):  # vectorised over paths; the recursion forces a loop over steps
-            mu = _capped(np.exp(eta[j] + lag_values(hist[:, :L + j], lags) @ gamma), cap, s.uid)
+            mu = capped_mean(np.exp(eta[j] + lag_values(hist[:, :L + j], lags) @ gamma), cap, s.uid)
             hist[:, L + j] = _draw(rng, mu, alpha)
         return hist[:, L:].T.astype(np.int64)
 
@@ -254,12 +258,6 @@ def _draw(rng: np.random.Generator, mu: np.ndarray, alpha: float) -> np.ndarray:
     return rng.poisson(mu)
 
 
-def _capped(mu: np.ndarray, cap: float, uid: str) -> np.ndarray:
-    if np.all(mu <= cap):
-        return mu
-    warnings.warn(f"series '{uid}': forecast mean capped at {cap:.3g} (1e4 x the largest count seen); "
-                  "the fitted model extrapolates beyond any plausible count.", ForecastWarning, stacklevel=4)
-    return np.minimum(np.nan_to_num(mu, nan=cap, posinf=cap), cap)
 
 
 def _named_columns(message: str, names: list[str]) -> str:
@@ -272,22 +270,6 @@ def _named_columns(message: str, names: list[str]) -> str:
     return re.sub(r"(column(?:s|\(s\))? )(\d+(?:, \d+)*)", repl, message)
 
 
-def _check_columns(panel: pd.DataFrame, exog: tuple[str, ...], exposure: str | None) -> None:
-    """Covariates must be finite numbers and exposure > 0 on every fitted row (all failures at once)."""
-    problems = []
-    for col in exog + ((exposure,) if exposure else ()):
-        if col not in panel.columns:
-            continue  # PanelData reports missing columns
-        v = pd.to_numeric(panel[col], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(v) | ((v <= 0) if col == exposure else False)
-        if bad.any():
-            what = "exposure must be a finite number > 0" if col == exposure else "covariate must be a finite number"
-            problems.append(Problem(col, what, rows=(np.flatnonzero(bad) + 2).tolist(),
-                                    provinces=panel.loc[bad, "unique_id"].astype(str).unique().tolist()
-                                    if "unique_id" in panel.columns else (),
-                                    hint="Fill or drop those rows, or leave the column out of the spec."))
-    if problems:
-        raise DataValidationError(problems, source="panel")
 
 
 def _check_future(dspec: DesignSpec, future: pd.DataFrame | None, uid: str) -> None:

@@ -9,13 +9,12 @@ only in the count distribution (Poisson or NB2). The maximum-likelihood fit is
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
-from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
+from forecast.exceptions import ConfigError
 from forecast.models._zifit import ZIFit, fit_zinb, fit_zip
 from forecast.models.base import (
     REGISTRY,
@@ -33,16 +32,21 @@ from forecast.models.base import (
     positive_int,
     str_tuple,
 )
-from forecast.models.design import DesignSpec, build_design, future_design, valid_interventions
+from forecast.models.design import (
+    MEAN_CAP_FACTOR,
+    DesignSpec,
+    build_design,
+    capped_mean,
+    check_design_columns,
+    distinct,
+    future_design,
+    valid_interventions,
+)
 
 __all__ = ["ZIP", "ZINB"]
 
-#: count-part means above this multiple of max(history, 1) are capped (with a warning), as in the GLMs
-MEAN_CAP_FACTOR = 1e4
 
 
-def _distinct(check):
-    return lambda v: check(v) and len(set(v)) == len(v)
 
 
 DESIGN_PARAMS = (
@@ -51,8 +55,8 @@ DESIGN_PARAMS = (
     Param("seasonality", "fourier", "one of 'none', 'month', 'fourier'", one_of("none", "month", "fourier"),
           "month dummies or Fourier pairs in the count part"),
     Param("fourier_k", 1, "an int >= 1", positive_int, "number of Fourier sin/cos pairs"),
-    Param("lags", (), "a tuple of distinct ints >= 1", _distinct(int_tuple), "autoregressive terms log(1 + y_{t-k})"),
-    Param("exog", (), "a tuple of distinct column names", _distinct(str_tuple), "exogenous panel columns (log-linear)"),
+    Param("lags", (), "a tuple of distinct ints >= 1", distinct(int_tuple), "autoregressive terms log(1 + y_{t-k})"),
+    Param("exog", (), "a tuple of distinct column names", distinct(str_tuple), "exogenous panel columns (log-linear)"),
     Param("interventions", (), "a tuple of interventions ({name, date, kind} with kind step, pulse or ramp)",
           valid_interventions, "dated changes entered as step/pulse/ramp columns"),
     Param("exposure", None, "a column name or None", optional_str, "column whose log is the offset"),
@@ -73,7 +77,7 @@ class _ZeroInflated(ModelSpec):
     def fit(self, panel: pd.DataFrame) -> FittedModel:
         """Fit every series; exogenous columns must be finite and exposure > 0 (all failures at once)."""
         self.validate()
-        _check_columns(panel, self._design_spec())
+        check_design_columns(panel, self._design_spec())
         return super().fit(panel)
 
     def _design_spec(self) -> DesignSpec:
@@ -168,7 +172,7 @@ class _ZeroInflated(ModelSpec):
             # every lagged count is observed: the ZI law is exact at each step
             for col, k in zip(lag_cols, lags):
                 X[:, col] = np.log1p(s.y[len(s.y) - k + np.arange(h)])
-            mu = _capped(np.exp(X @ beta + offset), cap, s.uid)
+            mu = capped_mean(np.exp(X @ beta + offset), cap, s.uid)
             return SeriesForecast("zi", mu=mu, pi=np.full(h, pi),
                                   alpha=None if alpha is None else np.full(h, alpha))
         eta = X @ beta + offset  # lag columns are 0 here; their part is added per path
@@ -184,7 +188,7 @@ class _ZeroInflated(ModelSpec):
         hist[:, :m] = s.y[-m:]
         for t in range(h):  # vectorised over paths; the recursion forces a loop over steps
             lagged = np.log1p(np.stack([hist[:, m + t - k] for k in lags], axis=1))
-            mu = _capped(np.exp(eta[t] + lagged @ gamma), cap, s.uid)
+            mu = capped_mean(np.exp(eta[t] + lagged @ gamma), cap, s.uid)
             if alpha is not None and alpha > 0:
                 mu = rng.gamma(1.0 / alpha, alpha * mu)  # NB2 as gamma-Poisson: mean mu, var alpha mu^2
             counts = rng.poisson(mu)
@@ -286,28 +290,4 @@ def _alpha_score(y: np.ndarray, mu: np.ndarray, pi: np.ndarray) -> float:
     return float(0.5 * np.sum(u * ((y - mu) ** 2 - y)))
 
 
-def _capped(mu: np.ndarray, cap: float, uid: str) -> np.ndarray:
-    if np.all(mu <= cap):
-        return mu
-    warnings.warn(f"series '{uid}': forecast mean capped at {cap:.3g} (1e4 x the largest count seen); "
-                  "the fitted model extrapolates beyond any plausible count.", ForecastWarning, stacklevel=4)
-    return np.minimum(np.nan_to_num(mu, nan=cap, posinf=cap), cap)
 
-
-def _check_columns(panel: pd.DataFrame, dspec: DesignSpec) -> None:
-    """Covariates must be finite numbers and exposure > 0 on every row (all failures at once)."""
-    problems = []
-    for col in dspec.needed_columns():
-        if col not in panel.columns:
-            continue  # PanelData reports missing columns
-        v = pd.to_numeric(panel[col], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(v) | ((v <= 0) if col == dspec.exposure else False)
-        if bad.any():
-            what = ("exposure must be a finite number > 0" if col == dspec.exposure
-                    else "covariate must be a finite number")
-            problems.append(Problem(col, what, rows=(np.flatnonzero(bad) + 2).tolist(),
-                                    provinces=panel.loc[bad, "unique_id"].astype(str).unique().tolist()
-                                    if "unique_id" in panel.columns else (),
-                                    hint="Fill or drop those rows, or leave the column out of the spec."))
-    if problems:
-        raise DataValidationError(problems, source="panel")
