@@ -35,7 +35,7 @@ _LAZY = {
     "CountForecast": ("forecast.distributions", "CountForecast"),
     "load_model": ("forecast.specs", "load_model"),
     "save_model": ("forecast.specs", "save_model"),
-    "effects": ("forecast.effects", "effects"),
+    "effects": ("forecast.interventions", "effects"),
     "backtest": ("forecast.backtesting", "backtest"),
     "load_config": ("forecast.config", "load_config"),
 }

@@ -196,7 +196,7 @@ def _totals(fc, keys: pd.DataFrame, cfg, n_draws: int = 2000) -> list[dict]:
 
 def _effects(cfg, panel: pd.DataFrame, labelled: dict) -> pd.DataFrame | None:
     """Intervention effects of every candidate that declares interventions, fitted on all data."""
-    from forecast.effects import effects
+    from forecast.interventions import effects
     from forecast.specs import load_model
 
     parts = []

@@ -65,3 +65,14 @@ def test_save_and_load_round_trip(tmp_path):
     with pytest.raises(forecast.OutputExistsError):
         save_model(spec, path)
     assert to_toml(spec).startswith('model = "climatology"')
+
+
+def test_public_functions_are_not_shadowed_by_submodules():
+    import importlib
+
+    import forecast
+
+    for mod in ("forecast.run", "forecast.backtesting", "forecast.interventions", "forecast.cli"):
+        importlib.import_module(mod)  # importing a submodule sets an attribute on the package
+    for name in ("backtest", "effects", "read_events", "build_panel", "load_model", "load_sample"):
+        assert callable(getattr(forecast, name)), name

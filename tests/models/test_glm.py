@@ -16,7 +16,7 @@ from scipy import optimize, stats
 
 import forecast.models.glm  # noqa: F401  (registers poisson_glm / negbin_glm)
 from forecast import ConfigError
-from forecast.effects import effects
+from forecast.interventions import effects
 from forecast.models.glm import NegBinGLM, PoissonGLM
 from forecast.specs import load_model
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from forecast import ConfigError
-from forecast.effects import COLUMNS, effects
+from forecast.interventions import COLUMNS, effects
 from forecast.models import Climatology
 from forecast.models.glm import NegBinGLM, PoissonGLM
 
