@@ -112,6 +112,22 @@ def _execute(cfg, tmp: Path, timer: _Timer, *, simulated: bool, title: str | Non
                                       alpha=cfg.models.alpha, seed=cfg.run.seed)
     with timer("forecast"):
         fc, fitted = _final_forecast(cfg, panel, labelled, selection)
+        # A point mass (zero variance at every horizon) for a series that has had
+        # incidents is over-confident however well it scored on quiet backtest
+        # months: such series go back to the baseline, and the reason is recorded.
+        h = cfg.forecast.horizon
+        uids = fc.index["unique_id"].to_numpy()[::h]
+        point_mass = (np.asarray(fc.var).reshape(-1, h) == 0).all(axis=1)
+        active = panel.groupby("unique_id")["y"].sum().reindex(uids).to_numpy() > 0
+        chosen = selection.set_index("unique_id")["model"].reindex(uids).to_numpy()
+        revert = uids[point_mass & active & (chosen != baseline)]
+        if len(revert):
+            sel = selection.set_index("unique_id")
+            sel.loc[revert, "reason"] = sel.loc[revert, "model"] + (
+                " forecast a point mass for a series with past incidents; kept " + baseline)
+            sel.loc[revert, "model"] = baseline
+            selection = sel.reset_index()
+            fc, fitted = _final_forecast(cfg, panel, labelled, selection)
     table = fc.to_frame(levels=cfg.forecast.levels, thresholds=cfg.forecast.thresholds)
     keys = panel.drop_duplicates("unique_id")[["unique_id", "country", "province", "event_type"]]
     diag = pd.concat([f.diagnostics().assign(model=label) for label, f in fitted.items()], ignore_index=True)

@@ -111,6 +111,11 @@ def test_demo_into_a_new_folder_then_refuses_to_overwrite(tmp_path):
     assert {"forecasts.png", "risk.png", "pit.png", "history.png"} <= {p.name for p in (out / "figures").iterdir()}
     fc = pd.read_csv(out / "forecasts.csv")
     assert fc["unique_id"].nunique() == 27 and set(fc["h"]) == set(range(1, 7))
+    # a model chosen over the baseline never forecasts a series with past incidents as certainly
+    # quiet (the baseline itself can, when its 36-month window holds no event: see climatology)
+    past = pd.read_csv(out / "panel.csv").groupby("unique_id")["y"].sum()
+    active = fc[(fc["unique_id"].map(past) > 0) & (fc["chosen_model"] != "climatology")]
+    assert len(active) and (active["p_ge_1"] > 0).all()
     stamp = (out / "index.html").stat().st_mtime_ns
     time.sleep(0.01)
     again = run("demo", "--out", str(out), "--quiet")
