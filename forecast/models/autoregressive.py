@@ -18,14 +18,14 @@ from scipy import linalg, signal, special
 from forecast.exceptions import DataValidationError, Problem
 from forecast.models._glmfit import _nb_terms, fit_poisson
 from forecast.models.base import (SEED, FitFailure, FittedModel, ModelSpec, Param, Series,
-                                  SeriesFit, SeriesForecast, int_tuple, one_of, positive_int, str_tuple)
+                                  SeriesFit, SeriesForecast, int_tuple, one_of, positive_int)
 from forecast.models.design import (
     DesignSpec,
     build_design,
+    design_params,
     distinct,
     future_design,
     lag_values,
-    valid_interventions,
 )
 
 __all__ = ["INGARCH", "IngarchFit", "fit_ingarch", "ingarch_objective", "initial_log_mean"]
@@ -280,13 +280,7 @@ INGARCH_PARAMS = (
     Param("distribution", "negbin", "one of 'poisson', 'negbin'", one_of("poisson", "negbin"), "Y_t | past"),
     Param("past_obs", (1,), _LAGS, distinct(int_tuple), "lags k of log(1 + y_{t-k}) (the GLMs' 'lags')"),
     Param("past_mean", (1,), _LAGS, distinct(int_tuple), "lags l of the log-mean nu_{t-l} (recursive)"),
-    Param("trend", "none", "one of 'none', 'linear'", one_of("none", "linear"), "linear trend in log-rate"),
-    Param("seasonality", "fourier", "one of 'none', 'month', 'fourier'", one_of("none", "month", "fourier"),
-          "seasonal terms"),
-    Param("fourier_k", 1, "an int >= 1", positive_int, "Fourier pairs when seasonality = 'fourier'"),
-    Param("exog", (), "a tuple of distinct column names", distinct(str_tuple), "covariate columns (known ahead)"),
-    Param("interventions", (), "a tuple of interventions, each {name, date, kind} with kind 'step', 'pulse' "
-          "or 'ramp' (or 'kind@YYYY-MM-DD')", valid_interventions, "dated changes"),
+    *design_params(trend="none", seasonality="fourier", fourier_k=1, lags=False, exposure=False),
     Param("n_paths", 1000, "an int >= 1", positive_int, "simulated paths for horizons h > 1"),
     SEED,
 )

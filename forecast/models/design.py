@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
-from forecast.models.base import Series
+from forecast.models.base import Param, int_tuple, one_of, optional_str, positive_int, str_tuple, Series
 
 INTERVENTION_KINDS = ("step", "pulse", "ramp")
 
@@ -294,3 +294,33 @@ def check_design_columns(panel: pd.DataFrame, dspec: DesignSpec) -> None:
                                     hint="Fill or drop those rows, or leave the column out of the spec."))
     if problems:
         raise DataValidationError(problems, source="panel")
+
+
+def design_params(*, trend: str = "none", seasonality: str = "fourier", fourier_k: int = 1,
+                  lags: bool = True, exposure: bool = True) -> tuple[Param, ...]:
+    """The design hyperparameters shared by the log-linear count models, declared once.
+
+    Models differ only in their defaults and in whether they take ``lags``
+    (INGARCH has its own ``past_obs``) and an ``exposure`` offset.
+    """
+    out = [
+        Param("trend", trend, "one of 'none', 'linear'", one_of("none", "linear"),
+              "'linear': log-rate changes linearly, coefficient per year"),
+        Param("seasonality", seasonality, "one of 'none', 'month', 'fourier'", one_of("none", "month", "fourier"),
+              "'month': calendar-month dummies (January base); 'fourier': fourier_k sin/cos pairs"),
+        Param("fourier_k", fourier_k, "an int >= 1", positive_int, "number of Fourier pairs (seasonality='fourier')"),
+    ]
+    if lags:
+        out.append(Param("lags", (), "a tuple of distinct ints >= 1", distinct(int_tuple),
+                         "autoregressive terms log(1 + y_{t-k})"))
+    out += [
+        Param("exog", (), "a tuple of distinct column names", distinct(str_tuple),
+              "panel columns used as covariates (future values needed to forecast)"),
+        Param("interventions", (), "a tuple of interventions, each {name, date, kind} with kind 'step', "
+              "'pulse' or 'ramp'", lambda v: isinstance(v, (tuple, list)) and valid_interventions(v),
+              "dated changes whose effect is estimated (see forecast.effects)"),
+    ]
+    if exposure:
+        out.append(Param("exposure", None, "a column name or None", optional_str,
+                         "panel column entering as offset log(exposure)"))
+    return tuple(out)

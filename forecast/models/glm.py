@@ -44,12 +44,8 @@ from forecast.models.base import (
     Series,
     SeriesFit,
     SeriesForecast,
-    int_tuple,
     non_negative,
-    one_of,
-    optional_str,
     positive_int,
-    str_tuple,
 )
 from forecast.models.design import (
     MEAN_CAP_FACTOR,
@@ -57,10 +53,9 @@ from forecast.models.design import (
     build_design,
     capped_mean,
     check_design_columns,
-    distinct,
+    design_params,
     future_design,
     lag_values,
-    valid_interventions,
 )
 
 
@@ -68,20 +63,7 @@ from forecast.models.design import (
 
 
 GLM_PARAMS: tuple[Param, ...] = (
-    Param("trend", "linear", "one of 'none', 'linear'", one_of("none", "linear"),
-          "'linear': log-rate changes linearly, coefficient per year"),
-    Param("seasonality", "month", "one of 'none', 'month', 'fourier'", one_of("none", "month", "fourier"),
-          "'month': calendar-month dummies (January base); 'fourier': fourier_k sin/cos pairs"),
-    Param("fourier_k", 2, "an int >= 1", positive_int, "number of Fourier pairs (seasonality='fourier')"),
-    Param("lags", (), "a tuple of distinct ints >= 1", distinct(int_tuple),
-          "autoregressive terms log(1 + y_{t-k})"),
-    Param("exog", (), "a tuple of distinct column names", distinct(str_tuple),
-          "panel columns used as covariates (future values needed to forecast)"),
-    Param("interventions", (), "a tuple of interventions, each {name, date, kind} with kind 'step', "
-          "'pulse' or 'ramp'", lambda v: isinstance(v, (tuple, list)) and valid_interventions(v),
-          "dated changes whose effect is estimated (see forecast.effects)"),
-    Param("exposure", None, "a column name or None", optional_str,
-          "panel column entering as offset log(exposure)"),
+    *design_params(trend="linear", seasonality="month", fourier_k=2),
     Param("penalty", 0.0, "a float >= 0", non_negative, "ridge weight on every coefficient but the intercept"),
     Param("n_paths", 1000, "an int >= 1", positive_int, "sample paths for multi-step forecasts with lags"),
     SEED,

@@ -26,11 +26,7 @@ from forecast.models.base import (
     Series,
     SeriesFit,
     SeriesForecast,
-    int_tuple,
-    one_of,
-    optional_str,
     positive_int,
-    str_tuple,
 )
 from forecast.models.design import (
     MEAN_CAP_FACTOR,
@@ -38,9 +34,8 @@ from forecast.models.design import (
     build_design,
     capped_mean,
     check_design_columns,
-    distinct,
+    design_params,
     future_design,
-    valid_interventions,
 )
 
 __all__ = ["ZIP", "ZINB"]
@@ -50,16 +45,7 @@ __all__ = ["ZIP", "ZINB"]
 
 
 DESIGN_PARAMS = (
-    Param("trend", "none", "one of 'none', 'linear'", one_of("none", "linear"),
-          "'linear' adds t / periods-per-year (change of log-rate per year)"),
-    Param("seasonality", "fourier", "one of 'none', 'month', 'fourier'", one_of("none", "month", "fourier"),
-          "month dummies or Fourier pairs in the count part"),
-    Param("fourier_k", 1, "an int >= 1", positive_int, "number of Fourier sin/cos pairs"),
-    Param("lags", (), "a tuple of distinct ints >= 1", distinct(int_tuple), "autoregressive terms log(1 + y_{t-k})"),
-    Param("exog", (), "a tuple of distinct column names", distinct(str_tuple), "exogenous panel columns (log-linear)"),
-    Param("interventions", (), "a tuple of interventions ({name, date, kind} with kind step, pulse or ramp)",
-          valid_interventions, "dated changes entered as step/pulse/ramp columns"),
-    Param("exposure", None, "a column name or None", optional_str, "column whose log is the offset"),
+    *design_params(trend="none", seasonality="fourier", fourier_k=1),
     Param("n_paths", 1000, "an int >= 1", positive_int, "simulated paths for multi-step forecasts with lags"),
     SEED,
 )
