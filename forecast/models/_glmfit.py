@@ -402,6 +402,12 @@ def fit_poisson(X: ArrayLike, y: ArrayLike, offset: ArrayLike | None = None, *, 
         return _finish(X, y, off, pen, kept, beta, 0.0, g, H, it, conv, [], nb=False)
 
 
+def boundary_note(score0: float) -> str:
+    """Message of an NB2 fit whose alpha is at its boundary 0."""
+    return (f"alpha at the boundary 0 (score in alpha at 0 = {score0:.3g} <= 0: no "
+            "overdispersion relative to Poisson); returning the Poisson fit")
+
+
 def fit_negbin(X: ArrayLike, y: ArrayLike, offset: ArrayLike | None = None, *, penalty: float = 0.0,
                penalize_intercept: bool = False, tol: float = 1e-8, max_iter: int = 200,
                alpha_start: float | None = None) -> GLMFit:
@@ -445,9 +451,7 @@ def fit_negbin(X: ArrayLike, y: ArrayLike, offset: ArrayLike | None = None, *, p
         mu = np.exp(X[:, kept] @ beta + off)
         score0 = float(np.sum(_nb_terms(y, np.log(mu), 0.0, lgy, 2)[3]))
         if score0 <= 0:
-            note = (f"alpha at the boundary 0 (score in alpha at 0 = {score0:.3g} <= 0: no "
-                    "overdispersion relative to Poisson); returning the Poisson fit")
-            return _finish(X, y, off, pen, kept, beta, 0.0, g, H, it0, conv, [note], nb=True)
+            return _finish(X, y, off, pen, kept, beta, 0.0, g, H, it0, conv, [boundary_note(score0)], nb=True)
         a0 = alpha_start if alpha_start is not None else 2 * score0 / np.sum(mu**2)
         fun = _objective(X[:, kept], y, off, pen[kept], lgy, with_alpha=True)
         x, g, H, it, conv = _newton(fun, np.r_[beta, np.log(a0)], tol, max_iter)

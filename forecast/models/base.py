@@ -16,6 +16,7 @@ rung that ran and why.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import zlib
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ class ModelSpec:
     params: ClassVar[tuple[Param, ...]] = ()
     #: fallback rungs after the model's own fit, names of other registered specs
     fallbacks: ClassVar[tuple[str, ...]] = ("climatology", "zero")
+    #: whether forecasts draw random numbers (if not, no per-series stream is made)
+    draws: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -151,7 +154,7 @@ class ModelSpec:
         self.validate()
         data = PanelData.from_frame(panel, self.required_columns())
         spec = self.clone()  # the fitted model keeps a frozen copy of the hyperparameters
-        fits = [spec._fit_with_fallbacks(s) for s in data.series]
+        fits = spec._fit_many(data.series)
         return FittedModel(spec=spec, data=data, fits=fits)
 
     def required_columns(self) -> tuple[str, ...]:
@@ -161,6 +164,11 @@ class ModelSpec:
     def _fit_series(self, s: "Series") -> "SeriesFit":
         """Fit one series; raise :class:`FitFailure` when it cannot be fitted."""
         raise NotImplementedError
+
+    def _fit_many(self, series: list["Series"]) -> list["SeriesFit"]:
+        """Fit many series. Models with a batched engine override this (see
+        :func:`batched_engine`); the result must equal fitting each series alone."""
+        return [self._fit_with_fallbacks(s) for s in series]
 
     def _fit_with_fallbacks(self, s: "Series") -> "SeriesFit":
         rungs: list[tuple[str, ModelSpec]] = [("none", self)]
@@ -204,6 +212,20 @@ class ModelSpec:
                          rng: np.random.Generator) -> "SeriesForecast":
         raise NotImplementedError
 
+    def _forecast_many(self, fits: list["SeriesFit"], series: list["Series"], h: int,
+                       future: pd.DataFrame | None, seed: int) -> list["SeriesForecast"]:
+        """Forecast many series fitted by this spec (``fit.spec`` equal to ``self``).
+
+        Per series by default, each with its own random stream
+        (:func:`series_rng`); batched overrides must give the same result.
+        """
+        out = []
+        for fit, s in zip(fits, series):
+            fut = None if future is None else _future_of(future, s, h)
+            rng = series_rng(seed, s.uid, s.ds.values[-1]) if self.draws else None
+            out.append(self._forecast_series(fit, s, h, fut, rng))
+        return out
+
     def equation(self) -> str:
         """The model equation, for reports (first paragraph of the class Notes)."""
         doc = inspect.getdoc(type(self)) or ""
@@ -211,6 +233,28 @@ class ModelSpec:
 
 
 REGISTRY: dict[str, type[ModelSpec]] = {}
+
+_BATCHED = [True]
+
+
+def batching() -> bool:
+    """Whether models with a batched engine use it (see :func:`batched_engine`)."""
+    return _BATCHED[-1]
+
+
+@contextlib.contextmanager
+def batched_engine(enabled: bool = True):
+    """Turn the batched fitting engine on or off inside a ``with`` block (this process).
+
+    Batched and per-series fits give the same results; the switch exists for
+    benchmarks and for the tests that check exactly that. Worker processes
+    (``jobs > 1``) start with the default (on).
+    """
+    _BATCHED.append(bool(enabled))
+    try:
+        yield
+    finally:
+        _BATCHED.pop()
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -295,8 +339,9 @@ class PanelData:
                                       source="panel")
         exog = frame[cols].reset_index(drop=True) if cols else None
         out = []
+        dti = pd.DatetimeIndex(ds_all)  # slicing one index is far cheaper than building one per series
         for a, b in zip(bounds[:-1], bounds[1:]):
-            out.append(Series(uids[a], pd.DatetimeIndex(ds_all[a:b]), y_all[a:b], freq,
+            out.append(Series(uids[a], dti[a:b], y_all[a:b], freq,
                               exog.iloc[a:b].reset_index(drop=True) if exog is not None else None))
         keys = None
         if {"country", "province", "event_type"} <= set(frame.columns):
@@ -345,14 +390,26 @@ def infer_freq(frame: pd.DataFrame) -> str:
     return "D"
 
 
-def series_rng(seed: int, uid: str, origin: pd.Timestamp) -> np.random.Generator:
+def future_dates(last: np.ndarray, h: int, freq: str) -> np.ndarray:
+    """The ``h`` period starts after each date of ``last`` (datetime64[ns], shape (S,)): (S, h)."""
+    if freq == "MS":
+        months = last.astype("datetime64[M]")[:, None] + np.arange(1, h + 1)
+        return months.astype("datetime64[ns]")
+    step = np.timedelta64(1 if freq == "D" else 7, "D")
+    days = last.astype("datetime64[D]")[:, None] + step * np.arange(1, h + 1)
+    return days.astype("datetime64[ns]")
+
+
+def series_rng(seed: int, uid: str, origin: pd.Timestamp | np.datetime64) -> np.random.Generator:
     """The random stream of one series at one forecast origin.
 
     Derived from (seed, series id, origin), never from batching or worker, so a
     series' draws are the same whether it is fitted alone, in a panel, or in
     another job.
     """
-    return np.random.default_rng([int(seed), zlib.crc32(uid.encode()), int(origin.value // 86_400_000_000_000)])
+    day = int(np.datetime64(origin, "D").astype(np.int64))  # days since 1970-01-01, whatever the unit
+    # Seed words must be >= 0: origins before 1970 wrap (no collision with any plausible later date).
+    return np.random.default_rng([int(seed), zlib.crc32(uid.encode()), day % 2**32])
 
 
 # -- per-series results ---------------------------------------------------------------
@@ -372,6 +429,7 @@ class SeriesFit:
     message: str = ""
     fallback: str = "none"
     reason: str = ""
+    engine: str = "per-series"  # "batched", "per-series", or why the batch handed it back
 
     @property
     def aic(self) -> float:
@@ -431,20 +489,28 @@ class FittedModel:
 
         if not positive_int(h):
             raise ConfigError(f"The horizon h must be an int >= 1. Got {h!r} instead.")
-        sfs, hmaxes = [], []
-        for s, fit in zip(self._data.series, self._fits):
-            fut = None if future is None else _future_of(future, s, h)
-            rng = series_rng(getattr(self._spec, "seed", 0), s.uid, s.ds[-1])
-            sfs.append(fit.spec._forecast_series(fit, s, h, fut, rng))
-            hmaxes.append(int(max(s.y.max(initial=0), 1)) if history_max is None else history_max)
+        series, fits = self._data.series, self._fits
+        seed = getattr(self._spec, "seed", 0)
+        sfs: list[SeriesForecast | None] = [None] * len(fits)
+        groups: dict[str, list[int]] = {}
+        for i, fit in enumerate(fits):  # rungs of a ladder are separate specs: forecast each group together
+            groups.setdefault(repr(fit.spec), []).append(i)
+        for idx in groups.values():
+            spec = fits[idx[0]].spec
+            for i, sf in zip(idx, spec._forecast_many([fits[i] for i in idx], [series[i] for i in idx], h,
+                                                       future, seed)):
+                sfs[i] = sf
+        hmaxes = [int(max(s.y.max(initial=0), 1)) if history_max is None else history_max for s in series]
+        ahead = future_dates(np.array([s.ds.values[-1] for s in series]).astype("datetime64[ns]"), h,
+                             self._data.freq)
         # One CountForecast per distribution family (vectorised over its series),
         # then back to the fitted series order.
         parts, order = [], []
         for family in dict.fromkeys(sf.family for sf in sfs):
             idx = [i for i, sf in enumerate(sfs) if sf.family == family]
             index = pd.DataFrame({
-                "unique_id": np.repeat([self._data.series[i].uid for i in idx], h),
-                "ds": np.concatenate([self._data.series[i].future_ds(h).to_numpy() for i in idx]),
+                "unique_id": np.repeat([series[i].uid for i in idx], h),
+                "ds": ahead[idx].ravel(),
                 "h": np.tile(np.arange(1, h + 1), len(idx))})
             parts.append(_stacked_forecast(family, [sfs[i] for i in idx], index, self.model,
                                            max(hmaxes[i] for i in idx)))
@@ -465,7 +531,9 @@ class FittedModel:
         """
         data = PanelData.from_frame(panel, self._spec.required_columns())
         old = self.fits()
-        fits = [old[s.uid] if s.uid in old else self._spec._fit_with_fallbacks(s) for s in data.series]
+        new = [s for s in data.series if s.uid not in old]
+        fresh = dict(zip((s.uid for s in new), self._spec._fit_many(new))) if new else {}
+        fits = [old[s.uid] if s.uid in old else fresh[s.uid] for s in data.series]
         return FittedModel(spec=self._spec, data=data, fits=fits)
 
     def coefficients(self) -> pd.DataFrame:
@@ -475,10 +543,12 @@ class FittedModel:
         return pd.DataFrame(rows, columns=["unique_id", "term", "estimate", "std_error"])
 
     def diagnostics(self) -> pd.DataFrame:
-        """Per series: ``unique_id, converged, fallback, reason, model_used, loglik, aic, n_obs``."""
+        """Per series: ``unique_id, converged, fallback, reason, model_used, loglik, aic, n_obs,
+        message, engine`` (``engine``: "batched", or "per-series" and why the batch handed it back)."""
         return pd.DataFrame([{
             "unique_id": s.uid, "converged": f.converged, "fallback": f.fallback, "reason": f.reason,
             "model_used": f.spec.name, "loglik": f.loglik, "aic": f.aic, "n_obs": f.n_obs, "message": f.message,
+            "engine": f.engine,
         } for s, f in zip(self._data.series, self._fits)])
 
     def __repr__(self) -> str:

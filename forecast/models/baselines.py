@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize, special
-
+from forecast.models._glmbatch import nb_intercept_mle_batch
 from forecast.models.base import (
     SEED,
     FitFailure,
@@ -12,6 +11,7 @@ from forecast.models.base import (
     Series,
     SeriesFit,
     SeriesForecast,
+    batching,
     positive_int,
 )
 
@@ -28,6 +28,7 @@ class Zero(ModelSpec):
     """
 
     name = "zero"
+    draws = False
     description = "Point mass at zero (floor of every comparison, last fallback)"
     params = (SEED,)
     fallbacks = ()
@@ -48,6 +49,7 @@ class Naive(ModelSpec):
     """
 
     name = "naive"
+    draws = False
     description = "Poisson with mean = last observed count"
     params = (SEED,)
     fallbacks = ("zero",)
@@ -74,6 +76,7 @@ class SeasonalNaive(ModelSpec):
     """
 
     name = "seasonal_naive"
+    draws = False
     description = "Poisson with mean = count one season earlier"
     params = (SEED,)
     fallbacks = ("naive", "zero")
@@ -93,28 +96,14 @@ def nb_intercept_mle(y: np.ndarray) -> tuple[float, float, float]:
     """Maximum-likelihood NB2 mean and dispersion of an i.i.d. sample.
 
     The MLE of the mean is the sample mean for any alpha; alpha maximises the
-    profile likelihood and is 0 (Poisson) when the sample is not overdispersed.
-    Returns (mu, alpha, loglik).
+    profile likelihood and is 0 (Poisson) when the sample is not overdispersed
+    (its variance, divisor n, does not exceed its mean). Returns (mu, alpha, loglik).
+    One row of :func:`~forecast.models._glmbatch.nb_intercept_mle_batch`, so a
+    series gets the same estimate alone or in a batch.
     """
-    y = np.asarray(y, dtype=float)
-    mu = float(y.mean()) if len(y) else 0.0
-    if mu == 0.0:
-        return 0.0, 0.0, 0.0
-    pois = float(np.sum(y * np.log(mu) - mu - special.gammaln(y + 1)))
-    # The profile score in alpha at 0 is ½Σ[(y-mu)² - y] / mu² ... positive iff
-    # the sample variance (divisor n) exceeds the mean: only then is alpha > 0.
-    if np.mean((y - mu) ** 2) <= mu:
-        return mu, 0.0, pois
-
-    def negll(log_a: float) -> float:
-        a = np.exp(log_a)
-        r = 1.0 / a
-        return -float(np.sum(special.gammaln(y + r) - special.gammaln(r) - special.gammaln(y + 1)
-                             + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu))))
-
-    res = optimize.minimize_scalar(negll, bounds=(-20.0, 8.0), method="bounded",
-                                   options={"xatol": 1e-10})
-    return mu, float(np.exp(res.x)), -float(res.fun)
+    y = np.asarray(y, dtype=np.int64)
+    mu, alpha, ll = nb_intercept_mle_batch(y[None, :])
+    return float(mu[0]), float(alpha[0]), float(ll[0])
 
 
 class Climatology(ModelSpec):
@@ -129,6 +118,7 @@ class Climatology(ModelSpec):
     """
 
     name = "climatology"
+    draws = False
     description = "Negative binomial fitted to the last W periods (default baseline)"
     params = (WINDOW, SEED)
     fallbacks = ("zero",)
@@ -138,10 +128,29 @@ class Climatology(ModelSpec):
             raise FitFailure("empty series")
         w = s.y[-self.window:]
         mu, alpha, ll = nb_intercept_mle(w)
-        return SeriesFit(self, n_obs=len(w), loglik=ll, n_params=2 if alpha > 0 else 1,
-                         coef={"mean": (mu, float(np.sqrt((mu + alpha * mu * mu) / len(w)))),
+        return self._series_fit(mu, alpha, ll, len(w))
+
+    def _series_fit(self, mu: float, alpha: float, ll: float, n: int) -> SeriesFit:
+        return SeriesFit(self, n_obs=n, loglik=ll, n_params=2 if alpha > 0 else 1,
+                         coef={"mean": (mu, float(np.sqrt((mu + alpha * mu * mu) / n))),
                                "alpha": (alpha, float("nan"))},
                          state={"mu": mu, "alpha": alpha})
+
+    def _fit_many(self, series: list[Series]) -> list[SeriesFit]:
+        """All windows of one length in one batched solve (empty series take the ladder)."""
+        if not batching():
+            return super()._fit_many(series)
+        fits: list[SeriesFit | None] = [None] * len(series)
+        by_len: dict[int, list[int]] = {}
+        for i, s in enumerate(series):
+            if len(s.y):
+                by_len.setdefault(min(len(s.y), self.window), []).append(i)
+        for n, idx in by_len.items():
+            mu, alpha, ll = nb_intercept_mle_batch(np.stack([series[i].y[-n:] for i in idx]))
+            for j, i in enumerate(idx):
+                fits[i] = self._series_fit(float(mu[j]), float(alpha[j]), float(ll[j]), n)
+                fits[i].engine = "batched"
+        return [f if f is not None else self._fit_with_fallbacks(s) for f, s in zip(fits, series)]
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         return SeriesForecast("negbin", mu=np.full(h, fit.state["mu"]), alpha=np.full(h, fit.state["alpha"]))
@@ -156,6 +165,7 @@ class Empirical(ModelSpec):
     """
 
     name = "empirical"
+    draws = False
     description = "Empirical distribution of the last W periods (conflictology)"
     params = (WINDOW, SEED)
     fallbacks = ("zero",)

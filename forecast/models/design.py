@@ -221,6 +221,52 @@ def build_design(spec: DesignSpec, s: Series) -> Design:
     return Design(X, y, offset, all_names, lag_cols, keep)
 
 
+@dataclass(frozen=True)
+class BatchDesign:
+    """Stacked designs of series that share their periods (same start and length)."""
+
+    X: np.ndarray  # (S, n, p)
+    y: np.ndarray  # (S, n)
+    offset: np.ndarray  # (S, n)
+    names: tuple[str, ...]
+    lag_cols: tuple[int, ...]
+    keep: np.ndarray  # (S, p)
+
+
+def group_by_periods(series: Sequence[Series]) -> list[list[int]]:
+    """Indices of series with the same first period, length and frequency (one design each)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(series):
+        groups.setdefault((s.ds.values[0] if len(s.ds) else None, len(s.y), s.freq), []).append(i)
+    return list(groups.values())
+
+
+def build_design_batch(spec: DesignSpec, series: Sequence[Series]) -> BatchDesign:
+    """:func:`build_design` for series sharing their periods (see :func:`group_by_periods`).
+
+    The deterministic and intervention columns are built once; lag, exogenous and
+    exposure columns are filled per series. Row s equals ``build_design(spec, series[s])``.
+    """
+    d0 = build_design(spec, series[0])
+    S, (n, p), first = len(series), d0.X.shape, spec.max_lag
+    X = np.empty((S, n, p))
+    X[:] = d0.X
+    Y = np.stack([s.y for s in series])
+    for col, k in zip(d0.lag_cols, spec.lags):
+        X[:, :, col] = np.log1p(Y[:, first - k:Y.shape[1] - k])
+    start = d0.lag_cols[-1] + 1 if d0.lag_cols else p - len(spec.exog) - len(spec.interventions)
+    for j, c in enumerate(spec.exog):
+        X[:, :, start + j] = np.stack([s.exog[c].to_numpy(dtype=float)[first:] for s in series])
+    offset = np.zeros((S, n))
+    if spec.exposure:
+        offset = np.log(np.stack([s.exog[spec.exposure].to_numpy(dtype=float)[first:] for s in series]))
+    keep = np.broadcast_to(d0.keep, (S, p)).copy()
+    if spec.exog and n:
+        cols = np.arange(start, start + len(spec.exog))
+        keep[:, cols] = np.ptp(X[:, :, cols], axis=1) != 0
+    return BatchDesign(X, Y[:, first:].astype(float), offset, d0.names, d0.lag_cols, keep)
+
+
 def future_design(spec: DesignSpec, s: Series, h: int, future: pd.DataFrame | None
                   ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Design rows for the next ``h`` periods with the lag columns left at 0.

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
-from forecast.models._glmfit import fit_negbin, fit_poisson
+from forecast.models._glmbatch import fit_batch
+from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (
     PENALTY_FALLBACK,
     REGISTRY,
@@ -44,22 +45,26 @@ from forecast.models.base import (
     Series,
     SeriesFit,
     SeriesForecast,
+    batching,
     non_negative,
     positive_int,
+    series_rng,
 )
 from forecast.models.design import (
     MEAN_CAP_FACTOR,
     DesignSpec,
     build_design,
+    build_design_batch,
     capped_mean,
     check_design_columns,
     design_params,
     future_design,
+    group_by_periods,
     lag_values,
 )
 
-
-
+#: Series per batched solve (bounds memory: S x n x p floats per stacked design).
+BATCH_SIZE = 2000
 
 
 GLM_PARAMS: tuple[Param, ...] = (
@@ -111,16 +116,23 @@ class _LogLinearGLM(ModelSpec):
         beta[keep], se[keep] = g.coef, g.std_error
         cov = np.full((len(names), len(names)), np.nan)
         cov[np.ix_(keep, keep)] = g.cov
+        converged = bool(g.converged) and "rank-deficient" not in g.message
+        # (aliased columns have no estimate: let the penalised rung resolve them)
+        return self._series_fit(names, keep, d.lag_cols, beta, se, cov, float(g.alpha), float(g.alpha_se),
+                                float(g.loglik), int(g.n_obs), converged,
+                                _named_columns(g.message, kept_names) if g.message else "")
+
+    def _series_fit(self, names, keep, lag_cols, beta, se, cov, alpha, alpha_se, loglik, n_obs, converged,
+                    solver_note: str) -> SeriesFit:
+        """The fitted series (per-series or batched solver alike): coefficients, notes, lag check."""
+        nb = self.family == "negbin"
         coef = {nm: (float(b), float(e)) for nm, b, e in zip(names, beta, se)}
         if nb:
-            coef["alpha"] = (float(g.alpha), float(g.alpha_se))
+            coef["alpha"] = (alpha, alpha_se)
         notes = [f"ridge penalty {self.penalty:g} (penalised, Bayesian-style SEs)"] if self.penalty > 0 else []
-        if g.message:
-            notes.append(_named_columns(g.message, kept_names))
-        converged = bool(g.converged)
-        if "rank-deficient" in g.message:
-            converged = False  # aliased columns have no estimate: let the penalised rung resolve them
-        lag_sum = float(np.sum(beta[list(d.lag_cols)])) if d.lag_cols else 0.0
+        if solver_note:
+            notes.append(solver_note)
+        lag_sum = float(np.sum(beta[list(lag_cols)])) if lag_cols else 0.0
         if converged and lag_sum >= 1:
             converged = False
             notes.insert(int(self.penalty > 0), f"explosive lag coefficients (sum = {lag_sum:.4g} >= 1): the "
@@ -129,10 +141,45 @@ class _LogLinearGLM(ModelSpec):
         if dropped:
             notes.append(f"no information in the fit window for {', '.join(dropped)}: column(s) dropped, "
                          "coefficient reported as NaN and taken as 0 in forecasts")
-        state = {"beta": np.where(keep, beta, 0.0), "alpha": float(g.alpha) if nb else 0.0, "cov": cov,
+        state = {"beta": np.where(keep, beta, 0.0), "alpha": alpha if nb else 0.0, "cov": cov,
                  "names": names, "lag_sum": lag_sum}
-        return SeriesFit(self, converged=converged, loglik=float(g.loglik), n_params=p + int(nb),
-                         n_obs=int(g.n_obs), coef=coef, state=state, message="; ".join(notes))
+        return SeriesFit(self, converged=converged, loglik=loglik, n_params=int(keep.sum()) + int(nb),
+                         n_obs=n_obs, coef=coef, state=state, message="; ".join(notes))
+
+    def _fit_many(self, series: list[Series]) -> list[SeriesFit]:
+        """Batched solver for every group of series sharing their periods; the rest, and any
+        series the batch hands back (or whose own fit fails), go through the per-series ladder."""
+        fits: list[SeriesFit | None] = [None] * len(series)
+        handed_back: dict[int, str] = {}
+        if batching():
+            dspec = DesignSpec.from_params(self.get_params())
+            nb = self.family == "negbin"
+            for group in group_by_periods(series):
+                for chunk in range(0, len(group), BATCH_SIZE):
+                    idx = group[chunk:chunk + BATCH_SIZE]
+                    d = build_design_batch(dspec, [series[i] for i in idx])
+                    full = d.keep.all(axis=1)
+                    res = fit_batch(d.X, d.y, d.offset, penalty=float(self.penalty), nb=nb) if full.any() else None
+                    for j, i in enumerate(idx):
+                        if res is None or not (full[j] and res.ok[j]):
+                            handed_back[i] = ("a column without information in the fit window" if not full[j]
+                                              else "needs the per-series solver (see its message)")
+                            continue
+                        fit = self._series_fit(d.names, d.keep[j], d.lag_cols, res.coef[j], res.std_error[j],
+                                               res.cov[j], float(res.alpha[j]), float(res.alpha_se[j]),
+                                               float(res.loglik[j]), d.X.shape[1], True,
+                                               boundary_note(res.score0[j]) if res.boundary[j] and nb else "")
+                        if fit.converged:  # an explosive fit takes the ladder, per series
+                            fit.engine = "batched"
+                            fits[i] = fit
+                        else:
+                            handed_back[i] = "own fit failed: fallback ladder"
+        for i, s in enumerate(series):
+            if fits[i] is None:
+                fits[i] = self._fit_with_fallbacks(s)
+                if i in handed_back:
+                    fits[i].engine = f"per-series ({handed_back[i]})"
+        return fits
 
     # forecasting ------------------------------------------------------------------------
     def _forecast_series(self, fit: SeriesFit, s: Series, h: int, future: pd.DataFrame | None,
@@ -154,6 +201,53 @@ class _LogLinearGLM(ModelSpec):
         if self.family == "negbin":
             return SeriesForecast("negbin", mu=mu, alpha=np.full(h, alpha))
         return SeriesForecast("poisson", mu=mu)
+
+    def _forecast_many(self, fits: list[SeriesFit], series: list[Series], h: int, future: pd.DataFrame | None,
+                       seed: int) -> list[SeriesForecast]:
+        """Batched over series sharing their periods (same arithmetic as :meth:`_forecast_series`,
+        the same per-series random streams); covariates and exposure go per series."""
+        dspec = DesignSpec.from_params(self.get_params())
+        if dspec.needed_columns() or not batching():
+            return super()._forecast_many(fits, series, h, future, seed)
+        out: list[SeriesForecast | None] = [None] * len(series)
+        for idx in group_by_periods(series):
+            group = [series[i] for i in idx]
+            X, offset, lag_cols = future_design(dspec, group[0], h, None)
+            B = np.stack([fits[i].state["beta"] for i in idx])
+            alpha = np.array([fits[i].state["alpha"] for i in idx])
+            caps = np.array([MEAN_CAP_FACTOR * max(int(s.y.max(initial=0)), 1) for s in group])
+            eta = B @ X.T + offset  # (S, h); lag columns are 0 here
+            if dspec.lags and h > 1:
+                paths = self._simulate_many(eta, B[:, list(lag_cols)], dspec.lags, group, alpha, caps, seed)
+                for j, i in enumerate(idx):
+                    out[i] = SeriesForecast("samples", paths=paths[j])
+                continue
+            if dspec.lags:
+                Y = np.stack([s.y[-dspec.max_lag:] for s in group]).astype(float)
+                eta = eta + np.einsum("sl,sl->s", lag_values(Y, dspec.lags), B[:, list(lag_cols)])[:, None]
+            mu = np.exp(eta)
+            for j, i in enumerate(idx):
+                m = mu[j] if np.all(mu[j] <= caps[j]) else capped_mean(mu[j], caps[j], group[j].uid)
+                out[i] = (SeriesForecast("negbin", mu=m, alpha=np.full(h, alpha[j])) if self.family == "negbin"
+                          else SeriesForecast("poisson", mu=m))
+        return out
+
+    def _simulate_many(self, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], group: list[Series],
+                       alpha: np.ndarray, caps: np.ndarray, seed: int) -> np.ndarray:
+        """:meth:`_simulate` for S series at once: (S, h, n_paths). Means are computed for all
+        series together; each series draws from its own stream, in the per-series order."""
+        S, h = eta.shape
+        L = max(lags)
+        rngs = [series_rng(seed, s.uid, s.ds.values[-1]) for s in group]
+        hist = np.empty((S, self.n_paths, L + h))
+        hist[:, :, :L] = np.stack([s.y[-L:] for s in group])[:, None, :]
+        for j in range(h):
+            lagv = np.stack([np.log1p(hist[:, :, L + j - k]) for k in lags], axis=-1)  # (S, P, n_lags)
+            mu = np.exp(eta[:, j, None] + np.matmul(lagv, gamma[:, :, None])[:, :, 0])
+            for i, rng in enumerate(rngs):
+                m = mu[i] if np.all(mu[i] <= caps[i]) else capped_mean(mu[i], caps[i], group[i].uid)
+                hist[i, :, L + j] = _draw(rng, m, alpha[i])
+        return hist[:, :, L:].transpose(0, 2, 1).astype(np.int64)
 
     def _simulate(self, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], s: Series, alpha: float,
                   cap: float, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,446 @@
+"""Batched maximum-likelihood solvers: many Poisson / NB2 GLMs at once, on stacked arrays.
+
+The same estimator as :mod:`forecast.models._glmfit` (same start, same damped Newton
+steps, same step-halving rule, same stopping rule max |gradient| <= tol), written over a
+leading *series* axis so the arithmetic of thousands of small fits runs in a few numpy
+calls instead of thousands of Python loops. Each series stops at its own convergence:
+once its gradient is below ``tol`` its parameters are frozen and it leaves the active
+set, so a series gets the same answer whether it is fitted alone or in a batch.
+
+The batch handles the regular case only. A series is handed back (``ok = False``) when
+anything needs the per-series solver's slower machinery: all-zero counts, aliased
+columns, a Hessian that is not negative definite (Levenberg shifts), step-halving that
+runs out, no convergence within ``max_iter``, fitted means near 0 where y = 0 (the exact
+separation test is a linear programme), or counts too large for the dispersion-sum
+table. The caller refits those series one by one with :func:`~forecast.models._glmfit.fit_poisson`
+/ :func:`~forecast.models._glmfit.fit_negbin` and records that it did.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from forecast.models._glmfit import _ALIAS_TOL, _SEPARATION_MU, _h_and_dh, _log1p_ratio
+
+#: Series whose largest count exceeds this use the per-series solver: the batched
+#: dispersion-sum table has one row per series and one column per count value.
+BATCH_MAX_Y = 2000
+#: Step-halvings allowed per Newton step (as the per-series solver).
+_HALVINGS = 40
+
+__all__ = ["BatchFit", "fit_batch", "nb_intercept_mle_batch", "BATCH_MAX_Y"]
+
+
+@dataclass(frozen=True)
+class BatchFit:
+    """Stacked results of :func:`fit_batch` for S series with p columns.
+
+    ``ok[s]`` is True when series s has a clean fit here; the other rows are undefined
+    and must be refitted per series. ``boundary[s]`` (NB only): alpha at its boundary 0,
+    the Poisson fit returned, ``score0[s]`` the score in alpha at 0 that decided it.
+    """
+
+    ok: np.ndarray  # (S,) bool
+    coef: np.ndarray  # (S, p)
+    std_error: np.ndarray  # (S, p)
+    cov: np.ndarray  # (S, p, p)
+    alpha: np.ndarray  # (S,)
+    alpha_se: np.ndarray  # (S,)
+    loglik: np.ndarray  # (S,)
+    n_iter: np.ndarray  # (S,) int
+    boundary: np.ndarray  # (S,) bool
+    score0: np.ndarray  # (S,)
+
+
+# -- per-observation pieces with one alpha per series ------------------------------------
+
+
+def _dispersion_sums(y: np.ndarray, alpha: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
+    """S_0 = sum_{k<y} log(1 + k a_s), S_1 = sum k/(1 + k a_s), S_2 = sum k²/(1 + k a_s)², row-wise.
+
+    ``y`` (S, n) int, ``alpha`` (S,) > 0. A cumulative table per series (exact as alpha -> 0,
+    like the per-series solver's table); ``order`` 0 returns S_0 only.
+    """
+    ymax = int(y.max(initial=0))
+    k = np.arange(ymax, dtype=float)
+    ak = alpha[:, None] * k
+    terms = [np.log1p(ak)]
+    if order > 0:
+        r = k / (1.0 + ak)
+        terms += [r, r * r]
+    out = []
+    for t in terms:
+        table = np.zeros((y.shape[0], ymax + 1))
+        np.cumsum(t, axis=1, out=table[:, 1:])
+        out.append(np.take_along_axis(table, y, axis=1))
+    return tuple(out)
+
+
+class _Stacked:
+    """S designs (n, p) whose first ``pd`` columns are the same for every series.
+
+    Panels share their calendar (intercept, trend, seasonality, interventions), so
+    X_s = [D, Z_s]: products with D are single matrix products over all series at
+    once (D'W_sD for every s is one (S, n) x (n, pd²) product); only the few
+    series-specific columns Z_s (lags, covariates) need per-series arithmetic.
+    """
+
+    def __init__(self, D: np.ndarray, Z: np.ndarray):
+        self.D, self.Z = D, Z
+        n, pd_ = D.shape
+        self.pd, self.p = pd_, pd_ + Z.shape[2]
+        self.DD = (D[:, :, None] * D[:, None, :]).reshape(n, pd_ * pd_)
+
+    @classmethod
+    def from_array(cls, X: np.ndarray) -> tuple["_Stacked", np.ndarray]:
+        """Split X (S, n, p) into shared and own columns; returns the design and the column
+        order used (shared first)."""
+        same = np.all(X == X[:1], axis=(0, 1))
+        order = np.r_[np.flatnonzero(same), np.flatnonzero(~same)]
+        return cls(np.ascontiguousarray(X[0][:, same]), np.ascontiguousarray(X[:, :, ~same])), order
+
+    def take(self, rows: np.ndarray) -> "_Stacked":
+        out = object.__new__(_Stacked)
+        out.D, out.Z, out.pd, out.p, out.DD = self.D, self.Z[rows], self.pd, self.p, self.DD
+        return out
+
+    def xb(self, b: np.ndarray) -> np.ndarray:
+        """X_s b_s for every series: (S, n)."""
+        out = b[:, :self.pd] @ self.D.T
+        if self.Z.shape[2]:
+            out += np.einsum("snz,sz->sn", self.Z, b[:, self.pd:])
+        return out
+
+    def xtv(self, v: np.ndarray) -> np.ndarray:
+        """X_s' v_s for every series: (S, p)."""
+        out = np.empty((v.shape[0], self.p))
+        out[:, :self.pd] = v @ self.D
+        if self.Z.shape[2]:
+            out[:, self.pd:] = np.einsum("snz,sn->sz", self.Z, v)
+        return out
+
+    def xtwx(self, w: np.ndarray) -> np.ndarray:
+        """X_s' diag(w_s) X_s for every series: (S, p, p)."""
+        S, pd_, p = w.shape[0], self.pd, self.p
+        out = np.empty((S, p, p))
+        out[:, :pd_, :pd_] = (w @ self.DD).reshape(S, pd_, pd_)
+        if p > pd_:
+            Zw = self.Z * w[:, :, None]  # (S, n, pz)
+            cross = (Zw.transpose(0, 2, 1).reshape(-1, w.shape[1]) @ self.D).reshape(S, p - pd_, pd_)
+            out[:, pd_:, :pd_] = cross
+            out[:, :pd_, pd_:] = cross.transpose(0, 2, 1)
+            out[:, pd_:, pd_:] = np.matmul(Zw.transpose(0, 2, 1), self.Z)
+        return out
+
+
+class _Objective:
+    """Penalised log-likelihood of a batch in x = beta (Poisson) or (beta, log alpha) (NB)."""
+
+    def __init__(self, X: _Stacked, y, off, pen, lgy, nb: bool):
+        self.X, self.y, self.off, self.pen, self.lgy, self.nb = X, y, off, pen, lgy, nb
+        self.p = X.p
+
+    def take(self, rows: np.ndarray) -> "_Objective":
+        return _Objective(self.X.take(rows), self.y[rows], self.off[rows], self.pen, self.lgy[rows], self.nb)
+
+    def __call__(self, x: np.ndarray, order: int):
+        X, y, pen, p = self.X, self.y, self.pen, self.p
+        beta = x[:, :p]
+        ridge = 0.5 * np.sum(pen * beta**2, axis=1)
+        eta = X.xb(beta) + self.off
+        mu = np.exp(eta)
+        if not self.nb:
+            ll = np.sum(y * eta - mu - self.lgy, axis=1) - ridge
+            if order == 0:
+                return ll
+            g = X.xtv(y - mu) - pen * beta
+            H = -X.xtwx(mu) - np.diag(pen)
+            return ll, g, H
+        alpha = np.exp(x[:, p])
+        u = alpha[:, None] * mu
+        sums = _dispersion_sums(y, alpha, order)
+        ll = np.sum(sums[0] - self.lgy + y * eta - y * np.log1p(u) - mu * _log1p_ratio(u), axis=1) - ridge
+        if order == 0:
+            return ll
+        s1, s2 = sums[1], sums[2]
+        q = 1.0 / (1.0 + u)
+        score, w_obs = (y - mu) * q, mu * (1.0 + alpha[:, None] * y) * q * q
+        h, dh = _h_and_dh(u)
+        g_a = np.sum(s1 + mu * mu * h - y * mu * q, axis=1)
+        h_aa = np.sum(-s2 + mu**3 * dh + y * (mu * q) ** 2, axis=1)
+        h_ea = -(y - mu) * mu * q * q
+        S = y.shape[0]
+        g = np.empty((S, p + 1))
+        g[:, :p] = X.xtv(score) - pen * beta
+        g_t = alpha * g_a  # chain rule to theta = log alpha
+        g[:, p] = g_t
+        H = np.empty((S, p + 1, p + 1))
+        H[:, :p, :p] = -X.xtwx(w_obs) - np.diag(pen)
+        h_bt = alpha[:, None] * X.xtv(h_ea)
+        H[:, :p, p] = h_bt
+        H[:, p, :p] = h_bt
+        H[:, p, p] = alpha**2 * h_aa + g_t
+        return ll, g, H
+
+
+def _newton_steps(A: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Solve A_s d_s = g_s for SPD A_s; (steps, solved) — rows whose A_s is not PD are not solved."""
+    ok = np.ones(len(A), dtype=bool)
+    try:
+        L = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        L = np.zeros_like(A)
+        for i in range(len(A)):  # rare: find the rows that are not positive definite
+            try:
+                L[i] = np.linalg.cholesky(A[i])
+            except np.linalg.LinAlgError:
+                ok[i] = False
+                L[i] = np.eye(A.shape[1])
+    z = np.linalg.solve(L, g[:, :, None])
+    d = np.linalg.solve(L.transpose(0, 2, 1), z)[:, :, 0]
+    return d, ok & np.all(np.isfinite(d), axis=1)
+
+
+def _newton(fun: _Objective, x0: np.ndarray, tol: float, max_iter: int):
+    """Damped Newton ascent per series, batched (mirrors ``_glmfit._newton`` without its
+    Levenberg shifts: a series whose Hessian is not negative definite is handed back).
+
+    Returns x, gradient, Hessian, iterations, converged, handed_back (per series).
+    """
+    x = x0.copy()
+    f, g, H = fun(x, 2)
+    S = len(x)
+    n_iter = np.zeros(S, dtype=int)
+    converged = np.zeros(S, dtype=bool)
+    failed = np.zeros(S, dtype=bool)
+    active = np.arange(S)
+    for it in range(max_iter + 1):
+        gmax = np.max(np.abs(g[active]), axis=1, initial=0.0)
+        done = gmax <= tol
+        converged[active[done]] = True
+        n_iter[active[done]] = it
+        active = active[~done]
+        if active.size == 0:
+            break
+        if it == max_iter:
+            failed[active] = True
+            n_iter[active] = it
+            break
+        bad_f = ~np.isfinite(f[active])
+        failed[active[bad_f]] = True
+        active = active[~bad_f]
+        step, solved = _newton_steps(-H[active], g[active])
+        failed[active[~solved]] = True
+        active, step = active[solved], step[solved]
+        if active.size == 0:
+            break
+        sub = fun.take(active)
+        f0 = f[active]
+        slack = 1e-12 * (1.0 + np.abs(f0))
+        f_new = sub(x[active] + step, 0)
+        todo = ~(np.isfinite(f_new) & (f_new >= f0 - slack))
+        for _ in range(_HALVINGS):
+            if not todo.any():
+                break
+            rows = np.flatnonzero(todo)
+            step[rows] /= 2
+            f_new[rows] = sub.take(rows)(x[active[rows]] + step[rows], 0)
+            todo[rows] = ~(np.isfinite(f_new[rows]) & (f_new[rows] >= f0[rows] - slack[rows]))
+        failed[active[todo]] = True
+        active, step = active[~todo], step[~todo]
+        x[active] += step
+        f[active], g[active], H[active] = fun.take(active)(x[active], 2)
+    return x, g, H, n_iter, converged & ~failed
+
+
+def _aliased(X: np.ndarray, pen: np.ndarray) -> np.ndarray:
+    """Rows whose design has an aliased column (R's QR rule, as the per-series solver)."""
+    S, n, p = X.shape
+    aug = np.concatenate([X, np.broadcast_to(np.diag(np.sqrt(pen)), (S, p, p))], axis=1)
+    r_diag = np.abs(np.diagonal(np.linalg.qr(aug, mode="r"), axis1=1, axis2=2))
+    norms = np.maximum(np.linalg.norm(aug, axis=1), np.finfo(float).tiny)
+    return np.any(r_diag <= _ALIAS_TOL * norms, axis=1)
+
+
+def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float = 0.0, nb: bool = False,
+              tol: float = 1e-8, max_iter: int | None = None) -> BatchFit:
+    """Fit S Poisson (``nb=False``) or NB2 log-linear GLMs on stacked designs.
+
+    Parameters
+    ----------
+    X : (S, n, p) designs, column 0 the intercept (never penalised).
+    y : (S, n) counts; off : (S, n) offsets; penalty : ridge weight on columns 1..p-1.
+    tol, max_iter : as :func:`~forecast.models._glmfit.fit_poisson` (default 100
+        iterations) and :func:`~forecast.models._glmfit.fit_negbin` (200).
+
+    Returns
+    -------
+    BatchFit
+        Rows with ``ok`` equal the per-series solver's fits (same iterations; only the
+        floating-point order of sums differs).
+
+    Notes
+    -----
+    log mu_st = x_st'β_s + o_st; Y_st ~ Poisson(mu_st) or NB2(mu_st, alpha_s). NB: the
+    Poisson fit first, then the boundary test (score in alpha at 0,
+    ½Σ_t[(y_st - mu_st)² - y_st] <= 0 gives alpha_s = 0), else joint Newton on
+    (β_s, log alpha_s) from alpha_0 = 2·score / Σ mu². Covariance (X'WX + P)^-1 with
+    W = mu / (1 + alpha mu) (R's ``glm.nb``); SE of alpha from the observed information.
+    """
+    X = np.ascontiguousarray(X, dtype=float)
+    y = np.asarray(y, dtype=np.int64)
+    off = np.asarray(off, dtype=float)
+    S, n, p = X.shape
+    max_iter = (200 if nb else 100) if max_iter is None else max_iter
+    pen = np.full(p, float(penalty))
+    pen[0] = 0.0
+    lgy = special.gammaln(y + 1.0)
+    out = dict(coef=np.full((S, p), np.nan), std_error=np.full((S, p), np.nan),
+               cov=np.full((S, p, p), np.nan), alpha=np.zeros(S), alpha_se=np.full(S, np.nan),
+               loglik=np.full(S, np.nan), n_iter=np.zeros(S, dtype=int), boundary=np.zeros(S, dtype=bool),
+               score0=np.full(S, np.nan))
+    ok = y.any(axis=1) & (y.max(axis=1, initial=0) <= BATCH_MAX_Y) & (n > p)
+    if ok.any():
+        ok[ok] = ~_aliased(X[ok], pen)
+    rows = np.flatnonzero(ok)
+    if rows.size == 0:
+        return BatchFit(ok=ok, **out)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        # Work with shared columns first (order); results are put back in column order below.
+        Xr, order = _Stacked.from_array(X[rows])
+        pen_o = pen[order]
+        yr, offr, lgyr = y[rows], off[rows], lgy[rows]
+        # R's start: one weighted least-squares step from mu = y + 0.1.
+        mu0 = yr + 0.1
+        A = Xr.xtwx(mu0) + np.diag(pen_o)
+        b0, solved = _newton_steps(A, Xr.xtv(mu0 * (np.log(mu0) - offr)))
+        pois = _Objective(Xr, yr, offr, pen_o, lgyr, nb=False)
+        beta, g, H, it0, conv = _newton(pois, b0, tol, max_iter)
+        good = solved & conv
+        alpha = np.zeros(rows.size)
+        boundary = np.ones(rows.size, dtype=bool)
+        score0 = np.full(rows.size, np.nan)
+        n_iter = it0.copy()
+        if nb:
+            mu = np.exp(Xr.xb(beta) + offr)
+            score0 = 0.5 * np.sum((yr - mu) ** 2 - yr, axis=1)
+            boundary = score0 <= 0
+            inner = np.flatnonzero(good & ~boundary)
+            if inner.size:
+                a0 = 2 * score0[inner] / np.sum(mu[inner] ** 2, axis=1)
+                fun = _Objective(Xr.take(inner), yr[inner], offr[inner], pen_o, lgyr[inner], nb=True)
+                x, g2, H2, it, conv2 = _newton(fun, np.c_[beta[inner], np.log(a0)], tol, max_iter)
+                beta[inner] = x[:, :p]
+                alpha[inner] = np.exp(x[:, p])
+                n_iter[inner] += it
+                good[inner] &= conv2
+                # alpha's SE: profile information of log alpha = 1 / [(-H)^-1]_tt (delta method)
+                inv = np.linalg.pinv(-H2)
+                out["alpha_se"][rows[inner]] = alpha[inner] * np.sqrt(inv[:, p, p])
+        eta = Xr.xb(beta) + offr
+        mu = np.exp(eta)
+        # Fitted means ~0 where y = 0 may be separation: the per-series solver's LP decides.
+        near_zero = np.any((mu < _SEPARATION_MU) & (yr == 0), axis=1)
+        good &= ~near_zero & np.all(np.isfinite(beta), axis=1)
+        a_col = alpha[:, None]
+        ll = np.where(a_col > 0, _nb_loglik_rows(yr, eta, mu, alpha, lgyr), yr * eta - mu - lgyr).sum(axis=1)
+        info = Xr.xtwx(mu / (1.0 + a_col * mu)) + np.diag(pen_o)
+        chol_ok = np.ones(rows.size, dtype=bool)
+        if good.any():
+            _, chol_ok = _newton_steps(info, np.ones((rows.size, p)))
+        good &= chol_ok
+        cov = np.full((rows.size, p, p), np.nan)
+        if good.any():
+            cov[good] = np.linalg.inv(info[good])
+        back = np.argsort(order)  # column j of the design is column back[j] here
+        beta, cov = beta[:, back], cov[:, back[:, None], back[None, :]]
+    ok[rows] = good
+    out["coef"][rows] = beta
+    out["cov"][rows] = cov
+    with np.errstate(invalid="ignore"):
+        out["std_error"][rows] = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+    out["alpha"][rows] = alpha
+    out["loglik"][rows] = ll
+    out["n_iter"][rows] = n_iter
+    out["boundary"][rows] = boundary if nb else False
+    out["score0"][rows] = score0
+    return BatchFit(ok=ok, **out)
+
+
+def _nb_loglik_rows(y, eta, mu, alpha, lgy) -> np.ndarray:
+    a = np.where(alpha > 0, alpha, 1.0)  # rows at alpha = 0 are replaced by the Poisson form
+    u = a[:, None] * mu
+    s0 = _dispersion_sums(y, a, 0)[0]
+    return s0 - lgy + y * eta - y * np.log1p(u) - mu * _log1p_ratio(u)
+
+
+# -- intercept-only NB2 (the climatology baseline) -----------------------------------------
+
+
+#: Bracket of log alpha searched (alpha from 2e-9 to 3000), as the per-series baseline had.
+LOG_ALPHA_BOUNDS = (-20.0, 8.0)
+
+
+def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ML NB2 mean and dispersion of each row of ``Y`` (S, W) of i.i.d. counts.
+
+    Returns (mu, alpha, loglik), each (S,). The MLE of the mean is the row mean for any
+    alpha; alpha maximises the profile log-likelihood ℓ(alpha) and is 0 (Poisson) unless
+    the row's variance (divisor W) exceeds its mean, in which case ℓ has one interior
+    maximum. Found by safeguarded Newton on the score in θ = log alpha, bracketed by
+    bisection inside :data:`LOG_ALPHA_BOUNDS`, to |Δθ| <= 1e-12.
+    """
+    Y = np.asarray(Y, dtype=np.int64)
+    S, W = Y.shape
+    mu = Y.mean(axis=1) if W else np.zeros(S)
+    alpha = np.zeros(S)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pois = np.sum(special.xlogy(Y, mu[:, None]) - mu[:, None] - special.gammaln(Y + 1.0), axis=1)
+    ll = np.where(mu > 0, pois, 0.0)
+    over = (mu > 0) & (np.mean((Y - mu[:, None]) ** 2, axis=1) > mu)
+    rows = np.flatnonzero(over)
+    if rows.size == 0:
+        return mu, alpha, ll
+    y, m = Y[rows], mu[rows][:, None]
+    lgy = special.gammaln(y + 1.0)
+
+    def score_and_slope(theta: np.ndarray, sub: np.ndarray):
+        """d ℓ/dθ and d² ℓ/dθ² of the rows ``sub`` (intercept-only: mu is fixed at the mean)."""
+        a = np.exp(theta)
+        mm = m[sub]
+        u = a[:, None] * mm
+        _, s1, s2 = _dispersion_sums(y[sub], a, 1)
+        h, dh = _h_and_dh(u)
+        q = 1.0 / (1.0 + u)
+        g_a = np.sum(s1 + mm * mm * h - y[sub] * mm * q, axis=1)
+        h_aa = np.sum(-s2 + mm**3 * dh + y[sub] * (mm * q) ** 2, axis=1)
+        return a * g_a, a * a * h_aa + a * g_a
+
+    lo = np.full(rows.size, LOG_ALPHA_BOUNDS[0])
+    hi = np.full(rows.size, LOG_ALPHA_BOUNDS[1])
+    # Start at the moment estimate (var - mean) / mean², inside the bracket.
+    v = np.mean((y - m) ** 2, axis=1)
+    theta = np.clip(np.log((v - m[:, 0]) / m[:, 0] ** 2), lo + 1e-3, hi - 1e-3)
+    active = np.arange(rows.size)
+    for _ in range(200):
+        if active.size == 0:
+            break
+        t = theta[active]
+        sc, sl = score_and_slope(t, active)
+        up = sc > 0  # the maximum lies above t
+        lo[active] = np.where(up, t, lo[active])
+        hi[active] = np.where(up, hi[active], t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = t - sc / sl
+        inside = (sl < 0) & (newton > lo[active]) & (newton < hi[active])
+        new = np.where(inside, newton, 0.5 * (lo[active] + hi[active]))
+        step = np.abs(new - t)
+        theta[active] = new
+        active = active[(step > 1e-12) & (sc != 0) & (hi[active] - lo[active] > 1e-12)]
+    a = np.exp(theta)
+    alpha[rows] = a
+    ll[rows] = np.sum(_dispersion_sums(y, a, 0)[0] - lgy + special.xlogy(y, m) - y * np.log1p(a[:, None] * m)
+                      - m * _log1p_ratio(a[:, None] * m), axis=1)
+    return mu, alpha, ll
