@@ -10,8 +10,18 @@ Cyrillic, UCDP-style "X province") so the gazetteer does real work, three
 event types, counts 1-3. Then one fresh process times read_events + build_panel
 and reports its peak resident memory (ru_maxrss), which includes the Python
 interpreter and the imported libraries.
+
+Peer, measured in the same run in its own fresh process on the same file: plain
+``pandas.read_csv`` (default C engine, no validation, no name normalisation) +
+``groupby(country, province, month)["count"].sum()`` zero-filled into a long monthly
+panel -- the floor of what a no-checks pipeline costs. Prints the ratio peer / ours
+and both processes' peak RSS.
 """
 from __future__ import annotations
+
+import os
+
+os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before numpy (children inherit it)
 
 import argparse
 import json
@@ -23,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from _common import machine_line, ratio_line
 
 
 def make_events(n: int, path: Path, seed: int = 0) -> None:
@@ -64,6 +76,29 @@ print(json.dumps({"import_s": t1 - t0, "read_validate_s": t2 - t1, "panel_s": t3
                   "panel_rows": len(panel), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+PEER_CHILD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+import pandas as pd
+t1 = time.perf_counter()
+ev = pd.read_csv(sys.argv[1])
+t2 = time.perf_counter()
+month = pd.to_datetime(ev["date"], format="%Y-%m-%d").dt.to_period("M").dt.to_timestamp()
+wide = ev.groupby(["country", "province", month])["count"].sum().unstack(fill_value=0)
+panel = wide.stack().rename("y").reset_index()
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "read_s": t2 - t1, "panel_s": t3 - t2, "total_s": t3 - t1,
+                  "rows": len(ev), "series": len(wide), "panel_rows": len(panel),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _child(code: str, path: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,14 +109,20 @@ def main() -> None:
         t = time.perf_counter()
         make_events(args.rows, path)
         print(f"generated {args.rows:,} events ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
-        out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True)
-        if out.returncode:
-            sys.exit(out.stderr)
-        res = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"   {machine_line()}")
+        res = _child(CHILD, path)
+        peer = _child(PEER_CHILD, path)
     print(f"read + validate: {res['read_validate_s']:.2f} s")
     print(f"panel:           {res['panel_s']:.2f} s  ({res['series']} series, {res['panel_rows']:,} rows)")
     print(f"total:           {res['total_s']:.2f} s  (target <= 10 s)   [import {res['import_s']:.2f} s not counted]")
     print(f"peak RSS:        {res['peak_rss_mb']:.0f} MB (target <= 2048 MB)")
+    print(f"peer (pandas.read_csv C engine + groupby sum, no validation/normalisation, own process): "
+          f"read {peer['read_s']:.2f} s, panel {peer['panel_s']:.2f} s ({peer['series']} series -- raw "
+          f"spellings, not merged -- {peer['panel_rows']:,} rows), total {peer['total_s']:.2f} s "
+          f"[import {peer['import_s']:.2f} s not counted]")
+    ratio_line("ingest + panel", peer["total_s"], res["total_s"])
+    print(f"peak RSS (per process, ru_maxrss, incl. interpreter and libraries): ours {res['peak_rss_mb']:.0f} MB, "
+          f"peer {peer['peak_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
              origins: Sequence[Any] | None = None, step: int = 1, window: str | int = "expanding",
              refit_every: int = 1, jobs: int = 1, seed: int = 0, *, levels: Sequence[int] = (50, 80, 95),
              thresholds: Sequence[int] = (1, 5), keep_pmf: bool = True, progress: bool | None = None,
-             backend: Any = None) -> BacktestResult:
+             backend: Any = None, dask: Any = None) -> BacktestResult:
     """Rolling-origin backtest of one or more models on a long panel.
 
     Parameters
@@ -163,11 +163,17 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
         which (period starts); default 12 origins.
     window : ``"expanding"`` (all data ≤ cutoff) or the number of most recent periods.
     refit_every : re-estimate parameters every k origins (see module docstring).
-    jobs : parallel worker processes (joblib); results are identical to ``jobs=1``.
+    jobs : local worker processes (joblib/loky); results are identical to ``jobs=1``.
+        Not used with ``dask``.
     seed : replaces each spec's ``seed`` so the whole backtest is reproducible.
     keep_pmf : keep every predictive pmf (``result.pmf``); turn off for very large runs.
     progress : show a progress bar (default: when writing to a terminal).
-    backend : a joblib backend name (e.g. ``"dask"``) for distributed runs.
+    backend : a joblib backend name for ``jobs > 1`` (default ``"loky"``).
+    dask : a Dask scheduler address (``"tcp://host:8786"``) or ``distributed.Client``: run the
+        tasks on that cluster, whose workers then set the parallelism (``jobs`` is not used).
+        Needs ``pip install "incident-forecast[dask]"`` and the same incident-forecast
+        version on every worker; results are identical to a serial run. See
+        :func:`forecast.parallel.run_tasks`.
     """
     from forecast.models.base import positive_int
 
@@ -186,12 +192,18 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     frame.attrs = {"freq": freq}
     periods = pd.DatetimeIndex(sorted(frame["ds"].unique()))
     cutoffs = choose_origins(periods, horizon, n_origins=n_origins, origins=origins, step=step)
-    tasks = [(label, spec, cutoffs[i:i + refit_every]) for label, spec in specs.items()
-             for i in range(0, len(cutoffs), refit_every)]
-    ctx = dict(frame=frame, horizon=horizon, window=window, levels=tuple(levels), thresholds=tuple(thresholds),
-               keep_pmf=keep_pmf, periods=periods)
-    results = _run_tasks(tasks, ctx, jobs, progress, backend)
-    blocks = [b for r in results for b in r]
+    for spec in specs.values():
+        spec.check_panel(frame)  # validate once, at the edge, not at every origin
+    tasks = _plan(specs, frame, cutoffs, refit_every, jobs if dask is None else 2 * max(jobs, 4))
+    ctx = dict(horizon=horizon, window=window, refit_every=refit_every, levels=tuple(levels),
+               thresholds=tuple(thresholds), keep_pmf=keep_pmf, periods=periods)
+    results = _run_tasks(tasks, ctx, jobs, progress, backend, dask)
+    # Back to the serial order: model, then cutoff, then series (chunks are in series order).
+    by_key: dict[tuple, list[dict]] = {}
+    for task, blocks_of_task in zip(tasks, results):
+        for b in blocks_of_task:
+            by_key.setdefault((task[0], b["cutoff"]), []).append(b)
+    blocks = [b for label in specs for c in cutoffs for b in by_key.get((label, c), [])]
     fcs = pd.concat([b["forecasts"] for b in blocks], ignore_index=True)
     pts = pd.concat([b["scores"] for b in blocks], ignore_index=True)
     diag = pd.concat([b["diagnostics"] for b in blocks], ignore_index=True)
@@ -204,61 +216,134 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     return BacktestResult(fcs, pts, diag, settings, [b["pmf"] for b in blocks] if keep_pmf else None)
 
 
-def _run_tasks(tasks, ctx, jobs, progress, backend) -> list:
-    if progress is False:
-        def tqdm(it, **_):  # no bar wanted: skip importing tqdm (it warns in some notebooks)
-            return it
-    else:
-        from tqdm.auto import tqdm
+def _run_tasks(tasks, ctx, jobs, progress, backend, dask=None) -> list:
+    """``_run_block(*task, **ctx)`` for every task, results in task order (serial, loky or Dask)."""
+    from forecast.parallel import run_tasks
 
-    bar = dict(total=len(tasks), desc="backtest", unit="fit", disable=(None if progress is None else not progress),
-               leave=False)
-    if jobs == 1 and backend is None:
-        return [_run_block(*t, **ctx) for t in tqdm(tasks, **bar)]
-    from joblib import Parallel, delayed, parallel_backend
-
-    with parallel_backend(backend or "loky", n_jobs=jobs):
-        runner = Parallel(return_as="generator")
-        gen = runner(delayed(_run_block)(*t, **ctx) for t in tasks)
-        return list(tqdm(gen, **bar))
+    return run_tasks(_run_block, tasks, shared=ctx, jobs=jobs, dask=dask, backend=backend, progress=progress,
+                     desc="backtest", unit="fit")
 
 
-def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], *, frame: pd.DataFrame, horizon: int,
-               window: str | int, levels: tuple, thresholds: tuple, keep_pmf: bool,
+#: Series per task. Batched solves stay large while memory stays bounded (a task holds one
+#: chunk's designs), and chunks are what parallel workers share out.
+SERIES_CHUNK = 500
+
+
+def _splits_once(spec: ModelSpec) -> bool:
+    """Whether the model fits each series on its own (so series can be chunked and the panel
+    split once): true for every ModelSpec that keeps the base ``fit``. An ensemble weights
+    its members by an internal backtest whose origins depend on the whole panel."""
+    return type(spec).fit is ModelSpec.fit
+
+
+def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.Timestamp], refit_every: int,
+          workers: int) -> list[tuple]:
+    """Tasks (label, spec, cutoffs, refit offset, chunk frame), in serial order.
+
+    Series are chunked for models that fit each series alone; blocks of ``refit_every``
+    origins are grouped so that there are at least about two tasks per worker. Every
+    block starts with a fresh fit and every series draws from its own random stream,
+    so the split changes no result.
+    """
+    uids = pd.unique(frame.sort_values("unique_id", kind="stable")["unique_id"])
+    blocks = [cutoffs[i:i + refit_every] for i in range(0, len(cutoffs), refit_every)]
+    tasks = []
+    for label, spec in specs.items():
+        if _splits_once(spec):
+            groups = [uids[i:i + SERIES_CHUNK] for i in range(0, len(uids), SERIES_CHUNK)]
+        else:
+            groups = [uids]
+        per = max(1, min(len(blocks), -(-2 * workers // (len(specs) * len(groups))))) if workers > 1 else 1
+        size = -(-len(blocks) // per)
+        for ids in groups:
+            chunk = frame[frame["unique_id"].isin(ids)] if len(groups) > 1 else frame
+            chunk.attrs = dict(frame.attrs)
+            for g in range(0, len(blocks), size):
+                tasks.append((label, spec, [c for b in blocks[g:g + size] for c in b], chunk))
+    return tasks
+
+
+def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: pd.DataFrame, *, horizon: int,
+               window: str | int, refit_every: int, levels: tuple, thresholds: tuple, keep_pmf: bool,
                periods: pd.DatetimeIndex) -> list[dict]:
-    """Fit at the first cutoff, update at the rest; forecast and score at each."""
+    """Fit at every ``refit_every``-th cutoff (the first included), update between; forecast
+    and score at each. ``cutoffs`` start at a refit."""
+    from forecast.models.base import PanelData
     from forecast.scoring import mase_scale, score_all
 
     out, fitted = [], None
-    obs = frame[["unique_id", "ds", "y"]]
+    season = _season(frame.attrs["freq"])
+    full = PanelData.from_frame(frame, spec.required_columns()) if _splits_once(spec) else None
+    obs_frame = frame[["unique_id", "ds", "y"]]
     for i, cutoff in enumerate(cutoffs):
-        train = frame[frame["ds"] <= cutoff]
-        if window != "expanding":
-            first = periods[max(0, periods.get_loc(cutoff) - int(window) + 1)]
-            train = train[train["ds"] >= first]
-        train.attrs = frame.attrs
-        fitted = spec.fit(train) if i == 0 else fitted.update(train)
-        fc = fitted.forecast(horizon)
-        idx = fc.index.merge(obs, on=["unique_id", "ds"], how="left")
-        seen = idx["y"].notna().to_numpy()
+        first = None if window == "expanding" else periods[max(0, periods.get_loc(cutoff) - int(window) + 1)]
+        refit = i % refit_every == 0
+        if full is not None:  # slice the series split once (no frame filtering per origin)
+            data, ahead, scale = _truncate(full, cutoff, first, horizon, season)
+            if not data.series:
+                continue
+            # (a chunk may have no series yet at its first cutoffs: fit when they appear)
+            fitted = spec._fit_data(data) if refit or fitted is None else fitted._update_data(data)
+            fc = fitted.forecast(horizon)
+            yv = ahead.ravel()
+            seen = yv >= 0
+            scales = np.repeat(scale, horizon)[seen]
+        else:
+            train = frame[frame["ds"] <= cutoff]
+            if first is not None:
+                train = train[train["ds"] >= first]
+            train.attrs = frame.attrs
+            fitted = spec.fit(train) if refit else fitted.update(train)
+            fc = fitted.forecast(horizon)
+            idx = fc.index.merge(obs_frame, on=["unique_id", "ds"], how="left")
+            seen = idx["y"].notna().to_numpy()
+            yv = idx["y"].to_numpy(dtype=float, na_value=-1)
+            by_uid = {uid: mase_scale(g["y"].to_numpy(), season) for uid, g in train.groupby("unique_id", sort=False)}
+            scales = fc.index["unique_id"].map(by_uid).to_numpy(dtype=float)[seen]
         if not seen.any():
             continue
         fc = fc.subset(np.flatnonzero(seen))
-        y = idx.loc[seen, "y"].to_numpy(dtype="int64")
+        y = yv[seen].astype("int64")
         sc = score_all(fc, y, levels=levels, thresholds=thresholds)
-        scales = {uid: mase_scale(g["y"].to_numpy(), _season(frame.attrs["freq"]))
-                  for uid, g in train.groupby("unique_id", sort=False)}
-        sc["mase"] = sc["abs_error"] / fc.index["unique_id"].map(scales).to_numpy(dtype=float)
+        sc["mase"] = sc["abs_error"] / scales
         table = fc.to_frame(levels=levels, thresholds=thresholds)
         table["model"] = label
         table.insert(2, "cutoff", cutoff)
         table.insert(5, "y", y)
-        diag = fitted.diagnostics()[["unique_id", "fallback", "reason", "model_used", "converged"]]
+        diag = fitted.diagnostics()
+        diag = diag[[c for c in ("unique_id", "fallback", "reason", "model_used", "converged", "engine")
+                     if c in diag.columns]]
         diag.insert(0, "cutoff", cutoff)
         diag.insert(0, "model", label)
-        out.append(dict(forecasts=table, scores=pd.DataFrame(sc), diagnostics=diag,
+        out.append(dict(cutoff=cutoff, forecasts=table, scores=pd.DataFrame(sc), diagnostics=diag,
                         pmf=fc if keep_pmf else None))
     return out
+
+
+def _truncate(full, cutoff: pd.Timestamp, first: pd.Timestamp | None, horizon: int, season: int):
+    """The training series at a cutoff (periods ``first`` .. ``cutoff``), the next ``horizon``
+    observed counts of each (-1 where not observed) and each series' MASE scale."""
+    from forecast.models.base import PanelData, Series
+    from forecast.scoring import mase_scale
+
+    c64 = np.datetime64(cutoff.value, "ns")
+    f64 = None if first is None else np.datetime64(first.value, "ns")
+    train, ahead, scale = [], [], []
+    for s in full.series:
+        ds = s.ds_values
+        m = int(np.searchsorted(ds, c64, side="right"))
+        a = 0 if f64 is None else int(np.searchsorted(ds, f64, side="left"))
+        if m <= a:
+            continue  # no data up to this cutoff: the series joins the backtest later
+        exog = None if s.exog is None else s.exog.iloc[a:m].reset_index(drop=True)
+        train.append(Series(s.uid, ds[a:m], s.y[a:m], s.freq, exog))
+        nxt = np.full(horizon, -1, dtype=np.int64)
+        later = s.y[m:m + horizon]
+        nxt[:len(later)] = later
+        ahead.append(nxt)
+        scale.append(mase_scale(s.y[a:m], season))
+    data = PanelData(train, full.freq, None)
+    return data, np.array(ahead, dtype=np.int64).reshape(len(train), horizon), np.array(scale, dtype=float)
 
 
 def _season(freq: str) -> int:

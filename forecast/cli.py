@@ -72,6 +72,8 @@ def _friendly(func: Callable) -> Callable:
 
 SCHEMA_HELP = "File layout: auto, native, acled or ucdp."
 ASOF_HELP = "Date up to which the log is complete (its export date), YYYY-MM-DD."
+DASK_HELP = ("Run the backtest on this Dask cluster (scheduler address, e.g. tcp://host:8786) instead of "
+             "local processes; needs pip install \"incident-forecast[dask]\".")
 
 
 @app.command()
@@ -206,7 +208,8 @@ def backtest_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for backtest.csv, scores.csv, comparison.csv."),
     freq: str = typer.Option("month", help="Period when FILE holds events."),
     as_of: Optional[str] = typer.Option(None, help=ASOF_HELP),
-    jobs: int = typer.Option(1, min=1, help="Parallel worker processes."),
+    jobs: int = typer.Option(1, min=1, help="Parallel worker processes on this machine (not used with --dask)."),
+    dask: Optional[str] = typer.Option(None, "--dask", metavar="<address>", help=DASK_HELP),
     seed: int = typer.Option(0, help="Seed of the per-series random streams."),
     force: bool = typer.Option(False, help="Replace OUT if it exists."),
     quiet: bool = typer.Option(False, help="No progress bar or summary."),
@@ -218,15 +221,17 @@ def backtest_cmd(
     from forecast.backtesting import backtest
     from forecast.comparison import compare
     from forecast.outputs import check_writable, staged_dir
+    from forecast.parallel import check_address
     from forecast.pipeline import load_panel
 
     check_writable(out, force=force)
+    dask = check_address(dask) if dask else None  # a typo fails before the data is read
     names = [m.strip() for m in models.split(",") if m.strip()]
     if baseline not in names:
         names.insert(0, baseline)
     panel = load_panel(file, freq=freq, as_of=as_of)
     res = backtest(panel, names, horizon, n_origins=origins, step=step, refit_every=refit_every, jobs=jobs,
-                   seed=seed, keep_pmf=False, progress=None if not quiet else False)
+                   dask=dask, seed=seed, keep_pmf=False, progress=None if not quiet else False)
     comp = compare(res, baseline=baseline, metrics=("rps", "log"), by=("h",), seed=seed)
     with staged_dir(out, force=force) as tmp:
         fc = res.forecasts.merge(res.point_scores.drop(columns=["pit_lo", "pit_hi"], errors="ignore"),
@@ -259,7 +264,10 @@ def run_cmd(
     origins: Optional[int] = typer.Option(None, "--origins", min=1, help="Backtest origins."),
     models: Optional[str] = typer.Option(None, "--models", help="Comma-separated candidate models."),
     seed: Optional[int] = typer.Option(None, help="Seed of the per-series random streams."),
-    jobs: Optional[int] = typer.Option(None, min=1, help="Parallel worker processes."),
+    jobs: Optional[int] = typer.Option(None, min=1, help="Parallel worker processes on this machine "
+                                                         "(not used with dask)."),
+    dask: Optional[str] = typer.Option(None, "--dask", metavar="<address>",
+                                       help=DASK_HELP + " Overrides [run] dask; --dask '' runs locally."),
     force: bool = typer.Option(False, help="Replace the output folder if it exists."),
     quiet: bool = typer.Option(False, help="No progress bars or messages."),
 ) -> None:
@@ -271,7 +279,7 @@ def run_cmd(
     from forecast.run import run
 
     flags = {"out": str(out.resolve()) if out else None, "horizon": horizon, "origins": origins, "seed": seed,
-             "jobs": jobs, "force": force or None, "quiet": quiet or None,
+             "jobs": jobs, "dask": dask, "force": force or None, "quiet": quiet or None,
              "models": [m.strip() for m in models.split(",")] if models else None}
     cfg = load_config(config, {k: v for k, v in flags.items() if v is not None})
     run(cfg)

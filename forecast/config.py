@@ -21,7 +21,7 @@ names are the keys of :data:`OVERRIDES`: every ``[data]`` key, ``models``
 (candidates), ``baseline``, ``selection``, ``alpha``, ``horizon`` (forecast *and*
 backtest), ``backtest_horizon``, ``origins``, ``step``, ``refit_every``, ``window``,
 ``levels``, ``thresholds``, ``alert_probability``, ``out`` (output dir), ``force``,
-``seed``, ``jobs``, ``quiet``. ``None`` means "flag not given"; ``models``,
+``seed``, ``jobs``, ``dask``, ``quiet``. ``None`` means "flag not given"; ``models``,
 ``countries`` and ``provinces`` also take comma-separated text; paths in flags
 are read from the working directory, as on any command line.
 """
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from forecast.exceptions import ConfigError
+from forecast.parallel import ADDRESS_EXPECTED, is_address
 
 
 class _Bad(Exception):
@@ -197,9 +198,16 @@ class OutputSection:
 
 @dataclass(frozen=True)
 class RunSection:
-    """``[run]``: reproducibility and resources."""
+    """``[run]``: reproducibility and resources.
+
+    ``dask`` (a scheduler address) sends the backtest to that Dask cluster, whose
+    workers then set the parallelism: ``jobs`` (local processes) is not used.
+    """
     seed: int = _key(_rule("an int >= 0", lambda v: _is_int(v, 0)), 0)
     jobs: int = _key(_int1, 1)
+    # Only the form is checked here; whether the scheduler answers is known when the run connects.
+    dask: str | None = _key(_rule(f"{ADDRESS_EXPECTED}, or '' (run on this machine)", is_address,
+                                  lambda v, base: v.strip(), unset=""), None)
     quiet: bool = _key(_bool, False)
 
 
@@ -218,7 +226,7 @@ OVERRIDES: dict[str, tuple[tuple[str, str], ...]] = {
     **{k: (("backtest", k),) for k in ("origins", "step", "refit_every", "window")},
     **{k: (("forecast", k),) for k in ("levels", "thresholds", "alert_probability")},
     "out": (("output", "dir"),), "force": (("output", "force"),),
-    **{k: (("run", k),) for k in ("seed", "jobs", "quiet")},
+    **{k: (("run", k),) for k in ("seed", "jobs", "dask", "quiet")},
 }
 _PATH_OVERRIDES = ("events", "gazetteer", "out")
 

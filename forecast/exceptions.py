@@ -75,6 +75,11 @@ class DataValidationError(ForecastError, ValueError):
         self.source = source
         super().__init__(self._render())
 
+    def __reduce__(self):
+        # Rebuilt from its parts when it crosses a process boundary (parallel and Dask
+        # backtests): the default would call __init__ with the rendered message only.
+        return type(self), (self.problems, self.source)
+
     def _render(self) -> str:
         prefix = f"{self.source}: " if self.source else ""
         return "\n".join(prefix + p.message() for p in self.problems)

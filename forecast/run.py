@@ -93,7 +93,7 @@ def _execute(cfg, tmp: Path, timer: _Timer, *, simulated: bool, title: str | Non
     bt = cfg.backtest
     with timer("backtest"):
         res = backtest(panel, dict(labelled), bt.horizon, n_origins=bt.origins, step=bt.step, window=bt.window,
-                       refit_every=bt.refit_every, jobs=cfg.run.jobs, seed=cfg.run.seed,
+                       refit_every=bt.refit_every, jobs=cfg.run.jobs, dask=cfg.run.dask, seed=cfg.run.seed,
                        levels=cfg.forecast.levels, thresholds=cfg.forecast.thresholds, keep_pmf=False,
                        progress=None if not cfg.run.quiet else False)
     with timer("compare"):
@@ -288,11 +288,15 @@ def _sha256(path: Path) -> str:
 def _manifest(cfg, events, panel, diag, warned: list[str], timer: _Timer, t_start: float) -> dict:
     import importlib.metadata as md
 
+    from forecast.parallel import backend_name
+
     inputs = [Path(cfg.data.events)] + ([Path(cfg.data.gazetteer)] if cfg.data.gazetteer else [])
     if cfg.path is not None:
         inputs.append(Path(cfg.path))
     pkgs = {}
-    for name in ("incident-forecast", "numpy", "scipy", "pandas", "statsmodels", "matplotlib", "jinja2"):
+    backend = backend_name(cfg.run.jobs, cfg.run.dask)
+    extra = {"loky": ("joblib",), "dask": ("dask", "distributed")}.get(backend, ())
+    for name in ("incident-forecast", "numpy", "scipy", "pandas", "statsmodels", "matplotlib", "jinja2", *extra):
         try:
             pkgs[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -306,6 +310,9 @@ def _manifest(cfg, events, panel, diag, warned: list[str], timer: _Timer, t_star
         "packages": pkgs,
         "python": platform.python_version(),
         "seed": cfg.run.seed,
+        # Where the backtest ran; results do not depend on it. With dask, jobs is not used.
+        "execution": {"backend": backend, "jobs": None if backend == "dask" else cfg.run.jobs,
+                      "dask": cfg.run.dask},
         "ingest": {k: v for k, v in events.attrs.get("ingest", {}).items() if k != "warnings"},
         "coverage": panel.attrs.get("coverage", {}),
         "fallbacks": fallbacks.to_dict("records"),

@@ -9,6 +9,7 @@ from forecast import ConfigError
 from forecast.backtesting import backtest, choose_origins
 from forecast.models import Climatology, Naive, NegBinGLM, SeasonalNaive
 from forecast.models.base import ModelSpec, SeriesFit, SeriesForecast
+from forecast.specs import load_model
 
 
 class LastPlusH(ModelSpec):
@@ -181,3 +182,33 @@ def test_keys_are_carried_from_build_panel_output():
     assert res.forecasts["province"].notna().all()
     with pytest.raises(ConfigError, match="keep_pmf"):
         res.pmf
+
+
+def test_series_chunks_and_engines_change_no_result(monkeypatch):
+    """Chunking series into tasks and the batched engine are invisible in the results."""
+    import forecast.backtesting as bt
+    from forecast.models.base import batched_engine
+
+    panel = pd.concat([_sample_panel_for_chunks(i) for i in range(7)], ignore_index=True)
+    models = {"clim": "climatology", "nb": "negbin_glm", "ar": load_model("poisson_glm").set_params(lags=(1,))}
+    kw = dict(n_origins=4, refit_every=2, progress=False)
+    one = bt.backtest(panel, models, 3, **kw)
+    monkeypatch.setattr(bt, "SERIES_CHUNK", 2)
+    chunked = bt.backtest(panel, models, 3, **kw)
+    with batched_engine(False):
+        single = bt.backtest(panel, models, 3, **kw)
+    for other in (chunked, single):
+        pd.testing.assert_frame_equal(one.forecasts, other.forecasts, rtol=1e-9)
+        pd.testing.assert_frame_equal(one.point_scores, other.point_scores, rtol=1e-8)
+        cols = ["model", "cutoff", "unique_id", "fallback", "reason", "model_used", "converged"]
+        pd.testing.assert_frame_equal(one.diagnostics[cols], other.diagnostics[cols])
+
+
+def _sample_panel_for_chunks(i: int) -> pd.DataFrame:
+    rng = np.random.default_rng(i)
+    n = 48 if i % 3 else 40  # two calendars: a later-starting series joins at later origins
+    ds = pd.date_range("2018-01-01" if i % 3 else "2018-09-01", periods=n, freq="MS")
+    y = rng.negative_binomial(2, 2 / (2 + np.exp(rng.uniform(0, 2))), n)
+    if i == 0:
+        y[:] = 0
+    return pd.DataFrame({"unique_id": f"u{i}", "ds": ds, "y": y})

@@ -183,3 +183,29 @@ def test_backtest_cli_writes_three_tables_and_prints_significance(tmp_path):
     assert loud.exit_code == 0 and "verdict" in loud.output and "rps" in loud.output
     again = run("backtest", str(panel_csv), "--out", str(out))
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_backtest_and_run_take_dask_and_say_jobs_is_then_unused():
+    for cmd in ("backtest", "run"):
+        res = run(cmd, "--help")
+        text = " ".join(res.output.split())  # help is wrapped to the terminal width
+        assert res.exit_code == 0 and "--dask <address>" in text and "tcp://host:8786" in text
+        assert "forecast[dask]" in text and "(not used with dask)" in text.replace("--dask)", "dask)")
+
+
+def test_backtest_with_a_malformed_dask_address_fails_before_reading_data(tmp_path):
+    # The events file does not exist: the address is checked first, so that is the one error.
+    res = run("backtest", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "bt"), "--dask", "localhost")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    lines = res.output.strip().splitlines()
+    assert lines == ["error: dask must be a Dask scheduler address such as 'tcp://host:8786' (schemes: tcp, tls, "
+                     "ws, wss, ucx). Got 'localhost' instead."]
+    assert not (tmp_path / "bt").exists()
+
+
+def test_run_with_a_malformed_dask_flag_names_the_config_key(tmp_path):
+    (tmp_path / "events.csv").write_text("date,province,event_type\n2024-01-03,Khatlon,clash\n")
+    (tmp_path / "config.toml").write_text('[data]\nevents = "events.csv"\n')
+    res = run("run", str(tmp_path / "config.toml"), "--dask", "tcp://host", "--quiet")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "[run] dask must be a Dask scheduler address" in res.output and "'tcp://host'" in res.output

@@ -322,3 +322,56 @@ def test_run_config_is_frozen(project):
     assert isinstance(cfg, RunConfig)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.run.seed = 3  # type: ignore[misc]
+
+
+# --- [run] dask ----------------------------------------------------------------------------
+
+def test_dask_address_is_read_stripped_and_empty_means_local(project):
+    folder, _ = project
+    cfg = load_config(write(folder, '[data]\nevents = "data/events.csv"\n[run]\njobs = 2\n'
+                                    'dask = " tcp://10.0.0.5:8786 "\n'))
+    assert (cfg.run.dask, cfg.run.jobs) == ("tcp://10.0.0.5:8786", 2)
+    assert cfg.to_dict()["run"]["dask"] == "tcp://10.0.0.5:8786"
+    assert load_config(write(folder, '[data]\nevents = "data/events.csv"\n[run]\ndask = ""\n')).run.dask is None
+    assert load_config(write(folder, '[data]\nevents = "data/events.csv"\n')).run.dask is None
+
+
+@pytest.mark.parametrize("value", ['"localhost"', '"http://host:8786"', '"tcp://host"', "8786", "true"])
+def test_a_malformed_dask_address_is_one_line_saying_the_form(project, value):
+    folder, _ = project
+    p = write(folder, f'[data]\nevents = "data/events.csv"\n[run]\ndask = {value}\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    (line,) = problems(err)
+    assert "[run] dask must be a Dask scheduler address such as 'tcp://host:8786', or '' (run on this machine)" in line
+    assert line.endswith(" instead.")
+
+
+def test_misspelt_or_misplaced_dask_key_gets_a_suggestion(project):
+    folder, _ = project
+    with pytest.raises(ConfigError) as err:
+        load_config(write(folder, '[data]\nevents = "data/events.csv"\n[run]\ndsak = "tcp://h:8786"\n'))
+    assert "[run] unknown key 'dsak' (did you mean 'dask'?); allowed: seed, jobs, dask, quiet." in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(folder, 'dask = "tcp://h:8786"\n[data]\nevents = "data/events.csv"\n'))
+    assert "unknown top-level key 'dask' (did you mean [run] dask?)" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(folder, '[data]\nevents = "data/events.csv"\n[backtest]\ndask = "tcp://h:8786"\n'))
+    assert "[backtest] unknown key 'dask'" in str(err.value) and "belongs in [run]" in str(err.value)
+
+
+def test_dask_override_sets_validates_and_clears(project):
+    folder, _ = project
+    cfg = load_config(write(folder, '[data]\nevents = "data/events.csv"\n[run]\ndask = "tcp://h:8786"\n'))
+    assert "dask" in OVERRIDES
+    assert cfg.with_overrides(dask="tls://other:9000").run.dask == "tls://other:9000"
+    assert cfg.with_overrides(dask=None).run.dask == "tcp://h:8786"  # flag not given
+    assert cfg.with_overrides(dask="").run.dask is None  # --dask '': this machine
+    with pytest.raises(ConfigError, match=r"\[run\] dask must be a Dask scheduler address"):
+        cfg.with_overrides(dask="h")
+    assert load_config(cfg.path, {"dask": ""}).run.dask is None
+
+
+def test_starter_explains_dask_and_leaves_it_off():
+    text = starter_text()
+    assert 'dask = ""' in text and "incident-forecast[dask]" in text and "jobs is not used" in text

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from forecast.models._glmfit import _ALIAS_TOL, _SEPARATION_MU, _h_and_dh, _log1p_ratio
+from forecast.models._glmfit import _ALIAS_TOL, _SEPARATION_MU, _diverging_columns, _h_and_dh, _log1p_ratio
 
 #: Series whose largest count exceeds this use the per-series solver: the batched
 #: dispersion-sum table has one row per series and one column per count value.
@@ -38,7 +38,9 @@ class BatchFit:
     """Stacked results of :func:`fit_batch` for S series with p columns.
 
     ``ok[s]`` is True when series s has a clean fit here; the other rows are undefined
-    and must be refitted per series. ``boundary[s]`` (NB only): alpha at its boundary 0,
+    and must be refitted per series, except those in ``diverging``: their fit
+    converged in the gradient while coefficients ran off to -inf, and the exact
+    separation test (the per-series solver's linear programme) named those columns. ``boundary[s]`` (NB only): alpha at its boundary 0,
     the Poisson fit returned, ``score0[s]`` the score in alpha at 0 that decided it.
     """
 
@@ -52,6 +54,7 @@ class BatchFit:
     n_iter: np.ndarray  # (S,) int
     boundary: np.ndarray  # (S,) bool
     score0: np.ndarray  # (S,)
+    diverging: dict  # series -> columns whose MLE is infinite (separation; ok is False there)
 
 
 # -- per-observation pieces with one alpha per series ------------------------------------
@@ -300,7 +303,7 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
     out = dict(coef=np.full((S, p), np.nan), std_error=np.full((S, p), np.nan),
                cov=np.full((S, p, p), np.nan), alpha=np.zeros(S), alpha_se=np.full(S, np.nan),
                loglik=np.full(S, np.nan), n_iter=np.zeros(S, dtype=int), boundary=np.zeros(S, dtype=bool),
-               score0=np.full(S, np.nan))
+               score0=np.full(S, np.nan), diverging={})
     ok = y.any(axis=1) & (y.max(axis=1, initial=0) <= BATCH_MAX_Y) & (n > p)
     if ok.any():
         ok[ok] = ~_aliased(X[ok], pen)
@@ -343,7 +346,12 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
         mu = np.exp(eta)
         # Fitted means ~0 where y = 0 may be separation: the per-series solver's LP decides.
         near_zero = np.any((mu < _SEPARATION_MU) & (yr == 0), axis=1)
-        good &= ~near_zero & np.all(np.isfinite(beta), axis=1)
+        good &= np.all(np.isfinite(beta), axis=1)
+        for j in np.flatnonzero(good & near_zero):  # the exact test, as the per-series solver runs it
+            div = _diverging_columns(X[rows[j]], yr[j], pen == 0)
+            if div.size:
+                out["diverging"][int(rows[j])] = div
+                good[j] = False
         a_col = alpha[:, None]
         ll = np.where(a_col > 0, _nb_loglik_rows(yr, eta, mu, alpha, lgyr), yr * eta - mu - lgyr).sum(axis=1)
         info = Xr.xtwx(mu / (1.0 + a_col * mu)) + np.diag(pen_o)

@@ -17,7 +17,7 @@ from scipy import linalg, signal, special
 
 from forecast.exceptions import DataValidationError, Problem
 from forecast.models._glmfit import _nb_terms, fit_poisson
-from forecast.models.base import (SEED, FitFailure, FittedModel, ModelSpec, Param, Series,
+from forecast.models.base import (SEED, FitFailure, ModelSpec, Param, Series,
                                   SeriesFit, SeriesForecast, int_tuple, one_of, positive_int)
 from forecast.models.design import (
     DesignSpec,
@@ -336,9 +336,8 @@ class INGARCH(ModelSpec):
     def required_columns(self) -> tuple[str, ...]:
         return tuple(self.exog)
 
-    def fit(self, panel: pd.DataFrame) -> FittedModel:
-        """Fit every series; exogenous columns must be finite numbers on every row."""
-        self.validate()
+    def check_panel(self, panel: pd.DataFrame) -> None:
+        """Exogenous columns must be finite numbers on every row."""
         problems = []
         for col in (c for c in self.exog if c in panel.columns):
             bad = ~np.isfinite(pd.to_numeric(panel[col], errors="coerce").to_numpy(dtype=float))
@@ -347,7 +346,6 @@ class INGARCH(ModelSpec):
                                         hint="Fill or drop those rows, or leave the column out of the spec."))
         if problems:
             raise DataValidationError(problems, source="panel")
-        return super().fit(panel)
 
     def fallback_specs(self) -> list[tuple[str, ModelSpec]]:
         """negbin_glm (same design, lags = past_obs), then climatology, zero."""

@@ -152,10 +152,16 @@ class ModelSpec:
     def fit(self, panel: pd.DataFrame) -> "FittedModel":
         """Fit every series of a long frame with ``unique_id, ds, y`` (+ exogenous columns)."""
         self.validate()
-        data = PanelData.from_frame(panel, self.required_columns())
+        self.check_panel(panel)
+        return self._fit_data(PanelData.from_frame(panel, self.required_columns()))
+
+    def check_panel(self, panel: pd.DataFrame) -> None:
+        """Model-specific checks of the panel's columns, all failures at once (default: none)."""
+
+    def _fit_data(self, data: "PanelData") -> "FittedModel":
+        """Fit already split and validated series (backtests split the panel once, not per origin)."""
         spec = self.clone()  # the fitted model keeps a frozen copy of the hyperparameters
-        fits = spec._fit_many(data.series)
-        return FittedModel(spec=spec, data=data, fits=fits)
+        return FittedModel(spec=spec, data=data, fits=spec._fit_many(data.series))
 
     def required_columns(self) -> tuple[str, ...]:
         """Extra panel columns the model reads (exogenous, exposure)."""
@@ -166,11 +172,8 @@ class ModelSpec:
         raise NotImplementedError
 
     def _fit_many(self, series: list["Series"]) -> list["SeriesFit"]:
-        """Fit many series. Models with a batched engine override this (see
-        :func:`batched_engine`); the result must equal fitting each series alone."""
-        return [self._fit_with_fallbacks(s) for s in series]
-
-    def _fit_with_fallbacks(self, s: "Series") -> "SeriesFit":
+        """Fit many series, each through the fallback ladder, one rung at a time for all
+        series still unfitted (so every rung can use a batched engine)."""
         rungs: list[tuple[str, ModelSpec]] = [("none", self)]
         for label, spec in self.fallback_specs():
             rungs.append((label, spec))
@@ -178,20 +181,46 @@ class ModelSpec:
             # after it, so separation in the fallback does not skip to climatology.
             if label != "none" and spec.get_params().get("penalty") == 0:
                 rungs.append((f"{label}+penalty", spec.clone().set_params(penalty=PENALTY_FALLBACK)))
-        reasons: list[str] = []
-        for label, spec in rungs:
+        out: list[SeriesFit | None] = [None] * len(series)
+        reasons: list[list[str]] = [[] for _ in series]
+        pending = list(range(len(series)))
+        for r, (label, spec) in enumerate(rungs):
+            if not pending:
+                break
+            name = spec.name if label == "none" else label
+            last = r == len(rungs) - 1
+            results = spec._try_fit_many([series[i] for i in pending])
+            left = []
+            for i, res in zip(pending, results):
+                if isinstance(res, FitFailure):
+                    reasons[i].append(f"{name}: {res}")
+                elif not res.converged and not last:
+                    reasons[i].append(f"{name}: {res.message or 'did not converge'}")
+                else:
+                    res.fallback, res.reason = label, "; ".join(reasons[i])
+                    out[i] = res
+                    continue
+                left.append(i)
+            pending = left
+        if pending:  # pragma: no cover
+            raise AssertionError("the last fallback rung must always succeed")
+        return out  # type: ignore[return-value]
+
+    def _try_fit_many(self, series: list["Series"]) -> list["SeriesFit | FitFailure"]:
+        """This rung alone on many series: a fit, or the :class:`FitFailure` it raised, per
+        series. Models with a batched engine override this; the result must equal
+        :meth:`_fit_series` on each series (see :func:`batched_engine`)."""
+        out: list[SeriesFit | FitFailure] = []
+        for s in series:
             try:
-                fit = spec._fit_series(s)
+                out.append(self._fit_series(s))
             except FitFailure as exc:
-                reasons.append(f"{spec.name if label == 'none' else label}: {exc}")
-                continue
-            if not fit.converged and label != rungs[-1][0]:
-                reasons.append(f"{spec.name if label == 'none' else label}: {fit.message or 'did not converge'}")
-                continue
-            fit.fallback = label
-            fit.reason = "; ".join(reasons)
-            return fit
-        raise AssertionError("the last fallback rung must always succeed")  # pragma: no cover
+                out.append(exc)
+        return out
+
+    def _fit_with_fallbacks(self, s: "Series") -> "SeriesFit":
+        """One series through the fallback ladder (see :meth:`_fit_many`)."""
+        return self._fit_many([s])[0]
 
     def fallback_specs(self) -> list[tuple[str, "ModelSpec"]]:
         """The ladder after the model's own fit: (label, spec) pairs, simplest last.
@@ -222,7 +251,7 @@ class ModelSpec:
         out = []
         for fit, s in zip(fits, series):
             fut = None if future is None else _future_of(future, s, h)
-            rng = series_rng(seed, s.uid, s.ds.values[-1]) if self.draws else None
+            rng = series_rng(seed, s.uid, s.ds_values[-1]) if self.draws else None
             out.append(self._forecast_series(fit, s, h, fut, rng))
         return out
 
@@ -270,15 +299,30 @@ class FitFailure(Exception):
 # -- data handed to the models --------------------------------------------------------
 
 
-@dataclass
 class Series:
-    """One series, as arrays: counts ``y`` on the regular period starts ``ds``."""
+    """One series, as arrays: counts ``y`` on the regular period starts ``ds``.
 
-    uid: str
-    ds: pd.DatetimeIndex
-    y: np.ndarray
-    freq: str
-    exog: pd.DataFrame | None = None
+    ``ds`` may be given as a DatetimeIndex or a datetime64 array; ``ds_values``
+    (datetime64[ns]) is always there, the DatetimeIndex is built on first use
+    (thousands of series in a batched fit never need theirs).
+    """
+
+    __slots__ = ("uid", "ds_values", "y", "freq", "exog", "_ds")
+
+    def __init__(self, uid: str, ds: pd.DatetimeIndex | np.ndarray, y: np.ndarray, freq: str,
+                 exog: pd.DataFrame | None = None) -> None:
+        self.uid, self.y, self.freq, self.exog = uid, y, freq, exog
+        self._ds = ds if isinstance(ds, pd.DatetimeIndex) else None
+        self.ds_values = np.asarray(ds).astype("datetime64[ns]", copy=False)
+
+    @property
+    def ds(self) -> pd.DatetimeIndex:
+        if self._ds is None:
+            self._ds = pd.DatetimeIndex(self.ds_values)
+        return self._ds
+
+    def __repr__(self) -> str:
+        return f"Series({self.uid!r}, {len(self.y)} periods, freq={self.freq!r})"
 
     @property
     def periods_per_year(self) -> float:
@@ -339,9 +383,8 @@ class PanelData:
                                       source="panel")
         exog = frame[cols].reset_index(drop=True) if cols else None
         out = []
-        dti = pd.DatetimeIndex(ds_all)  # slicing one index is far cheaper than building one per series
         for a, b in zip(bounds[:-1], bounds[1:]):
-            out.append(Series(uids[a], dti[a:b], y_all[a:b], freq,
+            out.append(Series(uids[a], ds_all[a:b], y_all[a:b], freq,
                               exog.iloc[a:b].reset_index(drop=True) if exog is not None else None))
         keys = None
         if {"country", "province", "event_type"} <= set(frame.columns):
@@ -501,7 +544,7 @@ class FittedModel:
                                                        future, seed)):
                 sfs[i] = sf
         hmaxes = [int(max(s.y.max(initial=0), 1)) if history_max is None else history_max for s in series]
-        ahead = future_dates(np.array([s.ds.values[-1] for s in series]).astype("datetime64[ns]"), h,
+        ahead = future_dates(np.array([s.ds_values[-1] for s in series]).astype("datetime64[ns]"), h,
                              self._data.freq)
         # One CountForecast per distribution family (vectorised over its series),
         # then back to the fitted series order.
@@ -529,7 +572,9 @@ class FittedModel:
         last values, trend index and dates come from ``panel``). Series absent
         from the original fit are fitted afresh.
         """
-        data = PanelData.from_frame(panel, self._spec.required_columns())
+        return self._update_data(PanelData.from_frame(panel, self._spec.required_columns()))
+
+    def _update_data(self, data: PanelData) -> "FittedModel":
         old = self.fits()
         new = [s for s in data.series if s.uid not in old]
         fresh = dict(zip((s.uid for s in new), self._spec._fit_many(new))) if new else {}

@@ -136,11 +136,11 @@ class Climatology(ModelSpec):
                                "alpha": (alpha, float("nan"))},
                          state={"mu": mu, "alpha": alpha})
 
-    def _fit_many(self, series: list[Series]) -> list[SeriesFit]:
-        """All windows of one length in one batched solve (empty series take the ladder)."""
+    def _try_fit_many(self, series: list[Series]) -> list[SeriesFit | FitFailure]:
+        """All windows of one length in one batched solve."""
         if not batching():
-            return super()._fit_many(series)
-        fits: list[SeriesFit | None] = [None] * len(series)
+            return super()._try_fit_many(series)
+        out: list[SeriesFit | FitFailure] = [FitFailure("empty series")] * len(series)
         by_len: dict[int, list[int]] = {}
         for i, s in enumerate(series):
             if len(s.y):
@@ -148,9 +148,9 @@ class Climatology(ModelSpec):
         for n, idx in by_len.items():
             mu, alpha, ll = nb_intercept_mle_batch(np.stack([series[i].y[-n:] for i in idx]))
             for j, i in enumerate(idx):
-                fits[i] = self._series_fit(float(mu[j]), float(alpha[j]), float(ll[j]), n)
-                fits[i].engine = "batched"
-        return [f if f is not None else self._fit_with_fallbacks(s) for f, s in zip(fits, series)]
+                out[i] = self._series_fit(float(mu[j]), float(alpha[j]), float(ll[j]), n)
+                out[i].engine = "batched"
+        return out
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         return SeriesForecast("negbin", mu=np.full(h, fit.state["mu"]), alpha=np.full(h, fit.state["alpha"]))

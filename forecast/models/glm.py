@@ -39,7 +39,6 @@ from forecast.models.base import (
     REGISTRY,
     SEED,
     FitFailure,
-    FittedModel,
     ModelSpec,
     Param,
     Series,
@@ -84,11 +83,9 @@ class _LogLinearGLM(ModelSpec):
     def required_columns(self) -> tuple[str, ...]:
         return tuple(self.exog or ()) + ((self.exposure,) if self.exposure else ())
 
-    def fit(self, panel: pd.DataFrame) -> FittedModel:
-        """Fit every series; exogenous and exposure columns must be finite (exposure > 0)."""
-        self.validate()
+    def check_panel(self, panel: pd.DataFrame) -> None:
+        """Exogenous and exposure columns must be finite (exposure > 0)."""
         check_design_columns(panel, DesignSpec.from_params(self.get_params()))
-        return super().fit(panel)
 
     def fallback_specs(self) -> list[tuple[str, ModelSpec]]:
         rungs: list[tuple[str, ModelSpec]] = []
@@ -146,40 +143,58 @@ class _LogLinearGLM(ModelSpec):
         return SeriesFit(self, converged=converged, loglik=loglik, n_params=int(keep.sum()) + int(nb),
                          n_obs=n_obs, coef=coef, state=state, message="; ".join(notes))
 
-    def _fit_many(self, series: list[Series]) -> list[SeriesFit]:
-        """Batched solver for every group of series sharing their periods; the rest, and any
-        series the batch hands back (or whose own fit fails), go through the per-series ladder."""
-        fits: list[SeriesFit | None] = [None] * len(series)
+    def _try_fit_many(self, series: list[Series]) -> list[SeriesFit | FitFailure]:
+        """Batched solver for every group of series sharing their periods; series the batch
+        hands back (see :mod:`~forecast.models._glmbatch`) are fitted one by one."""
+        if not batching():
+            return super()._try_fit_many(series)
+        out: list[SeriesFit | FitFailure | None] = [None] * len(series)
         handed_back: dict[int, str] = {}
-        if batching():
-            dspec = DesignSpec.from_params(self.get_params())
-            nb = self.family == "negbin"
-            for group in group_by_periods(series):
-                for chunk in range(0, len(group), BATCH_SIZE):
-                    idx = group[chunk:chunk + BATCH_SIZE]
-                    d = build_design_batch(dspec, [series[i] for i in idx])
-                    full = d.keep.all(axis=1)
-                    res = fit_batch(d.X, d.y, d.offset, penalty=float(self.penalty), nb=nb) if full.any() else None
-                    for j, i in enumerate(idx):
-                        if res is None or not (full[j] and res.ok[j]):
-                            handed_back[i] = ("a column without information in the fit window" if not full[j]
-                                              else "needs the per-series solver (see its message)")
-                            continue
-                        fit = self._series_fit(d.names, d.keep[j], d.lag_cols, res.coef[j], res.std_error[j],
-                                               res.cov[j], float(res.alpha[j]), float(res.alpha_se[j]),
-                                               float(res.loglik[j]), d.X.shape[1], True,
-                                               boundary_note(res.score0[j]) if res.boundary[j] and nb else "")
-                        if fit.converged:  # an explosive fit takes the ladder, per series
-                            fit.engine = "batched"
-                            fits[i] = fit
-                        else:
-                            handed_back[i] = "own fit failed: fallback ladder"
-        for i, s in enumerate(series):
-            if fits[i] is None:
-                fits[i] = self._fit_with_fallbacks(s)
-                if i in handed_back:
-                    fits[i].engine = f"per-series ({handed_back[i]})"
-        return fits
+        dspec = DesignSpec.from_params(self.get_params())
+        nb = self.family == "negbin"
+        for group in group_by_periods(series):
+            for chunk in range(0, len(group), BATCH_SIZE):
+                idx = group[chunk:chunk + BATCH_SIZE]
+                d = build_design_batch(dspec, [series[i] for i in idx])
+                full = d.keep.all(axis=1)
+                res = fit_batch(d.X, d.y, d.offset, penalty=float(self.penalty), nb=nb) if full.any() else None
+                for j, i in enumerate(idx):
+                    if res is not None and j in res.diverging:  # separation: this rung fails, as alone
+                        out[i] = self._separated(d, j, res)
+                        continue
+                    if res is None or not (full[j] and res.ok[j]):
+                        handed_back[i] = ("a column without information in the fit window" if not full[j]
+                                          else "the batched solver handed it back")
+                        continue
+                    out[i] = self._series_fit(d.names, d.keep[j], d.lag_cols, res.coef[j], res.std_error[j],
+                                              res.cov[j], float(res.alpha[j]), float(res.alpha_se[j]),
+                                              float(res.loglik[j]), d.X.shape[1], True,
+                                              boundary_note(res.score0[j]) if res.boundary[j] and nb else "")
+                    out[i].engine = "batched"
+        rest = [i for i in range(len(series)) if out[i] is None]
+        for i, res in zip(rest, super()._try_fit_many([series[i] for i in rest])):
+            if isinstance(res, SeriesFit) and i in handed_back:
+                res.engine = f"per-series ({handed_back[i]})"
+            out[i] = res
+        return out  # type: ignore[return-value]
+
+    def _separated(self, d, j: int, res) -> SeriesFit:
+        """The failed fit of a separated series, with the per-series solver's message."""
+        div = res.diverging[j]
+        word = "coefficient of column" if div.size == 1 else "coefficients of columns"
+        verb = "diverges" if div.size == 1 else "diverge"
+        notes = [f"separation: {word} {', '.join(map(str, div))} {verb} (mu -> 0 where y = 0); the MLE "
+                 "does not exist, use penalty > 0"]
+        if self.family == "negbin" and res.boundary[j]:
+            notes.append(boundary_note(res.score0[j]))
+        cov = res.cov[j].copy()
+        cov[div, :] = np.nan
+        cov[:, div] = np.nan
+        fit = self._series_fit(d.names, d.keep[j], d.lag_cols, res.coef[j], np.sqrt(np.diag(cov)), cov,
+                               float(res.alpha[j]), float(res.alpha_se[j]), float(res.loglik[j]), d.X.shape[1],
+                               False, _named_columns("; ".join(notes), list(d.names)))
+        fit.engine = "batched"
+        return fit
 
     # forecasting ------------------------------------------------------------------------
     def _forecast_series(self, fit: SeriesFit, s: Series, h: int, future: pd.DataFrame | None,
@@ -238,7 +253,7 @@ class _LogLinearGLM(ModelSpec):
         series together; each series draws from its own stream, in the per-series order."""
         S, h = eta.shape
         L = max(lags)
-        rngs = [series_rng(seed, s.uid, s.ds.values[-1]) for s in group]
+        rngs = [series_rng(seed, s.uid, s.ds_values[-1]) for s in group]
         hist = np.empty((S, self.n_paths, L + h))
         hist[:, :, :L] = np.stack([s.y[-L:] for s in group])[:, None, :]
         for j in range(h):

@@ -20,7 +20,6 @@ from forecast.models.base import (
     REGISTRY,
     SEED,
     FitFailure,
-    FittedModel,
     ModelSpec,
     Param,
     Series,
@@ -60,11 +59,9 @@ class _ZeroInflated(ModelSpec):
     def required_columns(self) -> tuple[str, ...]:
         return self._design_spec().needed_columns()
 
-    def fit(self, panel: pd.DataFrame) -> FittedModel:
-        """Fit every series; exogenous columns must be finite and exposure > 0 (all failures at once)."""
-        self.validate()
+    def check_panel(self, panel: pd.DataFrame) -> None:
+        """Exogenous columns must be finite and exposure > 0 (all failures at once)."""
         check_design_columns(panel, self._design_spec())
-        return super().fit(panel)
 
     def _design_spec(self) -> DesignSpec:
         return DesignSpec.from_params(self.get_params())

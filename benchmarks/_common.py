@@ -1,0 +1,97 @@
+"""Shared helpers for the peer benchmarks (bench_glm, bench_scoring, bench_cli, bench_ingest).
+
+Not a benchmark itself. Each benchmark sets OPENBLAS_NUM_THREADS=1 before importing
+numpy and imports this module by name (``python benchmarks/bench_x.py`` puts the
+benchmarks folder on ``sys.path``).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import resource
+import sys
+import time
+from contextlib import contextmanager
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of *this process so far* in MB (ru_maxrss, KiB on Linux).
+
+    It is a process-lifetime peak: it includes the interpreter, every imported library
+    and whichever phase (ours or the peer's) used the most memory, not one phase alone.
+    """
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def children_peak_rss_mb() -> float:
+    """Largest peak RSS of any waited-for child process, in MB (RUSAGE_CHILDREN)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def machine_line() -> str:
+    """Date/time, host facts and the current load average (other jobs may share the machine)."""
+    try:
+        load = "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:  # pragma: no cover
+        load = "load average n/a"
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "?")
+    except OSError:  # pragma: no cover
+        pass
+    return (f"{_dt.datetime.now().isoformat(timespec='seconds')} | {os.cpu_count()} cores ({cpu}) | "
+            f"Python {platform.python_version()} | OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')} | "
+            f"{load}")
+
+
+def versions(*modules: str) -> str:
+    out = []
+    for name in modules:
+        mod = sys.modules.get(name)
+        if mod is None:
+            try:
+                mod = __import__(name)
+            except Exception:  # noqa: BLE001 - report, do not fail
+                out.append(f"{name} (not installed)")
+                continue
+        out.append(f"{name} {getattr(mod, '__version__', '?')}")
+    return ", ".join(out)
+
+
+def header(title: str, *modules: str) -> None:
+    print(f"== {title}")
+    print(f"   {machine_line()}")
+    if modules:
+        print(f"   {versions(*modules)}")
+
+
+def ratio_line(label: str, peer_s: float, ours_s: float, target: float | None = None) -> str:
+    """One line: peer time, our time, ratio peer/ours ("x faster"; < 1 means slower)."""
+    r = peer_s / ours_s if ours_s > 0 else float("inf")
+    verdict = f"{r:.2f}x faster" if r >= 1 else f"{1 / r:.2f}x SLOWER"
+    line = f"{label}: peer {peer_s:.3f} s | ours {ours_s:.3f} s | ratio peer/ours = {r:.2f} ({verdict})"
+    if target is not None:
+        line += f" | target >= {target:g}x: {'met' if r >= target else 'NOT met'}"
+    print(line)
+    return line
+
+
+def memory_line(note: str = "") -> str:
+    line = (f"peak RSS (process peak, ru_maxrss; includes interpreter, libraries and every phase "
+            f"of this run): {peak_rss_mb():.0f} MB")
+    if note:
+        line += f" {note}"
+    print(line)
+    return line
+
+
+@contextmanager
+def timed(store: dict, key: str):
+    """``with timed(t, "ours"): ...`` stores the wall time (perf_counter) in ``t["ours"]``."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        store[key] = time.perf_counter() - t0

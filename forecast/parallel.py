@@ -1,0 +1,280 @@
+"""Run independent tasks serially, in local processes (joblib/loky) or on a Dask cluster.
+
+:func:`run_tasks` is the one place that decides where work runs. It takes a
+function and a list of argument tuples and returns the results **in task
+order**, whatever ran them, so callers (the backtest) assemble identical output
+for any ``jobs`` or cluster. Identical *values* are the callers' side of the
+contract: every random draw comes from a stream derived from (seed, series,
+origin), never from the process, worker or batch that ran the task.
+
+Three ways to run, chosen by the arguments:
+
+- ``jobs=1`` and no ``dask``: a plain loop in this process. Neither joblib nor
+  Dask is imported, so the common case (and ``forecast --help``) stays fast.
+- ``jobs=N > 1``: ``N`` local worker processes through joblib's loky backend
+  (or ``backend``, another joblib backend name).
+- ``dask="tcp://host:8786"`` (or a ``distributed.Client``): the tasks are
+  submitted to that cluster. The shared keyword arguments (the panel) are
+  scattered to it once, not shipped with every task. The cluster's workers set
+  the concurrency, so ``jobs`` is not used. Dask is an optional dependency:
+  ``pip install "incident-forecast[dask]"``.
+
+Connection problems (Dask missing, scheduler unreachable within
+:data:`CONNECT_TIMEOUT` seconds, no workers, workers with another
+incident-forecast version) raise :class:`~forecast.exceptions.ConfigError`
+with one line saying what to do, which the CLI prints without a traceback.
+"""
+from __future__ import annotations
+
+import numbers
+import re
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from forecast.exceptions import ConfigError
+
+#: Seconds to wait for the Dask scheduler to answer (and for a first worker to join).
+CONNECT_TIMEOUT: float = 10.0
+
+INSTALL_HINT = 'pip install "incident-forecast[dask]"'
+
+_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+_ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})$")
+ADDRESS_EXPECTED = "a Dask scheduler address such as 'tcp://host:8786'"
+
+
+def is_address(value: Any) -> bool:
+    """Whether ``value`` reads as a scheduler address ``[scheme://]host:port`` (no connection is tried)."""
+    if not isinstance(value, str):
+        return False
+    m = _ADDRESS.match(value.strip())
+    return bool(m) and (m["scheme"] or "tcp") in _SCHEMES and 1 <= int(m["port"]) <= 65535
+
+
+def check_address(value: Any) -> str:
+    """The address, stripped; :class:`ConfigError` when it is not ``[scheme://]host:port``."""
+    if not is_address(value):
+        raise ConfigError(f"dask must be {ADDRESS_EXPECTED} (schemes: {', '.join(_SCHEMES)}). "
+                          f"Got {value!r} instead.")
+    return value.strip()
+
+
+def _check_jobs(jobs: Any) -> int:
+    # Integral, not int: a numpy int from a computed job count is fine; bool is not a count.
+    if isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs < 1:
+        raise ConfigError(f"jobs must be an int >= 1 (local worker processes). Got {jobs!r} instead.")
+    return int(jobs)
+
+
+def _is_client(obj: Any) -> bool:
+    # Duck-typed so that checking an argument never imports distributed.
+    return all(hasattr(obj, name) for name in ("submit", "scatter", "gather", "scheduler_info"))
+
+
+def backend_name(jobs: int = 1, dask: Any = None) -> str:
+    """Where :func:`run_tasks` runs with these settings: ``"serial"``, ``"loky"`` or ``"dask"`` (for run.json)."""
+    return "dask" if dask is not None else "loky" if jobs > 1 else "serial"
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError(f"Running on a Dask cluster needs Dask: {INSTALL_HINT} "
+                          f"(or leave dask unset to run on this machine).") from None
+    return distributed
+
+
+@contextmanager
+def connect(dask: Any, *, timeout: float | None = None) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``dask``, checked to be usable; closed afterwards if created here.
+
+    Parameters
+    ----------
+    dask : str or distributed.Client
+        A scheduler address (``tcp://host:8786``) or an existing client. A
+        client you pass is used as it is and left open.
+    timeout : float, optional
+        Seconds to wait for the scheduler, and then for a first worker
+        (default :data:`CONNECT_TIMEOUT`).
+
+    Yields
+    ------
+    distributed.Client
+
+    Raises
+    ------
+    ConfigError
+        Dask is not installed; the address is malformed or the scheduler does
+        not answer in time; the cluster has no worker; a worker runs another
+        version of incident-forecast (results could differ).
+    """
+    timeout = CONNECT_TIMEOUT if timeout is None else float(timeout)
+    if _is_client(dask):
+        _check_workers(dask, _address_of(dask), timeout)
+        yield dask
+        return
+    address = check_address(dask)
+    distributed = _import_distributed()
+    try:
+        # Not the default client: a client the user made for other work keeps that role.
+        client = distributed.Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        why = f"no answer within {timeout:g} s" if why.startswith("Timed out") else why
+        raise ConfigError(f"Cannot reach the Dask scheduler at {address} ({why}): check the address and that "
+                          f"'dask scheduler' is running there and reachable from this machine.") from None
+    try:
+        _check_workers(client, address, timeout)
+        yield client
+    finally:
+        client.close()
+
+
+def _check_workers(client: Any, address: str, timeout: float) -> None:
+    """At least one worker, and every worker on this machine's incident-forecast version."""
+    import importlib.metadata as md
+
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (OSError, TimeoutError):
+        raise ConfigError(f"The Dask scheduler at {address} has no workers (none joined within {timeout:g} s): "
+                          f"start some with 'dask worker {address}' on machines with incident-forecast "
+                          f"installed.") from None
+    mine = _local_version()
+    if mine is None:  # running from a source tree: nothing to compare against
+        return
+    # importlib.metadata.version is pickled by reference, so this runs even on a
+    # worker without incident-forecast, where it reports the missing package.
+    theirs = client.run(md.version, "incident-forecast", on_error="return")
+    bad = {w: ("not installed" if isinstance(v, Exception) else v) for w, v in theirs.items() if v != mine}
+    if bad:
+        shown = ", ".join(f"{w}: {v}" for w, v in list(bad.items())[:3]) + (
+            f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise ConfigError(f"Dask workers at {address} do not run incident-forecast {mine} ({shown}): install "
+                          f"this same version on every worker machine, then restart the workers.")
+
+
+def _local_version() -> str | None:
+    import importlib.metadata as md
+
+    try:
+        return md.version("incident-forecast")
+    except md.PackageNotFoundError:
+        return None
+
+
+class _NoBar:
+    """Stands in for tqdm when no bar is wanted (tqdm then is not imported: it warns in some notebooks)."""
+
+    def __init__(self, iterable: Any = None, **_: Any) -> None:
+        self._it = iterable
+
+    def __iter__(self):
+        return iter(self._it)
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, shared: Mapping[str, Any] | None = None,
+              jobs: int = 1, dask: Any = None, backend: str | None = None, progress: bool | None = None,
+              desc: str = "tasks", unit: str = "task") -> list:
+    """Call ``func(*task, **shared)`` for every task; return the results in task order.
+
+    Parameters
+    ----------
+    func : Callable
+        A module-level function (it is pickled by reference for other processes).
+    tasks : sequence of tuples
+        Positional arguments of each call.
+    shared : mapping, optional
+        Keyword arguments common to every call (e.g. the panel). On Dask they
+        are scattered to the cluster once.
+    jobs : int
+        Local worker processes; ``1`` runs in this process. Not used with ``dask``,
+        where the cluster's workers set the concurrency.
+    dask : str or distributed.Client, optional
+        Scheduler address (``"tcp://host:8786"``) or client: run on that cluster.
+    backend : str, optional
+        joblib backend name for ``jobs > 1`` (default ``"loky"``).
+    progress : bool, optional
+        Show a tqdm progress bar; ``None`` shows it when writing to a terminal.
+    desc, unit : str
+        Label and unit of the progress bar.
+
+    Returns
+    -------
+    list
+        ``[func(*tasks[0], **shared), func(*tasks[1], **shared), ...]``.
+
+    Raises
+    ------
+    ConfigError
+        Bad ``jobs`` or ``dask``, or a cluster that cannot be used (see :func:`connect`).
+        An exception raised by ``func`` propagates as it is.
+    """
+    jobs = _check_jobs(jobs)
+    if dask is not None and not _is_client(dask):
+        check_address(dask)  # before any work: a typo fails at once
+    tasks = [tuple(t) for t in tasks]
+    shared = dict(shared or {})
+    if progress is False:
+        bar_cls: Any = _NoBar
+    else:
+        from tqdm.auto import tqdm as bar_cls
+    bar = dict(total=len(tasks), desc=desc, unit=unit, disable=None if progress is None else not progress,
+               leave=False)
+    if dask is not None:
+        return _run_dask(func, tasks, shared, dask, bar_cls, bar)
+    if (jobs == 1 and backend is None) or len(tasks) <= 1:
+        return [func(*t, **shared) for t in bar_cls(tasks, **bar)]
+    from joblib import Parallel, delayed
+
+    runner = Parallel(n_jobs=min(jobs, len(tasks)), backend=backend or "loky", return_as="generator")
+    return list(bar_cls(runner(delayed(func)(*t, **shared) for t in tasks), **bar))
+
+
+def _address_of(client: Any) -> str:
+    scheduler = getattr(client, "scheduler", None)
+    return str(getattr(scheduler, "address", None) or "the given client's scheduler")
+
+
+def _run_dask(func: Callable, tasks: list[tuple], shared: dict, dask: Any, bar_cls: Any, bar: dict) -> list:
+    with connect(dask) as client:
+        distributed = _import_distributed()
+        address = _address_of(client)
+        error: BaseException | None = None
+        try:
+            # Scattered as a list: a dict's own keys ("frame") would become cluster-wide keys and
+            # clash with another run on the same cluster. hash=False: fresh random keys.
+            remote = dict(zip(shared, client.scatter(list(shared.values()), hash=False))) if shared else {}
+            # pure=False: calls are never merged, and their arguments are not hashed.
+            futures = [client.submit(func, *t, **remote, pure=False) for t in tasks]
+            progress = bar_cls(**bar)
+            try:
+                for done in distributed.as_completed(futures, loop=client.loop):
+                    if done.status == "error":
+                        # Keep the task's own exception (a ConfigError stays one), then stop the rest.
+                        error = done.exception().with_traceback(done.traceback())
+                        client.cancel(futures)
+                        break
+                    progress.update(1)
+            finally:
+                progress.close()
+            results = None if error else client.gather(futures)
+        except distributed.client.CancelledError:
+            raise ConfigError(f"The Dask cluster at {address} dropped the work (scheduler or workers restarted or "
+                              f"shut down): check the cluster, then rerun.") from None
+        except OSError as exc:
+            raise ConfigError(f"Lost the connection to the Dask scheduler at {address} ({exc}): check the "
+                              f"cluster, then rerun.") from None
+    if isinstance(error, distributed.KilledWorker):
+        raise ConfigError(f"Dask workers at {address} died repeatedly running one task ({error}); often a "
+                          f"worker out of memory: give the workers more memory.") from None
+    if error is not None:
+        raise error
+    return results
