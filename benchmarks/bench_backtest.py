@@ -1,10 +1,18 @@
-"""Backtest benchmark: 24 origins, horizon 6, four models on simulated monthly series.
+"""Backtest benchmark: 24 origins, horizon 6, four models, ours vs the per-series path.
 
-    python benchmarks/bench_backtest.py [--series 2000] [--length 120] [--jobs 1]
+    python benchmarks/bench_backtest.py [--series 2000] [--length 120] [--jobs 2] [--no-peer]
 
-Models: climatology, seasonal_naive, poisson_glm, negbin_glm. Prints wall time,
-peak resident memory and the mean RPS per model (lower is better). Series are
-NB2 with trend and seasonality (benchmarks/bench_models.simulate). Not a test.
+Models: climatology, seasonal_naive, poisson_glm, negbin_glm on NB2 series with trend
+and seasonality (benchmarks/bench_models.simulate). In one run it times
+
+* ours: ``forecast.backtest(..., jobs=N)`` with the batched engine (the default);
+* ours serially (``jobs=1``), to separate the engine's gain from the second core;
+* the peer: the same backtest with every model fitted and forecast one series at a
+  time (``forecast.models.base.batched_engine(False)``: the per-series solvers, which
+  equal statsmodels/R fits), serially;
+
+and checks that the three give the same scores. Prints wall times, ratios, peak memory
+(this process, and the largest worker process) and mean scores. Not a test.
 """
 from __future__ import annotations
 
@@ -20,6 +28,31 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from bench_models import simulate  # noqa: E402
 
+MODELS = ["climatology", "seasonal_naive", "poisson_glm", "negbin_glm"]
+
+
+def run(panel, args, jobs: int, batched: bool = True):
+    from forecast.backtesting import backtest
+    from forecast.models.base import batched_engine
+
+    with warnings.catch_warnings(), batched_engine(batched):
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        res = backtest(panel, MODELS, args.horizon, n_origins=args.origins, jobs=jobs, keep_pmf=False,
+                       progress=True)
+        return res, time.perf_counter() - t0
+
+
+def worker_peak_mb() -> float:
+    """Largest resident size of any finished child process (loky workers are shut down first)."""
+    try:
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
+    except Exception:  # noqa: BLE001 - no executor was started
+        pass
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,25 +60,32 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=120)
     ap.add_argument("--origins", type=int, default=24)
     ap.add_argument("--horizon", type=int, default=6)
-    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--no-peer", action="store_true", help="skip the (slow) per-series peer run")
     args = ap.parse_args()
-    from forecast.backtesting import backtest
+    import numpy as np
+    import pandas as pd
 
     panel = simulate(args.series, args.length)
-    models = ["climatology", "seasonal_naive", "poisson_glm", "negbin_glm"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
-        res = backtest(panel, models, args.horizon, n_origins=args.origins, jobs=args.jobs, keep_pmf=False,
-                       progress=True)
-        wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"{args.series} series x {args.length} months, {args.origins} origins, horizon {args.horizon}, "
-          f"jobs {args.jobs}")
-    print(f"wall time: {wall:.1f} s   peak RSS: {peak:.0f} MB (largest worker {children:.0f} MB)")
-    print(f"forecasts scored: {len(res.forecasts):,}")
-    print(res.scores("model", metrics=["rps", "log", "coverage_80"]).pivot(
+          f"models {', '.join(MODELS)}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    ours, wall = run(panel, args, args.jobs)
+    workers = worker_peak_mb()
+    print(f"ours (batched, jobs={args.jobs}): {wall:.1f} s   peak RSS: this process "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, largest worker {workers:.0f} MB")
+    print(f"forecasts scored: {len(ours.forecasts):,}")
+    serial, wall1 = run(panel, args, 1)
+    print(f"ours (batched, jobs=1): {wall1:.1f} s")
+    pd.testing.assert_frame_equal(ours.point_scores, serial.point_scores)
+    if not args.no_peer:
+        peer, wall_peer = run(panel, args, 1, batched=False)
+        print(f"peer (per-series path, jobs=1): {wall_peer:.1f} s")
+        diff = np.nanmax(np.abs(peer.point_scores["rps"].to_numpy() - ours.point_scores["rps"].to_numpy()))
+        print(f"max |RPS difference| ours vs peer: {diff:.2e}")
+        print(f"ratio: {wall_peer / wall:.1f}x faster (jobs={args.jobs}); engine alone "
+              f"{wall_peer / wall1:.1f}x (both jobs=1)")
+    print(f"peak RSS of this process over all runs: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(ours.scores("model", metrics=["rps", "log", "coverage_80"]).pivot(
         index="model", columns="metric", values="value").round(4).to_string())
 
 

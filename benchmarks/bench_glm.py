@@ -319,17 +319,13 @@ def run_simulation(fitted, peer: dict, panel: pd.DataFrame, horizon: int, n_path
 
 
 def _engine_note() -> str:
-    """Best effort, for the record only (internals may change): is a batched fit path wired in?"""
+    """Which fitting engine ``spec.fit`` uses in this process (for the record)."""
     try:
-        from forecast.models import NegBinGLM, ModelSpec
+        from forecast.models.base import batching
 
-        base = getattr(ModelSpec, "_fit_many", None)
-        if base is None:
-            return "per-series (no _fit_many hook in this version)"
-        own = getattr(NegBinGLM, "_fit_many", None)
-        return "batched (_fit_many overridden by the GLM)" if own is not base else "per-series (_fit_many not overridden)"
-    except Exception as exc:  # noqa: BLE001
-        return f"unknown ({type(exc).__name__})"
+        return "batched (forecast.models.base.batching() is on)" if batching() else "per-series"
+    except ImportError:
+        return "per-series (this version has no batched engine)"
 
 
 def main() -> None:

@@ -302,7 +302,8 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
             scales = fc.index["unique_id"].map(by_uid).to_numpy(dtype=float)[seen]
         if not seen.any():
             continue
-        fc = fc.subset(np.flatnonzero(seen))
+        if not seen.all():  # (a subset copies the dense pmf: skip it when every row is observed)
+            fc = fc.subset(np.flatnonzero(seen))
         y = yv[seen].astype("int64")
         sc = score_all(fc, y, levels=levels, thresholds=thresholds)
         sc["mase"] = sc["abs_error"] / scales
@@ -322,28 +323,46 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
 
 def _truncate(full, cutoff: pd.Timestamp, first: pd.Timestamp | None, horizon: int, season: int):
     """The training series at a cutoff (periods ``first`` .. ``cutoff``), the next ``horizon``
-    observed counts of each (-1 where not observed) and each series' MASE scale."""
+    observed counts of each (-1 where not observed) and each series' MASE scale.
+
+    Series on the same calendar (same first period and length, the usual panel) share
+    their cut points, so those are found once per calendar.
+    """
     from forecast.models.base import PanelData, Series
-    from forecast.scoring import mase_scale
+    from forecast.models.design import group_by_periods
 
     c64 = np.datetime64(cutoff.value, "ns")
     f64 = None if first is None else np.datetime64(first.value, "ns")
-    train, ahead, scale = [], [], []
-    for s in full.series:
-        ds = s.ds_values
+    train: list[tuple[int, Series]] = []
+    ahead, scale = np.full((len(full.series), horizon), -1, dtype=np.int64), np.full(len(full.series), np.nan)
+    for idx in group_by_periods(full.series):
+        ds = full.series[idx[0]].ds_values
         m = int(np.searchsorted(ds, c64, side="right"))
         a = 0 if f64 is None else int(np.searchsorted(ds, f64, side="left"))
         if m <= a:
-            continue  # no data up to this cutoff: the series joins the backtest later
-        exog = None if s.exog is None else s.exog.iloc[a:m].reset_index(drop=True)
-        train.append(Series(s.uid, ds[a:m], s.y[a:m], s.freq, exog))
-        nxt = np.full(horizon, -1, dtype=np.int64)
-        later = s.y[m:m + horizon]
-        nxt[:len(later)] = later
-        ahead.append(nxt)
-        scale.append(mase_scale(s.y[a:m], season))
-    data = PanelData(train, full.freq, None)
-    return data, np.array(ahead, dtype=np.int64).reshape(len(train), horizon), np.array(scale, dtype=float)
+            continue  # no data up to this cutoff: these series join the backtest later
+        Y = np.stack([full.series[i].y for i in idx])
+        nxt = Y[:, m:m + horizon]
+        ahead[idx, :nxt.shape[1]] = nxt
+        scale[idx] = _mase_scales(Y[:, a:m], season)
+        for i in idx:
+            s = full.series[i]
+            exog = None if s.exog is None else s.exog.iloc[a:m].reset_index(drop=True)
+            train.append((i, Series(s.uid, ds[a:m], s.y[a:m], s.freq, exog)))
+    train.sort(key=lambda t: t[0])  # back to the panel's series order
+    keep = np.array([i for i, _ in train], dtype=int)
+    data = PanelData([t for _, t in train], full.freq, None)
+    return data, ahead[keep], scale[keep]
+
+
+def _mase_scales(Y: np.ndarray, season: int) -> np.ndarray:
+    """:func:`~forecast.scoring.mase_scale` of every row of ``Y`` (rows of equal length)."""
+    n = Y.shape[1]
+    lag = season if n >= season + 1 else 1
+    if n <= lag:
+        return np.full(len(Y), np.nan)
+    scale = np.mean(np.abs(Y[:, lag:] - Y[:, :-lag]).astype(float), axis=1)
+    return np.where(scale > 0, scale, np.nan)
 
 
 def _season(freq: str) -> int:

@@ -270,6 +270,16 @@ def log_score(fc: CountForecast, y, floor: float = LOG_FLOOR) -> np.ndarray:
     return np.minimum(-_logpmf(fc, y), -np.log(floor) if floor > 0 else np.inf) + 0.0  # no -0.0
 
 
+def pit(fc: CountForecast, y) -> tuple[np.ndarray, np.ndarray]:
+    """Non-randomised PIT bounds ``(F(y - 1), F(y))`` per row (Czado, Gneiting & Held 2009).
+
+    A count's PIT is uniform on this interval; :func:`forecast.calibration.pit_histogram`
+    takes them. Computed in the same pass over the pmf as the RPS (see :func:`score_all`).
+    """
+    sc = _scan(fc, _outcomes(fc, y))
+    return sc["lo"], sc["hi"]
+
+
 def rps(fc: CountForecast, y) -> np.ndarray:
     """Ranked probability score :math:`\\sum_{k\\ge0}(F(k) - [y \\le k])^2` (= CRPS for counts).
 

@@ -290,3 +290,20 @@ def test_bad_outcomes_raise(bad):
     fc = CountForecast.poisson(index(2), 1.0, model="p")
     with pytest.raises(ValueError, match="y must be"):
         scoring.rps(fc, bad)
+
+
+def test_pit_bounds_are_the_cdf_below_and_at_the_outcome():
+    from forecast.distributions import CountForecast
+    from forecast.scoring import pit
+
+    idx = pd.DataFrame({"unique_id": ["a"] * 4, "ds": pd.date_range("2020-01-01", periods=4, freq="MS"),
+                        "h": [1, 2, 3, 4]})
+    fc = CountForecast.negbin(idx, [0.5, 2.0, 7.0, 30.0], [0.3, 0.0, 1.0, 0.5], model="m")
+    y = np.array([0, 3, 1, 80])
+    lo, hi = pit(fc, y)
+    r, mu, a = 1 / 0.3, 0.5, 0.3
+    assert lo[0] == 0.0 and hi[0] == pytest.approx(stats.nbinom.pmf(0, r, 1 / (1 + a * mu)), rel=1e-12)
+    assert lo[1] == pytest.approx(stats.poisson.cdf(2, 2.0), rel=1e-12)
+    assert hi[1] == pytest.approx(stats.poisson.cdf(3, 2.0), rel=1e-12)
+    assert lo[3] == pytest.approx(stats.nbinom.cdf(79, 2, 1 / (1 + 0.5 * 30)), rel=1e-12)
+    assert np.all(lo <= hi)

@@ -64,20 +64,26 @@ def _dispersion_sums(y: np.ndarray, alpha: np.ndarray, order: int) -> tuple[np.n
     """S_0 = sum_{k<y} log(1 + k a_s), S_1 = sum k/(1 + k a_s), S_2 = sum k²/(1 + k a_s)², row-wise.
 
     ``y`` (S, n) int, ``alpha`` (S,) > 0. A cumulative table per series (exact as alpha -> 0,
-    like the per-series solver's table); ``order`` 0 returns S_0 only.
+    like the per-series solver's table); ``order`` 0 returns S_0 only. Rows are bucketed by
+    their largest count (powers of two), so one busy series does not widen every table.
     """
-    ymax = int(y.max(initial=0))
-    k = np.arange(ymax, dtype=float)
-    ak = alpha[:, None] * k
-    terms = [np.log1p(ak)]
-    if order > 0:
-        r = k / (1.0 + ak)
-        terms += [r, r * r]
-    out = []
-    for t in terms:
-        table = np.zeros((y.shape[0], ymax + 1))
-        np.cumsum(t, axis=1, out=table[:, 1:])
-        out.append(np.take_along_axis(table, y, axis=1))
+    out = [np.empty(y.shape) for _ in range(1 if order == 0 else 3)]
+    top = y.max(axis=1, initial=0)
+    bucket = np.ceil(np.log2(top + 1.0)).astype(int)
+    for b in np.unique(bucket):
+        rows = np.flatnonzero(bucket == b)
+        width = int(top[rows].max())
+        k = np.arange(width, dtype=float)
+        ak = alpha[rows, None] * k
+        terms = [np.log1p(ak)]
+        if order > 0:
+            r = k / (1.0 + ak)
+            terms += [r, r * r]
+        yr = y[rows]
+        for o, t in zip(out, terms):
+            table = np.zeros((rows.size, width + 1))
+            np.cumsum(t, axis=1, out=table[:, 1:])
+            o[rows] = np.take_along_axis(table, yr, axis=1)
     return tuple(out)
 
 
@@ -192,17 +198,15 @@ def _newton_steps(A: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """Solve A_s d_s = g_s for SPD A_s; (steps, solved) — rows whose A_s is not PD are not solved."""
     ok = np.ones(len(A), dtype=bool)
     try:
-        L = np.linalg.cholesky(A)
+        np.linalg.cholesky(A)
     except np.linalg.LinAlgError:
-        L = np.zeros_like(A)
         for i in range(len(A)):  # rare: find the rows that are not positive definite
             try:
-                L[i] = np.linalg.cholesky(A[i])
+                np.linalg.cholesky(A[i])
             except np.linalg.LinAlgError:
                 ok[i] = False
-                L[i] = np.eye(A.shape[1])
-    z = np.linalg.solve(L, g[:, :, None])
-    d = np.linalg.solve(L.transpose(0, 2, 1), z)[:, :, 0]
+    A = np.where(ok[:, None, None], A, np.eye(A.shape[1]))  # the Cholesky only proved positive definiteness
+    d = np.linalg.solve(A, g[:, :, None])[:, :, 0]
     return d, ok & np.all(np.isfinite(d), axis=1)
 
 
@@ -258,6 +262,27 @@ def _newton(fun: _Objective, x0: np.ndarray, tol: float, max_iter: int):
     return x, g, H, n_iter, converged & ~failed
 
 
+def _clearly_full_rank(X: _Stacked, pen: np.ndarray) -> np.ndarray:
+    """Rows whose (ridge-augmented) design is far from any aliasing: every pivot of the
+    Cholesky factor of X'X + P (the |R_jj| of a QR in that column order) exceeds 1e-4 of
+    its column norm, 1000x R's 1e-7 aliasing tolerance, so rounding in the Gram matrix
+    cannot matter. The rest go to the exact QR test (:func:`_aliased`)."""
+    S = X.Z.shape[0]
+    G = X.xtwx(np.ones((S, X.D.shape[0]))) + np.diag(pen)
+    norms = np.sqrt(np.maximum(np.diagonal(G, axis1=1, axis2=2), np.finfo(float).tiny))
+    try:
+        L = np.linalg.cholesky(G)
+    except np.linalg.LinAlgError:  # some row is singular: find it (rare), it is not clearly full rank
+        L = np.zeros_like(G)
+        for i in range(S):
+            try:
+                L[i] = np.linalg.cholesky(G[i])
+            except np.linalg.LinAlgError:
+                pass
+    piv = np.diagonal(L, axis1=1, axis2=2)
+    return np.all(np.isfinite(piv) & (piv > 1e-4 * norms), axis=1)
+
+
 def _aliased(X: np.ndarray, pen: np.ndarray) -> np.ndarray:
     """Rows whose design has an aliased column (R's QR rule, as the per-series solver)."""
     S, n, p = X.shape
@@ -305,15 +330,21 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
                loglik=np.full(S, np.nan), n_iter=np.zeros(S, dtype=int), boundary=np.zeros(S, dtype=bool),
                score0=np.full(S, np.nan), diverging={})
     ok = y.any(axis=1) & (y.max(axis=1, initial=0) <= BATCH_MAX_Y) & (n > p)
-    if ok.any():
-        ok[ok] = ~_aliased(X[ok], pen)
     rows = np.flatnonzero(ok)
     if rows.size == 0:
         return BatchFit(ok=ok, **out)
+    # Work with shared columns first (order); results are put back in column order below.
+    Xr, order = _Stacked.from_array(X[rows])
+    pen_o = pen[order]
+    full_rank = _clearly_full_rank(Xr, pen_o)
+    if not full_rank.all():  # borderline or deficient: R's QR rule decides, as per series
+        unsure = np.flatnonzero(~full_rank)
+        full_rank[unsure] = ~_aliased(X[rows[unsure]], pen)
+        ok[rows[~full_rank]] = False
+        rows, Xr = rows[full_rank], Xr.take(np.flatnonzero(full_rank))
+    if rows.size == 0:
+        return BatchFit(ok=ok, **out)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        # Work with shared columns first (order); results are put back in column order below.
-        Xr, order = _Stacked.from_array(X[rows])
-        pen_o = pen[order]
         yr, offr, lgyr = y[rows], off[rows], lgy[rows]
         # R's start: one weighted least-squares step from mu = y + 0.1.
         mu0 = yr + 0.1
@@ -340,8 +371,17 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
                 n_iter[inner] += it
                 good[inner] &= conv2
                 # alpha's SE: profile information of log alpha = 1 / [(-H)^-1]_tt (delta method)
-                inv = np.linalg.pinv(-H2)
-                out["alpha_se"][rows[inner]] = alpha[inner] * np.sqrt(inv[:, p, p])
+                e = np.zeros((inner.size, p + 1, 1))
+                e[:, p] = 1.0
+                with np.errstate(all="ignore"):
+                    try:  # -H is positive definite at a converged interior maximum
+                        tt = np.linalg.solve(-H2, e)[:, p, 0]
+                    except np.linalg.LinAlgError:
+                        tt = np.full(inner.size, np.nan)
+                bad = ~(np.isfinite(tt) & (tt > 0))
+                if bad.any():  # as the per-series solver: the pseudo-inverse
+                    tt[bad] = np.linalg.pinv(-H2[bad])[:, p, p]
+                out["alpha_se"][rows[inner]] = alpha[inner] * np.sqrt(tt)
         eta = Xr.xb(beta) + offr
         mu = np.exp(eta)
         # Fitted means ~0 where y = 0 may be separation: the per-series solver's LP decides.
@@ -398,7 +438,7 @@ def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     alpha; alpha maximises the profile log-likelihood ℓ(alpha) and is 0 (Poisson) unless
     the row's variance (divisor W) exceeds its mean, in which case ℓ has one interior
     maximum. Found by safeguarded Newton on the score in θ = log alpha, bracketed by
-    bisection inside :data:`LOG_ALPHA_BOUNDS`, to |Δθ| <= 1e-12.
+    bisection inside :data:`LOG_ALPHA_BOUNDS`, to |Δθ| <= 1e-10.
     """
     Y = np.asarray(Y, dtype=np.int64)
     S, W = Y.shape
@@ -446,7 +486,8 @@ def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
         new = np.where(inside, newton, 0.5 * (lo[active] + hi[active]))
         step = np.abs(new - t)
         theta[active] = new
-        active = active[(step > 1e-12) & (sc != 0) & (hi[active] - lo[active] > 1e-12)]
+        # |Δθ| <= 1e-10: alpha to 1e-10 relative (below that, rounding in the score decides steps)
+        active = active[(step > 1e-10) & (sc != 0) & (hi[active] - lo[active] > 1e-10)]
     a = np.exp(theta)
     alpha[rows] = a
     ll[rows] = np.sum(_dispersion_sums(y, a, 0)[0] - lgy + special.xlogy(y, m) - y * np.log1p(a[:, None] * m)

@@ -307,13 +307,22 @@ class Series:
     (thousands of series in a batched fit never need theirs).
     """
 
-    __slots__ = ("uid", "ds_values", "y", "freq", "exog", "_ds")
+    __slots__ = ("uid", "ds_values", "y", "freq", "exog", "_ds", "_calendar")
 
     def __init__(self, uid: str, ds: pd.DatetimeIndex | np.ndarray, y: np.ndarray, freq: str,
                  exog: pd.DataFrame | None = None) -> None:
         self.uid, self.y, self.freq, self.exog = uid, y, freq, exog
         self._ds = ds if isinstance(ds, pd.DatetimeIndex) else None
         self.ds_values = np.asarray(ds).astype("datetime64[ns]", copy=False)
+        self._calendar: tuple | None = None
+
+    @property
+    def calendar(self) -> tuple:
+        """(first period in ns, length, freq): series with equal calendars share a design."""
+        if self._calendar is None:
+            n = len(self.ds_values)
+            self._calendar = (int(self.ds_values[0].astype(np.int64)) if n else None, n, self.freq)
+        return self._calendar
 
     @property
     def ds(self) -> pd.DatetimeIndex:
@@ -535,9 +544,9 @@ class FittedModel:
         series, fits = self._data.series, self._fits
         seed = getattr(self._spec, "seed", 0)
         sfs: list[SeriesForecast | None] = [None] * len(fits)
-        groups: dict[str, list[int]] = {}
+        groups: dict[int, list[int]] = {}
         for i, fit in enumerate(fits):  # rungs of a ladder are separate specs: forecast each group together
-            groups.setdefault(repr(fit.spec), []).append(i)
+            groups.setdefault(id(fit.spec), []).append(i)  # one spec object per rung and fit call
         for idx in groups.values():
             spec = fits[idx[0]].spec
             for i, sf in zip(idx, spec._forecast_many([fits[i] for i in idx], [series[i] for i in idx], h,
@@ -619,8 +628,11 @@ def _stacked_forecast(family: str, sfs: list[SeriesForecast], index: pd.DataFram
     from forecast.distributions import CountForecast
 
     def cat(name: str) -> np.ndarray:
-        return np.concatenate([np.broadcast_to(getattr(sf, name), sf.mu.shape if sf.mu is not None else ())
-                               for sf in sfs])
+        parts = [getattr(sf, name) for sf in sfs]
+        if all(isinstance(p, np.ndarray) and p.shape == sf.mu.shape for p, sf in zip(parts, sfs)):
+            return np.concatenate(parts)  # the usual case: no broadcasting needed
+        return np.concatenate([np.broadcast_to(p, sf.mu.shape if sf.mu is not None else ())
+                               for p, sf in zip(parts, sfs)])
 
     if family == "poisson":
         return CountForecast.poisson(index, cat("mu"), model=model, history_max=history_max)

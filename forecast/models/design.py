@@ -237,7 +237,7 @@ def group_by_periods(series: Sequence[Series]) -> list[list[int]]:
     """Indices of series with the same first period, length and frequency (one design each)."""
     groups: dict[tuple, list[int]] = {}
     for i, s in enumerate(series):
-        groups.setdefault((s.ds_values[0] if len(s.ds_values) else None, len(s.y), s.freq), []).append(i)
+        groups.setdefault(s.calendar, []).append(i)
     return list(groups.values())
 
 

@@ -123,7 +123,7 @@ class _LogLinearGLM(ModelSpec):
                     solver_note: str) -> SeriesFit:
         """The fitted series (per-series or batched solver alike): coefficients, notes, lag check."""
         nb = self.family == "negbin"
-        coef = {nm: (float(b), float(e)) for nm, b, e in zip(names, beta, se)}
+        coef = dict(zip(names, zip(beta.tolist(), se.tolist())))
         if nb:
             coef["alpha"] = (alpha, alpha_se)
         notes = [f"ridge penalty {self.penalty:g} (penalised, Bayesian-style SEs)"] if self.penalty > 0 else []
@@ -134,13 +134,15 @@ class _LogLinearGLM(ModelSpec):
             converged = False
             notes.insert(int(self.penalty > 0), f"explosive lag coefficients (sum = {lag_sum:.4g} >= 1): the "
                          "conditional mean of a log-linear count AR can then grow without bound")
-        dropped = [nm for nm, k in zip(names, keep) if not k]
-        if dropped:
+        if keep.all():  # the batched case: nothing dropped
+            n_kept = len(names)
+        else:
+            dropped = [nm for nm, k in zip(names, keep) if not k]
             notes.append(f"no information in the fit window for {', '.join(dropped)}: column(s) dropped, "
                          "coefficient reported as NaN and taken as 0 in forecasts")
-        state = {"beta": np.where(keep, beta, 0.0), "alpha": alpha if nb else 0.0, "cov": cov,
-                 "names": names, "lag_sum": lag_sum}
-        return SeriesFit(self, converged=converged, loglik=loglik, n_params=int(keep.sum()) + int(nb),
+            beta, n_kept = np.where(keep, beta, 0.0), int(keep.sum())
+        state = {"beta": beta, "alpha": alpha if nb else 0.0, "cov": cov, "names": names, "lag_sum": lag_sum}
+        return SeriesFit(self, converged=converged, loglik=loglik, n_params=n_kept + int(nb),
                          n_obs=n_obs, coef=coef, state=state, message="; ".join(notes))
 
     def _try_fit_many(self, series: list[Series]) -> list[SeriesFit | FitFailure]:
