@@ -195,9 +195,10 @@ def test_series_chunks_and_engines_change_no_result(monkeypatch):
     one = bt.backtest(panel, models, 3, **kw)
     monkeypatch.setattr(bt, "SERIES_CHUNK", 2)
     chunked = bt.backtest(panel, models, 3, **kw)
+    parallel = bt.backtest(panel, models, 3, jobs=2, **kw)  # chunks made here, fitted in two workers
     with batched_engine(False):
         single = bt.backtest(panel, models, 3, **kw)
-    for other in (chunked, single):
+    for other in (chunked, parallel, single):
         pd.testing.assert_frame_equal(one.forecasts, other.forecasts, rtol=1e-9)
         pd.testing.assert_frame_equal(one.point_scores, other.point_scores, rtol=1e-8)
         cols = ["model", "cutoff", "unique_id", "fallback", "reason", "model_used", "converged"]

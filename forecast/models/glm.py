@@ -160,6 +160,7 @@ class _LogLinearGLM(ModelSpec):
                 d = build_design_batch(dspec, [series[i] for i in idx])
                 full = d.keep.all(axis=1)
                 res = fit_batch(d.X, d.y, d.offset, penalty=float(self.penalty), nb=nb) if full.any() else None
+                rows = _BatchRows(res, d) if res is not None else None
                 for j, i in enumerate(idx):
                     if res is not None and j in res.diverging:  # separation: this rung fails, as alone
                         out[i] = self._separated(d, j, res)
@@ -168,17 +169,38 @@ class _LogLinearGLM(ModelSpec):
                         handed_back[i] = ("a column without information in the fit window" if not full[j]
                                           else "the batched solver handed it back")
                         continue
-                    out[i] = self._series_fit(d.names, d.keep[j], d.lag_cols, res.coef[j], res.std_error[j],
-                                              res.cov[j], float(res.alpha[j]), float(res.alpha_se[j]),
-                                              float(res.loglik[j]), d.X.shape[1], True,
-                                              boundary_note(res.score0[j]) if res.boundary[j] and nb else "")
-                    out[i].engine = "batched"
+                    out[i] = self._batched_fit(d, j, res, rows)
         rest = [i for i in range(len(series)) if out[i] is None]
         for i, res in zip(rest, super()._try_fit_many([series[i] for i in rest])):
             if isinstance(res, SeriesFit) and i in handed_back:
                 res.engine = f"per-series ({handed_back[i]})"
             out[i] = res
         return out  # type: ignore[return-value]
+
+    def _batched_fit(self, d, j: int, res, rows: "_BatchRows") -> SeriesFit:
+        """:meth:`_series_fit` for row j of a clean batched solve, without per-series array work."""
+        nb = self.family == "negbin"
+        notes = []
+        if self.penalty > 0:
+            notes.append(f"ridge penalty {self.penalty:g} (penalised, Bayesian-style SEs)")
+        if nb and res.boundary[j]:
+            notes.append(boundary_note(res.score0[j]))
+        coef = dict(zip(d.names, zip(rows.coef[j], rows.se[j])))
+        alpha = rows.alpha[j]
+        if nb:
+            coef["alpha"] = (alpha, rows.alpha_se[j])
+        lag_sum = rows.lag_sum[j]
+        converged = True
+        if lag_sum >= 1:
+            converged = False
+            notes.insert(int(self.penalty > 0), f"explosive lag coefficients (sum = {lag_sum:.4g} >= 1): the "
+                         "conditional mean of a log-linear count AR can then grow without bound")
+        state = {"beta": res.coef[j], "alpha": alpha if nb else 0.0, "cov": res.cov[j], "names": d.names,
+                 "lag_sum": lag_sum}
+        fit = SeriesFit(self, converged=converged, loglik=rows.loglik[j], n_params=len(d.names) + int(nb),
+                        n_obs=rows.n_obs, coef=coef, state=state, message="; ".join(notes))
+        fit.engine = "batched"
+        return fit
 
     def _separated(self, d, j: int, res) -> SeriesFit:
         """The failed fit of a separated series, with the per-series solver's message."""
@@ -342,6 +364,17 @@ class NegBinGLM(_LogLinearGLM):
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+class _BatchRows:
+    """A batched solve's results as Python floats, converted once for all its series."""
+
+    def __init__(self, res, d) -> None:
+        self.coef, self.se = res.coef.tolist(), res.std_error.tolist()
+        self.alpha, self.alpha_se, self.loglik = res.alpha.tolist(), res.alpha_se.tolist(), res.loglik.tolist()
+        lag = list(d.lag_cols)
+        self.lag_sum = res.coef[:, lag].sum(axis=1).tolist() if lag else [0.0] * len(self.coef)
+        self.n_obs = d.X.shape[1]
 
 
 def _draw(rng: np.random.Generator, mu: np.ndarray, alpha: float) -> np.ndarray:
