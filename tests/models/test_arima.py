@@ -3,7 +3,8 @@
 References: numerical integration (scipy.integrate.quad) of the density of
 exp(Z) - 1 for the pmf, a direct statsmodels SARIMAX fit for the fitted model and
 its forecasts, the KPSS statistic written out from Kwiatkowski et al. (1992), and
-simulated series with a known order. Series are short and ``seasonal=False``
+simulated series with a known order; for the search's own exact likelihood,
+statsmodels' ``arma_acovf`` and SARIMAX's log-likelihood. Series are short and ``seasonal=False``
 where the seasonal search is not under test, to keep the file fast.
 """
 from __future__ import annotations
@@ -18,7 +19,14 @@ from statsmodels.tsa.statespace.sarimax import SARIMAX
 
 import forecast.models.arima as arima_mod
 from forecast import ConfigError
-from forecast.models.arima import Arima, kpss_differences, log1p_gaussian_pmf, z_forecast
+from forecast.models.arima import (
+    Arima,
+    arma_acov,
+    arma_exact_llf,
+    kpss_differences,
+    log1p_gaussian_pmf,
+    z_forecast,
+)
 from forecast.specs import load_model
 
 
@@ -186,6 +194,99 @@ def test_fit_and_forecast_equal_a_direct_sarimax_fit(order, seasonal_order, drif
     assert not np.allclose(fc.mean, np.expm1(ref.predicted_mean), rtol=1e-3)
 
 
+# -- the search's exact likelihood ------------------------------------------------------------
+
+
+def _seasonal_poly(short: list[float], seasonal: list[float], m: int = 12) -> np.ndarray:
+    long = np.zeros(len(seasonal) * m + 1)
+    long[::m] = [1.0, *seasonal]
+    return np.convolve([1.0, *short], long)
+
+
+@pytest.mark.parametrize("ar, ma", [
+    ([1.0], [1.0]),
+    ([1.0, -0.9], [1.0]),
+    ([1.0], [1.0, 0.5, -0.3]),
+    ([1.0, -0.5, 0.3], [1.0, 0.4, 0.4, 0.2, 0.1]),  # MA degree above AR degree
+    (_seasonal_poly([-0.5, 0.2], [-0.4]), _seasonal_poly([0.3, 0.1], [0.3])),  # (2,0,2)(1,0,1)[12]
+])
+def test_arma_autocovariances_equal_statsmodels(ar, ma):
+    from statsmodels.tsa.arima_process import arma_acovf
+
+    np.testing.assert_allclose(arma_acov(np.asarray(ar), np.asarray(ma), 60),
+                               arma_acovf(np.asarray(ar), np.asarray(ma), nobs=60), rtol=0, atol=1e-12)
+
+
+def test_search_parameter_map_covers_only_stationary_polynomials():
+    """Any unconstrained vector maps to a lag polynomial with every root outside the unit circle,
+    and the first partial autocorrelation is reproduced (AR(1): φ = r)."""
+    rng = np.random.default_rng(3)
+    for k in (1, 2, 3, 5):
+        for x in rng.normal(0, 3, (50, k)):
+            poly = arima_mod._pacf_to_poly(x)
+            assert np.abs(np.roots(poly[::-1])).min() > 1 + 1e-12
+    assert arima_mod._pacf_to_poly(np.array([0.75]))[1] == pytest.approx(-0.75 / np.sqrt(1 + 0.75 ** 2))
+
+
+@pytest.mark.parametrize("order, seasonal_order, trend, tol", [
+    ((2, 0, 0), (0, 0, 0, 0), "c", 1e-6),
+    ((1, 0, 1), (1, 0, 1, 12), "c", 1e-6),
+    # d = 1: SARIMAX starts the integrated state approximately diffuse (variance
+    # 1e6) and burns the first period; the exact likelihood of the differences
+    # agrees to O(1e-6) (1e-5 measured)
+    ((0, 1, 1), (0, 0, 1, 12), "c", 1e-4),
+    ((0, 1, 1), (0, 0, 0, 0), "n", 1e-4),
+])
+def test_exact_likelihood_equals_sarimax_at_its_estimates(order, seasonal_order, trend, tol):
+    rng = np.random.default_rng(1)
+    z = 2 + 0.2 * np.cumsum(rng.normal(0, 0.3, 108)) + rng.normal(0, 0.3, 108)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = SARIMAX(z, order=order, seasonal_order=seasonal_order, trend=trend, enforce_stationarity=True,
+                      enforce_invertibility=True, concentrate_scale=True).fit(disp=False, maxiter=100)
+    par = dict(zip(res.param_names, res.params))
+    (p, d, q), (P, _, Q, m) = order, seasonal_order
+    ar = _seasonal_poly([-par[f"ar.L{i}"] for i in range(1, p + 1)], [-par[f"ar.S.L{m}"]] if P else [], m or 12)
+    ma = _seasonal_poly([par[f"ma.L{i}"] for i in range(1, q + 1)], [par[f"ma.S.L{m}"]] if Q else [], m or 12)
+    llf, mu, sigma2 = arma_exact_llf(np.diff(z, n=d), ar, ma, mean=trend == "c")
+    assert llf == pytest.approx(res.llf, abs=tol)
+    assert sigma2 == pytest.approx(res.scale, rel=10 * tol)
+
+
+def test_search_aicc_equals_the_sarimax_aicc_of_each_candidate():
+    """Every candidate the search compares has (to 1e-4) the AICc its SARIMAX fit would have."""
+    y = sim_ar1(12, n=80)
+    fit = Arima(seasonal=False, max_p=1, max_q=1).fit(panel({"a": y})).fits()["a"]
+    z = np.log1p(y.astype(float))
+    assert len(fit.state["candidates"]) == 4 and fit.state["refits"] == 1
+    for order, so, trend, aicc in fit.state["candidates"]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = SARIMAX(z, order=order, seasonal_order=so, trend=trend, enforce_stationarity=True,
+                          enforce_invertibility=True, concentrate_scale=True).fit(disp=False, maxiter=100)
+        assert aicc == pytest.approx(ref.aicc, abs=1e-4), order
+    assert fit.state["aicc"] == pytest.approx(min(c[3] for c in fit.state["candidates"]), abs=1e-4)
+
+
+def test_a_refit_that_misses_the_search_aicc_brings_in_the_runner_up(monkeypatch):
+    """If the SARIMAX refit of the winner lands above the runner-up's AICc, the runner-up is refitted."""
+    real = arima_mod._fit_candidate
+    seen: list[tuple] = []
+
+    def worse_first(z, order, seasonal_order, trend):
+        out = real(z, order, seasonal_order, trend)
+        seen.append(order)
+        if len(seen) == 1:
+            out["aicc"] += 50.0  # as if SARIMAX had stopped in a poor local optimum
+        return out
+
+    monkeypatch.setattr(arima_mod, "_fit_candidate", worse_first)
+    fit = Arima(seasonal=False, max_p=1, max_q=1).fit(panel({"a": sim_ar1(12, n=80)})).fits()["a"]
+    ranked = sorted(fit.state["candidates"], key=lambda c: c[3])
+    assert seen[:2] == [ranked[0][0], ranked[1][0]] and fit.state["refits"] >= 2
+    assert fit.state["order"] == ranked[1][0]
+
+
 # -- forecasts, fallbacks, contract ---------------------------------------------------------------
 
 
@@ -242,3 +343,33 @@ def test_hyperparameters_are_checked_with_the_house_message():
     with pytest.raises(ConfigError, match="The 'seasonal' parameter of Arima must be a bool"):
         Arima(seasonal=1).fit(y)
     assert load_model("arima") == Arima()
+
+
+# -- backtests ---------------------------------------------------------------------------------
+
+
+def test_backtest_reruns_the_order_search_only_at_refits(monkeypatch):
+    """refit_every=2 over 4 origins: 2 fits per series, so 2 order searches per series, not 4.
+
+    Between refits FittedModel.update keeps each series' fit (orders and
+    parameters), which the forecasts re-filter through the newer data.
+    """
+    import forecast
+
+    searches: list[int] = []
+    real = Arima._search
+
+    def counting(self, z, d, m, seasonal_ok):
+        searches.append(len(z))
+        return real(self, z, d, m, seasonal_ok)
+
+    monkeypatch.setattr(Arima, "_search", counting)
+    series = {"a": sim_ar1(10, n=40), "b": sim_ar1(11, n=40, mu=1.5)}
+    res = forecast.backtest(panel(series), "arima", 3, n_origins=4, refit_every=2)
+    assert res.forecasts["cutoff"].nunique() == 4
+    # training lengths 34, 35 (update only), 36, 37 (update only) at the four cutoffs
+    assert sorted(searches) == [34, 34, 36, 36], searches
+    # positive control: refitting at every origin searches at all four
+    searches.clear()
+    forecast.backtest(panel(series), "arima", 3, n_origins=4, refit_every=1)
+    assert sorted(searches) == [34, 34, 35, 35, 36, 36, 37, 37], searches
