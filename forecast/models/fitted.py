@@ -1,0 +1,194 @@
+"""Fitted models: what a spec learned from every series, and its forecasts.
+
+:class:`SeriesFit` and :class:`SeriesForecast` are per-series results in model-specific
+form; :class:`FittedModel` holds them for a panel, forecasts every series (grouped by the
+ladder rung that fitted it, so batched forecasts can serve each group) and reports
+coefficients and diagnostics.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from forecast.exceptions import ConfigError
+from forecast.models.series import PanelData, future_dates
+
+if TYPE_CHECKING:
+    from forecast.models.base import ModelSpec
+
+
+@dataclass
+class SeriesFit:
+    """What a model learned from one series (model-specific ``state``)."""
+
+    spec: ModelSpec
+    converged: bool = True
+    loglik: float = float("nan")
+    n_params: int = 0
+    n_obs: int = 0
+    coef: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # term -> (estimate, std_error)
+    state: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    fallback: str = "none"
+    reason: str = ""
+    engine: str = "per-series"  # "batched", "per-series", or why the batch handed it back
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+
+@dataclass
+class SeriesForecast:
+    """A series' predictive distribution for h periods, in one of the families
+    :class:`~forecast.distributions.CountForecast` is built from."""
+
+    family: str  # "poisson", "negbin", "zi", "samples", "pmf"
+    mu: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    pi: np.ndarray | None = None
+    paths: np.ndarray | None = None  # (h, n_paths)
+    pmf: np.ndarray | None = None  # (h, K+1)
+
+
+class FittedModel:
+    """A spec fitted to every series of a panel. Immutable; ``forecast`` has no side effects."""
+
+    def __init__(self, spec: ModelSpec, data: PanelData, fits: list[SeriesFit]) -> None:
+        self._spec, self._data, self._fits = spec, data, fits
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec.clone()
+
+    @property
+    def model(self) -> str:
+        return self._spec.name
+
+    @property
+    def unique_ids(self) -> list[str]:
+        return [s.uid for s in self._data.series]
+
+    def fits(self) -> dict[str, SeriesFit]:
+        """Per-series fit objects (read-only use)."""
+        return {s.uid: f for s, f in zip(self._data.series, self._fits)}
+
+    def forecast(self, h: int, *, future: pd.DataFrame | None = None, history_max: int | None = None):
+        """Predictive count distributions for the next ``h`` periods of every series.
+
+        Parameters
+        ----------
+        h : horizon (periods ahead), >= 1.
+        future : values known ahead (exogenous columns, exposure) with ``unique_id, ds``
+            for every series and future period the model needs them for.
+
+        Returns
+        -------
+        CountForecast
+            Rows ordered by series (as fitted), then ``h``.
+        """
+        from forecast.distributions import CountForecast
+
+        from forecast.models.base import positive_int
+
+        if not positive_int(h):
+            raise ConfigError(f"The horizon h must be an int >= 1. Got {h!r} instead.")
+        series, fits = self._data.series, self._fits
+        seed = getattr(self._spec, "seed", 0)
+        sfs: list[SeriesForecast | None] = [None] * len(fits)
+        groups: dict[int, list[int]] = {}
+        for i, fit in enumerate(fits):  # rungs of a ladder are separate specs: forecast each group together
+            groups.setdefault(id(fit.spec), []).append(i)  # one spec object per rung and fit call
+        for idx in groups.values():
+            spec = fits[idx[0]].spec
+            for i, sf in zip(idx, spec._forecast_many([fits[i] for i in idx], [series[i] for i in idx], h,
+                                                       future, seed)):
+                sfs[i] = sf
+        hmaxes = [int(max(s.y.max(initial=0), 1)) if history_max is None else history_max for s in series]
+        ahead = future_dates(np.array([s.ds_values[-1] for s in series]).astype("datetime64[ns]"), h,
+                             self._data.freq)
+        # One CountForecast per distribution family (vectorised over its series),
+        # then back to the fitted series order.
+        parts, order = [], []
+        for family in dict.fromkeys(sf.family for sf in sfs):
+            idx = [i for i, sf in enumerate(sfs) if sf.family == family]
+            index = pd.DataFrame({
+                "unique_id": np.repeat([series[i].uid for i in idx], h),
+                "ds": ahead[idx].ravel(),
+                "h": np.tile(np.arange(1, h + 1), len(idx))})
+            parts.append(_stacked_forecast(family, [sfs[i] for i in idx], index, self.model,
+                                           max(hmaxes[i] for i in idx)))
+            order += idx
+        out = CountForecast.concat(parts) if len(parts) > 1 else parts[0]
+        if order != sorted(order):
+            rows = np.argsort(np.asarray(order), kind="stable")
+            out = out.subset((rows[:, None] * h + np.arange(h)).ravel())
+        return out
+
+    def update(self, panel: pd.DataFrame) -> "FittedModel":
+        """The same fitted parameters applied to newer data (no re-estimation).
+
+        Used by backtests with ``refit_every > 1``: between refits, forecasts use
+        the last estimated parameters with the data up to the new cutoff (lags,
+        last values, trend index and dates come from ``panel``). Series absent
+        from the original fit are fitted afresh.
+        """
+        return self._update_data(PanelData.from_frame(panel, self._spec.required_columns()))
+
+    def _update_data(self, data: PanelData) -> "FittedModel":
+        old = self.fits()
+        new = [s for s in data.series if s.uid not in old]
+        fresh = dict(zip((s.uid for s in new), self._spec._fit_many(new))) if new else {}
+        fits = [old[s.uid] if s.uid in old else fresh[s.uid] for s in data.series]
+        return FittedModel(spec=self._spec, data=data, fits=fits)
+
+    def coefficients(self) -> pd.DataFrame:
+        """Tidy ``unique_id, term, estimate, std_error`` for every series."""
+        rows = [(s.uid, term, est, se) for s, f in zip(self._data.series, self._fits)
+                for term, (est, se) in f.coef.items()]
+        return pd.DataFrame(rows, columns=["unique_id", "term", "estimate", "std_error"])
+
+    def diagnostics(self) -> pd.DataFrame:
+        """Per series: ``unique_id, converged, fallback, reason, model_used, loglik, aic, n_obs,
+        message, engine`` (``engine``: "batched", or "per-series" and why the batch handed it back)."""
+        return pd.DataFrame([{
+            "unique_id": s.uid, "converged": f.converged, "fallback": f.fallback, "reason": f.reason,
+            "model_used": f.spec.name, "loglik": f.loglik, "aic": f.aic, "n_obs": f.n_obs, "message": f.message,
+            "engine": f.engine,
+        } for s, f in zip(self._data.series, self._fits)])
+
+    def __repr__(self) -> str:
+        n_fb = sum(f.fallback != "none" for f in self._fits)
+        return f"Fitted {self._spec!r} on {len(self._fits)} series ({n_fb} fell back)"
+
+
+def _stacked_forecast(family: str, sfs: list[SeriesForecast], index: pd.DataFrame, model: str,
+                      history_max: int):
+    from forecast.distributions import CountForecast
+
+    def cat(name: str) -> np.ndarray:
+        parts = [getattr(sf, name) for sf in sfs]
+        if all(isinstance(p, np.ndarray) and p.shape == sf.mu.shape for p, sf in zip(parts, sfs)):
+            return np.concatenate(parts)  # the usual case: no broadcasting needed
+        return np.concatenate([np.broadcast_to(p, sf.mu.shape if sf.mu is not None else ())
+                               for p, sf in zip(parts, sfs)])
+
+    if family == "poisson":
+        return CountForecast.poisson(index, cat("mu"), model=model, history_max=history_max)
+    if family == "negbin":
+        return CountForecast.negbin(index, cat("mu"), cat("alpha"), model=model, history_max=history_max)
+    if family == "zi":
+        alpha = None if all(sf.alpha is None for sf in sfs) else np.concatenate(
+            [np.broadcast_to(0.0 if sf.alpha is None else sf.alpha, sf.mu.shape) for sf in sfs])
+        return CountForecast.zero_inflated(index, cat("mu"), cat("pi"), alpha, model=model, history_max=history_max)
+    if family == "samples":
+        return CountForecast.from_samples(index, np.stack([sf.paths for sf in sfs]), model=model,
+                                          history_max=history_max)
+    if family == "pmf":
+        width = max(sf.pmf.shape[1] for sf in sfs)
+        pmf = np.concatenate([np.pad(sf.pmf, ((0, 0), (0, width - sf.pmf.shape[1]))) for sf in sfs])
+        return CountForecast.from_pmf(index, pmf, model=model)
+    raise ValueError(f"unknown family {family}")  # pragma: no cover
