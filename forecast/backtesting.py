@@ -284,7 +284,9 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
                 continue
             # (a chunk may have no series yet at its first cutoffs: fit when they appear)
             fitted = spec._fit_data(data) if refit or fitted is None else fitted._update_data(data)
-            fc = fitted.forecast(horizon)
+            fc = fitted.forecast(horizon, future=_known_ahead(
+                frame, [s.uid for s in data.series], np.array([s.ds_values[-1] for s in data.series]),
+                spec.required_columns(), horizon))
             yv = ahead.ravel()
             seen = yv >= 0
             scales = np.repeat(scale, horizon)[seen]
@@ -294,7 +296,10 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
                 train = train[train["ds"] >= first]
             train.attrs = frame.attrs
             fitted = spec.fit(train) if refit else fitted.update(train)
-            fc = fitted.forecast(horizon)
+            last = train.groupby("unique_id", sort=True)["ds"].max()
+            fc = fitted.forecast(horizon, future=_known_ahead(
+                frame, last.index.astype(str).tolist(), last.to_numpy(dtype="datetime64[ns]"),
+                spec.required_columns(), horizon))
             idx = fc.index.merge(obs_frame, on=["unique_id", "ds"], how="left")
             seen = idx["y"].notna().to_numpy()
             yv = idx["y"].to_numpy(dtype=float, na_value=-1)
@@ -319,6 +324,28 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
         out.append(dict(cutoff=cutoff, forecasts=table, scores=pd.DataFrame(sc), diagnostics=diag,
                         pmf=fc if keep_pmf else None))
     return out
+
+
+def _known_ahead(frame: pd.DataFrame, uids: list[str], last: np.ndarray, cols: Sequence[str],
+                 horizon: int) -> pd.DataFrame | None:
+    """Covariates (and exposure) of the ``horizon`` periods after each series' last training
+    period, as the panel recorded them: a backtest knows them, a live forecast is given them.
+
+    Periods past a series' end carry its last value forward; forecasts there are never
+    observed, so never scored. ``None`` when the model reads no such column.
+    """
+    from forecast.models.base import future_dates
+
+    if not cols:
+        return None
+    cols = list(cols)
+    ahead = future_dates(last.astype("datetime64[ns]"), horizon, frame.attrs["freq"])
+    want = pd.DataFrame({"unique_id": np.repeat(np.asarray(uids, dtype=object), horizon + 1),
+                         "ds": np.concatenate([last.astype("datetime64[ns]")[:, None], ahead], axis=1).ravel()})
+    known = frame[["unique_id", "ds", *cols]].assign(unique_id=frame["unique_id"].astype(str))
+    got = want.merge(known, on=["unique_id", "ds"], how="left")
+    got[cols] = got.groupby("unique_id", sort=False)[cols].ffill()
+    return got[np.tile(np.r_[False, np.ones(horizon, dtype=bool)], len(uids))].reset_index(drop=True)
 
 
 def _truncate(full, cutoff: pd.Timestamp, first: pd.Timestamp | None, horizon: int, season: int):

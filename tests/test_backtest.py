@@ -213,3 +213,34 @@ def _sample_panel_for_chunks(i: int) -> pd.DataFrame:
     if i == 0:
         y[:] = 0
     return pd.DataFrame({"unique_id": f"u{i}", "ds": ds, "y": y})
+
+
+@pytest.mark.parametrize("freq", ["MS", "W-MON"])
+def test_split_once_path_equals_filtering_the_frame_at_every_origin(monkeypatch, freq):
+    """Covariates, exposure, interventions, a rolling window and weekly data through the
+    split-once path give what filtering the frame at each origin gives."""
+    import forecast.backtesting as bt
+
+    rng = np.random.default_rng(5)
+    n = 60
+    rows = []
+    for i in range(4):
+        ds = pd.date_range("2019-01-07" if freq != "MS" else "2019-01-01", periods=n - 6 * i, freq=freq)
+        pop = rng.uniform(50, 150, len(ds))
+        x = rng.normal(0, 1, len(ds))
+        mu = pop / 100 * np.exp(0.5 + 0.3 * x)
+        rows.append(pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.poisson(mu), "pop": pop, "x": x}))
+    panel = pd.concat(rows, ignore_index=True)
+    when = str(panel["ds"].sort_values().iloc[40].date())
+    spec = load_model("negbin_glm").set_params(exog=("x",), exposure="pop", seasonality="fourier",
+                                               interventions=({"name": "iv", "date": when},))
+    models = {"nb": spec, "clim": "climatology"}
+    kw = dict(n_origins=5, window=36, refit_every=2, progress=False)
+    fast = bt.backtest(panel, models, 3, **kw)  # future covariates come from the panel
+    monkeypatch.setattr(bt, "_splits_once", lambda spec: False)
+    slow = bt.backtest(panel, models, 3, **kw)
+    assert fast.forecasts["model"].eq("nb").sum() >= 12
+    pd.testing.assert_frame_equal(fast.forecasts, slow.forecasts)
+    pd.testing.assert_frame_equal(fast.point_scores, slow.point_scores)
+    cols = ["model", "cutoff", "unique_id", "fallback", "reason", "model_used", "converged"]
+    pd.testing.assert_frame_equal(fast.diagnostics[cols], slow.diagnostics[cols])

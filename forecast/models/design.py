@@ -146,7 +146,7 @@ def deterministic_columns(spec: DesignSpec, s: Series, ds: pd.DatetimeIndex, t: 
             cols.append((m == k).astype(float))
             names.append(f"month_{k}")
     elif spec.seasonality == "fourier":
-        u = ds.month.to_numpy() / 12.0 if s.freq == "MS" else ds.dayofyear.to_numpy() / 365.25
+        u = ds.month.to_numpy() / 12.0 if s.freq == "MS" else ds.day_of_year.to_numpy() / 365.25
         for k in range(1, spec.fourier_k + 1):
             cols += [np.sin(2 * np.pi * k * u), np.cos(2 * np.pi * k * u)]
             names += [f"sin{k}", f"cos{k}"]
