@@ -43,6 +43,12 @@ def run(panel, args, jobs: int, batched: bool = True):
         return res, time.perf_counter() - t0
 
 
+def print_scores(res) -> None:
+    """Mean RPS, log score and 80% coverage per model."""
+    print(res.scores("model", metrics=["rps", "log", "coverage_80"]).pivot(
+        index="model", columns="metric", values="value").round(4).to_string())
+
+
 def worker_peak_mb() -> float:
     """Largest resident size of any finished child process (loky workers are shut down first)."""
     try:
@@ -85,8 +91,7 @@ def main() -> None:
         print(f"ratio: {wall_peer / wall:.1f}x faster (jobs={args.jobs}); engine alone "
               f"{wall_peer / wall1:.1f}x (both jobs=1)")
     print(f"peak RSS of this process over all runs: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    print(ours.scores("model", metrics=["rps", "log", "coverage_80"]).pivot(
-        index="model", columns="metric", values="value").round(4).to_string())
+    print_scores(ours)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import warnings
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(__file__))
 
-from bench_backtest import MODELS, worker_peak_mb  # noqa: E402
+from bench_backtest import MODELS, print_scores, worker_peak_mb  # noqa: E402
 from bench_models import simulate  # noqa: E402
 
 
@@ -52,8 +52,7 @@ def main() -> None:
     print(f"peak RSS: this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
           f"largest worker {worker_peak_mb():.0f} MB")
     print(f"forecasts scored: {len(res.forecasts):,} (result frames {mem:.0f} MB)")
-    print(res.scores("model", metrics=["rps", "log", "coverage_80"]).pivot(
-        index="model", columns="metric", values="value").round(4).to_string())
+    print_scores(res)
 
 
 if __name__ == "__main__":

@@ -284,9 +284,10 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
                 continue
             # (a chunk may have no series yet at its first cutoffs: fit when they appear)
             fitted = spec._fit_data(data) if refit or fitted is None else fitted._update_data(data)
-            fc = fitted.forecast(horizon, future=_known_ahead(
+            fut = None if not spec.required_columns() else _known_ahead(
                 frame, [s.uid for s in data.series], np.array([s.ds_values[-1] for s in data.series]),
-                spec.required_columns(), horizon))
+                spec.required_columns(), horizon)
+            fc = fitted.forecast(horizon, future=fut)
             yv = ahead.ravel()
             seen = yv >= 0
             scales = np.repeat(scale, horizon)[seen]
@@ -296,10 +297,12 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
                 train = train[train["ds"] >= first]
             train.attrs = frame.attrs
             fitted = spec.fit(train) if refit else fitted.update(train)
-            last = train.groupby("unique_id", sort=True)["ds"].max()
-            fc = fitted.forecast(horizon, future=_known_ahead(
-                frame, last.index.astype(str).tolist(), last.to_numpy(dtype="datetime64[ns]"),
-                spec.required_columns(), horizon))
+            fut = None
+            if spec.required_columns():
+                last = train.groupby("unique_id", sort=True)["ds"].max()
+                fut = _known_ahead(frame, last.index.astype(str).tolist(), last.to_numpy(dtype="datetime64[ns]"),
+                                   spec.required_columns(), horizon)
+            fc = fitted.forecast(horizon, future=fut)
             idx = fc.index.merge(obs_frame, on=["unique_id", "ds"], how="left")
             seen = idx["y"].notna().to_numpy()
             yv = idx["y"].to_numpy(dtype=float, na_value=-1)
@@ -327,7 +330,7 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
 
 
 def _known_ahead(frame: pd.DataFrame, uids: list[str], last: np.ndarray, cols: Sequence[str],
-                 horizon: int) -> pd.DataFrame | None:
+                 horizon: int) -> pd.DataFrame:
     """Covariates (and exposure) of the ``horizon`` periods after each series' last training
     period, as the panel recorded them: a backtest knows them, a live forecast is given them.
 
