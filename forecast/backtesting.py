@@ -335,7 +335,8 @@ def _known_ahead(frame: pd.DataFrame, uids: list[str], last: np.ndarray, cols: S
     period, as the panel recorded them: a backtest knows them, a live forecast is given them.
 
     Periods past a series' end carry its last value forward; forecasts there are never
-    observed, so never scored. ``None`` when the model reads no such column.
+    observed, so never scored. Right for exposure (population is known ahead); optimistic for
+    a covariate that would itself have to be forecast in a live run. ``None`` when the model reads no such column.
     """
     from forecast.models.base import future_dates
 
