@@ -1,6 +1,6 @@
 """Start-up time of ``forecast --help`` vs bare interpreter start and ``import pandas``.
 
-    source /work/venv/bin/activate
+    source <your venv>/bin/activate
     python benchmarks/bench_cli.py [--repeats 5] [--no-importtime]
 
 Each command runs ``--repeats`` times in a fresh subprocess (wall clock around

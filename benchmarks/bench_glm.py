@@ -1,6 +1,6 @@
 """GLM fitting and lag-model path simulation: ours vs a per-series statsmodels / numpy loop.
 
-    source /work/venv/bin/activate
+    source <your venv>/bin/activate
     python benchmarks/bench_glm.py [--series 2000] [--length 120] [--paths 1000] [--horizon 12]
                                    [--families negbin poisson] [--no-sim]
 

@@ -1,6 +1,6 @@
 """Scoring 1,000,000 NB2 forecasts: ours (forecast.scoring on a CountForecast) vs scipy/scoringrules.
 
-    source /work/venv/bin/activate
+    source <your venv>/bin/activate
     python benchmarks/bench_scoring.py [--rows 1000000] [--seed 3] [--repeats 3] [--history-max N]
 
 Forecasts: NB2 with province-panel-like means (lognormal: median about 1.3, ~10% above 5,

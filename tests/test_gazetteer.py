@@ -115,8 +115,7 @@ UCDP_ADM1 = [
     ("Pakistan", "Punjab province", "Punjab"), ("Pakistan", "Sindh province", "Sindh"),
 ]
 UCDP_NAME = "ucdp_candidate_2026q1_central_asia.csv"
-UCDP_PATHS = [Path(__file__).parents[1] / "forecast" / "_data" / UCDP_NAME,
-              Path("/work/shared/data") / UCDP_NAME]
+UCDP_PATHS = [Path(__file__).parents[1] / "forecast" / "_data" / UCDP_NAME]
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Tests of the Poisson / NB2 GLM maximum-likelihood solvers (forecast.models._glmfit).
 
 References: R ``glm`` / ``MASS::glm.nb`` fits (tests/reference_data, produced by
-/work/shared/reference/reference_fits.R), statsmodels (GLM at fixed alpha, discrete
+tests/reference_data/reference_fits.R), statsmodels (GLM at fixed alpha, discrete
 NegativeBinomial), scipy.stats pmfs, finite differences, and simulation recovery.
 """
 
