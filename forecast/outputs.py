@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -48,9 +49,13 @@ def _advice(option: str) -> str:
 
 # ----------------------------------------------------------------------------- ownership
 def marker(command: str) -> dict[str, Any]:
-    """The content of :data:`MARKER` for an output of ``command`` written by this process."""
+    """The content of :data:`MARKER` for an output of ``command`` written by this process.
+
+    ``pid`` and ``host`` tell a later run whether the writer may still be running.
+    """
     return {"tool": TOOL, "version": __version__, "command": command,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "pid": os.getpid()}
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "pid": os.getpid(),
+            "host": socket.gethostname()}
 
 
 def read_marker(folder: PathLike) -> dict[str, Any] | None:
@@ -205,8 +210,9 @@ def remove_stale(dest: PathLike) -> list[Path]:
     """Remove staging folders of ``dest`` left by runs that died; return what was removed.
 
     Only ``.NAME.tmp-*`` / ``.NAME.old-*`` folders beside ``dest`` that hold
-    our marker with the pid of a process that no longer runs are removed: a
-    concurrent run keeps its staging, and a folder without the marker is kept.
+    our marker with the pid of a process of this machine that no longer runs
+    are removed: a concurrent run (also one on another machine sharing the
+    folder) keeps its staging, and a folder without the marker is kept.
     """
     dest = Path(dest)
     try:
@@ -220,6 +226,8 @@ def remove_stale(dest: PathLike) -> list[Path]:
             continue
         m = read_marker(p)
         pid = m.get("pid") if m else None
+        if m is None or m.get("host", socket.gethostname()) != socket.gethostname():
+            continue
         if isinstance(pid, int) and not isinstance(pid, bool) and not _alive(pid):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)

@@ -80,7 +80,7 @@ def run_demo(out: str | Path | None = None, *, force: bool = False, quiet: bool 
 
     default = out is None
     dest = Path(out) if out is not None else Path.cwd() / DEMO_DIR
-    # Not resolved here: run() follows symlinks itself and names the folder as the user gave it.
-    cfg = load_config(demo_config_path()).with_overrides(out=str(dest.absolute()), force=force or default,
+    # The default folder may be replaced (force), but like any other only when the tool wrote it.
+    cfg = load_config(demo_config_path()).with_overrides(out=str(dest.resolve()), force=force or default,
                                                          quiet=quiet)
     return run(cfg, simulated=True, title="Border incident forecast — demo on SIMULATED data")

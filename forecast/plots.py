@@ -484,10 +484,10 @@ def save(fig: "Figure", path, *, dpi: int = 110) -> None:
 
 def to_png_bytes(fig: "Figure", *, dpi: int = 110) -> bytes:
     """The figure as PNG bytes (e.g. to inline in HTML as base64); closes the figure."""
-    plt = _pyplot()
-    buf = io.BytesIO()
     import matplotlib
 
+    plt = _pyplot()
+    buf = io.BytesIO()
     try:
         with matplotlib.rc_context(H.PLAIN_TEXT):
             fig.savefig(buf, format="png", dpi=dpi)

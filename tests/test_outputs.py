@@ -259,21 +259,22 @@ def test_a_folder_that_became_the_users_during_the_run_is_not_replaced(tmp_path)
 
 # ----------------------------------------------------------------------------- stale staging
 def test_stale_staging_of_dead_runs_is_removed_live_and_unmarked_kept(tmp_path):
-    def staging(name: str, pid: int | None) -> Path:
+    def staging(name: str, pid: int | None, **extra) -> Path:
         p = tmp_path / name
         p.mkdir()
         (p / "forecasts.csv").write_text("x")
         if pid is not None:
-            (p / MARKER).write_text(json.dumps({**marker("run"), "pid": pid}))
+            (p / MARKER).write_text(json.dumps({**marker("run"), "pid": pid, **extra}))
         return p
 
     dead = [staging(".out.tmp-dead1", dead_pid()), staging(".out.old-dead2", dead_pid())]
     live = staging(".out.tmp-live", os.getpid())
     unmarked = staging(".out.tmp-nomark", None)
     other = staging(".other.tmp-dead", dead_pid())  # staging of another destination
+    elsewhere = staging(".out.tmp-host", dead_pid(), host="another-machine")  # its pid means nothing here
     write_into(tmp_path / "out")
     assert not any(p.exists() for p in dead)
-    assert live.exists() and unmarked.exists() and other.exists()
+    assert live.exists() and unmarked.exists() and other.exists() and elsewhere.exists()
     assert remove_stale(tmp_path / "out") == []
 
 
