@@ -5,7 +5,9 @@ matplotlib is imported inside the functions only, so importing this module
 """
 from __future__ import annotations
 
+import functools
 import re
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,35 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 MAX_WIDTH = 12.0  # inches: an A4 page or a web column
 UNIT = "incidents per month"
 BAND_STRENGTH = (0.22, 0.42, 0.65)  # fan-chart bands, widest interval lightest
+# Names come from the user's data: "$...$" in a province must be drawn as typed,
+# not parsed as mathtext (an unknown macro would crash the figure).
+PLAIN_TEXT = {"text.parse_math": False}
+
+
+def plain_text(make: Callable) -> Callable:
+    """Decorate a figure function so every text of its figure is drawn literally.
+
+    The rc must be active both while the figure is built and whenever it is
+    drawn (tick labels are made and laid out at draw time, e.g. by ``savefig``
+    or a notebook's display), so the returned figure's ``draw`` runs under it.
+    """
+    @functools.wraps(make)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(PLAIN_TEXT):
+            fig = make(*args, **kwargs)
+        draw = fig.draw
+
+        @functools.wraps(draw)
+        def draw_plain(*a, **kw):
+            with matplotlib.rc_context(PLAIN_TEXT):
+                return draw(*a, **kw)
+
+        fig.draw = draw_plain
+        return fig
+
+    return wrapper
 
 
 def with_keys(table: pd.DataFrame, keys: pd.DataFrame | None = None) -> pd.DataFrame:

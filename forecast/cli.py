@@ -131,14 +131,16 @@ def panel(
     Example: forecast panel events.csv --freq month --out panel.csv
     """
     from forecast.ingest import read_events
-    from forecast.outputs import staged_file
+    from forecast.outputs import check_file_writable, staged_file, write_csv
     from forecast.panel import build_panel
 
+    where = {"force": force, "protected": [file, gazetteer], "parents": False}
+    check_file_writable(out, **where)
     events = read_events(file, schema, gazetteer=gazetteer, as_of=as_of)
-    with staged_file(out, force=force) as tmp:
+    with staged_file(out, **where) as tmp:
         p = build_panel(events, freq, as_of=as_of, value=value, totals=totals, countries=country or None,
                         gazetteer=gazetteer)
-        p.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+        write_csv(p, tmp, index=False, date_format="%Y-%m-%d")
     cov = "; ".join(f"{c} {a}..{b}" for c, (a, b) in p.attrs["coverage"].items())
     typer.echo(f"wrote {out}: {p['unique_id'].nunique()} series, {len(p)} rows; coverage {cov}")
 
@@ -174,11 +176,12 @@ def predict(
 
     Example: forecast predict events.csv --model negbin_glm --horizon 6 --out forecast.csv
     """
-    from forecast.outputs import check_writable, staged_file
+    from forecast.outputs import check_file_writable, staged_file, write_csv
     from forecast.pipeline import load_panel
     from forecast.specs import load_model
 
-    check_writable(out, force=force)
+    where = {"force": force, "protected": [file], "parents": False}
+    check_file_writable(out, **where)
     spec = load_model(model)
     if "seed" in spec.get_params():
         spec.set_params(seed=seed)
@@ -187,8 +190,8 @@ def predict(
     table = fitted.forecast(horizon).to_frame()
     diag = fitted.diagnostics()[["unique_id", "fallback", "model_used"]]
     table = table.merge(diag, on="unique_id", how="left")
-    with staged_file(out, force=force) as tmp:
-        table.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+    with staged_file(out, **where) as tmp:
+        write_csv(table, tmp, index=False, date_format="%Y-%m-%d")
     n_fb = int((diag["fallback"] != "none").sum())
     typer.echo(f"wrote {out}: {table['unique_id'].nunique()} series x {horizon} periods "
                f"({n_fb} series used a fallback model)")
@@ -220,11 +223,11 @@ def backtest_cmd(
     """
     from forecast.backtesting import backtest
     from forecast.comparison import compare
-    from forecast.outputs import check_writable, staged_dir
+    from forecast.outputs import check_writable, staged_dir, write_csv
     from forecast.parallel import check_address
     from forecast.pipeline import load_panel
 
-    check_writable(out, force=force)
+    check_writable(out, force=force, protected=[file])
     dask = check_address(dask) if dask else None  # a typo fails before the data is read
     names = [m.strip() for m in models.split(",") if m.strip()]
     if baseline not in names:
@@ -233,12 +236,12 @@ def backtest_cmd(
     res = backtest(panel, names, horizon, n_origins=origins, step=step, refit_every=refit_every, jobs=jobs,
                    dask=dask, seed=seed, keep_pmf=False, progress=None if not quiet else False)
     comp = compare(res, baseline=baseline, metrics=("rps", "log"), by=("h",), seed=seed)
-    with staged_dir(out, force=force) as tmp:
+    with staged_dir(out, force=force, command="backtest", protected=[file]) as tmp:
         fc = res.forecasts.merge(res.point_scores.drop(columns=["pit_lo", "pit_hi"], errors="ignore"),
                                  left_index=True, right_index=True)
-        fc.to_csv(tmp / "backtest.csv", index=False, date_format="%Y-%m-%d")
-        res.scores(("model", "h")).to_csv(tmp / "scores.csv", index=False)
-        comp.to_csv(tmp / "comparison.csv", index=False)
+        write_csv(fc, tmp / "backtest.csv", index=False, date_format="%Y-%m-%d")
+        write_csv(res.scores(("model", "h")), tmp / "scores.csv", index=False)
+        write_csv(comp, tmp / "comparison.csv", index=False)
     if not quiet:
         summary = res.summary()
         sig = comp[comp["metric"] == "rps"][["model", "h", "skill", "p_value", "verdict"]]

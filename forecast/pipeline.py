@@ -70,14 +70,17 @@ def demo_config_path() -> Path:
 def run_demo(out: str | Path | None = None, *, force: bool = False, quiet: bool = False) -> Path:
     """The full run on the bundled simulated border log.
 
-    Writes into ``reports/demo`` under the working directory (which the demo
-    owns and replaces) or into ``out`` (never overwritten without ``force``).
+    Writes into ``reports/demo`` under the working directory (replaced when
+    an earlier demo or run of this tool wrote it) or into ``out`` (never
+    overwritten without ``force``). A folder the tool did not write is never
+    replaced.
     """
     from forecast.config import load_config
     from forecast.run import run
 
-    owned = out is None
+    default = out is None
     dest = Path(out) if out is not None else Path.cwd() / DEMO_DIR
-    cfg = load_config(demo_config_path()).with_overrides(out=str(dest.resolve()), force=force or owned,
+    # The default folder may be replaced (force), but like any other only when the tool wrote it.
+    cfg = load_config(demo_config_path()).with_overrides(out=str(dest.resolve()), force=force or default,
                                                          quiet=quiet)
     return run(cfg, simulated=True, title="Border incident forecast — demo on SIMULATED data")

@@ -42,6 +42,7 @@ def _pyplot():
     return plt
 
 
+@H.plain_text
 def monthly_counts(panel: pd.DataFrame, *, title: str = "Monthly incidents per province",
                    unit: str = "incidents per month") -> "Figure":
     """Small multiples: one panel per province, one line per event type.
@@ -84,6 +85,7 @@ def monthly_counts(panel: pd.DataFrame, *, title: str = "Monthly incidents per p
 
 
 # ----------------------------------------------------------------------------- forecasts
+@H.plain_text
 def fan_chart(history: pd.DataFrame, forecast_table: pd.DataFrame, *, unique_id: str, title: str | None = None,
               last_n: int = 36, model: str | None = None, cutoff=None) -> "Figure":
     """Fan chart of one series: recent history, forecast mean and 50/80/95% bands.
@@ -114,6 +116,7 @@ def fan_chart(history: pd.DataFrame, forecast_table: pd.DataFrame, *, unique_id:
     return fig
 
 
+@H.plain_text
 def small_multiples(history: pd.DataFrame, forecast_table: pd.DataFrame, *, max_panels: int = 40,
                     ncols: int | None = None, last_n: int = 24, model: str | None = None, cutoff=None,
                     title: str | None = None) -> "Figure":
@@ -174,6 +177,7 @@ def small_multiples(history: pd.DataFrame, forecast_table: pd.DataFrame, *, max_
     return fig
 
 
+@H.plain_text
 def risk_heatmap(forecast_table: pd.DataFrame, *, k: int, h: int = 1, keys: pd.DataFrame | None = None,
                  model: str | None = None, cutoff=None, title: str | None = None) -> "Figure":
     """P(at least ``k`` incidents) at horizon ``h``: provinces (rows) × event types (columns).
@@ -214,6 +218,7 @@ def risk_heatmap(forecast_table: pd.DataFrame, *, k: int, h: int = 1, keys: pd.D
 
 
 # ----------------------------------------------------------------------------- evaluation
+@H.plain_text
 def scores_by_horizon(scores_tidy: pd.DataFrame, *, metric: str = "rps", uncertainty: pd.DataFrame | None = None,
                       title: str | None = None) -> "Figure":
     """Mean score per model by forecast horizon, with 95% intervals across origins.
@@ -264,6 +269,7 @@ def scores_by_horizon(scores_tidy: pd.DataFrame, *, metric: str = "rps", uncerta
     return fig
 
 
+@H.plain_text
 def pit_histograms(pits: Mapping[str, object], *, title: str = "Calibration: PIT histograms (flat at 1 = calibrated)",
                    ncols: int | None = None) -> "Figure":
     """One PIT histogram per model (bars = density), dashed line at 1 (uniform), shared y."""
@@ -300,6 +306,7 @@ def pit_histograms(pits: Mapping[str, object], *, title: str = "Calibration: PIT
     return fig
 
 
+@H.plain_text
 def reliability_diagram(rel: Mapping[str, pd.DataFrame] | pd.DataFrame, *, k: int, title: str | None = None,
                         ncols: int | None = None) -> "Figure":
     """Forecast probability of at least ``k`` incidents vs how often it happened.
@@ -350,6 +357,7 @@ def reliability_diagram(rel: Mapping[str, pd.DataFrame] | pd.DataFrame, *, k: in
 
 
 # ----------------------------------------------------------------------------- data and effects
+@H.plain_text
 def history_heatmap(panel: pd.DataFrame, *, event_type: str | None = None, title: str | None = None) -> "Figure":
     """Provinces (rows) × months (columns) heat map of counts; all event types summed when
     ``event_type`` is None. Square-root colour scale so that rare months still show;
@@ -385,6 +393,7 @@ def history_heatmap(panel: pd.DataFrame, *, event_type: str | None = None, title
     return fig
 
 
+@H.plain_text
 def effects_plot(effects_table: pd.DataFrame, *, keys: pd.DataFrame | None = None,
                  title: str = "Estimated effect of each intervention on the monthly rate") -> "Figure":
     """Forest plot of rate ratios with their intervals, one panel per intervention term
@@ -463,17 +472,25 @@ def effects_plot(effects_table: pd.DataFrame, *, keys: pd.DataFrame | None = Non
 # ----------------------------------------------------------------------------- output
 def save(fig: "Figure", path, *, dpi: int = 110) -> None:
     """Write a figure as PNG and release its memory."""
+    import matplotlib
+
     plt = _pyplot()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        with matplotlib.rc_context(H.PLAIN_TEXT):  # also for figures not made here
+            fig.savefig(path, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 def to_png_bytes(fig: "Figure", *, dpi: int = 110) -> bytes:
     """The figure as PNG bytes (e.g. to inline in HTML as base64); closes the figure."""
+    import matplotlib
+
     plt = _pyplot()
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=dpi)
+        with matplotlib.rc_context(H.PLAIN_TEXT):
+            fig.savefig(buf, format="png", dpi=dpi)
     finally:
         plt.close(fig)
     return buf.getvalue()

@@ -52,11 +52,15 @@ def run(cfg, *, simulated: bool = False, title: str | None = None) -> Path:
     from forecast.outputs import check_writable, staged_dir
 
     out = Path(cfg.output.dir)
-    check_writable(out, force=cfg.output.force)
+    # The output folder is replaced as a whole: never one holding the config or an input.
+    protected = [cfg.path, cfg.data.events, cfg.data.gazetteer,
+                 *(v for v in (cfg.models.baseline, *cfg.models.labelled().values()) if isinstance(v, Path))]
+    where = {"force": cfg.output.force, "protected": protected, "option": "--out or [output] dir"}
+    check_writable(out, **where)
     timer = _Timer()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ForecastWarning)
-        with staged_dir(out, force=cfg.output.force) as tmp:
+        with staged_dir(out, command="demo" if simulated else "run", **where) as tmp:
             result = _execute(cfg, tmp, timer, simulated=simulated, title=title,
                               warned=lambda: [str(w.message) for w in caught if issubclass(w.category, ForecastWarning)])
     for w in caught:
@@ -70,6 +74,7 @@ def _execute(cfg, tmp: Path, timer: _Timer, *, simulated: bool, title: str | Non
     from forecast.backtesting import backtest
     from forecast.comparison import compare, select_models
     from forecast.ingest import read_events
+    from forecast.outputs import write_csv
     from forecast.panel import build_panel
 
     t_start = time.perf_counter()
@@ -143,7 +148,7 @@ def _execute(cfg, tmp: Path, timer: _Timer, *, simulated: bool, title: str | Non
              "comparison.csv": pd.concat([comparison.assign(h="all"), comparison_h], ignore_index=True),
              "selection.csv": selection, "diagnostics.csv": diag, "panel.csv": panel}
     for name, frame in files.items():
-        frame.to_csv(tmp / name, index=False, date_format="%Y-%m-%d")
+        write_csv(frame, tmp / name, index=False, date_format="%Y-%m-%d")
     manifest = _manifest(cfg, events, panel, diag, warned(), timer, t_start)
     (tmp / "run.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     context = _context(cfg, events, panel, table, totals, effects, comparison, comparison_h, selection, labelled,
@@ -390,9 +395,13 @@ def _effect_rows(effects: pd.DataFrame, panel: pd.DataFrame) -> list[dict]:
 
 def render_run_dir(run_dir: str | Path) -> Path:
     """(Re-)render ``index.html`` of a run folder from its ``report_context.json`` and figures."""
+    from forecast.outputs import MARKER, is_ours
     from forecast.report import write_report
 
     run_dir = Path(run_dir)
+    if not is_ours(run_dir):  # index.html is written into it: never into a folder of the user's
+        raise ConfigError(f"{run_dir} is not a run folder written by incident-forecast (it holds neither {MARKER} "
+                          f"nor its run.json); nothing was written. Give the folder of a 'forecast run'.")
     ctx_path = run_dir / "report_context.json"
     if not ctx_path.exists():
         raise ConfigError(f"{run_dir} is not a run folder: report_context.json is missing.")

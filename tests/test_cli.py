@@ -129,6 +129,8 @@ def test_demo_replaces_its_own_folder(tmp_path, monkeypatch):
     marker = Path("reports/demo/old.txt")
     marker.parent.mkdir(parents=True)
     marker.write_text("from an earlier demo")
+    # written by an earlier version: the demo replaces only folders of the tool
+    (marker.parent / "run.json").write_text('{"tool": "incident-forecast 0.1.0"}')
     assert run("demo", "--quiet").exit_code == 0
     assert not marker.exists() and Path("reports/demo/index.html").exists()
     assert sorted(p.name for p in Path("reports").iterdir()) == ["demo"]
@@ -175,7 +177,8 @@ def test_backtest_cli_writes_three_tables_and_prints_significance(tmp_path):
     res = run("backtest", str(panel_csv), "--models", "climatology,seasonal_naive", "--horizon", "2",
               "--origins", "6", "--out", str(out), "--quiet")
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["backtest.csv", "comparison.csv", "scores.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".incident-forecast.json", "backtest.csv", "comparison.csv",
+                                                     "scores.csv"]
     comp = pd.read_csv(out / "comparison.csv")
     assert {"skill", "p_value", "significant", "verdict"} <= set(comp.columns)
     loud = run("backtest", str(panel_csv), "--models", "seasonal_naive", "--horizon", "2", "--origins", "6",
