@@ -42,6 +42,8 @@ from typing import Sequence
 import numpy as np
 from scipy import special
 
+from forecast._countnum import crps_zinb, rps_beyond, single_component
+from forecast._countnum import nb_sf as _nb_sf, param_sf_block as _param_sf_block  # noqa: F401 (calibration)
 from forecast.distributions import QUANTILE_TOL, CountForecast
 
 LOG_FLOOR = 1e-12        # smallest probability the log score uses: penalty <= 27.63
@@ -50,7 +52,6 @@ RPS_TOL = 1e-13          # bound on the RPS mass left out by truncated sums (per
 _W0 = 24                 # first width tried for every row
 _W_STEP = 16             # later widths are multiples of this (rows grouped by width)
 _CELLS = 1 << 16         # rows x width per block: temporaries stay in cache
-_ALPHA_POISSON = 1e-20   # as in distributions: below this NB2 is evaluated as Poisson
 _TINY_P = 1e-280         # dense pmf values below this are recomputed in log space
 
 
@@ -76,60 +77,6 @@ def _fraction(level: float) -> float:
 
 def _label(level: float) -> str:
     return f"{round(_fraction(level) * 100, 6):g}"
-
-
-def _nb_sf(k, mu: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """P(Y > k) of NB2(mu, alpha) (Poisson for alpha ~ 0); k broadcast against mu; 1 for k < 0."""
-    k, mu, alpha = np.broadcast_arrays(np.asarray(k, dtype=float), mu, alpha)
-    out = np.ones(k.shape)
-    pois, nb = (k >= 0) & (alpha < _ALPHA_POISSON), (k >= 0) & (alpha >= _ALPHA_POISSON)
-    out[pois] = special.gammainc(k[pois] + 1, mu[pois])
-    x = alpha[nb] * mu[nb]
-    out[nb] = special.betainc(k[nb] + 1, 1 / alpha[nb], x / (1 + x))
-    return out
-
-
-def _param_sf_block(comps: tuple, k0: int, B: int) -> np.ndarray:
-    """S(k) = sum_c w_c (1 - pi_c) P_c(Y > k) for k = k0..k0+B-1 (k0 >= 1), shape (m, B).
-
-    Each component's survival function is evaluated exactly at ``k0 - 1`` and
-    ``k0 - 2``; inside the block it follows the pmf recurrence
-    :math:`f(k)/f(k-1) = \\frac{\\mu}{1+\\alpha\\mu}\\frac{1+\\alpha(k-1)}{k}`,
-    so a block costs two incomplete-beta calls per row, not ``B``.
-    """
-    w, mu, alpha, pi = comps
-    ks = k0 + np.arange(B, dtype=float)
-    S = np.zeros((mu.shape[1], B))
-    for c in range(mu.shape[0]):
-        m, a, scale = mu[c], alpha[c], w[c] * (1 - pi[c])
-        s1, s2 = _nb_sf(k0 - 1, m, a), _nb_sf(k0 - 2, m, a)
-        ratio = (m / (1 + a * m))[:, None] * (1 + a[:, None] * (ks - 1)) / ks
-        f = np.maximum(s2 - s1, 0)[:, None] * np.cumprod(ratio, axis=1)
-        S += scale[:, None] * np.maximum(s1[:, None] - np.cumsum(f, axis=1), 0)
-    return S
-
-
-def _rps_beyond(fc: CountForecast, rows: np.ndarray, y: np.ndarray, m2: np.ndarray) -> np.ndarray:
-    r"""RPS terms for k > K, :math:`\sum_{k>K}(F(k) - [y\le k])^2`, on ``rows`` (full support).
-
-    Beyond ``K`` only the parametric part is left (mass without a form sits at
-    ``K + 1``). Blocks of ``k`` are added until the rest is provably small: for
-    ``k >= y`` the remaining terms sum to at most :math:`S^{3/2}\sqrt{EY^2}`; before
-    ``y``, once :math:`2\sqrt{S\,EY^2}` is negligible every remaining term is 1.
-    """
-    comps = tuple(a[:, rows] for a in fc.components)
-    total, act, k0, B = np.zeros(rows.size), np.arange(rows.size), fc.K + 1, 64
-    while act.size:
-        S = _param_sf_block(tuple(a[:, act] for a in comps), k0, B)
-        ks = k0 + np.arange(B)
-        ya = y[act, None]
-        total[act] += np.where(ks >= ya, S * S, (1 - S) ** 2).sum(axis=1)
-        last, s = ks[-1], S[:, -1]
-        settled = (y[act] <= last + 1) & (s**1.5 * np.sqrt(m2[act]) <= RPS_TOL)
-        jump = (y[act] > last + 1) & (2 * np.sqrt(s * m2[act]) <= RPS_TOL)
-        total[act[jump]] += y[act[jump]] - 1 - last
-        act, k0, B = act[~(settled | jump)], k0 + B, min(2 * B, 4096)
-    return total
 
 
 def _predict_width(last2: np.ndarray, R: np.ndarray, y: np.ndarray, r_max: np.ndarray, w: int, K: int):
@@ -241,7 +188,16 @@ def _beyond_support(fc, y, m2, targets, ks, lo, hi, rps, q, ge) -> None:
         return
     sub = fc.subset(rows)
     yr = y[rows]
-    rps[rows] += _rps_beyond(fc, rows, yr, m2[rows])
+    # One (zero-inflated) Poisson/NB component: the closed form replaces the whole sum (its
+    # cost does not grow with the mean); mixtures add their terms beyond K by summation.
+    one = single_component(sub.components)
+    c = tuple(a[:, one] for a in sub.components)
+    if one.any():
+        first = c[0].argmax(axis=0), np.arange(c[0].shape[1])
+        rps[rows[one]] = crps_zinb(yr[one], c[1][first], c[2][first], c[3][first])
+    mix = ~one
+    if mix.any():
+        rps[rows[mix]] += rps_beyond(tuple(a[:, mix] for a in sub.components), K, yr[mix], m2[rows[mix]], RPS_TOL)
     f = np.flatnonzero(far[rows])
     if f.size:
         lo[rows[f]] = sub.subset(f).cdf(yr[f] - 1)
