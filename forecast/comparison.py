@@ -189,7 +189,8 @@ def compare(result, baseline: str = "climatology", metrics: Sequence[str] = ("rp
                     rec |= {"mean_diff": np.nan, "p_value": np.nan, "significant": False,
                             "verdict": "no cells scored by every model"}
                 else:
-                    t = paired_test(result, m, baseline, metric, seed=seed, rows=pd.Series(keep, index=result.forecasts.index))
+                    t = paired_test(result, m, baseline, metric, seed=seed,
+                                    rows=pd.Series(keep, index=result.forecasts.index))
                     sig = bool(t.p_value < alpha)
                     rec |= {"mean_diff": t.mean_diff, "p_value": t.p_value, "significant": sig,
                             "verdict": ("beats baseline" if sig else
