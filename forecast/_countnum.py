@@ -10,7 +10,8 @@ sums in ``tests/test_scoring_exact.py``):
   :math:`k f(k) = \mu f^{+}(k-1)`; and, with :math:`a = \alpha\mu`,
   :math:`E|N-N'| = \frac{2\mu(1+a)}{1+2a}\,{}_2F_1\big(1-\tfrac1\alpha, \tfrac12; 2;
   \tfrac{4a(1+a)}{(1+2a)^2}\big)` (Wei & Held 2014 after a Pfaff transformation, whose
-  argument stays in [0, 1)); for the Poisson :math:`E|N-N'| = 2\mu e^{-2\mu}(I_0(2\mu) +
+  argument stays in [0, 1); below alpha = 0.05 by Gauss-Legendre on Euler's integral,
+  as scipy's ``hyp2f1`` fails for large ``1/alpha``); for the Poisson :math:`E|N-N'| = 2\mu e^{-2\mu}(I_0(2\mu) +
   I_1(2\mu))` (Skellam). Zero inflation :math:`\pi` adds a point mass at 0:
   :math:`E|X-y| = \pi y + (1-\pi)E|N-y|`, :math:`E|X-X'| = (1-\pi)^2E|N-N'| + 2\pi(1-\pi)\mu`.
   The cdfs are regularised incomplete gamma/beta functions, accurate in both tails.
@@ -50,8 +51,8 @@ def nb_cdf(k, mu: np.ndarray, alpha: np.ndarray, shape_plus: float = 0.0) -> np.
     out = np.zeros(k.shape)
     pois, nb = (k >= 0) & (alpha < _ALPHA_POISSON), (k >= 0) & (alpha >= _ALPHA_POISSON)
     out[pois] = special.gammaincc(k[pois] + 1, mu[pois])
-    a = alpha[nb]
-    out[nb] = special.betainc(1 / a + shape_plus, k[nb] + 1, 1 / (1 + a * mu[nb]))
+    x = alpha[nb] * mu[nb]  # I_p(r, k+1) as the complement of I_q(k+1, r): q = x/(1+x) is exact
+    out[nb] = special.betaincc(k[nb] + 1, 1 / alpha[nb] + shape_plus, x / (1 + x))
     return out
 
 
@@ -64,11 +65,35 @@ def crps_zinb(y: np.ndarray, mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray) 
     m = 2 * mu[pois]
     gini[pois] = m * (special.i0e(m) + special.i1e(m))
     a, x = alpha[~pois], alpha[~pois] * mu[~pois]
-    gini[~pois] = (2 * mu[~pois] * (1 + x) / (1 + 2 * x)
-                   * special.hyp2f1(1 - 1 / a, 0.5, 2.0, 4 * x * (1 + x) / (1 + 2 * x) ** 2))
+    z = 4 * x * (1 + x) / (1 + 2 * x) ** 2
+    small = a < _ALPHA_QUAD  # scipy's hyp2f1 returns NaN for 1 - 1/alpha below about -1e4
+    h = np.empty(a.shape)
+    h[small] = _hyp_quad(1 / a[small], z[small])
+    h[~small] = special.hyp2f1(1 - 1 / a[~small], 0.5, 2.0, z[~small])
+    gini[~pois] = 2 * mu[~pois] * (1 + x) / (1 + 2 * x) * h
     e_abs = pi * y + (1 - pi) * abs_dev
     e_pair = (1 - pi) ** 2 * gini + 2 * pi * (1 - pi) * mu
     return np.maximum(e_abs - 0.5 * e_pair, 0.0)
+
+
+_ALPHA_QUAD = 0.05       # below this 2F1(1 - r, 1/2; 2; z) is integrated numerically
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(96)
+
+
+def _hyp_quad(r: np.ndarray, z: np.ndarray) -> np.ndarray:
+    r""":math:`{}_2F_1(1-r, \tfrac12; 2; z)` for r >= 20, 0 <= z < 1, by Gauss-Legendre.
+
+    Euler's integral with :math:`t = \sin^2\theta` gives
+    :math:`\frac4\pi\int_0^{\pi/2}\cos^2\theta\,(1 - z\sin^2\theta)^{r-1}\,d\theta`, a smooth
+    bump at 0 of width about :math:`1/\sqrt{(r-1)z}`: integrating over
+    :math:`[0, T]` with :math:`T = \min(\pi/2, \tfrac\pi2\sqrt{80/((r-1)z)})` leaves out
+    less than :math:`e^{-80}` of it (:math:`\sin\theta \ge 2\theta/\pi`).
+    """
+    with np.errstate(divide="ignore"):
+        T = np.minimum(np.pi / 2, np.pi / 2 * np.sqrt(80 / ((r - 1) * z)))
+    theta = (T / 2)[:, None] * (_GL_X + 1)
+    f = np.cos(theta) ** 2 * np.exp((r - 1)[:, None] * np.log1p(-z[:, None] * np.sin(theta) ** 2))
+    return 4 / np.pi * (T / 2) * (f @ _GL_W)
 
 
 def _log_ratio(ks: np.ndarray, mu: np.ndarray, alpha: np.ndarray) -> np.ndarray:
