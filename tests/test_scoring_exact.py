@@ -137,3 +137,20 @@ def test_other_scores_finite_at_huge_and_tiny_means(mu):
     lo, hi = d.ppf(0.1), d.ppf(0.9)
     np.testing.assert_allclose(out["coverage_80"], ((ys >= lo) & (ys <= hi)).astype(float))
     np.testing.assert_allclose(out["brier_ge_5"], (d.sf(4) - (ys >= 5)) ** 2, rtol=1e-9, atol=1e-15)
+
+
+def test_log_score_small_dispersion_huge_outcome_is_exact_and_cheap():
+    # For alpha < 1e-3 the NB log-pmf needs log G(y+r) - log G(r) - y log r; it used to be
+    # summed term by term (y floats: 8 GB for y = 1e9). Reference: math.fsum of the terms.
+    import math
+
+    mu, alpha = 2e5, 1e-6
+    ys = np.array([300, 2e5, 2.5e5])
+    fc = CountForecast.negbin(index(3), mu, alpha, model="m")
+    got = scoring.log_score(fc, ys, floor=0.0)
+    x = alpha * mu
+    ref = [-(math.fsum(math.log1p(alpha * j) for j in range(int(y))) - math.lgamma(y + 1) + y * math.log(mu)
+             - y * math.log1p(x) - mu * math.log1p(x) / x) for y in ys]
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    huge = CountForecast.negbin(index(1), 1e9, 1e-9, model="m")
+    assert np.isfinite(scoring.score_all(huge, [10**9])["log"]).all()
