@@ -140,11 +140,23 @@ class BacktestResult:
         return out
 
     def summary(self, metrics: Sequence[str] = ("rps", "log", "mae", "coverage_80")) -> pd.DataFrame:
-        """Mean scores per model and horizon as a wide table (``mae`` is the mean absolute error)."""
+        """Mean scores per model and horizon as a wide table (``mae`` is the mean absolute error).
+
+        ``n`` is the number of forecasts per (model, h); a column ``n_<metric>`` appears
+        when some of them have no finite score for that metric, so unequal counts show.
+        """
         tidy = self.scores(("model", "h"))
         tidy["metric"] = tidy["metric"].replace({"abs_error": "mae"})
-        wide = tidy[tidy["metric"].isin(metrics)].pivot_table(index=["model", "h"], columns="metric", values="value")
-        return wide[[m for m in metrics if m in wide.columns]].reset_index()
+        tidy = tidy[tidy["metric"].isin(metrics)]
+        wide = tidy.pivot_table(index=["model", "h"], columns="metric", values="value")
+        counts = tidy.pivot_table(index=["model", "h"], columns="metric", values="n")
+        out = wide[[m for m in metrics if m in wide.columns]]
+        n = self.forecasts.groupby(["model", "h"], observed=True).size().reindex(out.index)
+        out = out.assign(n=n.to_numpy())
+        for m in [m for m in metrics if m in counts.columns]:
+            if (counts[m].to_numpy() != n.to_numpy()).any():
+                out[f"n_{m}"] = counts[m].to_numpy().astype(np.int64)
+        return out.reset_index()
 
 
 def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | None = None,

@@ -119,16 +119,39 @@ def _nb_pmf_grid(mu: np.ndarray, alpha: np.ndarray, K: int, out: np.ndarray | No
     return out
 
 
+def _log_rising_ratio(y: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """log G(y+r) - log G(r) - y log r for r >= 1e3, without cancellation.
+
+    Stirling's series log G(z) = (z - 1/2) log z - z + log(2 pi)/2 + 1/(12z) - 1/(360z^3)
+    + 1/(1260z^5) (error below 1/(1680 z^7) <= 1e-24 here) gives, with u = y/r,
+    r g(u) - log1p(u)/2 + c(r + y) - c(r), where g(u) = (1+u) log1p(u) - u is summed
+    as its series sum_{n>=2} (-u)^n / (n(n-1)) for u < 0.01 (it cancels there).
+    """
+    u = y / r
+    g = (1 + u) * np.log1p(u) - u
+    s = u < 0.01
+    us = u[s]
+    g[s] = sum((-us) ** n / (n * (n - 1)) for n in range(2, 11))
+
+    def c(z):
+        return 1 / (12 * z) - 1 / (360 * z**3) + 1 / (1260 * z**5)
+
+    return r * g - 0.5 * np.log1p(u) + (c(r + y) - c(r))
+
+
 def _nb_logpmf(y: np.ndarray, mu: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """log f(y) of NB2 per element (1-D arrays of equal length, y integer-valued >= 0)."""
     # T = log G(y+r) - log G(r) - y log r = sum_{j<y} log(1 + alpha j): by gammaln while
     # r <= 1e3 (absolute error ~1e-12); for smaller alpha gammaln(r) is so large that
-    # the difference cancels, so sum the terms directly (cost: sum of y over those rows).
+    # the difference cancels, so sum the terms directly for y <= 256 and use Stirling's
+    # series beyond (a sum over y terms would need y floats: 1e9 of them for y = 1e9).
     T = np.zeros(y.shape)
     big = alpha >= 1e-3
     r = 1.0 / alpha[big]
     T[big] = special.gammaln(y[big] + r) - special.gammaln(r) - y[big] * np.log(r)
-    small = np.flatnonzero(~big & (alpha > 0) & (y > 1))
+    far = ~big & (alpha > 0) & (y > 256)
+    T[far] = _log_rising_ratio(y[far], 1.0 / alpha[far])
+    small = np.flatnonzero(~big & (alpha > 0) & (y > 1) & ~far)
     if small.size:
         n_terms = y[small].astype(np.int64)
         owner = np.repeat(np.arange(small.size), n_terms)

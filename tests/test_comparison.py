@@ -166,3 +166,70 @@ def test_ensemble_spec_backtests_like_any_model():
     res = backtest(panel, ["ensemble", "climatology"], horizon=2, n_origins=3, refit_every=2)
     assert set(res.forecasts["model"]) == {"ensemble", "climatology"}
     assert np.isfinite(res.point_scores["rps"]).all()
+
+
+def unequal_result():
+    """12 cells (3 series x 4 origins, h = 1); 'naive' has a finite RPS on only 4 of them."""
+    from forecast.backtesting import BacktestResult
+
+    cut = pd.date_range("2020-01-01", periods=4, freq="MS")
+    cells = pd.DataFrame([(u, c + pd.offsets.MonthBegin(1), c, 1) for u in ("a", "b", "c") for c in cut],
+                         columns=["unique_id", "ds", "cutoff", "h"])
+    rng = np.random.default_rng(5)
+    base = rng.uniform(1.0, 2.0, len(cells))
+    naive = base * 0.5
+    naive[4:] = np.nan  # series b and c: no finite score (e.g. a failed fit)
+    fc = pd.concat([cells.assign(model="climatology"), cells.assign(model="naive")], ignore_index=True)
+    ps = pd.DataFrame({"rps": np.r_[base, naive], "log": np.r_[base, base * 0.9]})
+    return BacktestResult(fc, ps, pd.DataFrame(), {"horizon": 1}), base, naive
+
+
+def test_compare_uses_only_cells_every_model_scored_and_reports_exclusions():
+    from forecast.exceptions import ForecastWarning
+
+    res, base, naive = unequal_result()
+    with pytest.warns(ForecastWarning, match=r"'naive' has no finite rps on 8 of 12 cells"):
+        table = compare(res, baseline="climatology", metrics=("rps", "log"))
+    t = table.set_index(["model", "metric"])
+    # same 4 cells for both: naive is exactly half the baseline there -> skill 0.5
+    assert t.loc[("naive", "rps"), "skill"] == pytest.approx(0.5, rel=1e-12)
+    assert t.loc[("climatology", "rps"), "score"] == pytest.approx(base[:4].mean(), rel=1e-12)
+    assert (t.loc[(slice(None), "rps"), "n"] == 4).all()
+    assert (t.loc[(slice(None), "rps"), "n_excluded"] == 8).all()
+    # log is finite everywhere: all 12 cells, nothing excluded
+    assert (t.loc[(slice(None), "log"), "n"] == 12).all() and (t.loc[(slice(None), "log"), "n_excluded"] == 0).all()
+    assert t.loc[("naive", "log"), "skill"] == pytest.approx(0.1, rel=1e-12)
+
+
+def test_select_models_compares_on_common_cells():
+    from forecast.exceptions import ForecastWarning
+
+    res, base, naive = unequal_result()
+    with pytest.warns(ForecastWarning, match="naive"):
+        sel = select_models(res, baseline="climatology", metric="rps", by="global")
+    # on the 4 common cells naive is exactly half the baseline every time: chosen (p = 0)
+    assert (sel["model"] == "naive").all()
+    assert sel["score"].iloc[0] == pytest.approx(0.5 * base[:4].mean(), rel=1e-12)
+    assert sel["baseline_score"].iloc[0] == pytest.approx(base[:4].mean(), rel=1e-12)
+    assert (sel["n"] == 4).all() and (sel["n_excluded"] == 16).all()
+    assert (sel["best_scoring"] == "naive").all()
+
+
+def test_nothing_excluded_means_no_warning():
+    import warnings
+
+    res, base, naive = unequal_result()
+    res.point_scores["rps"] = np.r_[base, base * 0.5]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = compare(res, baseline="climatology", metrics=("rps",))
+    assert (table["n"] == 12).all() and (table["n_excluded"] == 0).all()
+
+
+def test_summary_shows_unequal_score_counts():
+    res, base, naive = unequal_result()
+    s = res.summary(metrics=("rps", "log")).set_index("model")
+    assert (s["n"] == 12).all()
+    assert s.loc["climatology", "n_rps"] == 12 and s.loc["naive", "n_rps"] == 4
+    assert "n_log" not in s.columns  # every forecast has a log score
+    assert s.loc["naive", "rps"] == pytest.approx(naive[:4].mean(), rel=1e-12)
