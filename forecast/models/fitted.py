@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
-from forecast.models.guard import (bad_forecast, cap_forecast, describe, is_numeric_error, mean_cap,
-                                   recording_caps)
+from forecast.models.guard import (MEAN_CAP_FACTOR, bad_forecast, cap_many, describe, is_numeric_error,
+                                   recording_caps, screen)
 from forecast.models.series import PanelData, future_dates
 
 if TYPE_CHECKING:
@@ -116,18 +116,18 @@ class FittedModel:
                                              seed)
                 for i, sf in zip(idx, got):
                     sfs[i] = sf
-            for i, sf in enumerate(sfs):  # unusable forecasts: the series moves down its ladder
-                why = sf if isinstance(sf, str) else bad_forecast(sf)
+            for i, why in enumerate(screen(sfs)):  # unusable forecasts: the series moves down its ladder
                 if why:
                     sfs[i], label, used, note = _ladder_forecast(self._spec, fits[i], series[i], h, future, seed,
                                                                  why)
                     fallbacks[i] = (label, used, note)
-        capped = np.array([s.uid in capped_uids for s in series], dtype=bool)
-        for i, s in enumerate(series):  # the mean cap holds for every model (vectorised per series)
-            sfs[i], hit = cap_forecast(sfs[i], mean_cap(s.y))
-            capped[i] |= hit
+        # The mean cap holds for every model, whether or not the model capped inside.
+        hmaxes = [int(s.y.max(initial=0)) for s in series]
+        sfs, capped = cap_many(sfs, MEAN_CAP_FACTOR * np.maximum(np.array(hmaxes, dtype=float), 1.0))
+        if capped_uids:
+            capped |= np.array([s.uid in capped_uids for s in series], dtype=bool)
         self._forecast_fallback, self._capped = fallbacks, capped
-        hmaxes = [int(max(s.y.max(initial=0), 1)) if history_max is None else history_max for s in series]
+        hmaxes = [max(m, 1) if history_max is None else history_max for m in hmaxes]
         ahead = future_dates(np.array([s.ds_values[-1] for s in series]).astype("datetime64[ns]"), h,
                              self._data.freq)
         # One CountForecast per distribution family (vectorised over its series),

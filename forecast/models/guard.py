@@ -74,6 +74,54 @@ def bad_forecast(sf: "SeriesForecast") -> str:
     return ""
 
 
+def screen(sfs: list) -> list[str]:
+    """:func:`bad_forecast` for many series (strings, the reasons already known, pass
+    through): one vectorised pass over the stacked means, the exact check only for the
+    series it flags (the common case, every forecast usable, costs a few numpy calls)."""
+    out = [sf if isinstance(sf, str) else "" for sf in sfs]
+    suspect: set[int] = set()
+    for name in ("mu", "alpha", "pi"):
+        idx = [i for i, sf in enumerate(sfs) if not isinstance(sf, str) and getattr(sf, name) is not None]
+        if not idx:
+            continue
+        parts = _flat_parts([getattr(sfs[i], name) for i in idx])
+        flat = np.concatenate(parts).astype(float, copy=False)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(flat) & (flat >= 0) & ((flat <= 1) if name == "pi" else True))
+        if bad.any():
+            owner = np.repeat(np.arange(len(idx)), [len(p) for p in parts])
+            suspect.update(idx[j] for j in np.unique(owner[bad]))
+    for i, sf in enumerate(sfs):
+        if not isinstance(sf, str) and (i in suspect or sf.paths is not None or sf.pmf is not None):
+            out[i] = bad_forecast(sf)
+    return out
+
+
+def _flat_parts(parts: list) -> list:
+    """Arrays as 1-D (they usually are: then as given, without a per-series numpy call)."""
+    if all(isinstance(p, np.ndarray) and p.ndim == 1 for p in parts):
+        return parts
+    return [np.ravel(p) for p in parts]
+
+
+def cap_many(sfs: list, caps: np.ndarray) -> tuple[list, np.ndarray]:
+    """:func:`cap_forecast` for many series: a vectorised screen of the means, the capping
+    itself only for the series above their cap. Returns (forecasts, capped flags)."""
+    capped = np.zeros(len(sfs), dtype=bool)
+    idx = [i for i, sf in enumerate(sfs) if sf.mu is not None]
+    suspect = [i for i, sf in enumerate(sfs) if sf.mu is None and sf.paths is not None]
+    if idx:
+        parts = _flat_parts([sfs[i].mu for i in idx])
+        lens = [len(p) for p in parts]
+        over = np.concatenate(parts) > np.repeat(caps[idx], lens)
+        if over.any():
+            suspect += [idx[j] for j in np.unique(np.repeat(np.arange(len(idx)), lens)[over])]
+    out = list(sfs)
+    for i in suspect:
+        out[i], capped[i] = cap_forecast(sfs[i], float(caps[i]))
+    return out, capped
+
+
 # -- recording capped means ----------------------------------------------------------------
 
 _CAPPED: contextvars.ContextVar[set | None] = contextvars.ContextVar("forecast_capped", default=None)
