@@ -156,8 +156,9 @@ def cap_forecast(sf: "SeriesForecast", cap: float) -> tuple["SeriesForecast", bo
 
     if sf.mu is not None:
         mu = np.asarray(sf.mu, dtype=float)
-        if np.all(mu <= cap):
-            return sf, False
+        with np.errstate(invalid="ignore"):
+            if not np.any(mu > cap):  # (NaN is not "above": screen() deals with it)
+                return sf, False
         return SeriesForecast(sf.family, mu=np.minimum(mu, cap), alpha=sf.alpha, pi=sf.pi), True
     if sf.paths is not None:
         over = sf.paths.mean(axis=-1) > cap  # (h,)

@@ -16,7 +16,7 @@ import pytest
 from forecast.distributions import K_CAP_MAX
 from forecast.exceptions import ConfigError
 from forecast.models import glm as glm_module
-from forecast.models.base import PENALTY_FALLBACK, ModelSpec, SeriesFit, SeriesForecast, batched_engine
+from forecast.models.base import PENALTY_FALLBACK, REGISTRY, ModelSpec, SeriesFit, SeriesForecast, batched_engine
 from forecast.models.baselines import Climatology, Empirical
 from forecast.models.design import capped_mean
 from forecast.models.glm import NegBinGLM, PoissonGLM
@@ -306,3 +306,35 @@ def test_empirical_below_the_cap_is_unchanged() -> None:
     fc = Empirical().fit(panel({"a": y})).forecast(1)
     np.testing.assert_allclose(fc.pmf[0], np.bincount(y) / len(y), rtol=1e-12)
     assert fc.tail[0] <= 1e-12  # only rounding of 1 - row sum
+
+
+def test_arima_back_transformed_location_is_capped(monkeypatch) -> None:
+    from forecast.models import arima as arima_module
+
+    y = np.random.default_rng(6).poisson(3, 40)
+    fitted = REGISTRY["arima"](order=(1, 0, 0), seasonal=False).fit(panel({"a": y}))
+    if fitted.fits()["a"].spec.name != "arima":
+        pytest.skip("arima fell back on this draw")
+    # a runaway log-scale forecast: exp(50) - 1 counts
+    monkeypatch.setattr(arima_module, "z_forecast", lambda fit, y, h: (np.full(h, 50.0), np.full(h, 0.1)))
+    fc = fitted.forecast(2)
+    assert bool(fitted.diagnostics()["mean_capped"].iloc[0])
+    cap = MEAN_CAP_FACTOR * y.max()
+    assert np.all(fc.quantile(0.5) <= cap)  # the back-transformed median sits at the cap, not beyond
+    check_usable(fc, 2)
+
+
+def test_screen_and_cap_many_equal_the_per_series_checks() -> None:
+    from forecast.models.guard import cap_forecast, cap_many, screen
+
+    rng = np.random.default_rng(7)
+    sfs = [SeriesForecast("negbin", mu=rng.choice([1.0, 2e6, np.nan, -1.0], 3), alpha=np.full(3, 0.5))
+           for _ in range(40)] + [SeriesForecast("samples", paths=rng.integers(0, 3_000_000, (3, 4)))]
+    assert screen(sfs) == [bad_forecast(sf) for sf in sfs]
+    caps = rng.choice([10.0, 1e7], len(sfs))
+    got, flags = cap_many(sfs, caps)
+    for sf, g, f, c in zip(sfs, got, flags, caps):
+        ref, hit = cap_forecast(sf, c)
+        assert f == hit
+        np.testing.assert_array_equal(g.mu if g.mu is not None else g.paths, ref.mu if ref.mu is not None
+                                      else ref.paths)
