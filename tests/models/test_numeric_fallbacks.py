@@ -73,6 +73,8 @@ def check_usable(fc, n_rows: int) -> None:
 @pytest.mark.parametrize("name", BUNDLED)
 def test_bundled_specs_fit_and_forecast_degenerate_panels(name) -> None:
     for case, p in degenerate_panels().items():
+        if name == "arima" and case == "spike":  # its order search takes seconds per series: one is enough
+            p = p[p["unique_id"] == "spike0"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fitted = load_model(name).fit(p)
