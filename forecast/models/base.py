@@ -8,11 +8,15 @@ returns a new, immutable :class:`FittedModel` whose ``forecast(h)`` returns a
 state.
 
 Models fit each series on its own through :meth:`ModelSpec._fit_series`. The
-base class runs the model's *fallback ladder*: when a rung fails (raises
-:class:`FitFailure` or returns an unconverged fit) the next, simpler rung is
-tried, ending at ``climatology`` and ``zero``, so degenerate series (all
-zeros, one event, separation) never crash a run; ``diagnostics()`` records the
-rung that ran and why.
+base class runs the model's *fallback ladder*: when a rung fails for a series
+(raises :class:`FitFailure` or a numeric error such as ``LinAlgError`` or
+``OverflowError``, gives a non-finite likelihood or parameters, or does not
+converge) the next, simpler rung is tried, ending at ``climatology`` and
+``zero``, so degenerate series (all zeros, one event, separation, a huge
+spike) never crash a run; a batch that raises is retried series by series, so
+one series never fails another. Forecasts that come out unusable (non-finite
+means) move the series further down at forecast time. ``diagnostics()``
+records the rung that ran and why (see :mod:`forecast.models.guard`).
 """
 from __future__ import annotations
 
@@ -331,11 +335,17 @@ def _guarded_fit_many(spec: ModelSpec, series: list["Series"]) -> list["SeriesFi
         if not is_numeric_error(exc):
             raise
         if len(series) == 1:
-            return [FitFailure(describe(exc))]
+            if not batching():
+                return [FitFailure(describe(exc))]
+            with batched_engine(False):  # the per-series engine (same results when both work)
+                res = _guarded_fit_many(spec, series)[0]
+            if isinstance(res, SeriesFit):
+                res.engine = f"per-series (the batched engine raised {type(exc).__name__})"
+            return [res]
         results = []
         for s in series:
             res = _guarded_fit_many(spec, [s])[0]
-            if isinstance(res, SeriesFit):
+            if isinstance(res, SeriesFit) and not res.engine.startswith("per-series (the batched engine"):
                 res.engine = f"per-series (the batch raised {type(exc).__name__})"
             results.append(res)
     # (an unconverged fit already fails the rung with its own message)

@@ -203,13 +203,18 @@ def _guarded_forecast_many(spec: ModelSpec, fits: list[SeriesFit], series: list,
     """``spec._forecast_many`` where no series can fail another: a numeric error for the
     whole group is retried series by series; a series that still raises gets the reason
     (a string) in place of its forecast."""
+    from forecast.models.base import batched_engine, batching
+
     try:
         return list(spec._forecast_many(fits, series, h, future, seed))
     except Exception as exc:
         if not is_numeric_error(exc):
             raise
         if len(series) == 1:
-            return [describe(exc)]
+            if not batching():
+                return [describe(exc)]
+            with batched_engine(False):  # the per-series path (same results when both work)
+                return _guarded_forecast_many(spec, fits, series, h, future, seed)
         return [_guarded_forecast_many(spec, [f], [s], h, future, seed)[0] for f, s in zip(fits, series)]
 
 
