@@ -24,6 +24,7 @@ from forecast.models.base import (
     SeriesFit,
     SeriesForecast,
 )
+from forecast.models.guard import mean_cap, note_capped
 
 #: Options of every ``SARIMAX`` built here (the scale is concentrated out of the
 #: likelihood: one parameter fewer for the optimiser, 20-65% fewer likelihood calls in trials).
@@ -531,6 +532,12 @@ class Arima(ModelSpec):
 
     def _forecast_series(self, fit: SeriesFit, s: Series, h: int, future, rng) -> SeriesForecast:
         mean, sd = z_forecast(fit, s.y, h)
+        # The mean cap of every model, on the log scale: the back-transformed median
+        # exp(mean) - 1 stays at or below MEAN_CAP_FACTOR x max(largest count, 1).
+        top = np.log1p(mean_cap(s.y))
+        if np.any(mean > top):
+            note_capped(s.uid)
+            mean = np.minimum(mean, top)
         k_cap = int(max(200, 10 * int(np.max(s.y, initial=0))))
         return SeriesForecast("pmf", pmf=log1p_gaussian_pmf(mean, sd, k_cap))
 

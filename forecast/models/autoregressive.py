@@ -22,11 +22,13 @@ from forecast.models.base import (SEED, FitFailure, ModelSpec, Param, Series,
 from forecast.models.design import (
     DesignSpec,
     build_design,
+    capped_mean,
     design_params,
     distinct,
     future_design,
     lag_values,
 )
+from forecast.models.guard import mean_cap
 
 __all__ = ["INGARCH", "IngarchFit", "fit_ingarch", "ingarch_objective", "initial_log_mean"]
 
@@ -415,7 +417,7 @@ class INGARCH(ModelSpec):
             for j in range(h):
                 obs = lag_values(s.y.astype(float), self.past_obs) @ b if P else 0.0
                 nus.append(base[j] + obs + sum(aq * nus[-q] for q, aq in zip(qs, a)))
-            mu = np.exp(np.minimum(nus[Q:], _NU_MAX))
+            mu = capped_mean(np.exp(np.minimum(nus[Q:], _NU_MAX)), mean_cap(s.y), s.uid)
             if self.distribution == "poisson":
                 return SeriesForecast("poisson", mu=mu)
             return SeriesForecast("negbin", mu=mu, alpha=np.full(h, alpha))
@@ -425,13 +427,14 @@ class INGARCH(ModelSpec):
         N = np.empty((n, Q + h))
         N[:, :Q] = st["nu_hist"]
         out = np.empty((h, n), dtype=np.int64)
+        cap = mean_cap(s.y)
         for j in range(h):  # vectorised over paths; the recursion runs over the horizon
             nu = np.full(n, base[j])
             for k, bk in zip(self.past_obs, b):
                 nu += bk * np.log1p(Y[:, kmax + j - k])
             for q, aq in zip(qs, a):
                 nu += aq * N[:, Q + j - q]
-            mu = np.exp(np.minimum(nu, _NU_MAX))
+            mu = capped_mean(np.exp(np.minimum(nu, _NU_MAX)), cap, s.uid)
             draw = rng.negative_binomial(1 / alpha, 1 / (1 + alpha * mu)) if alpha > 0 else rng.poisson(mu)
             out[j], Y[:, kmax + j], N[:, Q + j] = draw, draw, nu
         return SeriesForecast("samples", paths=out)

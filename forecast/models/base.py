@@ -8,11 +8,15 @@ returns a new, immutable :class:`FittedModel` whose ``forecast(h)`` returns a
 state.
 
 Models fit each series on its own through :meth:`ModelSpec._fit_series`. The
-base class runs the model's *fallback ladder*: when a rung fails (raises
-:class:`FitFailure` or returns an unconverged fit) the next, simpler rung is
-tried, ending at ``climatology`` and ``zero``, so degenerate series (all
-zeros, one event, separation) never crash a run; ``diagnostics()`` records the
-rung that ran and why.
+base class runs the model's *fallback ladder*: when a rung fails for a series
+(raises :class:`FitFailure` or a numeric error such as ``LinAlgError`` or
+``OverflowError``, gives a non-finite likelihood or parameters, or does not
+converge) the next, simpler rung is tried, ending at ``climatology`` and
+``zero``, so degenerate series (all zeros, one event, separation, a huge
+spike) never crash a run; a batch that raises is retried series by series, so
+one series never fails another. Forecasts that come out unusable (non-finite
+means) move the series further down at forecast time. ``diagnostics()``
+records the rung that ran and why (see :mod:`forecast.models.guard`).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
+from forecast.models.guard import describe, is_numeric_error
 from forecast.models.series import (  # noqa: F401  (re-exported: models import them from here)
     PanelData,
     Series,
@@ -178,9 +183,8 @@ class ModelSpec:
         """Fit one series; raise :class:`FitFailure` when it cannot be fitted."""
         raise NotImplementedError
 
-    def _fit_many(self, series: list["Series"]) -> list["SeriesFit"]:
-        """Fit many series, each through the fallback ladder, one rung at a time for all
-        series still unfitted (so every rung can use a batched engine)."""
+    def _rungs(self) -> list[tuple[str, "ModelSpec"]]:
+        """The whole ladder, (label, spec) pairs: ("none", self) first, simplest last."""
         rungs: list[tuple[str, ModelSpec]] = [("none", self)]
         for label, spec in self.fallback_specs():
             rungs.append((label, spec))
@@ -188,6 +192,18 @@ class ModelSpec:
             # after it, so separation in the fallback does not skip to climatology.
             if label != "none" and spec.get_params().get("penalty") == 0:
                 rungs.append((f"{label}+penalty", spec.clone().set_params(penalty=PENALTY_FALLBACK)))
+        return rungs
+
+    def _fit_many(self, series: list["Series"]) -> list["SeriesFit"]:
+        """Fit many series, each through the fallback ladder, one rung at a time for all
+        series still unfitted (so every rung can use a batched engine).
+
+        A rung fails for a series when it raises :class:`FitFailure` or a numeric error
+        (see :func:`~forecast.models.guard.is_numeric_error`), returns a fit with a
+        non-finite likelihood or parameters, or does not converge; the reason, naming the
+        error, is kept in the fit's ``reason``.
+        """
+        rungs = self._rungs()
         out: list[SeriesFit | None] = [None] * len(series)
         reasons: list[list[str]] = [[] for _ in series]
         pending = list(range(len(series)))
@@ -196,7 +212,7 @@ class ModelSpec:
                 break
             name = spec.name if label == "none" else label
             last = r == len(rungs) - 1
-            results = spec._try_fit_many([series[i] for i in pending])
+            results = _guarded_fit_many(spec, [series[i] for i in pending])
             left = []
             for i, res in zip(pending, results):
                 if isinstance(res, FitFailure):
@@ -215,14 +231,19 @@ class ModelSpec:
 
     def _try_fit_many(self, series: list["Series"]) -> list["SeriesFit | FitFailure"]:
         """This rung alone on many series: a fit, or the :class:`FitFailure` it raised, per
-        series. Models with a batched engine override this; the result must equal
-        :meth:`_fit_series` on each series (see :func:`batched_engine`)."""
+        series (a numeric error of one series becomes its :class:`FitFailure`). Models with
+        a batched engine override this; the result must equal :meth:`_fit_series` on each
+        series (see :func:`batched_engine`)."""
         out: list[SeriesFit | FitFailure] = []
         for s in series:
             try:
                 out.append(self._fit_series(s))
             except FitFailure as exc:
                 out.append(exc)
+            except Exception as exc:
+                if not is_numeric_error(exc):
+                    raise
+                out.append(FitFailure(describe(exc)))
         return out
 
     def _fit_with_fallbacks(self, s: "Series") -> "SeriesFit":
@@ -301,6 +322,55 @@ def _same(a: Any, b: Any) -> bool:
 
 class FitFailure(Exception):
     """A series cannot be fitted by this rung; the next rung of the ladder is tried."""
+
+
+def _guarded_fit_many(spec: ModelSpec, series: list["Series"]) -> list["SeriesFit | FitFailure"]:
+    """``spec._try_fit_many`` where no series can fail another: when a (batched) rung raises a
+    numeric error for the whole call, it is retried series by series, so only the series
+    that cause it fail (a singular matrix can appear only when certain series share a
+    batch). Fits with non-finite likelihood or parameters become failures."""
+    try:
+        results = spec._try_fit_many(series)
+    except Exception as exc:
+        if not is_numeric_error(exc):
+            raise
+        if len(series) == 1:
+            if not batching():
+                return [FitFailure(describe(exc))]
+            with batched_engine(False):  # the per-series engine (same results when both work)
+                res = _guarded_fit_many(spec, series)[0]
+            if isinstance(res, SeriesFit):
+                res.engine = f"per-series (the batched engine raised {type(exc).__name__})"
+            return [res]
+        results = []
+        for s in series:
+            res = _guarded_fit_many(spec, [s])[0]
+            if isinstance(res, SeriesFit) and not res.engine.startswith("per-series (the batched engine"):
+                res.engine = f"per-series (the batch raised {type(exc).__name__})"
+            results.append(res)
+    # (an unconverged fit already fails the rung with its own message)
+    return [_unusable(res) or res if isinstance(res, SeriesFit) and res.converged else res for res in results]
+
+
+#: State entries holding estimated parameters: non-finite values there make a fit unusable.
+_PARAM_KEYS = ("beta", "alpha", "mu", "rate", "a", "pi", "gamma")
+
+
+def _unusable(fit: "SeriesFit") -> "FitFailure | None":
+    """A failure when a fit's numbers cannot be used (None when they can)."""
+    if fit.loglik == np.inf or (np.isnan(fit.loglik) and fit.n_params > 0):
+        return FitFailure(f"non-finite log-likelihood ({fit.loglik})")
+    for key in _PARAM_KEYS:
+        v = fit.state.get(key)
+        if v is None or isinstance(v, str):
+            continue
+        try:
+            arr = np.asarray(v, dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if not np.all(np.isfinite(arr)):
+            return FitFailure(f"non-finite fitted parameter '{key}'")
+    return None
 
 
 def as_tuple(v: Iterable[Any] | None) -> tuple[Any, ...]:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
+
+from forecast.distributions import K_CAP_MAX
 from forecast.models._glmbatch import nb_intercept_mle_batch
 from forecast.models.base import (
     SEED,
@@ -162,6 +164,11 @@ class Empirical(ModelSpec):
     Notes
     -----
     P(Y_{T+h} = k) = #{t in last W periods: y_t = k} / W for every h.
+
+    The dense support is capped like every forecast's (``K_CAP_MAX`` of
+    :mod:`forecast.distributions`): the frequency of counts above the cap is kept
+    as the forecast's tail mass P(Y > K), so one runaway count cannot make a pmf
+    row of absurd width for every series of the panel.
     """
 
     name = "empirical"
@@ -174,9 +181,11 @@ class Empirical(ModelSpec):
         if len(s.y) == 0:
             raise FitFailure("empty series")
         w = s.y[-self.window:]
-        pmf = np.bincount(w).astype(float) / len(w)
-        return SeriesFit(self, n_obs=len(w), loglik=float(np.sum(np.log(pmf[w]))), n_params=len(pmf) - 1,
-                         state={"pmf": pmf})
+        K = min(int(w.max()), K_CAP_MAX)
+        freq = np.bincount(np.minimum(w, K + 1), minlength=K + 2) / len(w)  # slot K+1: counts above the cap
+        pmf = freq[:K + 1]
+        return SeriesFit(self, n_obs=len(w), loglik=float(np.sum(np.log(freq[np.minimum(w, K + 1)]))),
+                         n_params=K + int(freq[K + 1] > 0), state={"pmf": pmf})
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         return SeriesForecast("pmf", pmf=np.tile(fit.state["pmf"], (h, 1)))

@@ -305,8 +305,7 @@ def as_names(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(str(v) for v in values)
 
 
-#: Forecast means above this multiple of max(history, 1) are capped, with a warning.
-MEAN_CAP_FACTOR = 1e4
+from forecast.models.guard import MEAN_CAP_FACTOR, note_capped  # noqa: E402  (re-exported)
 
 
 def distinct(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
@@ -315,12 +314,18 @@ def distinct(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 
 def capped_mean(mu: np.ndarray, cap: float, uid: str) -> np.ndarray:
-    """Means above ``cap`` are capped (a guard against extrapolating past any plausible count)."""
-    if np.all(mu <= cap):
-        return mu
+    """Means above ``cap`` are capped (a guard against extrapolating past any plausible count).
+
+    NaN means stay NaN (the ladder then replaces that forecast); capping is recorded for
+    ``diagnostics()`` (see :func:`~forecast.models.guard.recording_caps`).
+    """
+    with np.errstate(invalid="ignore"):
+        if not np.any(mu > cap):
+            return mu
+    note_capped(uid)  # reported per series in FittedModel.diagnostics()["mean_capped"]
     warnings.warn(f"series '{uid}': forecast mean capped at {cap:.3g} (1e4 x the largest count seen); "
                   "the fitted model extrapolates beyond any plausible count.", ForecastWarning, stacklevel=4)
-    return np.minimum(np.nan_to_num(mu, nan=cap, posinf=cap), cap)
+    return np.minimum(mu, cap)  # NaN stays NaN: the forecast check then moves down the ladder
 
 
 def check_design_columns(panel: pd.DataFrame, dspec: DesignSpec) -> None:

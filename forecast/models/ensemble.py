@@ -137,7 +137,8 @@ class EnsembleFitted(FittedModel):
             rows.append({"unique_id": uid, "converged": all(parts[n].loc[uid, "converged"] for n in parts),
                          "fallback": "members: " + ", ".join(fell) if fell else "none",
                          "reason": self._notes.get(uid, ""), "model_used": "ensemble", "loglik": np.nan,
-                         "aic": np.nan, "n_obs": int(max(parts[n].loc[uid, "n_obs"] for n in parts)), "message": ""})
+                         "aic": np.nan, "n_obs": int(max(parts[n].loc[uid, "n_obs"] for n in parts)), "message": "",
+                         "mean_capped": any(bool(parts[n].loc[uid, "mean_capped"]) for n in parts)})
         return pd.DataFrame(rows)
 
     def __repr__(self) -> str:

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
+from forecast.models.guard import (MEAN_CAP_FACTOR, bad_forecast, cap_many, describe, is_numeric_error,
+                                   recording_caps, screen)
 from forecast.models.series import PanelData, future_dates
 
 if TYPE_CHECKING:
@@ -59,6 +61,10 @@ class FittedModel:
 
     def __init__(self, spec: ModelSpec, data: PanelData, fits: list[SeriesFit]) -> None:
         self._spec, self._data, self._fits = spec, data, fits
+        # What the last forecast() call had to do per series (reported by diagnostics()):
+        # a rung that replaced an unusable forecast, and whether a mean was capped.
+        self._forecast_fallback: dict[int, tuple[str, str, str]] = {}
+        self._capped = np.zeros(len(fits), dtype=bool)
 
     @property
     def spec(self) -> ModelSpec:
@@ -98,16 +104,30 @@ class FittedModel:
             raise ConfigError(f"The horizon h must be an int >= 1. Got {h!r} instead.")
         series, fits = self._data.series, self._fits
         seed = getattr(self._spec, "seed", 0)
-        sfs: list[SeriesForecast | None] = [None] * len(fits)
+        sfs: list[SeriesForecast | str | None] = [None] * len(fits)
         groups: dict[int, list[int]] = {}
         for i, fit in enumerate(fits):  # rungs of a ladder are separate specs: forecast each group together
             groups.setdefault(id(fit.spec), []).append(i)  # one spec object per rung and fit call
-        for idx in groups.values():
-            spec = fits[idx[0]].spec
-            for i, sf in zip(idx, spec._forecast_many([fits[i] for i in idx], [series[i] for i in idx], h,
-                                                       future, seed)):
-                sfs[i] = sf
-        hmaxes = [int(max(s.y.max(initial=0), 1)) if history_max is None else history_max for s in series]
+        fallbacks: dict[int, tuple[str, str, str]] = {}
+        with recording_caps() as capped_uids:
+            for idx in groups.values():
+                spec = fits[idx[0]].spec
+                got = _guarded_forecast_many(spec, [fits[i] for i in idx], [series[i] for i in idx], h, future,
+                                             seed)
+                for i, sf in zip(idx, got):
+                    sfs[i] = sf
+            for i, why in enumerate(screen(sfs)):  # unusable forecasts: the series moves down its ladder
+                if why:
+                    sfs[i], label, used, note = _ladder_forecast(self._spec, fits[i], series[i], h, future, seed,
+                                                                 why)
+                    fallbacks[i] = (label, used, note)
+        # The mean cap holds for every model, whether or not the model capped inside.
+        hmaxes = [int(s.y.max(initial=0)) for s in series]
+        sfs, capped = cap_many(sfs, MEAN_CAP_FACTOR * np.maximum(np.array(hmaxes, dtype=float), 1.0))
+        if capped_uids:
+            capped |= np.array([s.uid in capped_uids for s in series], dtype=bool)
+        self._forecast_fallback, self._capped = fallbacks, capped
+        hmaxes = [max(m, 1) if history_max is None else history_max for m in hmaxes]
         ahead = future_dates(np.array([s.ds_values[-1] for s in series]).astype("datetime64[ns]"), h,
                              self._data.freq)
         # One CountForecast per distribution family (vectorised over its series),
@@ -153,16 +173,79 @@ class FittedModel:
 
     def diagnostics(self) -> pd.DataFrame:
         """Per series: ``unique_id, converged, fallback, reason, model_used, loglik, aic, n_obs,
-        message, engine`` (``engine``: "batched", or "per-series" and why the batch handed it back)."""
-        return pd.DataFrame([{
-            "unique_id": s.uid, "converged": f.converged, "fallback": f.fallback, "reason": f.reason,
-            "model_used": f.spec.name, "loglik": f.loglik, "aic": f.aic, "n_obs": f.n_obs, "message": f.message,
-            "engine": f.engine,
-        } for s, f in zip(self._data.series, self._fits)])
+        message, engine, mean_capped``.
+
+        ``engine``: "batched", or "per-series" and why the batch handed it back.
+        ``fallback`` / ``model_used`` name the rung whose forecast was used: when the
+        last :meth:`forecast` found the fitted rung's forecast unusable (a numeric error,
+        non-finite means), the rung that replaced it, with ``reason`` ending in
+        ``forecast: ...``. ``mean_capped``: whether the last forecast capped a mean at
+        ``MEAN_CAP_FACTOR x max(largest count, 1)`` (False before any forecast).
+        """
+        rows = []
+        for i, (s, f) in enumerate(zip(self._data.series, self._fits)):
+            fallback, used, reason = f.fallback, f.spec.name, f.reason
+            if i in self._forecast_fallback:
+                fallback, used, note = self._forecast_fallback[i]
+                reason = "; ".join(r for r in (reason, f"forecast: {note}") if r)
+            rows.append({"unique_id": s.uid, "converged": f.converged, "fallback": fallback, "reason": reason,
+                         "model_used": used, "loglik": f.loglik, "aic": f.aic, "n_obs": f.n_obs,
+                         "message": f.message, "engine": f.engine, "mean_capped": bool(self._capped[i])})
+        return pd.DataFrame(rows)
 
     def __repr__(self) -> str:
         n_fb = sum(f.fallback != "none" for f in self._fits)
         return f"Fitted {self._spec!r} on {len(self._fits)} series ({n_fb} fell back)"
+
+
+def _guarded_forecast_many(spec: ModelSpec, fits: list[SeriesFit], series: list, h: int,
+                           future: pd.DataFrame | None, seed: int) -> list[SeriesForecast | str]:
+    """``spec._forecast_many`` where no series can fail another: a numeric error for the
+    whole group is retried series by series; a series that still raises gets the reason
+    (a string) in place of its forecast."""
+    from forecast.models.base import batched_engine, batching
+
+    try:
+        return list(spec._forecast_many(fits, series, h, future, seed))
+    except Exception as exc:
+        if not is_numeric_error(exc):
+            raise
+        if len(series) == 1:
+            if not batching():
+                return [describe(exc)]
+            with batched_engine(False):  # the per-series path (same results when both work)
+                return _guarded_forecast_many(spec, fits, series, h, future, seed)
+        return [_guarded_forecast_many(spec, [f], [s], h, future, seed)[0] for f, s in zip(fits, series)]
+
+
+def _ladder_forecast(top: ModelSpec, fit: SeriesFit, s, h: int, future: pd.DataFrame | None, seed: int,
+                     why: str) -> tuple[SeriesForecast, str, str, str]:
+    """A usable forecast for a series whose fitted rung gave none: the rungs below it, each
+    fitted to this series and forecast, until one works (``zero`` at the end).
+
+    Returns (forecast, rung label, model name, note naming every failure on the way).
+    """
+    from forecast.models.base import FitFailure, _guarded_fit_many
+
+    rungs = top._rungs()
+    labels = [label for label, _ in rungs]
+    notes = [f"{fit.spec.name}: {why}"]
+    start = labels.index(fit.fallback) + 1 if fit.fallback in labels else len(rungs)
+    for r in range(start, len(rungs)):
+        label, spec = rungs[r]
+        name = spec.name if label == "none" else label
+        res = _guarded_fit_many(spec, [s])[0]
+        if isinstance(res, FitFailure) or (not res.converged and r < len(rungs) - 1):
+            notes.append(f"{name}: {res if isinstance(res, FitFailure) else res.message or 'did not converge'}")
+            continue
+        sf = _guarded_forecast_many(spec, [res], [s], h, future, seed)[0]
+        bad = sf if isinstance(sf, str) else bad_forecast(sf)
+        if bad:
+            notes.append(f"{name}: {bad}")
+            continue
+        return sf, label, spec.name, "; ".join(notes) + f"; used {name}"
+    # Every rung failed (cannot happen with the zero rung; kept so no series is ever lost).
+    return SeriesForecast("poisson", mu=np.zeros(h)), "zero", "zero", "; ".join(notes) + "; used zero"
 
 
 def _stacked_forecast(family: str, sfs: list[SeriesForecast], index: pd.DataFrame, model: str,

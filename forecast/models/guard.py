@@ -1,0 +1,170 @@
+"""Numeric safety of fits and forecasts: which errors are numeric, what a usable forecast is,
+and the forecast-mean cap.
+
+A numeric failure (a singular matrix, an SVD that does not converge, an overflow, a
+non-finite likelihood or forecast) is a property of one series' data, not a bug and not a
+user error: the fallback ladder (:meth:`~forecast.models.base.ModelSpec._fit_many`,
+:meth:`~forecast.models.fitted.FittedModel.forecast`) turns it into a recorded fallback for
+that series only. User errors (:class:`~forecast.exceptions.ForecastError`, e.g. a
+``ConfigError``, although it is also a ``ValueError``) and ``KeyboardInterrupt``,
+``SystemExit``, ``MemoryError`` are never caught here.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from forecast.exceptions import ForecastError
+
+if TYPE_CHECKING:
+    from forecast.models.fitted import SeriesForecast
+
+#: Forecast means above this multiple of max(largest count in the history, 1) are capped.
+MEAN_CAP_FACTOR = 1e4
+
+# ArithmeticError covers OverflowError, FloatingPointError and ZeroDivisionError; numpy's
+# (and scipy's) LinAlgError is a ValueError.
+_NUMERIC = (ArithmeticError, ValueError)
+
+
+def is_numeric_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a numeric failure of a fit or forecast (not a user error)."""
+    return isinstance(exc, _NUMERIC) and not isinstance(exc, ForecastError)
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason naming the error kind, e.g. ``LinAlgError: SVD did not converge``."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def mean_cap(y: np.ndarray) -> float:
+    """The largest forecast mean allowed for a series with history ``y``."""
+    return MEAN_CAP_FACTOR * max(int(np.max(y, initial=0)), 1)
+
+
+def bad_forecast(sf: "SeriesForecast") -> str:
+    """Why a series' forecast cannot be used ("" when it can): non-finite or negative
+    means, dispersions, probabilities or paths, or a pmf whose rows exceed 1."""
+    with np.errstate(invalid="ignore"):
+        for name in ("mu", "alpha", "pi"):
+            v = getattr(sf, name)
+            if v is None:
+                continue
+            v = np.asarray(v, dtype=float)
+            if not np.all(np.isfinite(v)):
+                return f"non-finite forecast {name}"
+            if np.any(v < 0) or (name == "pi" and np.any(v > 1)):
+                return f"forecast {name} out of range"
+        if sf.paths is not None:
+            p = np.asarray(sf.paths)
+            if p.dtype.kind == "f" and not np.all(np.isfinite(p)):
+                return "non-finite simulated paths"
+            if p.size and p.min() < 0:
+                return "negative simulated counts"
+        if sf.pmf is not None:
+            pmf = np.asarray(sf.pmf, dtype=float)
+            if not np.all(np.isfinite(pmf)):
+                return "non-finite forecast pmf"
+            if np.any(pmf < 0) or np.any(pmf.sum(axis=-1) > 1 + 1e-9):
+                return "forecast pmf out of range"
+    return ""
+
+
+def screen(sfs: list) -> list[str]:
+    """:func:`bad_forecast` for many series (strings, the reasons already known, pass
+    through): one vectorised pass over the stacked means, the exact check only for the
+    series it flags (the common case, every forecast usable, costs a few numpy calls)."""
+    out = [sf if isinstance(sf, str) else "" for sf in sfs]
+    suspect: set[int] = set()
+    for name in ("mu", "alpha", "pi"):
+        idx = [i for i, sf in enumerate(sfs) if not isinstance(sf, str) and getattr(sf, name) is not None]
+        if not idx:
+            continue
+        parts = _flat_parts([getattr(sfs[i], name) for i in idx])
+        flat = np.concatenate(parts).astype(float, copy=False)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(flat) & (flat >= 0) & ((flat <= 1) if name == "pi" else True))
+        if bad.any():
+            owner = np.repeat(np.arange(len(idx)), [len(p) for p in parts])
+            suspect.update(idx[j] for j in np.unique(owner[bad]))
+    for i, sf in enumerate(sfs):
+        if not isinstance(sf, str) and (i in suspect or sf.paths is not None or sf.pmf is not None):
+            out[i] = bad_forecast(sf)
+    return out
+
+
+def _flat_parts(parts: list) -> list:
+    """Arrays as 1-D (they usually are: then as given, without a per-series numpy call)."""
+    if all(isinstance(p, np.ndarray) and p.ndim == 1 for p in parts):
+        return parts
+    return [np.ravel(p) for p in parts]
+
+
+def cap_many(sfs: list, caps: np.ndarray) -> tuple[list, np.ndarray]:
+    """:func:`cap_forecast` for many series: a vectorised screen of the means, the capping
+    itself only for the series above their cap. Returns (forecasts, capped flags)."""
+    capped = np.zeros(len(sfs), dtype=bool)
+    idx = [i for i, sf in enumerate(sfs) if sf.mu is not None]
+    suspect = [i for i, sf in enumerate(sfs) if sf.mu is None and sf.paths is not None]
+    if idx:
+        parts = _flat_parts([sfs[i].mu for i in idx])
+        lens = [len(p) for p in parts]
+        over = np.concatenate(parts) > np.repeat(caps[idx], lens)
+        if over.any():
+            suspect += [idx[j] for j in np.unique(np.repeat(np.arange(len(idx)), lens)[over])]
+    out = list(sfs)
+    for i in suspect:
+        out[i], capped[i] = cap_forecast(sfs[i], float(caps[i]))
+    return out, capped
+
+
+# -- recording capped means ----------------------------------------------------------------
+
+_CAPPED: contextvars.ContextVar[set | None] = contextvars.ContextVar("forecast_capped", default=None)
+
+
+@contextlib.contextmanager
+def recording_caps() -> Iterator[set]:
+    """Collect the ids of the series whose forecast means a model capped inside this block."""
+    seen: set = set()
+    token = _CAPPED.set(seen)
+    try:
+        yield seen
+    finally:
+        _CAPPED.reset(token)
+
+
+def note_capped(uid: str) -> None:
+    """Record that series ``uid`` had a forecast mean capped (no-op outside :func:`recording_caps`)."""
+    seen = _CAPPED.get()
+    if seen is not None:
+        seen.add(uid)
+
+
+def cap_forecast(sf: "SeriesForecast", cap: float) -> tuple["SeriesForecast", bool]:
+    """The forecast with its means held at ``cap`` or below; whether anything was capped.
+
+    Parametric families cap ``mu``; simulated paths are clipped at ``cap`` in the periods
+    whose path mean exceeds it; a dense pmf (ARIMA, empirical) already has its support
+    capped below ``cap`` by construction.
+    """
+    from forecast.models.fitted import SeriesForecast
+
+    if sf.mu is not None:
+        mu = np.asarray(sf.mu, dtype=float)
+        with np.errstate(invalid="ignore"):
+            if not np.any(mu > cap):  # (NaN is not "above": screen() deals with it)
+                return sf, False
+        return SeriesForecast(sf.family, mu=np.minimum(mu, cap), alpha=sf.alpha, pi=sf.pi), True
+    if sf.paths is not None:
+        over = sf.paths.mean(axis=-1) > cap  # (h,)
+        if not over.any():
+            return sf, False
+        paths = sf.paths.copy()
+        paths[over] = np.minimum(paths[over], int(cap))
+        return SeriesForecast(sf.family, paths=paths), True
+    return sf, False
