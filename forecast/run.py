@@ -137,7 +137,7 @@ def _execute(cfg, tmp: Path, timer: _Timer, *, simulated: bool, title: str | Non
     keys = panel.drop_duplicates("unique_id")[["unique_id", "country", "province", "event_type"]]
     diag = pd.concat([f.diagnostics().assign(model=label) for label, f in fitted.items()], ignore_index=True)
     table = table.merge(keys, on="unique_id", how="left").merge(
-        diag[["unique_id", "model", "fallback", "model_used"]].rename(columns={"model": "chosen_model"}),
+        diag[["unique_id", "model", "fallback", "model_used", "mean_capped"]].rename(columns={"model": "chosen_model"}),
         on="unique_id", how="left")
     totals = _totals(fc, keys, cfg)
     effects = _effects(cfg, panel, labelled)
@@ -307,6 +307,8 @@ def _manifest(cfg, events, panel, diag, warned: list[str], timer: _Timer, t_star
         except md.PackageNotFoundError:
             pkgs[name] = None
     fallbacks = diag.loc[diag["fallback"] != "none", ["unique_id", "model", "fallback", "reason"]]
+    # Series whose final forecast means hit the mean cap (a multiple of the largest count seen).
+    capped = diag.loc[diag["mean_capped"].fillna(False).astype(bool), "unique_id"] if "mean_capped" in diag else []
     return {
         "tool": f"incident-forecast {__version__}",
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -321,6 +323,7 @@ def _manifest(cfg, events, panel, diag, warned: list[str], timer: _Timer, t_star
         "ingest": {k: v for k, v in events.attrs.get("ingest", {}).items() if k != "warnings"},
         "coverage": panel.attrs.get("coverage", {}),
         "fallbacks": fallbacks.to_dict("records"),
+        "mean_capped": sorted(map(str, capped)),
         "warnings": list(dict.fromkeys(warned)),
         "timings_s": {**timer.timings, "total": round(time.perf_counter() - t_start, 3)},
     }

@@ -78,6 +78,8 @@ def test_run_writes_every_output(done):
     assert manifest["seed"] == 0 and manifest["inputs"] and all(len(h) == 64 for h in manifest["inputs"].values())
     assert {"ingest", "backtest", "forecast", "figures", "total"} <= set(manifest["timings_s"])
     assert manifest["packages"]["numpy"]
+    # The mean cap is recorded per series (none is hit on this quiet log).
+    assert manifest["mean_capped"] == [] and fc["mean_capped"].dtype == bool and not fc["mean_capped"].any()
     comp = pd.read_csv(done / "comparison.csv")
     assert {"skill", "p_value", "significant", "verdict"} <= set(comp.columns)
 
