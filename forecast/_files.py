@@ -1,0 +1,118 @@
+"""Open a user's table file (CSV or Parquet) with every field as text, or say clearly why not.
+
+Checked before pandas sees the file, each failure one line naming the file:
+missing file or a folder, an empty file, a UTF-16 file, NUL bytes (a binary
+file), a Parquet file under a ``.csv`` name or a ``.parquet`` file that is not
+Parquet, text that is not UTF-8, and a column name given twice (also after
+stripping and lower-casing; pandas would silently rename it ``date.1``).
+
+Encoding: UTF-8 with or without BOM only. We do not guess another encoding
+(cp1252 and latin-1 decode *any* bytes, so a wrong guess silently garbles
+province names); a file that is not UTF-8 is an error that says to save it as
+UTF-8.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from forecast.exceptions import DataValidationError, Problem
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_SAVE_UTF8 = "Save the file as UTF-8 CSV (Excel: 'CSV UTF-8')."
+
+
+def _fail(path: Path, check: str, hint: str = "", column: str = "<file>") -> DataValidationError:
+    return DataValidationError([Problem(column, check, hint=hint)], source=path.name)
+
+
+def read_table(path: Path) -> tuple[pd.DataFrame, int]:
+    """Read CSV or Parquet with every CSV field as text; return (frame, first data row number).
+
+    Column names are stripped and lower-cased. The first data row of a CSV is
+    row 2 (the header is row 1, as a spreadsheet shows it); of Parquet, row 1.
+
+    Raises
+    ------
+    DataValidationError
+        One line saying what is wrong with the file and what to do.
+    """
+    if not path.exists():
+        raise DataValidationError([Problem("<file>", "file not found", hint=f"Check the path {path}.")],
+                                  source=str(path))
+    if path.is_dir():
+        raise _fail(path, "is a folder, not a file", "Give the path of the CSV or Parquet file.")
+    with path.open("rb") as fh:
+        data = fh.read()
+    is_parquet = data[:4] == b"PAR1"
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        if not (is_parquet and data[-4:] == b"PAR1"):
+            raise _fail(path, "not a Parquet file (it lacks the PAR1 markers)",
+                        "Export it again as Parquet, or give a CSV file with a .csv name.")
+        try:
+            frame = pd.read_parquet(io.BytesIO(data))
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise _fail(path, f"not a readable Parquet file ({type(exc).__name__})",
+                        "Export it again as Parquet or as a UTF-8 CSV.") from None
+        _check_names(path, [str(c) for c in frame.columns])
+        frame.columns = [str(c).strip().lstrip("\ufeff").lower() for c in frame.columns]
+        return frame, 1
+    if is_parquet:
+        raise _fail(path, "is a Parquet file with a text-file name", "Rename it to end in .parquet.")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise _fail(path, "UTF-16 text, not UTF-8", _SAVE_UTF8)
+    if not data.strip(b"\xef\xbb\xbf \r\n\t"):
+        raise _fail(path, "the file is empty", "Export the log again; it has no header and no rows.")
+    if b"\x00" in data:
+        raise _fail(path, "contains NUL bytes: a binary file or UTF-16 text, not a CSV",
+                    "Give a CSV saved as UTF-8 text, or a Parquet file named .parquet.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise _fail(path, f"not UTF-8 text (first bad byte on line {line})", _SAVE_UTF8) from None
+    first_line = text.split("\n", 1)[0].rstrip("\r")
+    sep = max((",", ";", "\t"), key=first_line.count)
+    try:
+        header = next(csv.reader([first_line], delimiter=sep))
+    except csv.Error as exc:
+        raise _fail(path, f"unreadable header line ({exc})", "Check the quoting of the first line.") from None
+    _check_names(path, header)
+    buf = io.BytesIO(text.encode("utf-8")) if data[:3] == b"\xef\xbb\xbf" else io.BytesIO(data)
+    try:
+        try:
+            # pyarrow's parser is several times faster on large logs; the C parser
+            # is the fallback and gives the clearer message for malformed files.
+            frame = pd.read_csv(buf, sep=sep, dtype=str, keep_default_na=False, engine="pyarrow")
+        except Exception:
+            buf.seek(0)
+            frame = pd.read_csv(buf, sep=sep, dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as exc:
+        raise _fail(path, f"malformed CSV ({str(exc).strip()})",
+                    "Check quoting and the number of fields per row.") from None
+    except (ValueError, csv.Error) as exc:
+        raise _fail(path, f"unreadable CSV ({str(exc).strip() or type(exc).__name__})",
+                    "Check that the file is a comma, semicolon or tab separated text file.") from None
+    frame.columns = [str(c).strip().lstrip("\ufeff").lower() for c in frame.columns]
+    return frame, 2
+
+
+def _check_names(path: Path, names: list[str]) -> None:
+    """A column name given twice is an error naming both positions (1 = first column)."""
+    seen: dict[str, int] = {}
+    problems = []
+    for pos, raw in enumerate(names, start=1):
+        name = raw.strip().lstrip("\ufeff").lower()
+        if not name:
+            continue  # trailing separators: pandas names these "Unnamed: n"; not a clash
+        if name in seen:
+            problems.append(Problem(name, f"column name given twice (columns {seen[name]} "
+                                    f"and {pos} of the header)",
+                                    hint="Rename or delete one of them, so it is clear which one to read."))
+        else:
+            seen[name] = pos
+    if problems:
+        raise DataValidationError(problems, source=path.name)
