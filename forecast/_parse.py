@@ -103,23 +103,27 @@ def parse_counts(values: pd.Series, maximum: int) -> tuple[np.ndarray, np.ndarra
     return out_num, out_status
 
 
+def _where(provinces: pd.Series | None, bad: np.ndarray) -> Sequence[str]:
+    # Indexed only for the failing rows: a million-row column is never copied.
+    return () if provinces is None else provinces[bad].astype(str).tolist()
+
+
 def count_problems(status: np.ndarray, values: pd.Series, column: str, maximum: int, rows: np.ndarray,
-                   provinces: Sequence[str] | np.ndarray | pd.Series = (), *, empty_ok: bool,
+                   provinces: pd.Series | None = None, *, empty_ok: bool,
                    what: str = "count") -> list[Problem]:
     """One :class:`Problem` for the values :func:`parse_counts` refused (and one for missing ones)."""
     problems = []
     bad = np.isin(status, (NOT_WHOLE, NEGATIVE, TOO_LARGE))
-    prov = np.asarray(provinces, dtype=object) if len(provinces) else None
     if bad.any():
-        shown = pd.unique(np.asarray(values, dtype=object)[bad])[:5]
+        shown = pd.unique(np.asarray(values[bad], dtype=object))[:5]
         problems.append(Problem(column, f"not a whole number from 0 to {maximum}", rows=rows[bad],
-                                provinces=prov[bad] if prov is not None else (),
+                                provinces=_where(provinces, bad),
                                 hint=f"Values found: {', '.join(repr(str(v)) for v in shown)}. "
                                      f"Write {what}s as whole numbers >= 0 with the digits 0-9."))
     empty = status == EMPTY
     if not empty_ok and empty.any():
         problems.append(Problem(column, f"missing {what}", rows=rows[empty],
-                                provinces=prov[empty] if prov is not None else (),
+                                provinces=_where(provinces, empty),
                                 hint=f"Give every row a {what} (0 for none)."))
     return problems
 
@@ -199,11 +203,8 @@ def _in_range(day: np.ndarray) -> np.ndarray:
 
 
 def date_problems(status: np.ndarray, values: pd.Series, column: str, rows: np.ndarray,
-                  provinces: Sequence[str] | np.ndarray | pd.Series = (), *, empty_ok: bool = False
-                  ) -> list[Problem]:
+                  provinces: pd.Series | None = None, *, empty_ok: bool = False) -> list[Problem]:
     """One :class:`Problem` per kind of bad date found by :func:`parse_date_values`."""
-    prov = np.asarray(provinces, dtype=object) if len(provinces) else None
-    text = np.asarray(values.astype("string").fillna(""), dtype=object)
     kinds = [
         ((UNREADABLE,) + (() if empty_ok else (EMPTY,)), "unparseable or missing date", "Write dates as YYYY-MM-DD."),
         ((IMPOSSIBLE,), "impossible calendar date (no such day in that month)",
@@ -217,10 +218,10 @@ def date_problems(status: np.ndarray, values: pd.Series, column: str, rows: np.n
     for codes, check, hint in kinds:
         bad = np.isin(status, codes)
         if bad.any():
-            shown = [v for v in pd.unique(text[bad])[:3] if v != ""]
-            found = f" Values found: {', '.join(repr(v) for v in shown)}." if shown and codes[0] != UNREADABLE else ""
-            problems.append(Problem(column, check, rows=rows[bad],
-                                    provinces=prov[bad] if prov is not None else (), hint=hint + found))
+            shown = [str(v) for v in pd.unique(np.asarray(values[bad].astype(str), dtype=object))[:3]]
+            found = f" Values found: {', '.join(repr(v) for v in shown)}." if codes[0] != UNREADABLE else ""
+            problems.append(Problem(column, check, rows=rows[bad], provinces=_where(provinces, bad),
+                                    hint=hint + found))
     return problems
 
 

@@ -3,14 +3,14 @@
 The one public entry point is :func:`read_events`. It validates the file once
 and reports *every* problem in a single :class:`~forecast.DataValidationError`
 (column, check, up to 10 spreadsheet row numbers, provinces affected, what to
-do). Problems that lose no information — duplicate event ids, events without a
+do). An event id repeated with different content is an error. Problems that
+lose no information — identical repeats of an event id, events without a
 province, unknown province names, precision filters — are applied and
 reported as warnings instead; they are kept in ``events.attrs["ingest"]`` so
 that the CLI and the report can show them.
 """
 from __future__ import annotations
 
-import difflib
 import warnings
 from datetime import date
 from pathlib import Path
@@ -19,10 +19,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from forecast._files import PARQUET_SUFFIXES, read_table
+from forecast._files import PARQUET_SUFFIXES, check_column_names, read_table
 from forecast._parse import (
     EMPTY,
-    OK,
     count_problems,
     date_problems,
     parse_counts,
@@ -38,7 +37,7 @@ from forecast.schema import (
     MAX_EVENT_COUNT,
     UNKNOWN_PROVINCE,
 )
-from forecast.sources import SCHEMAS, SourceSchema, detect_schema
+from forecast.sources import SourceSchema, resolve_schema
 
 __all__ = ("read_events", "events_from_frame", "PARQUET_SUFFIXES")
 # Formats tried, in order, for dates that are not ISO 8601. Day-first is the
@@ -68,7 +67,8 @@ def read_events(
     Parameters
     ----------
     path : CSV (UTF-8 with or without BOM; comma, semicolon or tab separated)
-        or Parquet file.
+        or Parquet file. Other encodings are refused, never guessed (see
+        :mod:`forecast._files`); so are files with a column name given twice.
     schema : ``"auto"`` (recognise from the header), ``"native"``, ``"acled"``
         or ``"ucdp"``. See :mod:`forecast.sources`.
     event_types : overrides of the source-value -> event-type mapping, merged
@@ -84,6 +84,11 @@ def read_events(
         (``"point"``, ``"admin2"``, ``"admin1"``, ``"region"``, ``"country"``).
         For province panels ``"admin1"`` is the natural choice.
     as_of : the run date; events dated after it are an error. Default: today.
+        Dates: ``YYYY-MM-DD`` (a time and UTC offset after it are ignored: the
+        calendar date as written counts), ``YYYYMMDD`` or the regional formats;
+        only 1678-01-01 to 2262-04-11. Counts: whole numbers 0 to
+        :data:`~forecast.schema.MAX_EVENT_COUNT` checked exactly; an empty
+        ``count`` is 1, an empty ``fatalities`` unknown. See :mod:`forecast._parse`.
     dayfirst : read ambiguous dates such as 03/04/2024 as day first.
 
     Returns
@@ -140,9 +145,10 @@ def events_from_frame(
     ``first_row`` is the row number shown for the table's first row (2 for a
     CSV whose header is row 1, 1 for a frame or a Parquet file).
     """
+    check_column_names([str(c) for c in raw.columns], source_name)
     raw = raw.copy()
     raw.columns = [str(c).strip().lstrip("\ufeff").lower() for c in raw.columns]
-    src = _resolve_schema(raw, schema, source_name)
+    src = resolve_schema(list(raw.columns), schema, source_name)
     if len(raw) == 0:
         raise DataValidationError(
             [Problem("<file>", "the file has a header but no data rows",
@@ -263,15 +269,18 @@ def events_from_frame(
                                     rows=rows[odd], provinces=province[odd]))
         out[name] = pd.Categorical(mapped, categories=list(levels), ordered=True)
 
-    if ids is not None and not problems:
-        problems += _conflicting_ids(out, empty_id, src.source_column("event_id"), rows)
+    # Rows whose id occurs more than once (the first copy included).
+    repeated = out["event_id"].duplicated(keep=False).to_numpy() & ~empty_id if ids is not None else None
+    if repeated is not None and repeated.any() and not problems:
+        problems += _conflicting_ids(out, repeated, src.source_column("event_id"), rows)
     if problems:
         raise DataValidationError(problems, source=source_name)
 
     # -- lossless clean-up, reported as warnings
     keep = np.ones(len(out), dtype=bool)
-    if ids is not None:
-        dup = out["event_id"].duplicated().to_numpy() & ~empty_id
+    if repeated is not None and repeated.any():
+        dup = repeated.copy()
+        dup[repeated] = out.loc[repeated, "event_id"].duplicated().to_numpy()
         if dup.any():
             dropped["duplicate_event_id"] = int(dup.sum())
             warn.append(f"{int(dup.sum())} rows repeat an earlier event_id and were dropped "
@@ -321,35 +330,6 @@ def events_from_frame(
 
 # -- helpers ------------------------------------------------------------------
 
-def _resolve_schema(raw: pd.DataFrame, schema: str, source_name: str) -> SourceSchema:
-    found = ", ".join(raw.columns) or "(none)"
-    if schema == "auto":
-        src = detect_schema(list(raw.columns))
-        if src is None:
-            need = "; ".join(f"{s.name}: {', '.join(s.source_column(c) for c in s.required)}"
-                             for s in SCHEMAS.values())
-            raise DataValidationError([Problem("<header>", "could not recognise the file layout",
-                                               hint=f"Required columns per layout — {need}. Columns found: {found}.")],
-                                      source=source_name)
-        return src
-    if schema not in SCHEMAS:
-        raise DataValidationError([Problem("<schema>", f"unknown schema '{schema}'",
-                                           hint=f"Use auto, {', '.join(SCHEMAS)}.")], source=source_name)
-    src = SCHEMAS[schema]
-    missing = [src.source_column(c) for c in src.required if src.source_column(c) not in raw.columns]
-    if missing:
-        hints = []
-        for m in missing:
-            close = difflib.get_close_matches(m, list(raw.columns), n=1)
-            if close:
-                hints.append(f"'{close[0]}' looks like '{m}'")
-        hint = f"Columns found: {found}." + (f" ({'; '.join(hints)}.)" if hints else "")
-        raise DataValidationError([Problem(", ".join(missing), f"required column{'s' if len(missing) > 1 else ''} "
-                                                               f"missing for the {src.name} layout", hint=hint)],
-                                  source=source_name)
-    return src
-
-
 def _resolve_gazetteer(gazetteer: Any):
     from forecast.gazetteer import Gazetteer
 
@@ -395,18 +375,14 @@ def _counts(values: pd.Series | None, column: str, rows: np.ndarray, province: p
     if values is None:
         return np.full(n, empty, dtype="int64") if empty is not None else pd.array([pd.NA] * n, dtype="Int64")
     num, status = parse_counts(values, MAX_EVENT_COUNT)
-    problems += count_problems(status, values, column, MAX_EVENT_COUNT, rows, province.to_numpy(dtype=object),
-                               empty_ok=True)
+    problems += count_problems(status, values, column, MAX_EVENT_COUNT, rows, province, empty_ok=True)
     if empty is not None:
         return np.where(status == EMPTY, empty, num).astype("int64")
     return pd.arrays.IntegerArray(num, status == EMPTY)
 
 
-def _conflicting_ids(out: pd.DataFrame, empty_id: np.ndarray, column: str, rows: np.ndarray) -> list[Problem]:
+def _conflicting_ids(out: pd.DataFrame, repeated: np.ndarray, column: str, rows: np.ndarray) -> list[Problem]:
     """An id repeated with a different date, place, type or count: which copy is right is unknown."""
-    repeated = out["event_id"].duplicated(keep=False).to_numpy() & ~empty_id
-    if not repeated.any():
-        return []
     fields = [c for c in ("date", "country", "province", "event_type", "count", "fatalities") if c in out.columns]
     sub = out.loc[repeated, ["event_id", *fields]]
     differs = sub.groupby("event_id", sort=False)[fields].nunique(dropna=False).gt(1)

@@ -325,3 +325,42 @@ def test_cli_prints_error_lines_without_traceback(tmp_path, command):
     assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
     assert not (tmp_path / "bt").exists()
     assert any(line.startswith("error: ") and "column" in line for line in res.output.splitlines())
+
+
+# -- typed columns (Parquet, frames) ------------------------------------------------------
+
+def test_parquet_timestamps_with_offsets_and_old_dates(tmp_path):
+    f = pd.DataFrame({"date": pd.to_datetime(["2024-01-05T23:30:00+05:00", "2024-01-06T03:00:00+05:00"]),
+                      "province": ["Khatlon"] * 2, "event_type": ["clash"] * 2})
+    f.to_parquet(tmp_path / "tz.parquet")
+    assert quiet(read_events, tmp_path / "tz.parquet")["date"].tolist() == [pd.Timestamp("2024-01-05"),
+                                                                            pd.Timestamp("2024-01-06")]
+    old = f.assign(date=pd.Series(["1500-01-01", "2024-01-01"]).astype("datetime64[s]"))
+    old.to_parquet(tmp_path / "old.parquet")
+    assert error_lines(read_events, tmp_path / "old.parquet") == [
+        "old.parquet: column 'date': date outside the supported range 1678-01-01 to 2262-04-11; in 1 row (1); "
+        "provinces: Khatlon. Correct the year; dates must lie between those two days. Values found: '1500-01-01'."]
+
+
+def test_frame_with_a_column_twice_after_lower_casing():
+    from forecast.ingest import events_from_frame
+
+    frame = pd.DataFrame([["2024-01-01", "Khatlon", "clash", "2024-01-02"]],
+                         columns=["date", "province", "event_type", "Date"])
+    assert error_lines(events_from_frame, frame) == [
+        "frame: column 'date': column name given twice (columns 1 and 4 of the header). "
+        "Rename or delete one of them, so it is clear which one to read."]
+
+
+def test_impossible_as_of_is_an_error_line(tmp_path):
+    path = counts_file(tmp_path, ["1"])
+    assert error_lines(read_events, path, as_of="2024-02-30") == [
+        "column 'as_of': impossible calendar date. Got '2024-02-30'; write it as YYYY-MM-DD."]
+
+
+def test_panel_written_by_build_panel_reads_back_identically(tmp_path):
+    ev = _events(["2024-01-03", "2024-02-10", "2024-02-11", "2024-04-30"])
+    p = quiet(build_panel, ev, as_of="2024-04-30", provinces={"Tajikistan": ["Sughd"]})
+    p.to_csv(tmp_path / "panel.csv", index=False)
+    back = load_panel(tmp_path / "panel.csv")
+    pd.testing.assert_frame_equal(back, p.reset_index(drop=True), check_like=False, check_dtype=True)
