@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -75,7 +76,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int]:
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise _fail(path, f"not UTF-8 text (first bad byte on line {line})", _SAVE_UTF8) from None
-    first_line = text.split("\n", 1)[0].rstrip("\r")
+    first_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
     sep = max((",", ";", "\t"), key=first_line.count)
     try:
         header = next(csv.reader([first_line], delimiter=sep))
@@ -89,8 +90,19 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int]:
             # is the fallback and gives the clearer message for malformed files.
             frame = pd.read_csv(buf, sep=sep, dtype=str, keep_default_na=False, engine="pyarrow")
         except Exception:
+            # pyarrow refuses rows longer than the header; the C parser would
+            # silently turn their first fields into an index and shift the rest.
+            long_rows = _long_rows(text, sep, len(header))
+            if long_rows:
+                raise DataValidationError([Problem("<file>", f"more fields than the header's {len(header)}",
+                                                   rows=long_rows,
+                                                   hint=f"Quote fields that contain the separator {sep!r}, "
+                                                        "or remove the extra separators.")],
+                                          source=path.name) from None
             buf.seek(0)
-            frame = pd.read_csv(buf, sep=sep, dtype=str, keep_default_na=False)
+            frame = pd.read_csv(buf, sep=sep, dtype=str, keep_default_na=False, index_col=False)
+    except DataValidationError:
+        raise
     except pd.errors.ParserError as exc:
         raise _fail(path, f"malformed CSV ({str(exc).strip()})",
                     "Check quoting and the number of fields per row.") from None
@@ -99,6 +111,15 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int]:
                     "Check that the file is a comma, semicolon or tab separated text file.") from None
     frame.columns = [str(c).strip().lstrip("\ufeff").lower() for c in frame.columns]
     return frame, 2
+
+
+def _long_rows(text: str, sep: str, width: int) -> list[int]:
+    """Spreadsheet row numbers (header = 1) of records with more than ``width`` fields."""
+    try:
+        return [i for i, rec in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=sep), start=1)
+                if len(rec) > width]
+    except csv.Error:
+        return []  # the C parser then names the quoting problem
 
 
 def check_column_names(names: list[str], source: str) -> None:

@@ -364,3 +364,45 @@ def test_panel_written_by_build_panel_reads_back_identically(tmp_path):
     p.to_csv(tmp_path / "panel.csv", index=False)
     back = load_panel(tmp_path / "panel.csv")
     pd.testing.assert_frame_equal(back, p.reset_index(drop=True), check_like=False, check_dtype=True)
+
+
+def test_rows_longer_than_the_header_are_named_not_shifted(tmp_path):
+    text = "date,province,event_type\n2024-01-01,Khatlon,clash\n2024-01-02,Khatlon,clash,extra,more\n"
+    assert error_lines(read_events, write(tmp_path, text)) == [
+        "events.csv: column '<file>': more fields than the header's 3; in 1 row (3). "
+        "Quote fields that contain the separator ',', or remove the extra separators."]
+
+
+def test_old_mac_line_endings_are_read(tmp_path):
+    ev = quiet(read_events, write(tmp_path, "date,province,event_type\r2024-01-01,Khatlon,clash\r"))
+    assert ev["province"].tolist() == ["Khatlon"]
+
+
+# -- no traceback on any text or bytes -------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CELL = st.text(alphabet=st.sampled_from(list("0123456789-+.eE:T /,;\t\"'=@xX\u0445\uff11\x00\r\n ")), max_size=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(CELL, CELL, CELL, CELL), max_size=6), raw=st.binary(max_size=64),
+       use_raw=st.booleans(), header=st.sampled_from(["date,province,event_type,count", "unique_id,ds,y,exposure"]))
+def test_any_file_is_read_or_refused_with_error_lines(tmp_path, rows, raw, use_raw, header):
+    body = raw if use_raw else (header + "\n"
+                                + "".join(",".join(r) + "\n" for r in rows)).encode("utf-8")
+    path = write(tmp_path, body, "fuzz.csv")
+    for reader in (read_events, load_panel):
+        try:
+            quiet(reader, path, as_of="2262-04-11")
+        except DataValidationError as err:
+            assert err.lines() and all(line.startswith(("fuzz.csv: ", "panel: ", "column ")) for line in err.lines())
+        except ConfigError:
+            pass
+
+
+def test_control_characters_in_names_never_split_the_error_line(tmp_path):
+    # str.splitlines breaks on \x0b, \x1c and \u2028: found by the fuzz test above.
+    lines = error_lines(read_events, write(tmp_path, "da\x0bte,prov\u2028ince\n1,2\n"))
+    assert len(lines) == 1 and "Columns found: da\\x0bte, prov\\u2028ince." in lines[0]
