@@ -18,11 +18,13 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from forecast.exceptions import DataValidationError, Problem
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+_BLANK_LINE = re.compile(r"\n\r?\n|\r\r")
 _SAVE_UTF8 = "Save the file as UTF-8 CSV (Excel: 'CSV UTF-8')."
 
 
@@ -35,6 +37,8 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int]:
 
     Column names are stripped and lower-cased. The first data row of a CSV is
     row 2 (the header is row 1, as a spreadsheet shows it); of Parquet, row 1.
+    When a CSV has blank lines (which the parsers skip), ``frame.attrs["rows"]``
+    holds every row's spreadsheet number.
 
     Raises
     ------
@@ -110,7 +114,22 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int]:
         raise _fail(path, f"unreadable CSV ({str(exc).strip() or type(exc).__name__})",
                     "Check that the file is a comma, semicolon or tab separated text file.") from None
     frame.columns = [str(c).strip().lstrip("\ufeff").lower() for c in frame.columns]
+    if _BLANK_LINE.search(text):
+        # Both parsers skip blank lines, which would shift every later row number.
+        rows = _record_rows(text, sep)
+        if rows is not None and len(rows) == len(frame):
+            frame.attrs["rows"] = rows
     return frame, 2
+
+
+def _record_rows(text: str, sep: str) -> np.ndarray | None:
+    """Spreadsheet row numbers of the non-blank records after the header."""
+    try:
+        rows = [i for i, rec in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=sep), start=1)
+                if rec]
+    except csv.Error:
+        return None
+    return np.asarray(rows[1:], dtype="int64")
 
 
 def _long_rows(text: str, sep: str, width: int) -> list[int]:

@@ -153,7 +153,7 @@ def events_from_frame(
         raise DataValidationError(
             [Problem("<file>", "the file has a header but no data rows",
                      hint="Export the log again with its events.")], source=source_name)
-    rows = np.arange(len(raw)) + first_row
+    rows = np.asarray(raw.attrs.get("rows", np.arange(len(raw)) + first_row))
     gaz = _resolve_gazetteer(gazetteer)
     problems: list[Problem] = []
     warn: list[str] = []

@@ -40,7 +40,7 @@ def read_panel_csv(path: str | Path) -> pd.DataFrame:
     if len(raw) == 0:
         raise DataValidationError([Problem("<file>", "the file has a header but no data rows",
                                            hint="Write the panel again with its rows.")], source=path.name)
-    rows = np.arange(len(raw)) + first_row
+    rows = np.asarray(raw.attrs.get("rows", np.arange(len(raw)) + first_row))
     problems: list[Problem] = []
     panel = pd.DataFrame(index=raw.index)
     for c in raw.columns:

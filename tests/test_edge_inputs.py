@@ -406,3 +406,12 @@ def test_control_characters_in_names_never_split_the_error_line(tmp_path):
     # str.splitlines breaks on \x0b, \x1c and \u2028: found by the fuzz test above.
     lines = error_lines(read_events, write(tmp_path, "da\x0bte,prov\u2028ince\n1,2\n"))
     assert len(lines) == 1 and "Columns found: da\\x0bte, prov\\u2028ince." in lines[0]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_blank_lines_do_not_shift_row_numbers(tmp_path, newline):
+    lines = ["date,province,event_type,count", "2024-01-01,Khatlon,clash,1", "", "2024-01-02,Khatlon,clash,-1",
+             '2024-01-03,"Khat', 'lon",clash,1', "", "", "2024-01-04,Khatlon,clash,1.5", ""]
+    assert error_lines(read_events, write(tmp_path, newline.join(lines)))[0].split("; ")[1] == "in 2 rows (4, 8)"
+    panel = ["unique_id,ds,y", "A,2024-01-01,1", "", "A,2024-02-01,x"]
+    assert "in 1 row (4)" in error_lines(load_panel, write(tmp_path, newline.join(panel), "p.csv"))[0]
