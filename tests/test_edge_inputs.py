@@ -415,3 +415,19 @@ def test_blank_lines_do_not_shift_row_numbers(tmp_path, newline):
     assert error_lines(read_events, write(tmp_path, newline.join(lines)))[0].split("; ")[1] == "in 2 rows (4, 8)"
     panel = ["unique_id,ds,y", "A,2024-01-01,1", "", "A,2024-02-01,x"]
     assert "in 1 row (4)" in error_lines(load_panel, write(tmp_path, newline.join(panel), "p.csv"))[0]
+
+
+def test_cli_predict_past_2262_is_one_error_line_and_no_file(tmp_path):
+    ds = pd.date_range("2259-01-01", periods=36, freq="MS").strftime("%Y-%m-%d")
+    text = "unique_id,ds,y\n" + "".join(f"A,{d},{i % 3}\n" for i, d in enumerate(ds))
+    path = write(tmp_path, text, "late.csv")
+    res = CliRunner().invoke(app, ["predict", str(path), "--model", "climatology", "--horizon", "12",
+                                   "--out", str(tmp_path / "f.csv")])
+    assert res.exit_code == 1, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "would pass 2262-04-11, the last date supported" in errors[0]
+    assert "shorter horizon" in errors[0] and not (tmp_path / "f.csv").exists()
+    ok = CliRunner().invoke(app, ["predict", str(path), "--model", "climatology", "--horizon", "3",
+                                  "--out", str(tmp_path / "g.csv")])
+    assert ok.exit_code == 0, ok.output
+    assert pd.read_csv(tmp_path / "g.csv")["ds"].max() == "2262-03-01"
