@@ -13,6 +13,7 @@ UTF-8.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -24,7 +25,6 @@ import pandas as pd
 from forecast.exceptions import DataValidationError, Problem
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
-_BLANK_LINE = re.compile(r"\n\r?\n|\r\r")
 _SAVE_UTF8 = "Save the file as UTF-8 CSV (Excel: 'CSV UTF-8')."
 
 
@@ -75,25 +75,24 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int]:
     if b"\x00" in data:
         raise _fail(path, "contains NUL bytes: a binary file or UTF-16 text, not a CSV",
                     "Give a CSV saved as UTF-8 text, or a Parquet file named .parquet.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise _fail(path, f"not UTF-8 text (first bad byte on line {line})", _SAVE_UTF8) from None
-    first_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+    body = data[3:] if data[:3] == b"\xef\xbb\xbf" else data
+    # The header alone is decoded now; the whole file only when something is wrong
+    # (decoding 60 MB costs more than the checks themselves).
+    first_line = re.split(r"\r\n|\r|\n", _decode(path, body[:65536], final=False), maxsplit=1)[0]
     sep = max((",", ";", "\t"), key=first_line.count)
     try:
         header = next(csv.reader([first_line], delimiter=sep))
     except csv.Error as exc:
         raise _fail(path, f"unreadable header line ({exc})", "Check the quoting of the first line.") from None
     check_column_names(header, path.name)
-    buf = io.BytesIO(text.encode("utf-8")) if data[:3] == b"\xef\xbb\xbf" else io.BytesIO(data)
+    buf = io.BytesIO(body)
     try:
         try:
             # pyarrow's parser is several times faster on large logs; the C parser
             # is the fallback and gives the clearer message for malformed files.
             frame = pd.read_csv(buf, sep=sep, dtype=str, keep_default_na=False, engine="pyarrow")
         except Exception:
+            text = _decode(path, body)
             # pyarrow refuses rows longer than the header; the C parser would
             # silently turn their first fields into an index and shift the rest.
             long_rows = _long_rows(text, sep, len(header))
@@ -114,12 +113,23 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int]:
         raise _fail(path, f"unreadable CSV ({str(exc).strip() or type(exc).__name__})",
                     "Check that the file is a comma, semicolon or tab separated text file.") from None
     frame.columns = [str(c).strip().lstrip("\ufeff").lower() for c in frame.columns]
-    if _BLANK_LINE.search(text):
-        # Both parsers skip blank lines, which would shift every later row number.
-        rows = _record_rows(text, sep)
+    eol = b"\n" if b"\n" in body[:65536] else b"\r"
+    if body.count(eol) + (not body.endswith(eol)) > len(frame) + 1:
+        # Blank lines (or fields spanning lines): both parsers skip blank lines,
+        # which would shift every later row number, so the records are numbered here.
+        rows = _record_rows(_decode(path, body), sep)
         if rows is not None and len(rows) == len(frame):
             frame.attrs["rows"] = rows
     return frame, 2
+
+
+def _decode(path: Path, data: bytes, final: bool = True) -> str:
+    """UTF-8 text, or the error naming the line of the first bad byte."""
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(data, final=final)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise _fail(path, f"not UTF-8 text (first bad byte on line {line})", _SAVE_UTF8) from None
 
 
 def _record_rows(text: str, sep: str) -> np.ndarray | None:
