@@ -14,13 +14,15 @@ Rules (the README's "bad input never produces a traceback"):
   ``2**63`` wrap to negative numbers). ``inf``, ``nan``, hexadecimal
   (``0x10``) and non-ASCII digits (fullwidth ``１``) are rejected: a digit the
   eye cannot tell from another script's is not silently read as a number.
-* A date is ``YYYY-MM-DD`` (optionally followed by a time and a UTC offset,
-  ``2024-01-05T23:30:00+05:00``; the calendar date *as written* is kept, no
-  conversion to UTC), ``YYYYMMDD``, or one of the regional formats passed in.
+* A date is ``YYYY-MM-DD`` or ``YYYY/MM/DD`` (optionally followed by a time
+  and a UTC offset, ``2024-01-05T23:30:00+05:00``; the calendar date *as
+  written* is kept, no conversion to UTC), ``YYYYMMDD``, ``YYYY-MM`` (the
+  month's first day, as before), or one of the regional formats passed in.
   Dates must lie in :data:`FIRST_DATE` .. :data:`LAST_DATE`, the range pandas
   can represent. Bare numbers such as ``45291`` are recognised as Excel serial
   day numbers and rejected with a hint; impossible days (``2024-02-30``) are
-  reported apart from unreadable text.
+  reported apart from unreadable text. Digits must be ASCII 0-9 here too
+  (``２０２４-01-05`` is unreadable, as ``１`` is not a count).
 """
 from __future__ import annotations
 
@@ -46,10 +48,12 @@ UNREADABLE, IMPOSSIBLE, EXCEL_SERIAL, OUT_OF_RANGE = 2, 3, 4, 5
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,9})?", re.ASCII)
 _PLAIN = re.compile(r"\d{1,9}", re.ASCII)
 # Date part, then an optional time of day and offset, which are ignored.
-_ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})"
-                  r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)?)?",
+_ISO = re.compile(r"(\d{4})(?P<sep>[-/])(\d{1,2})(?P=sep)(\d{1,2})"
+                  r"(?:[T ]\d{1,2}(?::\d{2}(?::\d{2}(?:[.,]\d+)?)?)?\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)?)?",
                   re.ASCII | re.IGNORECASE)
 _BASIC = re.compile(r"(\d{4})(\d{2})(\d{2})", re.ASCII)
+# A month without a day (month-precision registers) counts on the month's first day.
+_MONTH = re.compile(r"(\d{4})-(\d{1,2})", re.ASCII)
 # Excel serial day numbers of 1900-2199 (Excel's day 1 is 1900-01-01).
 _SERIAL = re.compile(r"\d{1,5}(\.\d+)?", re.ASCII)
 # Characters a spreadsheet runs as a formula; outputs guard them with a leading
@@ -129,9 +133,16 @@ def count_problems(status: np.ndarray, values: pd.Series, column: str, maximum: 
 
 
 def _date_of(text: str, formats: Sequence[str]) -> tuple[int, dt.date | None]:
-    m = _ISO.fullmatch(text) or _BASIC.fullmatch(text)
-    if m:
-        y, mo, d = (int(g) for g in m.groups()[:3])
+    if not text.isascii():
+        return UNREADABLE, None
+    iso, basic, month = _ISO.fullmatch(text), _BASIC.fullmatch(text), _MONTH.fullmatch(text)
+    if iso or basic or month:
+        if iso:
+            y, mo, d = int(iso.group(1)), int(iso.group(3)), int(iso.group(4))
+        elif basic:
+            y, mo, d = (int(g) for g in basic.groups())
+        else:
+            y, mo, d = int(month.group(1)), int(month.group(2)), 1
         if not (1 <= mo <= 12 and 1 <= d <= 31):
             return UNREADABLE, None
         try:
@@ -178,7 +189,9 @@ def parse_date_values(values: pd.Series, formats: Sequence[str] = ()) -> tuple[n
     # Fast path in C for the common plain YYYY-MM-DD; the rest one by one.
     fast = pd.to_datetime(pd.Series(uniq, dtype=object), format="%Y-%m-%d", errors="coerce").to_numpy()
     fast = fast.astype("datetime64[D]")  # in its own unit first: no wrap-around
-    fast_ok = ~np.isnat(fast) & _in_range(fast)
+    # pandas reads fullwidth digits too; counts and dates both take ASCII 0-9 only.
+    ascii_ = np.fromiter((str(u).isascii() for u in uniq), dtype=bool, count=len(uniq))
+    fast_ok = ~np.isnat(fast) & _in_range(fast) & ascii_
     days = np.full(len(uniq), np.datetime64("NaT"), dtype="datetime64[D]")
     status = np.full(len(uniq), OK, dtype="int8")
     days[fast_ok] = fast[fast_ok]

@@ -431,3 +431,22 @@ def test_cli_predict_past_2262_is_one_error_line_and_no_file(tmp_path):
                                   "--out", str(tmp_path / "g.csv")])
     assert ok.exit_code == 0, ok.output
     assert pd.read_csv(tmp_path / "g.csv")["ds"].max() == "2262-03-01"
+
+
+def test_fullwidth_digits_are_refused_in_dates_as_in_counts(tmp_path):
+    text = "date,province,event_type\n\uff12\uff10\uff12\uff14-01-05,Khatlon,clash\n\uff11\uff15.03.2024,Khatlon,clash\n"
+    lines = error_lines(read_events, write(tmp_path, text))
+    assert len(lines) == 1 and "unparseable or missing date; in 2 rows (2, 3)" in lines[0]
+
+
+@pytest.mark.parametrize("text", ["2024-01-05", "2024-1-5", "20240105", "2024/01/05", "2024-01-05T10",
+                                  "2024-01-05 10:00", "2024-01-05T10:00:00.123+05:30", "2024-01-05T10:00:00+0530",
+                                  "05.01.2024", "05/01/2024", "5 January 2024", "5 Jan 2024"])
+def test_date_forms_read_before_keep_being_read(tmp_path, text):
+    ev = quiet(read_events, write(tmp_path, f"date,province,event_type\n{text},Khatlon,clash\n"))
+    assert ev["date"].tolist() == [pd.Timestamp("2024-01-05")]
+
+
+def test_a_month_without_day_counts_on_its_first_day_as_before(tmp_path):
+    ev = quiet(read_events, write(tmp_path, "date,province,event_type\n2024-03,Khatlon,clash\n"))
+    assert ev["date"].tolist() == [pd.Timestamp("2024-03-01")]
