@@ -47,24 +47,27 @@ def read_panel_csv(path: str | Path) -> pd.DataFrame:
         if c in _TEXT_COLUMNS:
             panel[c] = unquote_formula(raw[c].astype("string").fillna("").str.strip()).astype(str)
     uid = panel["unique_id"]
+    prov = panel["province"] if "province" in panel.columns else None
     no_id = (uid == "").to_numpy()
     if no_id.any():
         problems.append(Problem("unique_id", "missing series id", rows=rows[no_id],
+                                provinces=prov[no_id] if prov is not None else (),
                                 hint="Give every row its series id (country/province/event_type)."))
 
     ds_text = raw["ds"].astype("string").fillna("").str.strip()
     ds, ds_status = parse_date_values(ds_text)
-    problems += date_problems(ds_status, ds_text, "ds", rows)
+    problems += date_problems(ds_status, ds_text, "ds", rows, prov)
     y_text = raw["y"].astype("string").fillna("").str.strip()
     y, y_status = parse_counts(y_text, MAX_PANEL_COUNT)
-    problems += count_problems(y_status, y_text, "y", MAX_PANEL_COUNT, rows, empty_ok=False)
+    problems += count_problems(y_status, y_text, "y", MAX_PANEL_COUNT, rows, prov, empty_ok=False)
 
     key = pd.DataFrame({"u": uid.to_numpy(), "d": ds})
     dup = key.duplicated(keep=False).to_numpy() & ~np.isnat(ds) & ~no_id
     if dup.any():
         shown = ", ".join(pd.unique(key.loc[dup, "u"])[:3])
         problems.append(Problem("unique_id, ds", f"the same period of a series more than once (series {shown})",
-                                rows=rows[dup], hint="Keep one row per series and period (sum the counts)."))
+                                rows=rows[dup], provinces=prov[dup] if prov is not None else (),
+                                hint="Keep one row per series and period (sum the counts)."))
     if problems:
         raise DataValidationError(problems, source=path.name)
 

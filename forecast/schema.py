@@ -88,10 +88,11 @@ def check_panel(panel: pd.DataFrame) -> None:
     if not pd.api.types.is_datetime64_any_dtype(panel["ds"]):
         problems.append(Problem("ds", "must be datetime64", hint="Convert with pandas.to_datetime."))
     y = pd.to_numeric(panel["y"], errors="coerce")
-    bad = (y < 0) | (y.notna() & (y != y.round()))
+    # Checked before any int64 cast: inf or 1e300 would wrap to a negative number.
+    bad = (y < 0) | (y.notna() & (y != y.round())) | (y > MAX_PANEL_COUNT)
     if bad.any():
         rows = (pd.RangeIndex(len(panel))[bad.to_numpy()] + 1).tolist()
-        problems.append(Problem("y", "negative or non-integer count", rows=rows,
+        problems.append(Problem("y", f"negative or non-integer count (or above {MAX_PANEL_COUNT})", rows=rows,
                                 hint="Counts must be whole numbers >= 0."))
     dup = panel.duplicated(["unique_id", "ds"])
     if dup.any():

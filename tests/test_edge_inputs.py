@@ -434,7 +434,8 @@ def test_cli_predict_past_2262_is_one_error_line_and_no_file(tmp_path):
 
 
 def test_fullwidth_digits_are_refused_in_dates_as_in_counts(tmp_path):
-    text = "date,province,event_type\n\uff12\uff10\uff12\uff14-01-05,Khatlon,clash\n\uff11\uff15.03.2024,Khatlon,clash\n"
+    text = ("date,province,event_type\n\uff12\uff10\uff12\uff14-01-05,Khatlon,clash\n"
+            "\uff11\uff15.03.2024,Khatlon,clash\n")
     lines = error_lines(read_events, write(tmp_path, text))
     assert len(lines) == 1 and "unparseable or missing date; in 2 rows (2, 3)" in lines[0]
 
@@ -450,3 +451,23 @@ def test_date_forms_read_before_keep_being_read(tmp_path, text):
 def test_a_month_without_day_counts_on_its_first_day_as_before(tmp_path):
     ev = quiet(read_events, write(tmp_path, "date,province,event_type\n2024-03,Khatlon,clash\n"))
     assert ev["date"].tolist() == [pd.Timestamp("2024-03-01")]
+
+
+def test_panel_csv_problems_name_provinces_when_the_panel_has_them(tmp_path):
+    text = ("unique_id,ds,y,country,province,event_type\nT/Khatlon/clash,2024-01-01,2,T,Khatlon,clash\n"
+            "T/Sughd/clash,2024-01-01,-4,T,Sughd,clash\n")
+    assert error_lines(load_panel, write(tmp_path, text, "p.csv")) == [
+        f"p.csv: column 'y': not a whole number from 0 to {MAX_PANEL_COUNT}; in 1 row (3); provinces: Sughd. "
+        "Values found: '-4'. Write counts as whole numbers >= 0 with the digits 0-9."]
+
+
+@pytest.mark.parametrize("value", [np.inf, 1e300, float(2**63)])
+def test_in_memory_panels_with_huge_counts_are_refused_not_wrapped(value):
+    from forecast.models.series import PanelData
+    from forecast.schema import check_panel
+
+    panel = pd.DataFrame({"unique_id": "A", "ds": pd.date_range("2024-01-01", periods=4, freq="MS"),
+                          "y": [1.0, 2.0, value, 0.0]})
+    for check in (check_panel, PanelData.from_frame):
+        with pytest.raises(DataValidationError, match=rf"count \(or above {MAX_PANEL_COUNT}\); in 1 row \(3\)"):
+            check(panel)

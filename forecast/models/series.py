@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError, DataValidationError, Problem
-from forecast.schema import require_columns
+from forecast.schema import MAX_PANEL_COUNT, require_columns
 
 
 class Series:
@@ -79,9 +79,10 @@ class PanelData:
         frame = frame.sort_values(["unique_id", "ds"], kind="stable")
         problems = []
         y = pd.to_numeric(frame["y"], errors="coerce")
-        bad = y.isna() | (y < 0) | (y != np.round(y))
+        # Above MAX_PANEL_COUNT (inf and 1e300 included) the int64 cast below would wrap.
+        bad = y.isna() | (y < 0) | (y != np.round(y)) | (y > MAX_PANEL_COUNT)
         if bad.any():
-            problems.append(Problem("y", "missing, negative or non-integer count",
+            problems.append(Problem("y", f"missing, negative or non-integer count (or above {MAX_PANEL_COUNT})",
                                     rows=(np.flatnonzero(bad.to_numpy()) + 1).tolist(),
                                     provinces=frame.loc[bad, "unique_id"].unique().tolist(),
                                     hint="Models need whole counts >= 0 on every period of a series."))
