@@ -58,7 +58,9 @@ class Problem:
         msg = "; ".join(parts)
         if self.hint:
             msg += f". {self.hint}"
-        return msg
+        # Names and values come from the user's file: a vertical tab or line
+        # separator in them must not split the one line per problem.
+        return msg if msg.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
 
 
 class DataValidationError(ForecastError, ValueError):

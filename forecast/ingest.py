@@ -3,14 +3,14 @@
 The one public entry point is :func:`read_events`. It validates the file once
 and reports *every* problem in a single :class:`~forecast.DataValidationError`
 (column, check, up to 10 spreadsheet row numbers, provinces affected, what to
-do). Problems that lose no information — duplicate event ids, events without a
+do). An event id repeated with different content is an error. Problems that
+lose no information — identical repeats of an event id, events without a
 province, unknown province names, precision filters — are applied and
 reported as warnings instead; they are kept in ``events.attrs["ingest"]`` so
 that the CLI and the report can show them.
 """
 from __future__ import annotations
 
-import difflib
 import warnings
 from datetime import date
 from pathlib import Path
@@ -19,21 +19,34 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from forecast._files import PARQUET_SUFFIXES, check_column_names, read_table
+from forecast._parse import (
+    EMPTY,
+    count_problems,
+    date_problems,
+    parse_counts,
+    parse_date_text,
+    parse_date_values,
+    unquote_formula,
+)
 from forecast.exceptions import DataValidationError, ForecastWarning, Problem
 from forecast.schema import (
     DATE_PRECISION_LEVELS,
     EVENT_COLUMNS,
     LOCATION_PRECISION_LEVELS,
+    MAX_EVENT_COUNT,
     UNKNOWN_PROVINCE,
 )
-from forecast.sources import SCHEMAS, SourceSchema, detect_schema
+from forecast.sources import SourceSchema, resolve_schema
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
+__all__ = ("read_events", "events_from_frame", "PARQUET_SUFFIXES")
 # Formats tried, in order, for dates that are not ISO 8601. Day-first is the
 # convention of the region's registers (15.03.2024); pass dayfirst=False for US
 # style month-first logs.
 _DAYFIRST_FORMATS = ("%d %B %Y", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%d %b %Y")
 _MONTHFIRST_FORMATS = ("%d %B %Y", "%m/%d/%Y", "%m-%d-%Y", "%B %d, %Y", "%d %b %Y")
+# Text columns that our CSV outputs may guard against formula injection.
+_NAME_COLUMNS = ("event_id", "country", "province", "event_type", "source")
 
 
 def read_events(
@@ -54,7 +67,8 @@ def read_events(
     Parameters
     ----------
     path : CSV (UTF-8 with or without BOM; comma, semicolon or tab separated)
-        or Parquet file.
+        or Parquet file. Other encodings are refused, never guessed (see
+        :mod:`forecast._files`); so are files with a column name given twice.
     schema : ``"auto"`` (recognise from the header), ``"native"``, ``"acled"``
         or ``"ucdp"``. See :mod:`forecast.sources`.
     event_types : overrides of the source-value -> event-type mapping, merged
@@ -70,6 +84,11 @@ def read_events(
         (``"point"``, ``"admin2"``, ``"admin1"``, ``"region"``, ``"country"``).
         For province panels ``"admin1"`` is the natural choice.
     as_of : the run date; events dated after it are an error. Default: today.
+        Dates: ``YYYY-MM-DD`` (a time and UTC offset after it are ignored: the
+        calendar date as written counts), ``YYYYMMDD`` or the regional formats;
+        only 1678-01-01 to 2262-04-11. Counts: whole numbers 0 to
+        :data:`~forecast.schema.MAX_EVENT_COUNT` checked exactly; an empty
+        ``count`` is 1, an empty ``fatalities`` unknown. See :mod:`forecast._parse`.
     dayfirst : read ambiguous dates such as 03/04/2024 as day first.
 
     Returns
@@ -87,7 +106,7 @@ def read_events(
         With one line per problem, all problems at once.
     """
     path = Path(path)
-    raw, first_row = _read_table(path)
+    raw, first_row = read_table(path)
     return events_from_frame(
         raw,
         schema,
@@ -126,14 +145,15 @@ def events_from_frame(
     ``first_row`` is the row number shown for the table's first row (2 for a
     CSV whose header is row 1, 1 for a frame or a Parquet file).
     """
+    check_column_names([str(c) for c in raw.columns], source_name)
     raw = raw.copy()
     raw.columns = [str(c).strip().lstrip("\ufeff").lower() for c in raw.columns]
-    src = _resolve_schema(raw, schema, source_name)
+    src = resolve_schema(list(raw.columns), schema, source_name)
     if len(raw) == 0:
         raise DataValidationError(
             [Problem("<file>", "the file has a header but no data rows",
                      hint="Export the log again with its events.")], source=source_name)
-    rows = np.arange(len(raw)) + first_row
+    rows = np.asarray(raw.attrs.get("rows", np.arange(len(raw)) + first_row))
     gaz = _resolve_gazetteer(gazetteer)
     problems: list[Problem] = []
     warn: list[str] = []
@@ -146,7 +166,9 @@ def events_from_frame(
         s = raw[name]
         if pd.api.types.is_datetime64_any_dtype(s):
             return s
-        return s.astype("string").fillna("").str.strip()
+        s = s.astype("string").fillna("").str.strip()
+        # Names written by our own CSV outputs carry a guard against spreadsheet formulas.
+        return unquote_formula(s) if canonical in _NAME_COLUMNS else s
 
     out = pd.DataFrame(index=raw.index)
 
@@ -182,25 +204,28 @@ def events_from_frame(
                         "CSV (country,province,alias) to merge spellings.")
 
     # -- when
+    formats = _DAYFIRST_FORMATS if dayfirst else _MONTHFIRST_FORMATS
     date_raw = col("date")
-    parsed = _parse_dates(date_raw, dayfirst)
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        problems.append(Problem(src.source_column("date"), "unparseable or missing date", rows=rows[bad],
-                                provinces=province[bad], hint="Write dates as YYYY-MM-DD."))
-    run_date = pd.Timestamp(as_of if as_of is not None else date.today())
+    day, status = parse_date_values(date_raw, formats)
+    problems += date_problems(status, date_raw, src.source_column("date"), rows, province)
+    parsed = pd.Series(day, index=raw.index)
+    run_date = pd.Timestamp(parse_date_text(as_of, what="as_of") if as_of is not None else date.today())
     late = (parsed > run_date).to_numpy()
     if late.any():
         problems.append(Problem(src.source_column("date"), f"date after the run date {run_date.date()}",
                                 rows=rows[late], provinces=province[late],
                                 hint="Correct the date, or pass as_of= (--as-of) if the run date is later."))
-    out["date"] = parsed.dt.normalize().to_numpy()
+    out["date"] = day
     if "date_end" in src.columns and col("date_end") is not None:
-        out["date_end"] = _parse_dates(col("date_end"), dayfirst).dt.normalize().to_numpy()
+        end_raw = col("date_end")
+        end, end_status = parse_date_values(end_raw, formats)
+        problems += [p for p in date_problems(end_status, end_raw, src.source_column("date_end"), rows, province,
+                                              empty_ok=True)]
+        out["date_end"] = end
 
     # -- what
     type_raw = src.type_key(raw) if src.type_key is not None else col("event_type")
-    type_raw = type_raw.astype("string").fillna("").str.strip()
+    type_raw = unquote_formula(type_raw.astype("string").fillna("").str.strip())
     empty_type = (type_raw == "").to_numpy()
     if empty_type.any():
         problems.append(Problem(src.source_column("event_type"), "missing event type", rows=rows[empty_type],
@@ -212,9 +237,10 @@ def events_from_frame(
                     "Map them with event_types= (or [event_types] in the run config).")
 
     # -- how many
-    out["count"] = _whole_numbers(col("count"), "count", src, rows, province, problems, default=1, allow_empty=False)
-    out["fatalities"] = _whole_numbers(col("fatalities"), "fatalities", src, rows, province, problems,
-                                       default=None, allow_empty=True)
+    # An empty count means one event (the row itself); an empty fatality count is unknown.
+    out["count"] = _counts(col("count"), src.source_column("count"), rows, province, problems, empty=1)
+    out["fatalities"] = _counts(col("fatalities"), src.source_column("fatalities"), rows, province, problems,
+                                empty=None)
 
     # -- identity
     ids = col("event_id")
@@ -243,13 +269,18 @@ def events_from_frame(
                                     rows=rows[odd], provinces=province[odd]))
         out[name] = pd.Categorical(mapped, categories=list(levels), ordered=True)
 
+    # Rows whose id occurs more than once (the first copy included).
+    repeated = out["event_id"].duplicated(keep=False).to_numpy() & ~empty_id if ids is not None else None
+    if repeated is not None and repeated.any() and not problems:
+        problems += _conflicting_ids(out, repeated, src.source_column("event_id"), rows)
     if problems:
         raise DataValidationError(problems, source=source_name)
 
     # -- lossless clean-up, reported as warnings
     keep = np.ones(len(out), dtype=bool)
-    if ids is not None:
-        dup = out["event_id"].duplicated().to_numpy() & ~empty_id
+    if repeated is not None and repeated.any():
+        dup = repeated.copy()
+        dup[repeated] = out.loc[repeated, "event_id"].duplicated().to_numpy()
         if dup.any():
             dropped["duplicate_event_id"] = int(dup.sum())
             warn.append(f"{int(dup.sum())} rows repeat an earlier event_id and were dropped "
@@ -299,80 +330,6 @@ def events_from_frame(
 
 # -- helpers ------------------------------------------------------------------
 
-def _read_table(path: Path) -> tuple[pd.DataFrame, int]:
-    """Read CSV or Parquet with every field as text; return (frame, first data row number)."""
-    if not path.exists():
-        raise DataValidationError([Problem("<file>", "file not found", hint=f"Check the path {path}.")],
-                                  source=str(path))
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for a bad file
-            raise DataValidationError([Problem("<file>", f"not a readable Parquet file ({exc})")],
-                                      source=path.name) from None
-        return frame, 1
-    with path.open("rb") as fh:
-        head = fh.read(65536)
-    if not head.strip(b"\xef\xbb\xbf \r\n\t"):
-        raise DataValidationError([Problem("<file>", "the file is empty",
-                                           hint="Export the log again; it has no header and no rows.")],
-                                  source=path.name)
-    try:
-        first_line = head.decode("utf-8-sig").splitlines()[0]
-    except UnicodeDecodeError:
-        raise DataValidationError([Problem("<file>", "not UTF-8 text",
-                                           hint="Save the file as UTF-8 CSV (Excel: 'CSV UTF-8').")],
-                                  source=path.name) from None
-    sep = max((",", ";", "\t"), key=first_line.count)
-    try:
-        try:
-            # pyarrow's parser is several times faster on large logs; the C parser
-            # is the fallback and gives the clearer message for malformed files.
-            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                                engine="pyarrow")
-        except Exception:
-            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataValidationError([Problem("<file>", "not UTF-8 text",
-                                           hint="Save the file as UTF-8 CSV (Excel: 'CSV UTF-8').")],
-                                  source=path.name) from None
-    except pd.errors.ParserError as exc:
-        raise DataValidationError([Problem("<file>", f"malformed CSV ({exc})",
-                                           hint="Check quoting and the number of fields per row.")],
-                                  source=path.name) from None
-    # A CSV's header is spreadsheet row 1, so the first event is row 2.
-    return frame, 2
-
-
-def _resolve_schema(raw: pd.DataFrame, schema: str, source_name: str) -> SourceSchema:
-    found = ", ".join(raw.columns) or "(none)"
-    if schema == "auto":
-        src = detect_schema(list(raw.columns))
-        if src is None:
-            need = "; ".join(f"{s.name}: {', '.join(s.source_column(c) for c in s.required)}"
-                             for s in SCHEMAS.values())
-            raise DataValidationError([Problem("<header>", "could not recognise the file layout",
-                                               hint=f"Required columns per layout — {need}. Columns found: {found}.")],
-                                      source=source_name)
-        return src
-    if schema not in SCHEMAS:
-        raise DataValidationError([Problem("<schema>", f"unknown schema '{schema}'",
-                                           hint=f"Use auto, {', '.join(SCHEMAS)}.")], source=source_name)
-    src = SCHEMAS[schema]
-    missing = [src.source_column(c) for c in src.required if src.source_column(c) not in raw.columns]
-    if missing:
-        hints = []
-        for m in missing:
-            close = difflib.get_close_matches(m, list(raw.columns), n=1)
-            if close:
-                hints.append(f"'{close[0]}' looks like '{m}'")
-        hint = f"Columns found: {found}." + (f" ({'; '.join(hints)}.)" if hints else "")
-        raise DataValidationError([Problem(", ".join(missing), f"required column{'s' if len(missing) > 1 else ''} "
-                                                               f"missing for the {src.name} layout", hint=hint)],
-                                  source=source_name)
-    return src
-
-
 def _resolve_gazetteer(gazetteer: Any):
     from forecast.gazetteer import Gazetteer
 
@@ -386,25 +343,6 @@ def _resolve_gazetteer(gazetteer: Any):
 def _strip_suffixes(names: pd.Series, suffixes: tuple[str, ...]) -> pd.Series:
     pattern = "(?i)(" + "|".join(s.strip() for s in suffixes) + r")\s*$"
     return names.str.replace(pattern, "", regex=True).str.strip()
-
-
-def _parse_dates(values: pd.Series, dayfirst: bool) -> pd.Series:
-    """Parse dates, trying ISO 8601 first, then the regional formats; unique values only."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return pd.to_datetime(values).dt.tz_localize(None) if getattr(values.dt, "tz", None) else values
-    codes, uniques = pd.factorize(values)
-    uniq = pd.Series(np.asarray(uniques, dtype=object))
-    parsed = pd.to_datetime(uniq, format="ISO8601", errors="coerce")
-    for fmt in _DAYFIRST_FORMATS if dayfirst else _MONTHFIRST_FORMATS:
-        todo = parsed.isna() & (uniq != "")
-        if not todo.any():
-            break
-        parsed[todo] = pd.to_datetime(uniq[todo], format=fmt, errors="coerce")
-    parsed = parsed.astype("datetime64[ns]")
-    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
-    ok = codes >= 0
-    out[ok] = parsed.to_numpy()[codes[ok]]
-    return pd.Series(out, index=values.index)
 
 
 def _map_event_types(keys: pd.Series, src: SourceSchema,
@@ -430,32 +368,33 @@ def _map_event_types(keys: pd.Series, src: SourceSchema,
     return pd.Series(values, index=keys.index, dtype="string").fillna(""), sorted(set(unmapped))
 
 
-def _whole_numbers(values: pd.Series | None, canonical: str, src: SourceSchema, rows: np.ndarray,
-                   province: pd.Series, problems: list[Problem], *, default: int | None,
-                   allow_empty: bool) -> np.ndarray | pd.array:
-    """Parse a count column; non-integer or negative values become one Problem."""
+def _counts(values: pd.Series | None, column: str, rows: np.ndarray, province: pd.Series,
+            problems: list[Problem], *, empty: int | None) -> np.ndarray | pd.arrays.IntegerArray:
+    """Whole numbers 0..MAX_EVENT_COUNT, checked exactly on the text (see :mod:`forecast._parse`)."""
     n = len(rows)
     if values is None:
-        return np.full(n, default, dtype="int64") if default is not None else pd.array([pd.NA] * n, dtype="Int64")
-    empty = (values == "").to_numpy(dtype=bool)
-    # Parse each distinct text once: a million rows hold a handful of distinct counts.
-    codes, uniques = pd.factorize(values)
-    parsed = pd.to_numeric(pd.Series(np.asarray(uniques, dtype=object)).replace("", np.nan),
-                           errors="coerce").to_numpy(dtype="float64")
-    num = parsed[codes] if len(parsed) else np.zeros(n)
-    with np.errstate(invalid="ignore"):
-        bad = (np.isnan(num) & ~empty) | (num < 0) | (~np.isnan(num) & (num != np.round(num)))
-    if not allow_empty:
-        bad |= empty
-    if bad.any():
-        problems.append(Problem(src.source_column(canonical), "negative, non-integer or missing count"
-                                if not allow_empty else "negative or non-integer count",
-                                rows=rows[bad], provinces=province[bad],
-                                hint="Counts must be whole numbers >= 0."))
-        return np.zeros(n, dtype="int64")
-    if allow_empty:
-        return pd.array(np.where(empty, np.nan, num), dtype="Float64").astype("Int64")
-    return num.astype("int64")
+        return np.full(n, empty, dtype="int64") if empty is not None else pd.array([pd.NA] * n, dtype="Int64")
+    num, status = parse_counts(values, MAX_EVENT_COUNT)
+    problems += count_problems(status, values, column, MAX_EVENT_COUNT, rows, province, empty_ok=True)
+    if empty is not None:
+        return np.where(status == EMPTY, empty, num).astype("int64")
+    return pd.arrays.IntegerArray(num, status == EMPTY)
+
+
+def _conflicting_ids(out: pd.DataFrame, repeated: np.ndarray, column: str, rows: np.ndarray) -> list[Problem]:
+    """An id repeated with a different date, place, type or count: which copy is right is unknown."""
+    fields = [c for c in ("date", "country", "province", "event_type", "count", "fatalities") if c in out.columns]
+    sub = out.loc[repeated, ["event_id", *fields]]
+    differs = sub.groupby("event_id", sort=False)[fields].nunique(dropna=False).gt(1)
+    bad_ids = differs.index[differs.any(axis=1)]
+    if not len(bad_ids):
+        return []
+    which = sorted({f for f in fields if differs.loc[bad_ids, f].any()})
+    mask = repeated & out["event_id"].isin(bad_ids).to_numpy()
+    shown = ", ".join(map(str, bad_ids[:5])) + (f" and {len(bad_ids) - 5} more" if len(bad_ids) > 5 else "")
+    return [Problem(column, f"the same event id with a different {', '.join(which)} (ids {shown})",
+                    rows=rows[mask], provinces=out.loc[mask, "province"],
+                    hint="Give each event its own id, or delete the wrong copy.")]
 
 
 def _first_rows(rows: np.ndarray, limit: int = 10) -> str:

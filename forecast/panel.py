@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from forecast._parse import parse_date_text
 from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
 from forecast.schema import ALL_LABEL, make_unique_id, require_columns
 
@@ -190,6 +191,7 @@ def build_panel(
     if outside:
         warn.append(f"{outside} events fall outside the covered periods and are not counted.")
     grid["y"] = grid["y"].fillna(0).astype("int64")
+    require_events(grid, source="panel", detail=_no_events_detail(ev, weight, cover))
     grid["aggregate"] = False
     if totals:
         grid = pd.concat([grid, *_totals(grid)], ignore_index=True)
@@ -212,6 +214,32 @@ def build_panel(
     for w in warn:
         warnings.warn(w, ForecastWarning, stacklevel=2)
     return panel
+
+
+def require_events(panel: pd.DataFrame, *, source: str = "panel", detail: str = "") -> None:
+    """Refuse a panel without a single event: its forecasts would be certain zeros, not knowledge.
+
+    Raises
+    ------
+    DataValidationError
+        "nothing to forecast from", with what was found and what to do.
+    """
+    if len(panel) and pd.to_numeric(panel["y"], errors="coerce").fillna(0).sum() > 0:
+        return
+    found = detail or f"all {len(panel)} counts are 0"
+    raise DataValidationError([Problem("y", f"nothing to forecast from: no event in the covered periods ({found})",
+                                       hint="Check the coverage and as_of dates against the event dates, "
+                                            "or the country and precision filters; a forecast needs "
+                                            "at least one event.")], source=source)
+
+
+def _no_events_detail(ev: pd.DataFrame, weight: np.ndarray, cover: Mapping) -> str:
+    spans = "; ".join(f"{c} {a.date()} to {b.date()}" for c, (a, b) in cover.items())
+    if not len(ev) or weight.sum() == 0:
+        return f"the events hold no count; coverage {spans}"
+    dates = ev["date"]
+    return (f"{int(weight.sum())} events dated {dates.min().date()} to {dates.max().date()} "
+            f"all fall outside coverage {spans}")
 
 
 def _declared_units(provinces, countries, gazetteer) -> pd.DataFrame:
@@ -238,8 +266,9 @@ def _declared_units(provinces, countries, gazetteer) -> pd.DataFrame:
 
 def _coverage(ev, period, fq, countries, coverage, as_of, warn) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
     """First and last covered period start per country."""
-    def to_period(x) -> pd.Timestamp:
-        return pd.Timestamp(fq.start(np.array([pd.Timestamp(x).to_datetime64()], dtype="datetime64[ns]"))[0])
+    def to_period(x, what: str = "coverage") -> pd.Timestamp:
+        day = np.datetime64(parse_date_text(x, what=what), "ns")
+        return pd.Timestamp(fq.start(np.array([day], dtype="datetime64[ns]"))[0])
 
     given: dict[str, tuple[Any, Any]] = {}
     if isinstance(coverage, Mapping):
@@ -263,8 +292,9 @@ def _coverage(ev, period, fq, countries, coverage, as_of, warn) -> dict[str, tup
         if not len(ev):
             raise ConfigError(f"No events for {c}: give coverage=(start, end).")
         p0, d1 = (span.loc[c, "p0"], span.loc[c, "d1"]) if c in span.index else (all_p0, all_d1)
-        end_date = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(max(d1, all_d1))
-        last = to_period(end_date)
+        end_date = pd.Timestamp(parse_date_text(as_of, what="as_of")) if as_of is not None \
+            else pd.Timestamp(max(d1, all_d1))
+        last = to_period(end_date, "as_of")
         # The period holding end_date is complete only if end_date is its last day.
         if pd.Timestamp(fq.next_start(np.array([last.to_datetime64()]))[0]) - pd.Timedelta(days=1) > end_date:
             warn.append(f"{c}: the last period {last.date()} is only covered up to {end_date.date()} "
@@ -311,4 +341,4 @@ def _read_adjacency(adjacency) -> pd.DataFrame:
     return frame[["country_a", "province_a", "country_b", "province_b"]].reset_index(drop=True)
 
 
-__all__: Sequence[str] = ("build_panel", "parse_freq", "Frequency")
+__all__: Sequence[str] = ("build_panel", "parse_freq", "Frequency", "require_events")

@@ -14,24 +14,24 @@ DEMO_DIR = Path("reports") / "demo"
 
 def load_panel(path: str | Path, *, freq: str = "month", as_of=None, schema: str = "auto",
                gazetteer=None) -> pd.DataFrame:
-    """A panel from a panel CSV (``unique_id, ds, y``) or from an events file (built with ``build_panel``)."""
-    from forecast.exceptions import DataValidationError, Problem
+    """A panel from a panel CSV (``unique_id, ds, y``) or from an events file (built with ``build_panel``).
+
+    A panel CSV is validated like an events file (see :mod:`forecast.panel_csv`)
+    and must hold at least one event.
+    """
     from forecast.ingest import read_events
-    from forecast.panel import build_panel
+    from forecast.panel import build_panel, require_events
+    from forecast.panel_csv import read_panel_csv
 
     path = Path(path)
-    if path.suffix.lower() in (".csv", ".tsv", ".txt") and path.exists():
-        with path.open(encoding="utf-8-sig") as fh:
-            first = fh.readline()
+    if path.suffix.lower() in (".csv", ".tsv", ".txt") and path.is_file():
+        with path.open("rb") as fh:
+            # Undecodable bytes are the events reader's to report; here only the header matters.
+            first = fh.readline(65536).decode("utf-8-sig", errors="replace")
         sep = max((",", ";", "\t"), key=first.count)
-        if {"unique_id", "ds", "y"} <= {c.strip().lower() for c in first.split(sep)}:
-            panel = pd.read_csv(path, sep=sep, encoding="utf-8-sig")
-            panel.columns = [c.strip().lower() for c in panel.columns]
-            try:
-                panel["ds"] = pd.to_datetime(panel["ds"])
-            except (ValueError, TypeError):
-                raise DataValidationError([Problem("ds", "unparseable period dates",
-                                                   hint="Write periods as YYYY-MM-DD.")], source=path.name) from None
+        if {"unique_id", "ds", "y"} <= {c.strip().strip('"').lower() for c in first.split(sep)}:
+            panel = read_panel_csv(path)
+            require_events(panel, source=path.name)
             return panel
     events = read_events(path, schema, gazetteer=gazetteer, as_of=as_of)
     return build_panel(events, freq, as_of=as_of, gazetteer=gazetteer)

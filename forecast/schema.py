@@ -37,6 +37,12 @@ UNKNOWN_PROVINCE = "unknown"
 #: Label used for country or province of aggregate series (totals).
 ALL_LABEL = "(all)"
 
+#: Largest ``count`` or ``fatalities`` one event row may carry; larger values are
+#: typing or export errors (and anything past 2**63 would wrap around in int64).
+MAX_EVENT_COUNT = 10**7
+#: Largest ``y`` a panel CSV may hold for one series and period.
+MAX_PANEL_COUNT = 10**9
+
 # -- panel frame: one row per series and covered period -----------------------
 PANEL_KEYS: tuple[str, ...] = ("country", "province", "event_type")
 PANEL_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "y")
@@ -82,10 +88,11 @@ def check_panel(panel: pd.DataFrame) -> None:
     if not pd.api.types.is_datetime64_any_dtype(panel["ds"]):
         problems.append(Problem("ds", "must be datetime64", hint="Convert with pandas.to_datetime."))
     y = pd.to_numeric(panel["y"], errors="coerce")
-    bad = (y < 0) | (y.notna() & (y != y.round()))
+    # Checked before any int64 cast: inf or 1e300 would wrap to a negative number.
+    bad = (y < 0) | (y.notna() & (y != y.round())) | (y > MAX_PANEL_COUNT)
     if bad.any():
         rows = (pd.RangeIndex(len(panel))[bad.to_numpy()] + 1).tolist()
-        problems.append(Problem("y", "negative or non-integer count", rows=rows,
+        problems.append(Problem("y", f"negative or non-integer count (or above {MAX_PANEL_COUNT})", rows=rows,
                                 hint="Counts must be whole numbers >= 0."))
     dup = panel.duplicated(["unique_id", "ds"])
     if dup.any():

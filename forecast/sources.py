@@ -6,7 +6,7 @@ Three layouts are known, recognised from the header when ``schema="auto"``:
     The analyst's own register. Required ``date, province, event_type``;
     optional ``country, count, fatalities, event_id, source, date_precision,
     location_precision``. ``count`` is the number of incidents a row stands for
-    (default 1).
+    (default 1, also for an empty cell).
 ``acled``
     An ACLED export (``event_id_cnty, event_date, event_type, sub_event_type,
     country, admin1, fatalities, time_precision, geo_precision``).
@@ -49,10 +49,13 @@ so one filter works for every source.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import pandas as pd
+
+from forecast.exceptions import DataValidationError, Problem
 
 
 @dataclass(frozen=True)
@@ -171,3 +174,39 @@ def detect_schema(columns: list[str]) -> SourceSchema | None:
         if all(c in present for c in schema.signature):
             return schema
     return None
+
+
+def resolve_schema(columns: list[str], schema: str, source_name: str) -> SourceSchema:
+    """The layout named by ``schema`` (or recognised from ``columns`` for ``"auto"``), with its required columns.
+
+    Raises
+    ------
+    DataValidationError
+        Unknown layout name, unrecognised header, or required columns missing (with near matches).
+    """
+    found = ", ".join(columns) or "(none)"
+    if schema == "auto":
+        src = detect_schema(columns)
+        if src is None:
+            need = "; ".join(f"{s.name}: {', '.join(s.source_column(c) for c in s.required)}"
+                             for s in SCHEMAS.values())
+            raise DataValidationError([Problem("<header>", "could not recognise the file layout",
+                                               hint=f"Required columns per layout — {need}. Columns found: {found}.")],
+                                      source=source_name)
+        return src
+    if schema not in SCHEMAS:
+        raise DataValidationError([Problem("<schema>", f"unknown schema '{schema}'",
+                                           hint=f"Use auto, {', '.join(SCHEMAS)}.")], source=source_name)
+    src = SCHEMAS[schema]
+    missing = [src.source_column(c) for c in src.required if src.source_column(c) not in columns]
+    if missing:
+        hints = []
+        for m in missing:
+            close = difflib.get_close_matches(m, columns, n=1)
+            if close:
+                hints.append(f"'{close[0]}' looks like '{m}'")
+        hint = f"Columns found: {found}." + (f" ({'; '.join(hints)}.)" if hints else "")
+        raise DataValidationError([Problem(", ".join(missing), f"required column{'s' if len(missing) > 1 else ''} "
+                                                               f"missing for the {src.name} layout", hint=hint)],
+                                  source=source_name)
+    return src

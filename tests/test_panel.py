@@ -184,7 +184,12 @@ def test_shuffling_rows_changes_nothing(rows, rnd):
 @given(event_rows)
 def test_missing_stays_missing_outside_explicit_coverage(rows):
     ev = to_events(rows)
+    inside = ev[(ev["date"] >= "2024-03-01") & (ev["date"] < "2024-07-01")]
+    if inside.empty:
+        # No event inside coverage: an error, never a panel of certain zeros.
+        with pytest.raises(DataValidationError, match="nothing to forecast from"):
+            quiet(ev, coverage=("2024-03-01", "2024-06-01"))
+        return
     p = quiet(ev, coverage=("2024-03-01", "2024-06-01"))
     assert p["ds"].min() >= pd.Timestamp("2024-03-01") and p["ds"].max() <= pd.Timestamp("2024-06-01")
-    inside = ev[(ev["date"] >= "2024-03-01") & (ev["date"] < "2024-07-01")]
     assert p["y"].sum() == inside["count"].sum()

@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from forecast.exceptions import DataValidationError, Problem
-from forecast.schema import require_columns
+from forecast.exceptions import ConfigError, DataValidationError, Problem
+from forecast.schema import MAX_PANEL_COUNT, require_columns
 
 
 class Series:
@@ -79,9 +79,10 @@ class PanelData:
         frame = frame.sort_values(["unique_id", "ds"], kind="stable")
         problems = []
         y = pd.to_numeric(frame["y"], errors="coerce")
-        bad = y.isna() | (y < 0) | (y != np.round(y))
+        # Above MAX_PANEL_COUNT (inf and 1e300 included) the int64 cast below would wrap.
+        bad = y.isna() | (y < 0) | (y != np.round(y)) | (y > MAX_PANEL_COUNT)
         if bad.any():
-            problems.append(Problem("y", "missing, negative or non-integer count",
+            problems.append(Problem("y", f"missing, negative or non-integer count (or above {MAX_PANEL_COUNT})",
                                     rows=(np.flatnonzero(bad.to_numpy()) + 1).tolist(),
                                     provinces=frame.loc[bad, "unique_id"].unique().tolist(),
                                     hint="Models need whole counts >= 0 on every period of a series."))
@@ -136,12 +137,15 @@ def _regular_steps(ds: np.ndarray, freq: str) -> np.ndarray:
 
 def period_range(start: pd.Timestamp, n: int, freq: str) -> pd.DatetimeIndex:
     """``n`` period starts from ``start``; numpy arithmetic (pandas' monthly
-    ``date_range`` costs milliseconds per call, which adds up over thousands of series)."""
+    ``date_range`` costs milliseconds per call, which adds up over thousands of series).
+
+    Raises
+    ------
+    ConfigError
+        If the last period would start after 2262-04-11, the last date pandas holds.
+    """
     t0 = np.datetime64(pd.Timestamp(start).value, "ns")
-    if freq == "MS":
-        return pd.DatetimeIndex((t0.astype("datetime64[M]") + np.arange(n)).astype("datetime64[ns]"))
-    step = np.timedelta64(1 if freq == "D" else 7, "D")
-    return pd.DatetimeIndex((t0.astype("datetime64[D]") + step * np.arange(n)).astype("datetime64[ns]"))
+    return pd.DatetimeIndex(_steps(np.array([t0]), 0, n, freq)[0])
 
 
 def infer_freq(frame: pd.DataFrame) -> str:
@@ -161,13 +165,39 @@ def infer_freq(frame: pd.DataFrame) -> str:
 
 
 def future_dates(last: np.ndarray, h: int, freq: str) -> np.ndarray:
-    """The ``h`` period starts after each date of ``last`` (datetime64[ns], shape (S,)): (S, h)."""
+    """The ``h`` period starts after each date of ``last`` (datetime64[ns], shape (S,)): (S, h).
+
+    Raises
+    ------
+    ConfigError
+        If a forecast date would pass 2262-04-11 (it would wrap around to 1677).
+    """
+    return _steps(last, 1, h, freq)
+
+
+# Last period starts pandas can hold (datetime64[ns] ends on 2262-04-11).
+_LAST_DAY = np.datetime64("2262-04-11", "D")
+_LAST_MONTH = np.datetime64("2262-04", "M")
+
+
+def _steps(origin: np.ndarray, first: int, n: int, freq: str) -> np.ndarray:
+    """Period starts ``origin + first .. first + n - 1`` periods, (S, n), checked against the last date first."""
+    k_max = int(first) + int(n) - 1 if n > 0 else 0
     if freq == "MS":
-        months = last.astype("datetime64[M]")[:, None] + np.arange(1, h + 1)
-        return months.astype("datetime64[ns]")
-    step = np.timedelta64(1 if freq == "D" else 7, "D")
-    days = last.astype("datetime64[D]")[:, None] + step * np.arange(1, h + 1)
-    return days.astype("datetime64[ns]")
+        base = origin.astype("datetime64[M]")
+        limit, unit = _LAST_MONTH, 1
+    else:
+        base = origin.astype("datetime64[D]")
+        limit, unit = _LAST_DAY, 1 if freq == "D" else 7
+    # Checked in Python integers: numpy's datetime arithmetic would wrap silently.
+    if len(base) and int(base.max().astype("int64")) + k_max * unit > int(limit.astype("int64")):
+        raise ConfigError(f"forecast dates would pass {_LAST_DAY}, the last date supported "
+                          f"(last observed period {str(base.max())}, {k_max} periods ahead); "
+                          "use a shorter horizon.")
+    k = np.arange(first, first + n)
+    if freq == "MS":
+        return (base[:, None] + k).astype("datetime64[ns]")
+    return (base[:, None] + np.timedelta64(unit, "D") * k).astype("datetime64[ns]")
 
 
 def series_rng(seed: int, uid: str, origin: pd.Timestamp | np.datetime64) -> np.random.Generator:
