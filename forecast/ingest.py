@@ -88,7 +88,7 @@ def read_events(
         calendar date as written counts), ``YYYYMMDD`` or the regional formats;
         only 1678-01-01 to 2262-04-11. Counts: whole numbers 0 to
         :data:`~forecast.schema.MAX_EVENT_COUNT` checked exactly; an empty
-        ``count`` is 1, an empty ``fatalities`` unknown. See :mod:`forecast._parse`.
+        ``count`` is an error, an empty ``fatalities`` unknown. See :mod:`forecast._parse`.
     dayfirst : read ambiguous dates such as 03/04/2024 as day first.
 
     Returns
@@ -237,8 +237,10 @@ def events_from_frame(
                     "Map them with event_types= (or [event_types] in the run config).")
 
     # -- how many
-    # An empty count means one event (the row itself); an empty fatality count is unknown.
-    out["count"] = _counts(col("count"), src.source_column("count"), rows, province, problems, empty=1)
+    # Without a count column each row is one event; an empty cell in a count column is an error
+    # (a number nobody wrote must not be guessed); an empty fatality count is unknown.
+    out["count"] = _counts(col("count"), src.source_column("count"), rows, province, problems, empty=1,
+                           empty_ok=False)
     out["fatalities"] = _counts(col("fatalities"), src.source_column("fatalities"), rows, province, problems,
                                 empty=None)
 
@@ -369,13 +371,14 @@ def _map_event_types(keys: pd.Series, src: SourceSchema,
 
 
 def _counts(values: pd.Series | None, column: str, rows: np.ndarray, province: pd.Series,
-            problems: list[Problem], *, empty: int | None) -> np.ndarray | pd.arrays.IntegerArray:
+            problems: list[Problem], *, empty: int | None,
+            empty_ok: bool = True) -> np.ndarray | pd.arrays.IntegerArray:
     """Whole numbers 0..MAX_EVENT_COUNT, checked exactly on the text (see :mod:`forecast._parse`)."""
     n = len(rows)
     if values is None:
         return np.full(n, empty, dtype="int64") if empty is not None else pd.array([pd.NA] * n, dtype="Int64")
     num, status = parse_counts(values, MAX_EVENT_COUNT)
-    problems += count_problems(status, values, column, MAX_EVENT_COUNT, rows, province, empty_ok=True)
+    problems += count_problems(status, values, column, MAX_EVENT_COUNT, rows, province, empty_ok=empty_ok)
     if empty is not None:
         return np.where(status == EMPTY, empty, num).astype("int64")
     return pd.arrays.IntegerArray(num, status == EMPTY)
