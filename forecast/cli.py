@@ -12,8 +12,13 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-import click
 import typer
+
+try:  # typer >= 0.24 carries its own copy of click
+    from typer._click import ClickException
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import ClickException, get_current_context
 
 from forecast._boundary import (EXIT_INPUT, EXIT_INTERRUPT, EXIT_TERM, error_lines, escape, input_error_line,
                                 install_sigterm_handler, printing_warnings, report_internal_error)
@@ -48,7 +53,7 @@ def _main(
 
 
 def _debug_requested() -> bool:
-    ctx = click.get_current_context(silent=True)
+    ctx = get_current_context(silent=True)
     return bool(ctx and ctx.find_root().params.get("debug"))
 
 
@@ -67,7 +72,7 @@ def _friendly(func: Callable) -> Callable:
                 for line in error_lines(exc):
                     typer.echo(f"error: {line}", err=True)
                 raise typer.Exit(EXIT_INPUT) from None
-            except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            except (ClickException, typer.Exit, typer.Abort):  # typer's own exits and usage errors
                 raise
             except Exception as exc:  # noqa: BLE001 - this is the boundary: nothing may escape as a traceback
                 source = next((kwargs[k] for k in ("file", "config", "run_dir") if kwargs.get(k)), None)
