@@ -148,6 +148,9 @@ def input_error_line(exc: BaseException, source: Any = None) -> str | None:
     if errors is not None and isinstance(exc, (errors.ParserError, errors.EmptyDataError)):
         return escape(f"{where}cannot read the file as a table ({first or type(exc).__name__}): "
                       f"check that it is a comma-separated CSV (or Parquet) events file.")
+    if (errors is not None and isinstance(exc, errors.OutOfBoundsDatetime)) and _from_reading(exc):
+        return escape(f"{where}a date is outside the years pandas can hold (1677-2262) ({first}): "
+                      f"correct the date, then rerun.")
     if isinstance(exc, (MemoryError, RecursionError)) and _from_reading(exc):
         return escape(f"{where}reading the file ran out of "
                       f"{'memory' if isinstance(exc, MemoryError) else 'nesting depth'} "

@@ -19,6 +19,12 @@ Three ways to run, chosen by the arguments:
   the concurrency, so ``jobs`` is not used. Dask is an optional dependency:
   ``pip install "incident-forecast[dask]"``.
 
+Warnings a task raises in a worker process are returned with its result and
+raised again here, in task order, so every backend shows the same warnings; a
+local worker process exits when its parent dies (see :mod:`forecast._workers`).
+A cluster given by address is never shut down here: only the client this module
+opened is closed, and on an interruption its tasks are cancelled.
+
 Connection problems (Dask missing, scheduler unreachable within
 :data:`CONNECT_TIMEOUT` seconds, no workers, workers with another
 incident-forecast version) raise :class:`~forecast.exceptions.ConfigError`

@@ -174,6 +174,15 @@ def test_undecodable_bytes_are_input_errors_not_bugs(tmp_path):
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
 
 
+def test_a_date_pandas_cannot_hold_is_an_input_error_not_a_bug(tmp_path):
+    f = tmp_path / "far.csv"
+    f.write_text(HEADER + "1,9999-12-31,Tajikistan,Khatlon,armed_clash,1\n")
+    proc = cli("validate", str(f), "--as-of", "9999-12-31")
+    assert proc.returncode == 1, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ")
+
+
 @pytest.mark.parametrize("args", [["predict", "x.csv", "-m", "climatology", "-o", "o.csv", "--seed", "-1"],
                                   ["backtest", "x.csv", "-o", "bt", "--seed", "-1"],
                                   ["run", "c.toml", "--seed", "-1"]])
