@@ -15,6 +15,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -45,14 +46,17 @@ row = st.tuples(st.integers(0, 10 ** 6).map(str), dates, countries, names, types
 @st.composite
 def event_files(draw) -> bytes:
     """A small events CSV in some encoding, sometimes with garbage bytes spliced in."""
-    header = draw(st.one_of(st.just(HEADER), st.lists(st.text(max_size=8), min_size=1, max_size=6)))
-    rows = draw(st.lists(row, min_size=0, max_size=6))
+    # one file in five has a random header (those stop at the layout check: few are enough)
+    header = draw(st.lists(st.text(max_size=8), min_size=1, max_size=6)) if draw(st.integers(0, 4)) == 0 else HEADER
+    rows = draw(st.lists(row, min_size=1, max_size=6))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     w.writerows(rows)
     text = buf.getvalue()
-    encoding = draw(st.sampled_from(["utf-8", "utf-8", "latin-1", "utf-16", "utf-8-sig"]))
+    # one file in four in another encoding (those mostly stop at the decoding check)
+    other = draw(st.booleans()) and draw(st.booleans())
+    encoding = draw(st.sampled_from(["latin-1", "utf-16", "utf-8-sig"])) if other else "utf-8"
     data = text.encode(encoding, errors="replace")
     if draw(st.booleans()) and draw(st.booleans()):  # one in four: raw bytes somewhere
         junk = draw(st.binary(min_size=1, max_size=20))
@@ -89,9 +93,9 @@ def check(proc: subprocess.CompletedProcess, case: str) -> None:
         assert err.startswith("error: ") or "\nerror: " in err, info
 
 
-@settings(FUZZ, max_examples=14)
+@settings(FUZZ, max_examples=22)
 @given(data=event_files(), command=st.sampled_from(["validate", "panel"]),
-       freq=st.sampled_from(["month", "week", "day"]), as_of=st.sampled_from([None, "2030-01-01", "2025-02-30"]))
+       freq=st.sampled_from(["month", "week", "day"]), as_of=st.sampled_from([None, "2030-01-01"]))
 def test_validate_and_panel_survive_hostile_files(data, command, freq, as_of):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -106,9 +110,10 @@ def test_validate_and_panel_survive_hostile_files(data, command, freq, as_of):
         assert not [p for p in tmp.iterdir() if ".tmp-" in p.name]  # no staging file left behind
 
 
-@settings(FUZZ, max_examples=5)
-@given(data=histories(), command=st.sampled_from(["predict", "backtest", "run"]), seed=st.integers(0, 2 ** 32))
-def test_predict_backtest_run_survive_hostile_rows(data, command, seed):
+@pytest.mark.parametrize("command", ["predict", "backtest", "run"])
+@settings(FUZZ, max_examples=2)
+@given(data=histories(), seed=st.integers(0, 2 ** 32))
+def test_predict_backtest_run_survive_hostile_rows(command, data, seed):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "events.csv").write_bytes(data)
