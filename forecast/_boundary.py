@@ -154,7 +154,7 @@ def input_error_line(exc: BaseException, source: Any = None) -> str | None:
     if isinstance(exc, (MemoryError, RecursionError)) and _from_reading(exc):
         return escape(f"{where}reading the file ran out of "
                       f"{'memory' if isinstance(exc, MemoryError) else 'nesting depth'} "
-                      f"({type(exc).__name__}): check that it is the events file you meant, or split it.")
+                      f"({type(exc).__name__}): check that it is the file you meant, or split it.")
     return None
 
 

@@ -300,3 +300,10 @@ def test_jobs_2_prints_what_jobs_1_prints(capsys):
                       jobs=jobs, progress=False)
         printed.append(capsys.readouterr().err)
     assert printed[0] == printed[1] == "warning: Khatlon: no events\nwarning: RuntimeWarning: overflow\n"
+
+
+def test_a_config_nested_too_deep_for_the_parser_is_an_input_error(tmp_path):
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 100_000 + "\n")
+    proc = cli("run", "deep.toml", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: deep.toml: ") and "internal error" not in proc.stderr
