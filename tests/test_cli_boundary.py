@@ -165,20 +165,14 @@ def test_a_missing_file_is_one_line_exit_1(tmp_path):
 
 
 def test_undecodable_bytes_are_input_errors_not_bugs(tmp_path):
-    f = tmp_path / "u16.csv"
-    f.write_bytes((HEADER + "1,2024-01-05,Tajikistan,Khatlon,armed_clash,1\n").encode("utf-16"))
-    proc = cli("validate", str(f))
-    assert proc.returncode in (0, 1), proc.stderr
-    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
-
-
-def test_a_date_pandas_cannot_hold_is_an_input_error_not_a_bug(tmp_path):
-    f = tmp_path / "far.csv"
-    f.write_text(HEADER + "1,9999-12-31,Tajikistan,Khatlon,armed_clash,1\n")
-    proc = cli("validate", str(f), "--as-of", "9999-12-31")
+    # report_context.json is read without a check of its own: the boundary is the net
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report_context.json").write_bytes(b"\xff\xfe{not json")
+    proc = cli("report", str(run))
     assert proc.returncode == 1, proc.stderr
-    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    assert proc.stderr.startswith("error: ") and "decode" in proc.stderr
 
 
 @pytest.mark.parametrize("args", [["predict", "x.csv", "-m", "climatology", "-o", "o.csv", "--seed", "-1"],
