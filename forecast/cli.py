@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import functools
 import sys
-import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
 import typer
 
+try:  # typer >= 0.24 carries its own copy of click
+    from typer._click import ClickException
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import ClickException, get_current_context
+
+from forecast._boundary import (EXIT_INPUT, EXIT_INTERRUPT, EXIT_TERM, error_lines, escape, input_error_line,
+                                install_sigterm_handler, printing_warnings, report_internal_error)
 from forecast._version import __version__
-from forecast.exceptions import ForecastError, ForecastWarning
+from forecast.exceptions import ForecastError, Terminated
 
 app = typer.Typer(
     name="forecast",
@@ -39,35 +46,61 @@ def _version(value: bool) -> None:
 def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="On an internal error show the traceback here "
+                                                      "instead of writing a crash log."),
 ) -> None:
     """Forecast per-province counts of security incidents."""
 
 
+def _debug_requested() -> bool:
+    ctx = get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("debug"))
+
+
 def _friendly(func: Callable) -> Callable:
-    """Turn input errors into one line per problem and exit code 1; show warnings plainly."""
+    """The error boundary of a command: exit 1 with one line per input problem, 3 on a bug.
+
+    Warnings are printed as they occur, once each (see :mod:`forecast._boundary`).
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ForecastWarning)
+        with printing_warnings(quiet=bool(kwargs.get("quiet", False))):
             try:
                 return func(*args, **kwargs)
             except ForecastError as exc:
-                for line in exc.lines():
+                for line in error_lines(exc):
                     typer.echo(f"error: {line}", err=True)
-                raise typer.Exit(1) from None
-            except OSError as exc:  # unreadable file, full disk, no permission: input, not a bug
-                typer.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
-                raise typer.Exit(1) from None
-            finally:
-                quiet = kwargs.get("quiet", False)
-                for w in caught:
-                    if issubclass(w.category, ForecastWarning) and not quiet:
-                        typer.echo(f"warning: {w.message}", err=True)
-                    elif not issubclass(w.category, ForecastWarning):
-                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+                raise typer.Exit(EXIT_INPUT) from None
+            except (ClickException, typer.Exit, typer.Abort):  # typer's own exits and usage errors
+                raise
+            except Exception as exc:  # noqa: BLE001 - this is the boundary: nothing may escape as a traceback
+                source = next((kwargs[k] for k in ("file", "config", "run_dir") if kwargs.get(k)), None)
+                line = input_error_line(exc, source)
+                if line is not None:
+                    typer.echo(f"error: {line}", err=True)
+                    raise typer.Exit(EXIT_INPUT) from None
+                raise typer.Exit(report_internal_error(exc, debug=_debug_requested())) from None
+            except KeyboardInterrupt:
+                typer.echo("error: interrupted", err=True)
+                raise typer.Exit(EXIT_INTERRUPT) from None
+            except Terminated:  # raised by the SIGTERM handler main() installs; staging is gone by now
+                typer.echo("error: terminated", err=True)
+                raise typer.Exit(EXIT_TERM) from None
 
     return wrapper
+
+
+def _as_of(value: Optional[str]) -> Optional[str]:
+    """Check ``--as-of`` with the same rule as the config's ``as_of`` (a real date, YYYY-MM-DD)."""
+    if value is None:
+        return None
+    from forecast.config import _Bad, _date
+
+    try:
+        return _date(value).isoformat()
+    except _Bad as bad:
+        raise typer.BadParameter(f"expected {bad}, a real calendar date; got {escape(value)!r}.") from None
 
 
 SCHEMA_HELP = "File layout: auto, native, acled or ucdp."
@@ -83,7 +116,7 @@ def validate(
     schema: str = typer.Option("auto", help=SCHEMA_HELP),
     gazetteer: Optional[Path] = typer.Option(None, help="CSV of extra province aliases (country,province,alias)."),
     strict: bool = typer.Option(False, help="Treat unknown province names as errors."),
-    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP),
+    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP, callback=_as_of),
     monthfirst: bool = typer.Option(False, help="Read ambiguous dates like 03/04/2024 as month first."),
 ) -> None:
     """Check an events file and print a summary (exit 1 with the problems if it is broken).
@@ -118,7 +151,7 @@ def panel(
     out: Path = typer.Option(..., "--out", "-o", help="Panel CSV to write."),
     freq: str = typer.Option("month", help="month, week or day (pandas MS, M, W-MON, D accepted)."),
     schema: str = typer.Option("auto", help=SCHEMA_HELP),
-    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP),
+    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP, callback=_as_of),
     value: str = typer.Option("events", help="Count 'events' or sum 'fatalities'."),
     totals: bool = typer.Option(False, help="Add country and whole-area totals as extra series."),
     country: Optional[list[str]] = typer.Option(None, help="Include every province of this country "
@@ -168,8 +201,8 @@ def predict(
     horizon: int = typer.Option(6, "--horizon", "-h", min=1, help="Periods ahead."),
     out: Path = typer.Option(..., "--out", "-o", help="Forecast CSV to write."),
     freq: str = typer.Option("month", help="Period when FILE holds events."),
-    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP),
-    seed: int = typer.Option(0, help="Seed of the per-series random streams."),
+    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP, callback=_as_of),
+    seed: int = typer.Option(0, min=0, help="Seed of the per-series random streams."),
     force: bool = typer.Option(False, help="Overwrite OUT if it exists."),
 ) -> None:
     """Fit one model on all data and write its forecasts (mean, intervals, P(Y >= k)).
@@ -210,10 +243,10 @@ def backtest_cmd(
     baseline: str = typer.Option("climatology", help="Model that others must beat significantly."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for backtest.csv, scores.csv, comparison.csv."),
     freq: str = typer.Option("month", help="Period when FILE holds events."),
-    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP),
+    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP, callback=_as_of),
     jobs: int = typer.Option(1, min=1, help="Parallel worker processes on this machine (not used with --dask)."),
     dask: Optional[str] = typer.Option(None, "--dask", metavar="<address>", help=DASK_HELP),
-    seed: int = typer.Option(0, help="Seed of the per-series random streams."),
+    seed: int = typer.Option(0, min=0, help="Seed of the per-series random streams."),
     force: bool = typer.Option(False, help="Replace OUT if it exists."),
     quiet: bool = typer.Option(False, help="No progress bar or summary."),
 ) -> None:
@@ -266,7 +299,7 @@ def run_cmd(
     horizon: Optional[int] = typer.Option(None, "--horizon", "-h", min=1, help="Forecast and backtest horizon."),
     origins: Optional[int] = typer.Option(None, "--origins", min=1, help="Backtest origins."),
     models: Optional[str] = typer.Option(None, "--models", help="Comma-separated candidate models."),
-    seed: Optional[int] = typer.Option(None, help="Seed of the per-series random streams."),
+    seed: Optional[int] = typer.Option(None, min=0, help="Seed of the per-series random streams."),
     jobs: Optional[int] = typer.Option(None, min=1, help="Parallel worker processes on this machine "
                                                          "(not used with dask)."),
     dask: Optional[str] = typer.Option(None, "--dask", metavar="<address>",
@@ -338,12 +371,18 @@ def demo(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: exit 0, 1 (input), 2 (usage), 3 (bug), 130 (SIGINT), 143 (SIGTERM)."""
+    install_sigterm_handler()
     try:
         app()
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+        typer.echo("error: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPT)
+    except Terminated:
+        typer.echo("error: terminated", err=True)
+        sys.exit(EXIT_TERM)
+    except Exception as exc:  # noqa: BLE001 - the last net, outside any command (e.g. argument parsing)
+        sys.exit(report_internal_error(exc, debug="--debug" in sys.argv[1:]))
 
 
 if __name__ == "__main__":

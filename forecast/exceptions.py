@@ -93,3 +93,12 @@ class ConfigError(ForecastError, ValueError):
 
 class OutputExistsError(ForecastError, FileExistsError):
     """An output would overwrite an earlier run; pass ``--force`` to allow it."""
+
+
+class Terminated(BaseException):
+    """The process received SIGTERM.
+
+    Raised by the CLI's signal handler so that the stack unwinds (staging folders
+    are removed, worker pools stopped) before the CLI exits with code 143. A
+    BaseException, like KeyboardInterrupt: ``except Exception`` must not swallow it.
+    """

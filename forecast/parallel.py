@@ -19,6 +19,12 @@ Three ways to run, chosen by the arguments:
   the concurrency, so ``jobs`` is not used. Dask is an optional dependency:
   ``pip install "incident-forecast[dask]"``.
 
+Warnings a task raises in a worker process are returned with its result and
+raised again here, in task order, so every backend shows the same warnings; a
+local worker process exits when its parent dies (see :mod:`forecast._workers`).
+A cluster given by address is never shut down here: only the client this module
+opened is closed, and on an interruption its tasks are cancelled.
+
 Connection problems (Dask missing, scheduler unreachable within
 :data:`CONNECT_TIMEOUT` seconds, no workers, workers with another
 incident-forecast version) raise :class:`~forecast.exceptions.ConfigError`
@@ -31,6 +37,7 @@ import re
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from forecast._workers import Task, unwrap
 from forecast.exceptions import ConfigError
 
 #: Seconds to wait for the Dask scheduler to answer (and for a first worker to join).
@@ -235,7 +242,9 @@ def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, share
     from joblib import Parallel, delayed
 
     runner = Parallel(n_jobs=min(jobs, len(tasks)), backend=backend or "loky", return_as="generator")
-    return list(bar_cls(runner(delayed(func)(*t, **shared) for t in tasks), **bar))
+    task = Task(func, watch_parent=True)
+    # Consumed in task order as results arrive: each task's warnings are shown as soon as it is in.
+    return unwrap(bar_cls(runner(delayed(task)(*t, **shared) for t in tasks), **bar))
 
 
 def _address_of(client: Any) -> str:
@@ -253,7 +262,7 @@ def _run_dask(func: Callable, tasks: list[tuple], shared: dict, dask: Any, bar_c
             # clash with another run on the same cluster. hash=False: fresh random keys.
             remote = dict(zip(shared, client.scatter(list(shared.values()), hash=False))) if shared else {}
             # pure=False: calls are never merged, and their arguments are not hashed.
-            futures = [client.submit(func, *t, **remote, pure=False) for t in tasks]
+            futures = [client.submit(Task(func), *t, **remote, pure=False) for t in tasks]
             progress = bar_cls(**bar)
             try:
                 for done in distributed.as_completed(futures, loop=client.loop):
@@ -263,9 +272,14 @@ def _run_dask(func: Callable, tasks: list[tuple], shared: dict, dask: Any, bar_c
                         client.cancel(futures)
                         break
                     progress.update(1)
+            except BaseException:
+                # Interrupted (Ctrl-C, SIGTERM): take our tasks off the cluster, which may be the
+                # user's and is never shut down here; a client we made is closed by connect().
+                client.cancel(futures)
+                raise
             finally:
                 progress.close()
-            results = None if error else client.gather(futures)
+            results = None if error else unwrap(client.gather(futures))
         except distributed.client.CancelledError:
             raise ConfigError(f"The Dask cluster at {address} dropped the work (scheduler or workers restarted or "
                               f"shut down): check the cluster, then rerun.") from None

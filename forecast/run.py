@@ -58,16 +58,27 @@ def run(cfg, *, simulated: bool = False, title: str | None = None) -> Path:
     where = {"force": cfg.output.force, "protected": protected, "option": "--out or [output] dir"}
     check_writable(out, **where)
     timer = _Timer()
-    with warnings.catch_warnings(record=True) as caught:
+    warned: list[str] = []
+    with warnings.catch_warnings():
+        # Warnings are recorded for run.json AND shown at once (through whatever showwarning was
+        # active: the CLI's printer, a test's recorder), not held back until after the run.
         warnings.simplefilter("always", ForecastWarning)
+        warnings.showwarning = _recording(warnings.showwarning, warned)
         with staged_dir(out, command="demo" if simulated else "run", **where) as tmp:
-            result = _execute(cfg, tmp, timer, simulated=simulated, title=title,
-                              warned=lambda: [str(w.message) for w in caught if issubclass(w.category, ForecastWarning)])
-    for w in caught:
-        if issubclass(w.category, ForecastWarning):
-            warnings.warn(w.message, ForecastWarning, stacklevel=2)
+            result = _execute(cfg, tmp, timer, simulated=simulated, title=title, warned=lambda: list(warned))
     _say(cfg, f"report: {out / 'index.html'}  ({result['n_series']} series, {result['seconds']:.0f} s)")
     return out
+
+
+def _recording(show, warned: list[str]):
+    """A showwarning that appends ForecastWarning messages to ``warned`` and forwards each new one to ``show``."""
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ForecastWarning):
+            if str(message) in warned:  # "always" above is for the record; the user sees it once
+                return
+            warned.append(str(message))
+        show(message, category, filename, lineno, file, line)
+    return showwarning
 
 
 def _execute(cfg, tmp: Path, timer: _Timer, *, simulated: bool, title: str | None, warned) -> dict:

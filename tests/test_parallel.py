@@ -298,3 +298,20 @@ def test_run_with_unreachable_dask_fails_in_one_line_and_writes_nothing(tmp_path
     res = runner.invoke(app, ["run", str(tmp_path / "config.toml"), "--quiet"])
     one_line_error(res, "Cannot reach the Dask scheduler at tcp://127.0.0.1:1")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("how", [dict(jobs=2), dict(dask=True)])
+def test_warnings_raised_in_workers_are_raised_again_here_in_task_order(how, cluster):
+    how = {**how, "dask": cluster} if how.get("dask") else how
+    # warnings.warn itself is the task: a builtin, so it pickles to any worker.
+    tasks = [("a", forecast.ForecastWarning), ("b", RuntimeWarning), ("c", forecast.ForecastWarning)]
+
+    def raised(**kw) -> list[tuple[type, str]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_tasks(warnings.warn, tasks, progress=False, **kw)
+        return [(w.category, str(w.message)) for w in caught]
+
+    serial = raised()
+    assert serial == [(forecast.ForecastWarning, "a"), (RuntimeWarning, "b"), (forecast.ForecastWarning, "c")]
+    assert raised(**how) == serial
