@@ -1,12 +1,13 @@
 """Open a user's table file (CSV or Parquet) with every field as text, or say clearly why not.
 
 Checked before pandas sees the file, each failure one line naming the file:
-missing file or a folder, an empty file, a UTF-16 file, NUL bytes (a binary
+missing file or a folder, an empty file, damaged UTF-16, NUL bytes (a binary
 file), a Parquet file under a ``.csv`` name or a ``.parquet`` file that is not
 Parquet, text that is not UTF-8, and a column name given twice (also after
 stripping and lower-casing; pandas would silently rename it ``date.1``).
 
-Encoding: UTF-8 with or without BOM only. We do not guess another encoding
+Encoding: UTF-8 with or without BOM, and UTF-16 with its byte-order mark (Excel's
+"Unicode text"; the mark makes it unambiguous). We do not guess another encoding
 (cp1252 and latin-1 decode *any* bytes, so a wrong guess silently garbles
 province names); a file that is not UTF-8 is an error that says to save it as
 UTF-8.
@@ -68,7 +69,11 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int]:
     if is_parquet:
         raise _fail(path, "is a Parquet file with a text-file name", "Rename it to end in .parquet.")
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise _fail(path, "UTF-16 text, not UTF-8", _SAVE_UTF8)
+        # Excel's "Unicode text" export: its byte-order mark says unambiguously how to read it.
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            raise _fail(path, "damaged UTF-16 text (it starts with a UTF-16 byte-order mark)", _SAVE_UTF8) from None
     blank = b"\xef\xbb\xbf \r\n\t"
     if not data[:65536].strip(blank) and not data.strip(blank):  # no 60 MB copy for a normal file
         raise _fail(path, "the file is empty", "Export the log again; it has no header and no rows.")

@@ -168,6 +168,8 @@ def test_undecodable_bytes_are_input_errors_not_bugs(tmp_path):
     # report_context.json is read without a check of its own: the boundary is the net
     run = tmp_path / "run"
     run.mkdir()
+    # Marked as ours, so the ownership check lets 'report' read the broken context.
+    (run / ".incident-forecast.json").write_text('{"tool": "incident-forecast", "command": "run"}')
     (run / "report_context.json").write_bytes(b"\xff\xfe{not json")
     proc = cli("report", str(run))
     assert proc.returncode == 1, proc.stderr

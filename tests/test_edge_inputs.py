@@ -82,10 +82,12 @@ def test_huge_counts_never_wrap_to_negative_numbers():
     assert (num >= 0).all()
 
 
-def test_empty_count_means_one_event_and_empty_fatalities_unknown(tmp_path):
+def test_empty_count_is_an_error_and_empty_fatalities_unknown(tmp_path):
     text = "date,province,event_type,count,fatalities\n2024-01-01,Khatlon,clash,,\n2024-01-02,Khatlon,clash,4,2\n"
+    lines = error_lines(read_events, write(tmp_path, text))
+    assert len(lines) == 1 and "column 'count': missing count" in lines[0] and "(2)" in lines[0]
+    text = "date,province,event_type,count,fatalities\n2024-01-01,Khatlon,clash,1,\n2024-01-02,Khatlon,clash,4,2\n"
     ev = quiet(read_events, write(tmp_path, text))
-    assert ev["count"].tolist() == [1, 4]
     assert ev["fatalities"].isna().tolist() == [True, False] and ev["fatalities"].iloc[1] == 2
 
 
@@ -160,7 +162,8 @@ FILES = {
     "empty": (b"", "the file is empty"),
     "header_only": (b"date,province,event_type\n", "the file has a header but no data rows"),
     "random": (bytes(np.random.default_rng(7).integers(1, 256, 2000, dtype=np.uint8)), "not UTF-8 text"),
-    "utf16": ("date,province,event_type\n2024-01-01,Khatlon,clash\n".encode("utf-16"), "UTF-16 text, not UTF-8"),
+    "utf16_damaged": ("date,province,event_type\n2024-01-01,Khatlon,clash\n".encode("utf-16")[:-1] + b"\x00\xd8",
+                      "damaged UTF-16 text"),
     "nul": (b"date,province,event_type\n2024-01-01,Khat\x00lon,clash\n", "contains NUL bytes"),
     "parquet_named_csv": (b"PAR1\x00\x01garbage", "is a Parquet file with a text-file name"),
 }
@@ -179,11 +182,14 @@ def test_a_parquet_name_on_something_else(tmp_path, data):
     assert len(lines) == 1 and "Parquet" in lines[0] and "Export it again" in lines[0]
 
 
-def test_utf8_with_and_without_bom_read_the_same(tmp_path):
+def test_utf8_with_and_without_bom_and_utf16_read_the_same(tmp_path):
     text = "date,province,event_type\n2024-01-01,Хатлон,clash\n"
     a = quiet(read_events, write(tmp_path, text, "a.csv"))
     b = quiet(read_events, write(tmp_path, b"\xef\xbb\xbf" + text.encode(), "b.csv"))
-    assert a["province"].tolist() == b["province"].tolist() == ["Khatlon"]
+    c = quiet(read_events, write(tmp_path, text.encode("utf-16"), "c.csv"))  # Excel's "Unicode text"
+    d = quiet(read_events, write(tmp_path, b"\xfe\xff" + text.encode("utf-16-be"), "d.csv"))
+    assert a["province"].tolist() == b["province"].tolist() == c["province"].tolist() == d["province"].tolist() \
+        == ["Khatlon"]
 
 
 def test_cp1252_is_not_guessed_the_user_is_told_to_save_as_utf8(tmp_path):

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from forecast.models._glmfit import _ALIAS_TOL, _SEPARATION_MU, _diverging_columns, _h_and_dh, _log1p_ratio
+from forecast.models._glmfit import (_ALIAS_TOL, _SEPARATION_MU, _TABLE_MAX_Y, _diverging_columns, _h_and_dh,
+                                     _log1p_ratio)
 
 #: Series whose largest count exceeds this use the per-series solver: the batched
 #: dispersion-sum table has one row per series and one column per count value.
@@ -73,6 +74,19 @@ def _dispersion_sums(y: np.ndarray, alpha: np.ndarray, order: int) -> tuple[np.n
     for b in np.unique(bucket):
         rows = np.flatnonzero(bucket == b)
         width = int(top[rows].max())
+        if width > _TABLE_MAX_Y:
+            # A table as long as the count would be gigabytes: the closed forms by digamma /
+            # trigamma (as the per-series solver uses there), which lose digits only as alpha -> 0.
+            a, yf = alpha[rows, None], y[rows].astype(float)
+            r = 1.0 / a
+            parts = [special.gammaln(yf + r) - special.gammaln(r) - yf * np.log(r)]
+            if order > 0:
+                d0 = special.digamma(yf + r) - special.digamma(r)
+                d1 = special.polygamma(1, r) - special.polygamma(1, yf + r)
+                parts += [(yf - r * d0) / a, (yf - 2 * r * d0 + r * r * d1) / a**2]
+            for o, t in zip(out, parts):
+                o[rows] = t
+            continue
         k = np.arange(width, dtype=float)
         ak = alpha[rows, None] * k
         terms = [np.log1p(ak)]

@@ -253,3 +253,25 @@ def test_poisson_glm_batched_on_a_large_panel_matches_statsmodels_on_a_sample():
         y = panel.loc[panel["unique_id"] == uid, "y"].to_numpy()
         ref = sm.GLM(y, X, family=sm.families.Poisson()).fit(tol=1e-14, maxiter=200)
         assert rel(coefs.loc[coefs["unique_id"] == uid, "estimate"], ref.params) < SM_REL
+
+
+def test_dispersion_sums_of_huge_counts_use_closed_forms_not_a_table():
+    """A count of 1e9 (the panel maximum) must not build a 1e9-long table (7 GB): above the
+    per-series solver's table limit the batch uses the same digamma/trigamma closed forms."""
+    from forecast.models import _glmbatch, _glmfit
+
+    y = np.array([[0, 3, 250_000, 7], [1, 999_999_999, 2, 0]])
+    alpha = np.array([0.3, 1.7])
+    got = _glmbatch._dispersion_sums(y, alpha, 1)
+    for s in range(2):
+        want = _glmfit._dispersion_sums(y[s], float(alpha[s]))
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g[s], w, rtol=1e-12)
+    # The closed forms agree with the exact table where both are affordable (rel 1e-9).
+    yy = np.array([[150_000, 20]])
+    closed = _glmbatch._dispersion_sums(yy, np.array([0.05]), 1)
+    k = np.arange(150_000, dtype=float)
+    table = [np.log1p(0.05 * k).sum(), (k / (1 + 0.05 * k)).sum(), ((k / (1 + 0.05 * k)) ** 2).sum()]
+    np.testing.assert_allclose([c[0, 0] for c in closed], table, rtol=1e-9)
+    mu, a, ll = _glmbatch.nb_intercept_mle_batch(np.array([[1, 0, 2, 999_999_999, 1, 0]]))
+    assert np.isfinite([mu[0], a[0], ll[0]]).all() and a[0] > 1
