@@ -35,11 +35,9 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import DataValidationError, Problem
+from forecast.limits import DATE_RANGE_TEXT, FIRST_DATE, LAST_DATE
 
 #: First and last calendar day pandas can hold (datetime64[ns]).
-FIRST_DATE = dt.date(1678, 1, 1)
-LAST_DATE = dt.date(2262, 4, 11)
-DATE_RANGE_TEXT = f"{FIRST_DATE} to {LAST_DATE}"
 
 # Classification codes returned per row.
 OK, EMPTY, NOT_WHOLE, NEGATIVE, TOO_LARGE = 0, 1, 2, 3, 4

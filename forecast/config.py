@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from forecast.exceptions import ConfigError
+from forecast.limits import DATE_RANGE_TEXT, FIRST_DATE, LAST_DATE
 from forecast.parallel import ADDRESS_EXPECTED, is_address
 
 
@@ -81,11 +82,15 @@ def _abs(v: str | Path, base: Path) -> Path:
 
 def _date(v: Any, base: Any = None) -> dt.date:
     if isinstance(v, dt.date):
-        return v.date() if isinstance(v, dt.datetime) else v
-    try:
-        return dt.date.fromisoformat(v)
-    except (TypeError, ValueError):
-        raise _Bad("a date written YYYY-MM-DD") from None
+        day = v.date() if isinstance(v, dt.datetime) else v
+    else:
+        try:
+            day = dt.date.fromisoformat(v)
+        except (TypeError, ValueError):
+            raise _Bad("a date written YYYY-MM-DD") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise _Bad(f"a date from {DATE_RANGE_TEXT} (the range supported)")
+    return day
 
 
 def _date_pair(p: Any, base: Any = None) -> tuple[dt.date, dt.date]:

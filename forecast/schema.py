@@ -13,6 +13,7 @@ from typing import Iterable
 import pandas as pd
 
 from forecast.exceptions import DataValidationError, Problem
+from forecast.limits import MAX_EVENT_COUNT, MAX_PANEL_COUNT  # noqa: F401 (part of the frame contract)
 
 # -- events frame: one row per incident ----------------------------------------
 EVENT_COLUMNS: tuple[str, ...] = (
@@ -37,11 +38,6 @@ UNKNOWN_PROVINCE = "unknown"
 #: Label used for country or province of aggregate series (totals).
 ALL_LABEL = "(all)"
 
-#: Largest ``count`` or ``fatalities`` one event row may carry; larger values are
-#: typing or export errors (and anything past 2**63 would wrap around in int64).
-MAX_EVENT_COUNT = 10**7
-#: Largest ``y`` a panel CSV may hold for one series and period.
-MAX_PANEL_COUNT = 10**9
 
 # -- panel frame: one row per series and covered period -----------------------
 PANEL_KEYS: tuple[str, ...] = ("country", "province", "event_type")

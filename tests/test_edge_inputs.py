@@ -477,3 +477,24 @@ def test_in_memory_panels_with_huge_counts_are_refused_not_wrapped(value):
     for check in (check_panel, PanelData.from_frame):
         with pytest.raises(DataValidationError, match=rf"count \(or above {MAX_PANEL_COUNT}\); in 1 row \(3\)"):
             check(panel)
+
+
+def test_hostile_names_survive_write_csv_then_read_events_and_load_panel(tmp_path):
+    """run -> panel.csv -> backtest keeps the same ids: the writer's guard is what the readers take off."""
+    from forecast.outputs import write_csv
+    from forecast.panel import build_panel
+
+    names = ["=HYPERLINK(1)", "-Kunduz", "+P", "@x", "\tTab", "'Amran", "Khatlon"]
+    ev = pd.DataFrame({"event_id": [f"=id{i}" for i in range(len(names))], "date": "2024-01-05",
+                       "country": "Tajikistan", "province": names, "event_type": "armed_clash", "count": 1,
+                       "fatalities": [-0.0 + i for i in range(len(names))]})
+    write_csv(ev, tmp_path / "ev.csv", index=False)
+    raw = (tmp_path / "ev.csv").read_text()
+    assert "'=HYPERLINK(1)" in raw and "'-Kunduz" in raw and ",'Amran," in raw
+    back = quiet(read_events, tmp_path / "ev.csv", "native")
+    assert sorted(back["event_id"]) == sorted(ev["event_id"])
+    panel = build_panel(back, "month", as_of="2024-01-31")
+    write_csv(panel, tmp_path / "panel.csv", index=False, date_format="%Y-%m-%d")
+    again = load_panel(tmp_path / "panel.csv")
+    assert sorted(again["unique_id"]) == sorted(panel["unique_id"])
+    assert sorted(again["province"]) == sorted(panel["province"])
