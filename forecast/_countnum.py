@@ -25,35 +25,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from forecast.distributions import _nb_logpmf
-
-_ALPHA_POISSON = 1e-20   # as in distributions: below this NB2 is evaluated as Poisson
-
-
-def nb_sf(k, mu: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """P(Y > k) of NB2(mu, alpha) (Poisson for alpha ~ 0); k broadcast against mu; 1 for k < 0."""
-    k, mu, alpha = np.broadcast_arrays(np.asarray(k, dtype=float), mu, alpha)
-    out = np.ones(k.shape)
-    pois, nb = (k >= 0) & (alpha < _ALPHA_POISSON), (k >= 0) & (alpha >= _ALPHA_POISSON)
-    out[pois] = special.gammainc(k[pois] + 1, mu[pois])
-    x = alpha[nb] * mu[nb]
-    out[nb] = special.betainc(k[nb] + 1, 1 / alpha[nb], x / (1 + x))
-    return out
-
-
-def nb_cdf(k, mu: np.ndarray, alpha: np.ndarray, shape_plus: float = 0.0) -> np.ndarray:
-    """P(Y <= k) of NB(r + shape_plus, p) with r = 1/alpha, p = 1/(1 + alpha mu); 0 for k < 0.
-
-    Computed directly (not as 1 - sf), so small cdf values keep their relative precision.
-    For alpha ~ 0 it is the Poisson(mu) cdf whatever ``shape_plus``.
-    """
-    k, mu, alpha = np.broadcast_arrays(np.asarray(k, dtype=float), mu, alpha)
-    out = np.zeros(k.shape)
-    pois, nb = (k >= 0) & (alpha < _ALPHA_POISSON), (k >= 0) & (alpha >= _ALPHA_POISSON)
-    out[pois] = special.gammaincc(k[pois] + 1, mu[pois])
-    x = alpha[nb] * mu[nb]  # I_p(r, k+1) as the complement of I_q(k+1, r): q = x/(1+x) is exact
-    out[nb] = special.betaincc(k[nb] + 1, 1 / alpha[nb] + shape_plus, x / (1 + x))
-    return out
+from forecast.numerics import _ALPHA_POISSON, nb_cdf, nb_logpmf, nb_sf  # noqa: F401 (nb_sf: re-exported)
 
 
 def crps_zinb(y: np.ndarray, mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray) -> np.ndarray:
@@ -138,7 +110,7 @@ def _start(comps: tuple, k0: int) -> tuple[np.ndarray, np.ndarray]:
     mu, alpha = comps[1], comps[2]
     C, n = mu.shape
     with np.errstate(divide="ignore", invalid="ignore"):
-        lf = np.stack([_nb_logpmf(np.full(n, float(k0)), mu[c], alpha[c]) for c in range(C)]) if C \
+        lf = np.stack([nb_logpmf(np.full(n, float(k0)), mu[c], alpha[c]) for c in range(C)]) if C \
             else np.zeros((0, n))
     s = np.stack([nb_sf(k0 - 1, mu[c], alpha[c]) for c in range(C)]) if C else np.zeros((0, n))
     return np.nan_to_num(lf, nan=-np.inf), s

@@ -46,7 +46,8 @@ import numpy as np
 from scipy import special
 
 from forecast._countnum import crps_zinb, rps_beyond, single_component
-from forecast._countnum import nb_sf as _nb_sf, param_sf_block as _param_sf_block  # noqa: F401 (calibration)
+from forecast._countnum import param_sf_block as _param_sf_block  # noqa: F401 (calibration)
+from forecast.numerics import nb_sf as _nb_sf  # noqa: F401 (calibration)
 from forecast.distributions import QUANTILE_TOL, CountForecast
 
 LOG_FLOOR = 1e-12        # smallest probability the log score uses: penalty <= 27.63

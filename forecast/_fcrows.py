@@ -1,0 +1,161 @@
+"""Row-level helpers of :class:`~forecast.distributions.CountForecast`.
+
+Argument checks of its constructors, the row blocks every pass works in, the support
+cap, and the array work of pooling (``mixture``) and stacking (``concat``) forecasts.
+Arrays and members in, arrays out: the class keeps the public API and its docstrings.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+K_CAP_MIN = 200         # K <= max(K_CAP_MIN, 10 * history_max)
+K_CAP_MAX = 100_000     # and never above this, whatever the history
+
+
+_CHUNK = 1 << 11        # rows per block: temporaries stay in cache
+_INDEX_COLS = ("unique_id", "ds", "h")
+def _chunks(n: int, size: int = _CHUNK):
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def _cap(history_max: float | None) -> int:
+    if history_max is None:
+        return K_CAP_MIN
+    if not np.isfinite(history_max) or history_max < 0:
+        raise ValueError(f"history_max must be a finite count >= 0. Got {history_max!r} instead.")
+    # The absolute ceiling keeps a runaway series (an explosive fit, counts in the
+    # millions) from allocating a dense pmf of absurd width; its mass goes to the tail.
+    return min(K_CAP_MAX, max(K_CAP_MIN, int(10 * history_max)))
+
+
+def _check_index(index: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(index, pd.DataFrame) or not set(_INDEX_COLS) <= set(index.columns):
+        raise ValueError(f"index must be a DataFrame with columns {list(_INDEX_COLS)}.")
+    return index.reset_index(drop=True)
+
+
+def _param(value, n: int, name: str, upper: float = np.inf) -> np.ndarray:
+    a = np.array(np.broadcast_to(np.asarray(value, dtype=float), (n,)))
+    bad = np.flatnonzero(~(np.isfinite(a) & (a >= 0) & (a <= upper)))
+    if bad.size:
+        raise ValueError(f"'{name}' must be finite and in [0, {upper}]; {bad.size} row(s) fail "
+                         f"(first: row {bad[0]}, value {a[bad[0]]!r}).")
+    return a
+
+
+def _fraction(level: float) -> float:
+    f = level / 100 if level > 1 else level
+    if not 0 < f < 1:
+        raise ValueError(f"level must be in (0, 1) or a percentage in (1, 100). Got {level!r} instead.")
+    return float(f)
+
+
+def _no_components(n: int) -> tuple:
+    return tuple(np.empty((0, n)) for _ in range(4))
+
+
+def _mixture_paths(members: list[CountForecast], w: np.ndarray) -> np.ndarray | None:
+    ps = [m.paths for m in members]
+    if any(p is None for p in ps) or len({p.shape for p in ps}) != 1:
+        return None
+    S, H, P = ps[0].shape
+    wr = w.reshape(len(ps), S, H)
+    if not (wr == wr[:, :, :1]).all():
+        return None  # weights vary with h: no single member per path
+    band = np.cumsum(wr[:, :, 0], axis=0)
+    who = np.minimum((band[:, :, None] < (np.arange(P) + 0.5) / P).sum(axis=0), len(ps) - 1)  # (S, P)
+    out = np.empty_like(ps[0])
+    for m, p in enumerate(ps):
+        np.copyto(out, p, where=(who == m)[:, None, :])
+    return out
+
+
+def pool(members: list, weights) -> tuple:
+    """Arrays of the linear pool of ``members`` (see ``CountForecast.mixture``).
+
+    Returns ``(index, (pmf, tail, components, mean, var, paths))``.
+    """
+    if not members:
+        raise ValueError("mixture needs at least one member.")
+    ref, n, M = members[0].index, members[0].n_rows, len(members)
+    for i, m in enumerate(members[1:], 1):
+        if m.n_rows != n or any(not np.array_equal(ref[c].to_numpy(), m.index[c].to_numpy())
+                                for c in _INDEX_COLS):
+            raise ValueError(f"mixture members must share unique_id/ds/h row by row; member {i} "
+                             f"({m.model!r}) differs.")
+    w = np.asarray(weights, dtype=float)
+    w = np.broadcast_to(w[:, None], (M, n)) if w.shape == (M,) else w
+    if w.shape != (M, n) or not np.isfinite(w).all() or (w < 0).any() or (w.sum(axis=0) <= 0).any():
+        raise ValueError(f"weights must be finite, >= 0, not all 0, of shape ({M},) or ({M}, {n}).")
+    w = w / w.sum(axis=0)
+    K = max(m.K for m in members)
+    pmf, tail = np.empty((n, K + 1)), np.empty(n)
+    for sl in _chunks(n):  # pad members block by block: no member-sized temporaries
+        parts = [m._padded(K, sl) for m in members]
+        pmf[sl] = sum(wm[sl, None] * p for wm, (p, _) in zip(w, parts))
+        tail[sl] = sum(wm[sl] * t for wm, (_, t) in zip(w, parts))
+    comps = tuple(np.concatenate([m.components[j] * (wm if j == 0 else 1) for wm, m in zip(w, members)])
+                  for j in range(4))
+    mean = sum(wm * m.mean for wm, m in zip(w, members))
+    var = sum(wm * (m.var + (m.mean - mean) ** 2) for wm, m in zip(w, members))
+    return ref, (pmf, tail, comps, mean, var, _mixture_paths(members, w))
+
+
+def stack(fs: list) -> tuple:
+    """Constructor arguments of the row-wise stack of ``fs`` (see ``CountForecast.concat``)."""
+    if not fs:
+        raise ValueError("concat needs at least one forecast.")
+    K, C = max(f.K for f in fs), max(f.components[0].shape[0] for f in fs)
+    padded = [f._padded(K) for f in fs]
+    comps = tuple(np.concatenate([np.pad(f.components[j], ((0, C - f.components[j].shape[0]), (0, 0)))
+                                  for f in fs], axis=1) for j in range(4))
+    models, families = sorted({f.model for f in fs}), {f.family for f in fs}
+    labels = None if len(models) == 1 else np.concatenate(
+        [np.full(f.n_rows, f.model, dtype=object) if f._row_models is None else f._row_models for f in fs])
+    shapes = {None if f.paths is None else f.paths.shape[1:] for f in fs}
+    paths = np.concatenate([f.paths for f in fs]) if None not in shapes and len(shapes) == 1 else None
+    return (pd.concat([f.index for f in fs], ignore_index=True), "+".join(models),
+            np.concatenate([p for p, _ in padded]), np.concatenate([t for _, t in padded]), comps,
+            np.concatenate([f.mean for f in fs]), np.concatenate([f.var for f in fs]), paths,
+            families.pop() if len(families) == 1 else "mixed", labels)
+
+
+def samples_pmf(index: pd.DataFrame, paths: np.ndarray, cap: int) -> tuple:
+    """``(pmf, tail, mean, var)`` of simulated paths (see ``CountForecast.from_samples``)."""
+    if paths.ndim != 3 or not np.issubdtype(paths.dtype, np.integer) or paths.shape[2] < 1:
+        raise ValueError(f"paths must be an int array (n_series, horizon, n_paths); got {paths.shape}.")
+    S, H, P = paths.shape
+    if S * H != len(index) or not np.array_equal(index["h"].to_numpy(), np.tile(np.arange(1, H + 1), S)):
+        raise ValueError("index rows must be series-major then h = 1..horizon, one per (series, h).")
+    v = paths.reshape(S * H, P)
+    if v.size and v.min() < 0:
+        raise ValueError("paths hold negative counts.")
+    n, K = S * H, int(min(v.max(initial=0), cap))
+    pmf, tail, mean, var = np.empty((n, K + 1)), np.empty(n), np.empty(n), np.empty(n)
+    for sl in _chunks(n, max(1, (1 << 22) // P)):  # bounds the (rows x paths) temporaries
+        vs = v[sl]
+        flat = (np.arange(vs.shape[0])[:, None] * (K + 2) + np.minimum(vs, K + 1)).ravel()
+        counts = np.bincount(flat, minlength=vs.shape[0] * (K + 2)).reshape(-1, K + 2)
+        pmf[sl], tail[sl] = counts[:, :K + 1] / P, counts[:, K + 1] / P
+        mean[sl], var[sl] = vs.mean(axis=1), vs.var(axis=1)
+    return pmf, tail, mean, var
+
+
+def checked_pmf(pmf, tail, n: int) -> tuple:
+    """``(pmf, tail, mean, var)`` of a given dense pmf, copied and checked (see ``CountForecast.from_pmf``)."""
+    p = np.array(pmf, dtype=float)  # our own copy: rescaled in place, then frozen
+    if p.ndim != 2 or p.shape[0] != n or p.shape[1] < 1 or not np.isfinite(p).all() or (p < 0).any():
+        raise ValueError(f"pmf must be finite, >= 0 and of shape ({n}, K+1); got shape {p.shape}.")
+    s = p.sum(axis=1)
+    t = np.clip(1 - s, 0, None) if tail is None else _param(tail, n, "tail", 1.0)
+    bad = np.flatnonzero(s > 1 + 1e-9 if tail is None else np.abs(s + t - 1) > 1e-9)
+    if bad.size:
+        what = "pmf rows sum to more than 1" if tail is None else "pmf row sum + tail is not 1 (1e-9)"
+        raise ValueError(f"{what} in {bad.size} row(s) (first: row {bad[0]}, sum {s[bad[0]]!r}).")
+    fix = np.abs(s - (1 - t)) > 1e-15
+    p[fix] *= ((1 - t[fix]) / s[fix])[:, None]
+    k = np.arange(p.shape[1], dtype=float)
+    mean = p @ k
+    return p, t, mean, np.maximum(p @ (k * k) - mean**2, 0.0)

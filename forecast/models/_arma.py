@@ -1,0 +1,188 @@
+"""Exact Gaussian ARMA likelihood and the order-search helpers behind :class:`~forecast.models.arima.Arima`.
+
+Pure numerics on arrays (no statsmodels): the search ranks candidate orders by the
+exact likelihood here, and only the best few are refitted with ``SARIMAX``
+(see ``Arima._search``).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+
+def _pacf_to_poly(x: np.ndarray) -> np.ndarray:
+    """Lag polynomial ``1 - a_1 L - ... - a_k L^k`` with all roots outside the unit circle.
+
+    ``x`` is unconstrained; ``r = x / sqrt(1 + x²)`` in (-1, 1) are taken as
+    partial autocorrelations and turned into coefficients by the Durbin-Levinson
+    recursion (Monahan 1984; SARIMAX's ``enforce_stationarity`` uses a map of the
+    same kind, so both search the same region), so every ``x`` gives a
+    polynomial usable as a stationary AR or an invertible MA side, and the
+    search needs no constraints.
+    """
+    a: list[float] = []
+    for v in x:  # plain floats: this runs inside every likelihood evaluation
+        r = float(v) / (1.0 + float(v) * float(v)) ** 0.5
+        a = [aj - r * ak for aj, ak in zip(a, reversed(a))] + [r]
+    return np.array([1.0] + [-aj for aj in a])
+
+
+def _lag_poly(x: np.ndarray, k: int, K: int, m: int) -> np.ndarray:
+    """Non-seasonal factor of degree k times seasonal factor of degree K in L^m, roots outside the unit circle.
+
+    Used for both sides: as φ(L)Φ(L^m) it is stationary, as θ(L)Θ(L^m) invertible
+    (only the roots matter, so one map serves both).
+    """
+    short = _pacf_to_poly(x[:k])
+    if not K:
+        return short
+    long = np.zeros(K * m + 1)
+    long[::m] = _pacf_to_poly(x[k:k + K])
+    return np.convolve(short, long)
+
+
+@functools.lru_cache(maxsize=64)
+def _yule_walker_index(p: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions in the (p+1)×(p+1) system of :func:`arma_acov` and the lag i each adds."""
+    k, i = np.meshgrid(np.arange(p + 1), np.arange(1, p + 1), indexing="ij")
+    return (k * (p + 1) + np.abs(k - i)).ravel(), i.ravel()
+
+
+def arma_acov(ar: np.ndarray, ma: np.ndarray, n: int) -> np.ndarray:
+    """Autocovariances γ_0..γ_{n-1} of the stationary ARMA ``ar(L) x_t = ma(L) e_t``, Var(e) = 1.
+
+    ``ar`` and ``ma`` are lag polynomials with leading 1. With ψ the MA(∞)
+    weights and c_k = Σ_j ma_{j+k} ψ_j, γ_k + Σ_i ar_i γ_{|k-i|} = c_k
+    (c_k = 0 beyond the MA degree): solved exactly for k = 0..p, then the
+    same recursion runs forward from γ_{-j} = γ_j (Brockwell & Davis 1991,
+    §3.3, method 3).
+    """
+    from scipy import signal
+
+    p, q = len(ar) - 1, len(ma) - 1
+    psi = signal.lfilter(ma, ar, np.eye(1, q + 1)[0])
+    c = np.zeros(max(n, p + 1))
+    c[:q + 1] = np.correlate(ma, psi, "full")[q:]
+    if p == 0:
+        return c[:n]
+    pos, lag = _yule_walker_index(p)
+    A = np.eye(p + 1).ravel() + np.bincount(pos, weights=ar[lag], minlength=(p + 1) ** 2)
+    head = np.linalg.solve(A.reshape(p + 1, p + 1), c[:p + 1])
+    # state of lfilter's transposed direct form holding the past γ_{-1..-p} = γ_{1..p}
+    zi = -np.array([ar[j + 1:] @ head[1:p - j + 1] for j in range(p)])
+    return signal.lfilter([1.0], ar, c[:n], zi=zi)[0]
+
+
+def arma_exact_llf(w: np.ndarray, ar: np.ndarray, ma: np.ndarray, mean: bool) -> tuple[float, float, float]:
+    """Exact Gaussian log-likelihood of a stationary ARMA, with μ and σ² at their ML values.
+
+    w ~ N(μ1, σ²Γ), Γ the Toeplitz matrix of :func:`arma_acov`; with Γ = LL',
+    a = L⁻¹w and b = L⁻¹1: μ̂ = a'b / b'b (0 if not ``mean``), σ̂² = |a - μ̂b|²/n
+    and llf = -n/2 (log 2πσ̂² + 1) - Σ log L_ii. Returns (llf, μ̂, σ̂²);
+    llf = -inf when Γ is not numerically positive definite.
+    """
+    from scipy.linalg import lapack
+
+    n = len(w)
+    g = arma_acov(ar, ma, n)
+    # Toeplitz matrix as a strided view of [γ_{n-1} .. γ_1, γ_0 .. γ_{n-1}], copied once.
+    full = np.r_[g[:0:-1], g]
+    G = np.lib.stride_tricks.as_strided(full[n - 1:], shape=(n, n), strides=(-full.strides[0], full.strides[0]))
+    L, info = lapack.dpotrf(np.array(G), lower=1, clean=0)
+    if info != 0:
+        return -np.inf, np.nan, np.nan
+    rhs = np.column_stack([w, np.ones(n)]) if mean else w[:, None]
+    ab, info = lapack.dtrtrs(L, rhs, lower=1)
+    a = ab[:, 0]
+    mu = float(a @ ab[:, 1] / (ab[:, 1] @ ab[:, 1])) if mean else 0.0
+    e = a - mu * ab[:, 1] if mean else a
+    sigma2 = float(e @ e / n)
+    if not (info == 0 and sigma2 > 0):
+        return -np.inf, np.nan, np.nan
+    return float(-0.5 * n * (np.log(2 * np.pi * sigma2) + 1) - np.log(np.diag(L)).sum()), mu, sigma2
+
+
+def _search_candidate(w: np.ndarray, order: tuple, seasonal_order: tuple, trend: str,
+                      start: np.ndarray | None = None) -> dict[str, Any]:
+    """Exact-ML fit of one candidate on the differenced series ``w``, for the order search.
+
+    The same model and likelihood as the SARIMAX candidate (checked in the
+    tests), with the mean/drift and σ² concentrated out, so the optimiser
+    only sees the ARMA coefficients, in the same stationary/invertible region
+    (:func:`_pacf_to_poly`), ordered (AR, seasonal AR, MA, seasonal MA).
+    ``start``: unconstrained start values (see the code for when zeros, white
+    noise, are tried as well).
+    AICc with k = coefficients + (μ) + σ² and n = len(w), as statsmodels
+    counts them.
+    """
+    from scipy import optimize
+
+    p, _, q = order
+    P, _, Q, m = seasonal_order
+    n, k_coef = len(w), p + q + P + Q
+    k = k_coef + (trend == "c") + 1
+    out: dict[str, Any] = {"order": order, "seasonal_order": seasonal_order, "trend": trend,
+                           "aicc": np.inf, "converged": False, "error": ""}
+
+    def nll(x: np.ndarray) -> float:
+        llf = arma_exact_llf(w, _lag_poly(x[:p + P], p, P, m), _lag_poly(x[p + P:], q, Q, m), trend == "c")[0]
+        return -llf if np.isfinite(llf) else 1e10  # finite, so a line search can back off
+
+    try:
+        with np.errstate(all="ignore"):
+            if k_coef:
+                # Bounds keep the partial autocorrelations within ±0.9988: beyond, Γ is singular in floats.
+                starts = [np.zeros(k_coef)]
+                if start is not None:
+                    # Mixed ARMA likelihoods are often multimodal: from the nested fit
+                    # and from white noise, keep the better (nested only when pure AR or MA).
+                    starts = [np.clip(start, -20, 20)] + (starts if (p + P) and (q + Q) else [])
+                res = min((optimize.minimize(nll, x0, method="L-BFGS-B", bounds=[(-20, 20)] * k_coef)
+                           for x0 in starts), key=lambda r: r.fun)
+                x, llf, converged = res.x, -float(res.fun), bool(res.success)
+            else:
+                x, llf, converged = np.zeros(0), -nll(np.zeros(0)), True
+    except (ValueError, np.linalg.LinAlgError) as exc:  # a failing candidate is only skipped
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        return out
+    if llf <= -1e10 or n - k - 1 <= 0:
+        out["error"] = "no finite likelihood"
+        return out
+    out.update(aicc=float(-2 * llf + 2 * k + 2 * k * (k + 1) / (n - k - 1)), converged=converged, llf=llf,
+               x=x)
+    return out
+
+
+def _nested_start(done: list[dict], order: tuple, seasonal_order: tuple, trend: str) -> np.ndarray | None:
+    """Start values from the best-fitting candidate already fitted that ``order`` nests (same trend).
+
+    A zero appended to the partial autocorrelations leaves the other
+    coefficients as they were, so the start reproduces that candidate's fit
+    and the optimiser can only improve on it: a larger model never ends below
+    a smaller one it contains (from zeros, L-BFGS can stop in a poorer local
+    optimum).
+    """
+    p, _, q = order
+    P, _, Q, _ = seasonal_order
+    nested = [c for c in done if c["trend"] == trend and not c["error"] and "x" in c
+              and c["order"][0] <= p and c["order"][2] <= q
+              and c["seasonal_order"][0] <= P and c["seasonal_order"][2] <= Q]
+    if not nested:
+        return None
+    c = max(nested, key=lambda c: c["llf"])
+    (p0, _, q0), (P0, _, Q0, _), x = c["order"], c["seasonal_order"], c["x"]
+    x0 = np.zeros(p + P + q + Q)
+    x0[:p0] = x[:p0]
+    x0[p:p + P0] = x[p0:p0 + P0]
+    x0[p + P:p + P + q0] = x[p0 + P0:p0 + P0 + q0]
+    x0[p + P + q:p + P + q + Q0] = x[p0 + P0 + q0:]
+    return x0
+
+
+def _best(tried: list[dict]) -> dict | None:
+    """Lowest AICc among converged candidates, else among the unconverged ones."""
+    ok = [c for c in tried if not c["error"]]
+    pool = [c for c in ok if c["converged"]] or ok
+    return min(pool, key=lambda c: c["aicc"]) if pool else None  # min keeps the first of ties
