@@ -1,15 +1,35 @@
 """Exact Gaussian ARMA likelihood and the order-search helpers behind :class:`~forecast.models.arima.Arima`.
 
-Pure numerics on arrays (no statsmodels): the search ranks candidate orders by the
-exact likelihood here, and only the best few are refitted with ``SARIMAX``
-(see ``Arima._search``).
+Numerics on arrays (statsmodels only for the KPSS test that picks d): the search ranks
+candidate orders by the exact likelihood here, and only the best few are refitted with
+``SARIMAX`` (see ``Arima._search``).
 """
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 import numpy as np
+
+#: 5% critical value of the KPSS level-stationarity test (Kwiatkowski et al. 1992, table 1).
+KPSS_CRIT_5PCT = 0.463
+
+
+def kpss_differences(z: np.ndarray) -> tuple[int, float]:
+    """d ∈ {0, 1} from the KPSS level test at 5% (as ``forecast::ndiffs``), and its statistic.
+
+    Lags of the long-run variance: ``trunc(3·sqrt(n)/13)`` (the choice of R's
+    ``forecast::ndiffs``). Stationarity is rejected, so d = 1, when the statistic
+    exceeds the 5% critical value 0.463.
+    """
+    from statsmodels.tsa.stattools import kpss
+
+    n = len(z)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # InterpolationWarning: the p-value table is not used
+        stat = float(kpss(z, regression="c", nlags=int(3 * np.sqrt(n) / 13))[0])
+    return int(stat > KPSS_CRIT_5PCT), stat
 
 
 def _pacf_to_poly(x: np.ndarray) -> np.ndarray:

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from forecast.models._glmfit import (_ALIAS_TOL, _SEPARATION_MU, _TABLE_MAX_Y, _diverging_columns, _h_and_dh,
-                                     _log1p_ratio)
+from forecast.models._glmcheck import _SEPARATION_MU, _diverging_columns
+from forecast.models._glmfit import _h_and_dh, _log1p_ratio
+from forecast.models._glmstack import _aliased, _clearly_full_rank, _dispersion_sums, _newton_steps, _Stacked
 
 #: Series whose largest count exceeds this use the per-series solver: the batched
 #: dispersion-sum table has one row per series and one column per count value.
@@ -56,106 +57,6 @@ class BatchFit:
     boundary: np.ndarray  # (S,) bool
     score0: np.ndarray  # (S,)
     diverging: dict  # series -> columns whose MLE is infinite (separation; ok is False there)
-
-
-# -- per-observation pieces with one alpha per series ------------------------------------
-
-
-def _dispersion_sums(y: np.ndarray, alpha: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
-    """S_0 = sum_{k<y} log(1 + k a_s), S_1 = sum k/(1 + k a_s), S_2 = sum k²/(1 + k a_s)², row-wise.
-
-    ``y`` (S, n) int, ``alpha`` (S,) > 0. A cumulative table per series (exact as alpha -> 0,
-    like the per-series solver's table); ``order`` 0 returns S_0 only. Rows are bucketed by
-    their largest count (powers of two), so one busy series does not widen every table.
-    """
-    out = [np.empty(y.shape) for _ in range(1 if order == 0 else 3)]
-    top = y.max(axis=1, initial=0)
-    bucket = np.ceil(np.log2(top + 1.0)).astype(int)
-    for b in np.unique(bucket):
-        rows = np.flatnonzero(bucket == b)
-        width = int(top[rows].max())
-        if width > _TABLE_MAX_Y:
-            # A table as long as the count would be gigabytes: the closed forms by digamma /
-            # trigamma (as the per-series solver uses there), which lose digits only as alpha -> 0.
-            a, yf = alpha[rows, None], y[rows].astype(float)
-            r = 1.0 / a
-            parts = [special.gammaln(yf + r) - special.gammaln(r) - yf * np.log(r)]
-            if order > 0:
-                d0 = special.digamma(yf + r) - special.digamma(r)
-                d1 = special.polygamma(1, r) - special.polygamma(1, yf + r)
-                parts += [(yf - r * d0) / a, (yf - 2 * r * d0 + r * r * d1) / a**2]
-            for o, t in zip(out, parts):
-                o[rows] = t
-            continue
-        k = np.arange(width, dtype=float)
-        ak = alpha[rows, None] * k
-        terms = [np.log1p(ak)]
-        if order > 0:
-            r = k / (1.0 + ak)
-            terms += [r, r * r]
-        yr = y[rows]
-        for o, t in zip(out, terms):
-            table = np.zeros((rows.size, width + 1))
-            np.cumsum(t, axis=1, out=table[:, 1:])
-            o[rows] = np.take_along_axis(table, yr, axis=1)
-    return tuple(out)
-
-
-class _Stacked:
-    """S designs (n, p) whose first ``pd`` columns are the same for every series.
-
-    Panels share their calendar (intercept, trend, seasonality, interventions), so
-    X_s = [D, Z_s]: products with D are single matrix products over all series at
-    once (D'W_sD for every s is one (S, n) x (n, pd²) product); only the few
-    series-specific columns Z_s (lags, covariates) need per-series arithmetic.
-    """
-
-    def __init__(self, D: np.ndarray, Z: np.ndarray):
-        self.D, self.Z = D, Z
-        n, pd_ = D.shape
-        self.pd, self.p = pd_, pd_ + Z.shape[2]
-        self.DD = (D[:, :, None] * D[:, None, :]).reshape(n, pd_ * pd_)
-
-    @classmethod
-    def from_array(cls, X: np.ndarray) -> tuple["_Stacked", np.ndarray]:
-        """Split X (S, n, p) into shared and own columns; returns the design and the column
-        order used (shared first)."""
-        same = np.all(X == X[:1], axis=(0, 1))
-        order = np.r_[np.flatnonzero(same), np.flatnonzero(~same)]
-        return cls(np.ascontiguousarray(X[0][:, same]), np.ascontiguousarray(X[:, :, ~same])), order
-
-    def take(self, rows: np.ndarray) -> "_Stacked":
-        out = object.__new__(_Stacked)
-        out.D, out.Z, out.pd, out.p, out.DD = self.D, self.Z[rows], self.pd, self.p, self.DD
-        return out
-
-    def xb(self, b: np.ndarray) -> np.ndarray:
-        """X_s b_s for every series: (S, n)."""
-        out = b[:, :self.pd] @ self.D.T
-        if self.Z.shape[2]:
-            out += np.einsum("snz,sz->sn", self.Z, b[:, self.pd:])
-        return out
-
-    def xtv(self, v: np.ndarray) -> np.ndarray:
-        """X_s' v_s for every series: (S, p)."""
-        out = np.empty((v.shape[0], self.p))
-        out[:, :self.pd] = v @ self.D
-        if self.Z.shape[2]:
-            out[:, self.pd:] = np.einsum("snz,sn->sz", self.Z, v)
-        return out
-
-    def xtwx(self, w: np.ndarray) -> np.ndarray:
-        """X_s' diag(w_s) X_s for every series: (S, p, p)."""
-        S, pd_, p = w.shape[0], self.pd, self.p
-        out = np.empty((S, p, p))
-        out[:, :pd_, :pd_] = (w @ self.DD).reshape(S, pd_, pd_)
-        if p > pd_:
-            Zw = self.Z * w[:, :, None]  # (S, n, pz)
-            cross = (Zw.transpose(0, 2, 1).reshape(-1, w.shape[1]) @ self.D).reshape(S, p - pd_, pd_)
-            out[:, pd_:, :pd_] = cross
-            out[:, :pd_, pd_:] = cross.transpose(0, 2, 1)
-            out[:, pd_:, pd_:] = np.matmul(Zw.transpose(0, 2, 1), self.Z)
-        return out
 
 
 class _Objective:
@@ -208,22 +109,6 @@ class _Objective:
         return ll, g, H
 
 
-def _newton_steps(A: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Solve A_s d_s = g_s for SPD A_s; (steps, solved) — rows whose A_s is not PD are not solved."""
-    ok = np.ones(len(A), dtype=bool)
-    try:
-        np.linalg.cholesky(A)
-    except np.linalg.LinAlgError:
-        for i in range(len(A)):  # rare: find the rows that are not positive definite
-            try:
-                np.linalg.cholesky(A[i])
-            except np.linalg.LinAlgError:
-                ok[i] = False
-    A = np.where(ok[:, None, None], A, np.eye(A.shape[1]))  # the Cholesky only proved positive definiteness
-    d = np.linalg.solve(A, g[:, :, None])[:, :, 0]
-    return d, ok & np.all(np.isfinite(d), axis=1)
-
-
 def _newton(fun: _Objective, x0: np.ndarray, tol: float, max_iter: int):
     """Damped Newton ascent per series, batched (mirrors ``_glmfit._newton`` without its
     Levenberg shifts: a series whose Hessian is not negative definite is handed back).
@@ -274,36 +159,6 @@ def _newton(fun: _Objective, x0: np.ndarray, tol: float, max_iter: int):
         x[active] += step
         f[active], g[active], H[active] = fun.take(active)(x[active], 2)
     return x, g, H, n_iter, converged & ~failed
-
-
-def _clearly_full_rank(X: _Stacked, pen: np.ndarray) -> np.ndarray:
-    """Rows whose (ridge-augmented) design is far from any aliasing: every pivot of the
-    Cholesky factor of X'X + P (the |R_jj| of a QR in that column order) exceeds 1e-4 of
-    its column norm, 1000x R's 1e-7 aliasing tolerance, so rounding in the Gram matrix
-    cannot matter. The rest go to the exact QR test (:func:`_aliased`)."""
-    S = X.Z.shape[0]
-    G = X.xtwx(np.ones((S, X.D.shape[0]))) + np.diag(pen)
-    norms = np.sqrt(np.maximum(np.diagonal(G, axis1=1, axis2=2), np.finfo(float).tiny))
-    try:
-        L = np.linalg.cholesky(G)
-    except np.linalg.LinAlgError:  # some row is singular: find it (rare), it is not clearly full rank
-        L = np.zeros_like(G)
-        for i in range(S):
-            try:
-                L[i] = np.linalg.cholesky(G[i])
-            except np.linalg.LinAlgError:
-                pass
-    piv = np.diagonal(L, axis1=1, axis2=2)
-    return np.all(np.isfinite(piv) & (piv > 1e-4 * norms), axis=1)
-
-
-def _aliased(X: np.ndarray, pen: np.ndarray) -> np.ndarray:
-    """Rows whose design has an aliased column (R's QR rule, as the per-series solver)."""
-    S, n, p = X.shape
-    aug = np.concatenate([X, np.broadcast_to(np.diag(np.sqrt(pen)), (S, p, p))], axis=1)
-    r_diag = np.abs(np.diagonal(np.linalg.qr(aug, mode="r"), axis1=1, axis2=2))
-    norms = np.maximum(np.linalg.norm(aug, axis=1), np.finfo(float).tiny)
-    return np.any(r_diag <= _ALIAS_TOL * norms, axis=1)
 
 
 def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float = 0.0, nb: bool = False,

@@ -13,17 +13,16 @@ from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import linalg, optimize, special
+from scipy import linalg, special
+
+from forecast.models._glmcheck import _SEPARATION_MU, _alias_note, _prepare, _separation
+from forecast.numerics import log1p_ratio as _log1p_ratio
 
 __all__ = ["GLMFit", "fit_poisson", "fit_negbin", "poisson_loglik", "negbin_loglik"]
 
 # Above this count the sums over k < y come from digamma/trigamma instead of a table;
 # the table is exact as alpha -> 0, the special functions lose digits there.
 _TABLE_MAX_Y = 100_000
-# Same relative tolerance as R's glm QR (dqrdc2), so the same columns count as aliased.
-_ALIAS_TOL = 1e-7
-# A y = 0 row with a fitted mean below this prompts the exact separation check (an LP).
-_SEPARATION_MU = 1e-5
 # h(u) = (log1p(u) - u/(1+u)) / u^2 and h'(u) cancel badly for small u: use their series.
 _SERIES_U = 0.1
 _K = np.arange(2, 26)
@@ -111,12 +110,6 @@ def negbin_loglik(y: ArrayLike, mu: ArrayLike, alpha: float) -> np.ndarray:
 
 # Per-observation pieces: pure, elementwise functions (vectorisable across series later).
 
-def _log1p_ratio(u: np.ndarray) -> np.ndarray:
-    """log1p(u) / u with the limit 1 at u = 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(u > 0, np.log1p(u) / np.where(u > 0, u, 1.0), 1.0)
-
-
 def _h_and_dh(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """h(u) = (log1p(u) - u/(1+u)) / u^2 and h'(u), accurate for all u >= 0."""
     small = u < _SERIES_U
@@ -172,28 +165,6 @@ def _nb_terms(y: np.ndarray, eta: np.ndarray, alpha: float, lgy: np.ndarray, ord
 
 # Solver machinery.
 
-def _prepare(X, y, offset, penalty, penalize_intercept):
-    """Validate inputs; return arrays, per-column penalty and the non-aliased columns."""
-    yf = np.asarray(y, dtype=float)
-    if yf.ndim != 1 or not np.all(np.isfinite(yf)) or np.any(yf < 0) or np.any(yf != np.floor(yf)):
-        raise ValueError("y must be a 1-D array of finite non-negative integer counts.")
-    n = yf.size
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2 or X.shape[0] != n or X.shape[1] == 0 or not np.all(np.isfinite(X)):
-        raise ValueError(f"X must be a finite (n, p) array with n = len(y) = {n}; got {X.shape}.")
-    off = np.zeros(n) if offset is None else np.broadcast_to(np.asarray(offset, float), (n,)).copy()
-    if not np.all(np.isfinite(off)) or not (np.isfinite(penalty) and penalty >= 0):
-        raise ValueError(f"offset must be finite and penalty a finite float >= 0; got penalty={penalty!r}.")
-    pen = np.full(X.shape[1], float(penalty))
-    if not penalize_intercept:
-        pen[0] = 0.0
-    # Aliasing in column order as R's QR does it; penalised columns are never aliased.
-    aug = np.vstack([X, np.diag(np.sqrt(pen))])
-    r_diag = np.abs(np.diag(np.linalg.qr(aug, mode="r")))
-    kept = r_diag > _ALIAS_TOL * np.maximum(np.linalg.norm(aug, axis=0), np.finfo(float).tiny)
-    return X, yf.astype(np.int64), off, pen, kept
-
-
 def _spd_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve A x = b for symmetric positive definite A; LinAlgError if it is not."""
     return linalg.cho_solve((np.linalg.cholesky(A), True), b, check_finite=False)
@@ -233,33 +204,6 @@ def _newton(fun: Callable, x0: np.ndarray, tol: float, max_iter: int):
         x = x + step
         f, g, H = new if len(new) == 3 else fun(x, 2)
     return x, g, H, it, False
-
-
-def _diverging_columns(X: np.ndarray, y: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Columns whose MLE is infinite (separation), by an exact LP test; empty if none.
-
-    The log-likelihood rises without bound along d iff X d <= 0 on every row, = 0 where
-    y > 0 and < 0 somewhere (those rows get mu -> 0). Only unpenalised columns (``free``)
-    can move that way. Coefficients not pinned down by the remaining rows diverge.
-    """
-    zero = y == 0
-    A, B = X[zero][:, free], X[~zero][:, free]
-    if A.shape[0] == 0 or A.shape[1] == 0:
-        return np.zeros(0, dtype=int)
-    res = optimize.linprog(A.sum(axis=0), A_ub=np.vstack([A, -A]),
-                           b_ub=np.r_[np.zeros(len(A)), np.ones(len(A))],
-                           A_eq=B if B.shape[0] else None, b_eq=np.zeros(len(B)) if B.shape[0] else None,
-                           bounds=(None, None), method="highs")
-    if res.status != 0 or -res.fun <= 1e-7:
-        return np.zeros(0, dtype=int)
-    fixed_rows = np.ones(len(y), dtype=bool)
-    fixed_rows[np.flatnonzero(zero)[A @ res.x < -1e-7]] = False
-    rest = X[fixed_rows][:, free]
-    if rest.shape[0] == 0:
-        return np.flatnonzero(free)
-    _, s, vt = linalg.svd(rest, full_matrices=True)
-    null = vt[np.sum(s > 1e-9 * s[0]):] if s.size and s[0] > 0 else vt
-    return np.flatnonzero(free)[np.linalg.norm(null, axis=0) > 1e-6]
 
 
 def _objective(X, y, off, pen, lgy, with_alpha: bool):
@@ -317,15 +261,11 @@ def _finish(X, y, off, pen, kept, beta, alpha, g, H, n_iter, converged, notes, n
     coef[kept] = beta
     cov[np.ix_(kept, kept)] = cov_k
     if not kept.all():
-        notes.insert(0, f"rank-deficient design (rank {kept.sum()} < {p}): column(s) "
-                        f"{', '.join(map(str, np.flatnonzero(~kept)))} aliased, coefficient set to 0")
+        notes.insert(0, _alias_note(kept))
     if np.any(mu[y == 0] < _SEPARATION_MU) or not converged:
-        div = np.flatnonzero(kept)[_diverging_columns(Xk, y, pen[kept] == 0)]
+        div, note = _separation(Xk, y, pen[kept] == 0, kept)
         if div.size:
-            word = "coefficient of column" if div.size == 1 else "coefficients of columns"
-            verb = "diverges" if div.size == 1 else "diverge"
-            notes.insert(0, f"separation: {word} {', '.join(map(str, div))} {verb} (mu -> 0 where "
-                            "y = 0); the MLE does not exist, use penalty > 0")
+            notes.insert(0, note)
             converged = False
             cov[div, :] = np.nan
             cov[:, div] = np.nan

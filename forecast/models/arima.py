@@ -24,13 +24,15 @@ from forecast.models.base import (
     SeriesFit,
     SeriesForecast,
 )
-from forecast.models._arma import (  # noqa: F401 (arma_acov, arma_exact_llf, _pacf_to_poly: re-exported)
+from forecast.models._arma import (  # noqa: F401 (re-exported: the tests and callers import them from here)
+    KPSS_CRIT_5PCT,
     _best,
     _nested_start,
     _pacf_to_poly,
     _search_candidate,
     arma_acov,
     arma_exact_llf,
+    kpss_differences,
 )
 from forecast.models.guard import mean_cap, note_capped
 
@@ -41,8 +43,6 @@ MODEL_OPTIONS: dict[str, Any] = {"enforce_stationarity": True, "enforce_invertib
 #: Options of every ``fit``; ``maxiter`` above statsmodels' 50 because seasonal
 #: ARMA(2,2) candidates often need 60-80 L-BFGS iterations.
 FIT_OPTIONS: dict[str, Any] = {"disp": False, "maxiter": 100}
-#: 5% critical value of the KPSS level-stationarity test (Kwiatkowski et al. 1992, table 1).
-KPSS_CRIT_5PCT = 0.463
 #: Upper-tail mass left beyond the dense pmf support (before the support cap).
 TAIL = 1e-6
 #: Shortest series the search is tried on.
@@ -97,22 +97,6 @@ def log1p_gaussian_pmf(mean: np.ndarray, sd: np.ndarray, k_cap: int, tail: float
     # probabilities accurate (1 - Φ would cancel to 0 there).
     return np.where(lower > 0, stats.norm.sf(lower) - stats.norm.sf(upper),
                     stats.norm.cdf(upper) - stats.norm.cdf(lower))
-
-
-def kpss_differences(z: np.ndarray) -> tuple[int, float]:
-    """d ∈ {0, 1} from the KPSS level test at 5% (as ``forecast::ndiffs``), and its statistic.
-
-    Lags of the long-run variance: ``trunc(3·sqrt(n)/13)`` (the choice of R's
-    ``forecast::ndiffs``). Stationarity is rejected, so d = 1, when the statistic
-    exceeds the 5% critical value 0.463.
-    """
-    from statsmodels.tsa.stattools import kpss
-
-    n = len(z)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # InterpolationWarning: the p-value table is not used
-        stat = float(kpss(z, regression="c", nlags=int(3 * np.sqrt(n) / 13))[0])
-    return int(stat > KPSS_CRIT_5PCT), stat
 
 
 def _sarimax(z: np.ndarray, order: tuple, seasonal_order: tuple, trend: str):

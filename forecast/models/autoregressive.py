@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import DataValidationError, Problem
+from forecast.models._glmcheck import _ALIAS_TOL
 from forecast.models._ingarchfit import IngarchFit, fit_ingarch, ingarch_objective, initial_log_mean
 from forecast.models.base import (SEED, FitFailure, ModelSpec, Param, Series,
                                   SeriesFit, SeriesForecast, int_tuple, one_of, positive_int)
@@ -29,7 +30,6 @@ from forecast.models.guard import mean_cap
 __all__ = ["INGARCH", "IngarchFit", "fit_ingarch", "ingarch_objective", "initial_log_mean"]
 
 _NU_MAX = np.log(1e9)  # cap on simulated log-means: keeps rare explosive paths finite
-_ALIAS_TOL = 1e-7   # R's QR tolerance, as in _glmfit
 
 _LAGS = "a tuple of distinct ints >= 1"
 INGARCH_PARAMS = (

@@ -25,14 +25,13 @@ than at forecast time, so one fitted model always forecasts with the model that
 """
 from __future__ import annotations
 
-import re
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from forecast.exceptions import ConfigError
 from forecast.models._glmbatch import fit_batch
+from forecast.models._glmglue import _BatchRows, _check_future, _draw, _named_columns
 from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (
     PENALTY_FALLBACK,
@@ -362,50 +361,4 @@ class NegBinGLM(_LogLinearGLM):
     description = "Negative-binomial (NB2) log-linear GLM, alpha by maximum likelihood"
     family = "negbin"
 
-
-# -- helpers ----------------------------------------------------------------------------------
-
-
-class _BatchRows:
-    """A batched solve's results as Python floats, converted once for all its series."""
-
-    def __init__(self, res, d) -> None:
-        self.coef, self.se = res.coef.tolist(), res.std_error.tolist()
-        self.alpha, self.alpha_se, self.loglik = res.alpha.tolist(), res.alpha_se.tolist(), res.loglik.tolist()
-        lag = list(d.lag_cols)
-        self.lag_sum = res.coef[:, lag].sum(axis=1).tolist() if lag else [0.0] * len(self.coef)
-        self.n_obs = d.X.shape[1]
-
-
-def _draw(rng: np.random.Generator, mu: np.ndarray, alpha: float) -> np.ndarray:
-    """NB2(mu, alpha) draws as a gamma-Poisson mixture (alpha = 0: Poisson)."""
-    if alpha > 0:
-        mu = rng.gamma(1.0 / alpha, alpha * mu)  # mean mu, variance alpha mu^2
-    return rng.poisson(mu)
-
-
-
-
-def _named_columns(message: str, names: list[str]) -> str:
-    """The solver names columns by position; say which terms they are."""
-
-    def repl(m: re.Match) -> str:
-        idx = [int(i) for i in m.group(2).split(", ")]
-        return m.group(1) + ", ".join(names[i] if i < len(names) else str(i) for i in idx)
-
-    return re.sub(r"(column(?:s|\(s\))? )(\d+(?:, \d+)*)", repl, message)
-
-
-
-
-def _check_future(dspec: DesignSpec, future: pd.DataFrame | None, uid: str) -> None:
-    need = dspec.needed_columns()
-    if not need or future is None:
-        return  # future_design says which columns are needed when none are given
-    missing = [c for c in need if c not in future.columns]
-    if missing:
-        raise ConfigError(f"The future frame lacks column(s) {', '.join(missing)} needed to forecast "
-                          f"series '{uid}': give unique_id, ds and {', '.join(need)}.")
-    if dspec.exposure and (future[dspec.exposure].to_numpy(dtype=float) < 0).any():
-        raise ConfigError(f"Future exposure of series '{uid}' must be >= 0.")
 

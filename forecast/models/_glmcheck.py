@@ -1,0 +1,82 @@
+"""Input checks of the per-series GLM solvers (:mod:`forecast.models._glmfit`): aliasing and separation.
+
+Both follow R: columns are aliased by the QR rule of ``glm`` (``dqrdc2``, relative
+tolerance 1e-7), and an infinite MLE (separation) is confirmed by an exact linear programme.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg, optimize
+
+
+# Same relative tolerance as R's glm QR (dqrdc2), so the same columns count as aliased.
+_ALIAS_TOL = 1e-7
+# A y = 0 row with a fitted mean below this prompts the exact separation check (an LP).
+_SEPARATION_MU = 1e-5
+
+
+def _prepare(X, y, offset, penalty, penalize_intercept):
+    """Validate inputs; return arrays, per-column penalty and the non-aliased columns."""
+    yf = np.asarray(y, dtype=float)
+    if yf.ndim != 1 or not np.all(np.isfinite(yf)) or np.any(yf < 0) or np.any(yf != np.floor(yf)):
+        raise ValueError("y must be a 1-D array of finite non-negative integer counts.")
+    n = yf.size
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[0] != n or X.shape[1] == 0 or not np.all(np.isfinite(X)):
+        raise ValueError(f"X must be a finite (n, p) array with n = len(y) = {n}; got {X.shape}.")
+    off = np.zeros(n) if offset is None else np.broadcast_to(np.asarray(offset, float), (n,)).copy()
+    if not np.all(np.isfinite(off)) or not (np.isfinite(penalty) and penalty >= 0):
+        raise ValueError(f"offset must be finite and penalty a finite float >= 0; got penalty={penalty!r}.")
+    pen = np.full(X.shape[1], float(penalty))
+    if not penalize_intercept:
+        pen[0] = 0.0
+    # Aliasing in column order as R's QR does it; penalised columns are never aliased.
+    aug = np.vstack([X, np.diag(np.sqrt(pen))])
+    r_diag = np.abs(np.diag(np.linalg.qr(aug, mode="r")))
+    kept = r_diag > _ALIAS_TOL * np.maximum(np.linalg.norm(aug, axis=0), np.finfo(float).tiny)
+    return X, yf.astype(np.int64), off, pen, kept
+
+
+def _diverging_columns(X: np.ndarray, y: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Columns whose MLE is infinite (separation), by an exact LP test; empty if none.
+
+    The log-likelihood rises without bound along d iff X d <= 0 on every row, = 0 where
+    y > 0 and < 0 somewhere (those rows get mu -> 0). Only unpenalised columns (``free``)
+    can move that way. Coefficients not pinned down by the remaining rows diverge.
+    """
+    zero = y == 0
+    A, B = X[zero][:, free], X[~zero][:, free]
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        return np.zeros(0, dtype=int)
+    res = optimize.linprog(A.sum(axis=0), A_ub=np.vstack([A, -A]),
+                           b_ub=np.r_[np.zeros(len(A)), np.ones(len(A))],
+                           A_eq=B if B.shape[0] else None, b_eq=np.zeros(len(B)) if B.shape[0] else None,
+                           bounds=(None, None), method="highs")
+    if res.status != 0 or -res.fun <= 1e-7:
+        return np.zeros(0, dtype=int)
+    fixed_rows = np.ones(len(y), dtype=bool)
+    fixed_rows[np.flatnonzero(zero)[A @ res.x < -1e-7]] = False
+    rest = X[fixed_rows][:, free]
+    if rest.shape[0] == 0:
+        return np.flatnonzero(free)
+    _, s, vt = linalg.svd(rest, full_matrices=True)
+    null = vt[np.sum(s > 1e-9 * s[0]):] if s.size and s[0] > 0 else vt
+    return np.flatnonzero(free)[np.linalg.norm(null, axis=0) > 1e-6]
+
+
+def _alias_note(kept: np.ndarray) -> str:
+    """Message naming the aliased columns (``kept`` False), as R reports NA coefficients."""
+    return (f"rank-deficient design (rank {kept.sum()} < {kept.size}): column(s) "
+            f"{', '.join(map(str, np.flatnonzero(~kept)))} aliased, coefficient set to 0")
+
+
+def _separation(X: np.ndarray, y: np.ndarray, free: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, str]:
+    """Diverging columns of ``X`` (the kept columns), numbered in the full design, and the
+    message naming them ('' when there are none)."""
+    div = np.flatnonzero(kept)[_diverging_columns(X, y, free)]
+    if not div.size:
+        return div, ""
+    word = "coefficient of column" if div.size == 1 else "coefficients of columns"
+    verb = "diverges" if div.size == 1 else "diverge"
+    return div, (f"separation: {word} {', '.join(map(str, div))} {verb} (mu -> 0 where "
+                 "y = 0); the MLE does not exist, use penalty > 0")
