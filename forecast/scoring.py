@@ -47,8 +47,9 @@ from scipy import special
 
 from forecast._countnum import crps_zinb, rps_beyond, single_component
 from forecast._countnum import param_sf_block as _param_sf_block  # noqa: F401 (calibration)
-from forecast.numerics import nb_sf as _nb_sf  # noqa: F401 (calibration)
+from forecast._fcrows import _fraction
 from forecast.distributions import QUANTILE_TOL, CountForecast
+from forecast.numerics import nb_sf as _nb_sf  # noqa: F401 (calibration)
 
 LOG_FLOOR = 1e-12        # smallest probability the log score uses: penalty <= 27.63
 VAR_FLOOR = 1e-12        # smallest predictive variance the DSS uses
@@ -71,13 +72,6 @@ def _outcomes(fc: CountForecast, y) -> np.ndarray:
         raise ValueError(f"y must be {fc.n_rows} non-negative integer counts, one per forecast row "
                          f"(got shape {a.shape}{where}).")
     return a.astype(np.int64)
-
-
-def _fraction(level: float) -> float:
-    f = level / 100 if level > 1 else level
-    if not 0 < f < 1:
-        raise ValueError(f"level must be in (0, 1) or a percentage in (1, 100). Got {level!r} instead.")
-    return float(f)
 
 
 def _label(level: float) -> str:
