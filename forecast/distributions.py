@@ -32,6 +32,7 @@ the empirical remainder of the tail having no known location.
 ``K = 60`` and 1.6 GB at the default cap ``K = 200``. Every pass works in row blocks,
 so temporaries stay at a few MB; ``mixture`` allocates only its output, ``concat`` one
 padded copy per part. Building is dominated by one cumulative product over the grid.
+The NB2/Poisson formulas are in :mod:`forecast.numerics`, the row helpers in ``_fcrows``.
 """
 from __future__ import annotations
 
