@@ -108,7 +108,7 @@ def _per_country(check: Callable) -> Callable:
 
 
 def _freq_ok(v: Any) -> bool:
-    from forecast.panel import parse_freq
+    from forecast.periods import parse_freq
 
     try:
         return isinstance(v, str) and bool(parse_freq(v))
@@ -143,7 +143,8 @@ class DataSection:
     provinces: tuple[str, ...] | dict[str, tuple[str, ...]] = _key(_rule(
         "a list of names in quotes, or a table country = [names]",
         lambda v: isinstance(v, dict) or _is_list(_is_name)(v), _per_country(_names)), ())
-    freq: str = _key(_rule("'month', 'week' (weeks from Monday; 'W-SUN' etc. for another day) or 'day'",
+    freq: str = _key(_rule("'month', 'week' (weeks from Monday; 'W-SUN' etc. for another day), 'day', "
+                           "'quarter' or 'year'",
                            _freq_ok), "month")
     coverage: tuple[dt.date, dt.date] | dict[str, tuple[dt.date, dt.date]] | None = _key(_rule(
         "[] or [start, end] (dates YYYY-MM-DD), or a table country = [start, end]",
