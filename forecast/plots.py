@@ -365,9 +365,9 @@ def reliability_diagram(rel: Mapping[str, pd.DataFrame] | pd.DataFrame, *, k: in
 # ----------------------------------------------------------------------------- data and effects
 @H.plain_text
 def history_heatmap(panel: pd.DataFrame, *, event_type: str | None = None, title: str | None = None) -> "Figure":
-    """Provinces (rows) × months (columns) heat map of counts; all event types summed when
-    ``event_type`` is None. Square-root colour scale so that rare months still show;
-    months outside a province's coverage are grey."""
+    """Provinces (rows) × periods (columns: weeks, months, years ...) heat map of counts; all
+    event types summed when ``event_type`` is None. Square-root colour scale so that rare
+    periods still show; periods outside a province's coverage are grey."""
     plt = _pyplot()
     from matplotlib.colors import PowerNorm
 

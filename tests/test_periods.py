@@ -231,3 +231,30 @@ def test_yearly_design_has_no_seasonal_columns():
         _, cols = deterministic_columns(DesignSpec(trend="linear", seasonality=seasonality), s, s.ds,
                                         np.arange(10.0))
         assert cols == ["(Intercept)", "trend"]
+
+
+# -- plots name the period ---------------------------------------------------------------------
+
+def test_plots_label_weekly_and_yearly_panels_by_their_period():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from forecast import plots
+
+    keys = dict(country="Tajikistan", province="Khatlon", event_type="clash", unique_id="Tajikistan/Khatlon/clash")
+    weekly = pd.DataFrame({"ds": pd.date_range("2024-01-07", periods=20, freq="W-SUN"), "y": 1, **keys})
+    fig = plots.monthly_counts(weekly)
+    assert fig.axes[0].get_ylabel() == "incidents per week" and fig._suptitle.get_text().startswith("Weekly")
+    plt.close(fig)
+    years = [d for d in pd.date_range("2000-01-01", periods=8, freq="YS") if d.year != 2003]
+    yearly = pd.DataFrame({"ds": years, "y": np.arange(1, 8), **keys})
+    yearly.attrs["freq"] = Frequency("year")
+    fig = plots.history_heatmap(yearly)
+    mesh = fig.axes[0].collections[0]
+    values = np.ma.getdata(mesh.get_array()).ravel()
+    mask = np.ma.getmaskarray(mesh.get_array()).ravel()
+    assert len(values) == 8 and mask.tolist() == [False] * 3 + [True] + [False] * 4  # 2003 missing: grey
+    assert fig.axes[0].get_title(loc="left").startswith("Yearly") and "per year" in fig.axes[1].get_ylabel()
+    plt.close(fig)
