@@ -243,8 +243,7 @@ def infer_freq(ds_values: np.ndarray, *, rows: Sequence[int] | None = None, sour
         or their steps match no frequency.
     """
     ds = np.asarray(ds_values).astype("datetime64[ns]")
-    ds = ds[~np.isnat(ds)]
-    uniq = np.unique(ds)
+    uniq = np.sort(pd.unique(ds[~np.isnat(ds)]))  # hashing, not sorting, the (long) column
     if len(uniq) < 2:
         if len(uniq) and Frequency("month").is_start(uniq).all():
             return Frequency("month")
@@ -266,9 +265,10 @@ def check_starts(fq: Frequency, ds_values: np.ndarray, *, rows: Sequence[int] | 
                  source: str = "panel") -> None:
     """Raise a DataValidationError naming the dates that are not the start of their period."""
     ds = np.asarray(ds_values).astype("datetime64[ns]")
-    bad = ~np.isnat(ds) & ~fq.is_start(ds)
-    if not bad.any():
+    uniq = pd.unique(ds[~np.isnat(ds)])
+    if fq.is_start(uniq).all():  # the usual case, checked on the few distinct dates only
         return
+    bad = ~np.isnat(ds) & ~fq.is_start(ds)
     first = ds[bad][0]
     what = f"a week starting {['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'][fq.weekday]}" \
         if fq.kind == "week" else f"a {fq.label}"

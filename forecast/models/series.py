@@ -118,7 +118,9 @@ def _check_regular(freq: Frequency, uids: np.ndarray, ds_all: np.ndarray, bounds
     if not len(ds_all):
         return
     check_starts(freq, ds_all)
-    idx = freq.index(ds_all, ds_all[0])
+    # Period numbers of the few distinct dates, looked up for every row.
+    uniq = np.sort(pd.unique(ds_all))
+    idx = freq.index(uniq, uniq[0])[np.searchsorted(uniq, ds_all)]
     step_ok = np.ones(len(ds_all), dtype=bool)
     step_ok[1:] = np.diff(idx) == 1
     step_ok[bounds[:-1]] = True  # a new series starts anywhere
