@@ -82,7 +82,7 @@ def _per_country(check: Callable) -> Callable:
 
 
 def _freq_ok(v: Any) -> bool:
-    from forecast.panel import parse_freq
+    from forecast.periods import parse_freq
 
     try:
         return isinstance(v, str) and bool(parse_freq(v))

@@ -5,12 +5,16 @@ matplotlib is imported inside the functions only, so importing this module
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+
+from forecast.exceptions import DataValidationError
+from forecast.periods import Frequency, infer_freq, parse_freq
 
 KEY_COLS = ("country", "province", "event_type")
 BLUE, ORANGE, GREEN, VERMILLION = "#0072B2", "#E69F00", "#009E73", "#D55E00"
@@ -158,14 +162,19 @@ def period_edges(ds: pd.Series, before=None) -> list:
     return [first, *mids, x.iloc[-1] + step / 2]
 
 
-def period(frame: pd.DataFrame) -> tuple[str, str, str]:
-    """The panel's period: pandas frequency, y-axis unit and adjective (from ``attrs`` or the dates)."""
-    ds = pd.DatetimeIndex(pd.to_datetime(frame["ds"]).drop_duplicates().sort_values())
-    step = int(np.diff(ds.values).astype("timedelta64[D]").astype(int).min()) if len(ds) > 1 else 31
-    freq = str(frame.attrs.get("freq") or ("MS" if step >= 28 else f"W-{ds[0].day_name()[:3].upper()}"
-                                           if step == 7 else "D"))
-    word = "week" if freq.startswith("W") else "day" if freq == "D" else "month"
-    return freq, f"incidents per {word}", {"week": "weekly", "day": "daily"}.get(word, "monthly")
+def period(frame: pd.DataFrame) -> tuple[Frequency, str, str]:
+    """The panel's period, y-axis unit and adjective (``attrs["freq"]``, else from the dates).
+
+    An empty frame is taken as monthly (the usual panel); a frame whose dates
+    match no frequency too (a plot never refuses what the models accepted).
+    """
+    fq = Frequency("month")
+    if frame.attrs.get("freq"):
+        fq = parse_freq(frame.attrs["freq"])
+    elif len(frame):
+        with contextlib.suppress(DataValidationError):
+            fq = infer_freq(pd.to_datetime(frame["ds"]).to_numpy(dtype="datetime64[ns]"))
+    return fq, f"incidents per {fq.label}", fq.adjective
 
 
 def tint(colour: str, strength: float) -> tuple:
@@ -191,7 +200,7 @@ def date_axis(ax, compact: bool = False, max_ticks: int | None = None) -> None:
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     lo, hi = (pd.Timestamp(mdates.num2date(v)).tz_localize(None) for v in ax.get_xlim())
-    months = pd.date_range(lo.to_period("M").start_time, hi, freq="MS")
+    months = Frequency("month").range(lo.to_period("M").start_time, hi)
     months = months[months >= lo]
     n = max(len(months), 1)
     max_ticks = max_ticks or (4 if compact else 8)

@@ -200,7 +200,7 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
              for k, v in specs.items()}
     frame = panel.copy()
     frame["ds"] = pd.to_datetime(frame["ds"])
-    freq = infer_freq(panel)
+    freq = infer_freq(panel)  # a Frequency, carried to the workers on the frame
     frame.attrs = {"freq": freq}
     periods = pd.DatetimeIndex(sorted(frame["ds"].unique()))
     cutoffs = choose_origins(periods, horizon, n_origins=n_origins, origins=origins, step=step)
@@ -224,7 +224,7 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
         fcs = fcs.merge(frame.drop_duplicates("unique_id")[["unique_id", *keys]], on="unique_id", how="left")
     settings = dict(horizon=horizon, origins=[str(c.date()) for c in cutoffs], step=step, window=window,
                     refit_every=refit_every, seed=seed, models={k: repr(v) for k, v in specs.items()},
-                    levels=list(levels), thresholds=list(thresholds), freq=freq)
+                    levels=list(levels), thresholds=list(thresholds), freq=str(freq))
     return BacktestResult(fcs, pts, diag, settings, [b["pmf"] for b in blocks] if keep_pmf else None)
 
 
@@ -284,7 +284,7 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
     from forecast.scoring import mase_scale, score_all
 
     out, fitted = [], None
-    season = _season(frame.attrs["freq"])
+    season = frame.attrs["freq"].season_length
     full = PanelData.from_frame(frame, spec.required_columns()) if _splits_once(spec) else None
     obs_frame = frame[["unique_id", "ds", "y"]]
     for i, cutoff in enumerate(cutoffs):
@@ -350,12 +350,10 @@ def _known_ahead(frame: pd.DataFrame, uids: list[str], last: np.ndarray, cols: S
     observed, so never scored. Right for exposure (population is known ahead); optimistic for
     a covariate that would itself have to be forecast in a live run. ``None`` when the model reads no such column.
     """
-    from forecast.models.base import future_dates
-
     if not cols:
         return None
     cols = list(cols)
-    ahead = future_dates(last.astype("datetime64[ns]"), horizon, frame.attrs["freq"])
+    ahead = frame.attrs["freq"].future(last.astype("datetime64[ns]"), horizon)
     want = pd.DataFrame({"unique_id": np.repeat(np.asarray(uids, dtype=object), horizon + 1),
                          "ds": np.concatenate([last.astype("datetime64[ns]")[:, None], ahead], axis=1).ravel()})
     known = frame[["unique_id", "ds", *cols]].assign(unique_id=frame["unique_id"].astype(str))
@@ -407,6 +405,3 @@ def _mase_scales(Y: np.ndarray, season: int) -> np.ndarray:
     scale = np.mean(np.abs(Y[:, lag:] - Y[:, :-lag]).astype(float), axis=1)
     return np.where(scale > 0, scale, np.nan)
 
-
-def _season(freq: str) -> int:
-    return {"MS": 12, "D": 7}.get(freq, 52)

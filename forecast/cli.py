@@ -149,7 +149,8 @@ def validate(
 def panel(
     file: Path = typer.Argument(..., help="Events file (CSV or Parquet)."),
     out: Path = typer.Option(..., "--out", "-o", help="Panel CSV to write."),
-    freq: str = typer.Option("month", help="month, week or day (pandas MS, M, W-MON, D accepted)."),
+    freq: str = typer.Option("month", help="day, week (W-MON; W-SUN etc. for weeks from another day), month, quarter or year "
+                                                  "(pandas D, W, MS, QS, YS accepted)."),
     schema: str = typer.Option("auto", help=SCHEMA_HELP),
     as_of: Optional[str] = typer.Option(None, help=ASOF_HELP, callback=_as_of),
     value: str = typer.Option("events", help="Count 'events' or sum 'fatalities'."),
@@ -200,7 +201,8 @@ def predict(
     model: str = typer.Option(..., "--model", "-m", help="Model spec name (see 'forecast models') or .toml path."),
     horizon: int = typer.Option(6, "--horizon", "-h", min=1, help="Periods ahead."),
     out: Path = typer.Option(..., "--out", "-o", help="Forecast CSV to write."),
-    freq: str = typer.Option("month", help="Period when FILE holds events."),
+    freq: str = typer.Option("month", help="Period when FILE holds events: day, week, month, quarter or year "
+                                "(a panel CSV keeps its own)."),
     as_of: Optional[str] = typer.Option(None, help=ASOF_HELP, callback=_as_of),
     seed: int = typer.Option(0, min=0, help="Seed of the per-series random streams."),
     force: bool = typer.Option(False, help="Overwrite OUT if it exists."),
@@ -242,7 +244,8 @@ def backtest_cmd(
     refit_every: int = typer.Option(1, min=1, help="Re-estimate parameters every k origins."),
     baseline: str = typer.Option("climatology", help="Model that others must beat significantly."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for backtest.csv, scores.csv, comparison.csv."),
-    freq: str = typer.Option("month", help="Period when FILE holds events."),
+    freq: str = typer.Option("month", help="Period when FILE holds events: day, week, month, quarter or year "
+                                "(a panel CSV keeps its own)."),
     as_of: Optional[str] = typer.Option(None, help=ASOF_HELP, callback=_as_of),
     jobs: int = typer.Option(1, min=1, help="Parallel worker processes on this machine (not used with --dask)."),
     dask: Optional[str] = typer.Option(None, "--dask", metavar="<address>", help=DASK_HELP),

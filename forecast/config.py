@@ -72,7 +72,8 @@ class DataSection:
     provinces: tuple[str, ...] | dict[str, tuple[str, ...]] = _key(_rule(
         "a list of names in quotes, or a table country = [names]",
         lambda v: isinstance(v, dict) or _is_list(_is_name)(v), _per_country(_names)), ())
-    freq: str = _key(_rule("'month', 'week' (weeks from Monday; 'W-SUN' etc. for another day) or 'day'",
+    freq: str = _key(_rule("'month', 'week' (weeks from Monday; 'W-SUN' etc. for another day), 'day', "
+                           "'quarter' or 'year'",
                            _freq_ok), "month")
     coverage: tuple[dt.date, dt.date] | dict[str, tuple[dt.date, dt.date]] | None = _key(_rule(
         "[] or [start, end] (dates YYYY-MM-DD), or a table country = [start, end]",

@@ -9,7 +9,6 @@ is still observed.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -18,77 +17,12 @@ import pandas as pd
 
 from forecast._parse import parse_date_text
 from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
+from forecast.periods import Frequency, parse_freq  # noqa: F401  (re-exported: tests and users import them here)
 from forecast.schema import ALL_LABEL, make_unique_id, require_columns
-
-_MONTH = ("month", "months", "monthly", "m", "ms", "1m", "1ms")
-_DAY = ("day", "days", "daily", "d", "1d")
-_WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
-
-
-@dataclass(frozen=True)
-class Frequency:
-    """A period length and its anchor.
-
-    ``kind`` is ``"month"``, ``"week"`` or ``"day"``; ``weekday`` (0 = Monday)
-    is the first day of a week.
-    """
-
-    kind: str
-    weekday: int = 0
-
-    @property
-    def label(self) -> str:
-        return {"month": "MS", "day": "D"}.get(self.kind, f"W-{_WEEKDAYS[self.weekday]}")
-
-    def start(self, dates: np.ndarray) -> np.ndarray:
-        """Start of the period holding each date (datetime64[ns])."""
-        d = dates.astype("datetime64[D]")
-        if self.kind == "month":
-            out = d.astype("datetime64[M]").astype("datetime64[D]")
-        elif self.kind == "day":
-            out = d
-        else:
-            # 1970-01-01 was a Thursday (weekday 3).
-            days = d.astype("int64")
-            out = (days - (days + 3 - self.weekday) % 7).astype("datetime64[D]")
-        return out.astype("datetime64[ns]")
-
-    def next_start(self, starts: np.ndarray) -> np.ndarray:
-        """Start of the following period."""
-        if self.kind == "month":
-            m = starts.astype("datetime64[M]") + np.timedelta64(1, "M")
-            return m.astype("datetime64[D]").astype("datetime64[ns]")
-        step = 1 if self.kind == "day" else 7
-        return (starts.astype("datetime64[D]") + np.timedelta64(step, "D")).astype("datetime64[ns]")
-
-    def range(self, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
-        """Period starts from ``first`` to ``last`` inclusive."""
-        return pd.date_range(first, last, freq=self.label)
-
-
-def parse_freq(freq: str) -> Frequency:
-    """Read ``month``/``week``/``day`` or a pandas alias (``MS``, ``M``, ``W-MON``, ``D``).
-
-    ``M`` means month (period start), never month-end. ``W-XXX`` means weeks
-    starting on that weekday (``W`` alone: Monday, as ISO weeks).
-    """
-    f = str(freq).strip()
-    low = f.lower()
-    if low in _MONTH:
-        return Frequency("month")
-    if low in _DAY:
-        return Frequency("day")
-    if low in ("week", "weeks", "weekly", "w", "1w"):
-        return Frequency("week", 0)
-    if low.startswith("w-") and f[2:].upper() in _WEEKDAYS:
-        return Frequency("week", _WEEKDAYS.index(f[2:].upper()))
-    raise ConfigError(f"Unknown frequency '{freq}'. Use month, week or day "
-                      f"(or MS, M, W-MON, D).")
-
 
 def build_panel(
     events: pd.DataFrame,
-    freq: str = "month",
+    freq: str | Frequency = "month",
     *,
     coverage: tuple[Any, Any] | Mapping[str, tuple[Any, Any]] | None = None,
     as_of: Any = None,
@@ -106,8 +40,9 @@ def build_panel(
     Parameters
     ----------
     events : canonical events frame (:func:`forecast.read_events`).
-    freq : ``"month"``, ``"week"``, ``"day"`` or a pandas alias (``MS``, ``M``,
-        ``W-MON``, ``D``).
+    freq : ``"day"``, ``"week"`` (or ``"W-SUN"`` etc.), ``"month"``, ``"quarter"``,
+        ``"year"``, a pandas alias, or a :class:`~forecast.periods.Frequency`
+        (see :func:`forecast.periods.parse_freq`).
     coverage : ``(start, end)`` for every country, or ``{country: (start,
         end)}``. Periods are those whose start lies in ``[start, end]``.
         Default: per country, from the period of its first event to its last
@@ -134,7 +69,7 @@ def build_panel(
     pandas.DataFrame
         ``unique_id, ds, y, country, province, event_type`` (+ ``aggregate``,
         ``exposure``), sorted by ``unique_id, ds``; ``y`` is int64. The
-        ``attrs`` hold ``freq``, ``coverage`` (per country), ``warnings``.
+        ``attrs`` hold ``freq`` (a :class:`~forecast.periods.Frequency`), ``coverage`` (per country), ``warnings``.
     """
     require_columns(events, ("date", "country", "province", "event_type"), what="events")
     fq = parse_freq(freq)
@@ -204,7 +139,7 @@ def build_panel(
         panel = panel.drop(columns="aggregate")
     panel = panel.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     panel.attrs = {
-        "freq": fq.label,
+        "freq": fq,
         "value": value,
         "coverage": {c: (str(a.date()), str(b.date())) for c, (a, b) in cover.items()},
         "warnings": warn,

@@ -5,7 +5,9 @@ for backtests and forecasts. Every problem is reported at once, one line each,
 naming the column, the check and the rows as a spreadsheet shows them (header =
 row 1): missing columns, a column given twice, unreadable or out-of-range
 period dates, counts that are not whole numbers ``0..MAX_PANEL_COUNT`` or are
-missing, empty series ids, and a series with the same period twice.
+missing, empty series ids, a series with the same period twice, and dates
+that are not period starts (the frequency is inferred here, once, and kept in
+``panel.attrs["freq"]``).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pandas as pd
 from forecast._files import read_table
 from forecast._parse import count_problems, date_problems, parse_counts, parse_date_values, unquote_formula
 from forecast.exceptions import DataValidationError, Problem
+from forecast.periods import infer_freq
 from forecast.schema import MAX_PANEL_COUNT, PANEL_COLUMNS, PANEL_KEYS
 
 _TEXT_COLUMNS = ("unique_id", *PANEL_KEYS)
@@ -71,13 +74,16 @@ def read_panel_csv(path: str | Path) -> pd.DataFrame:
     if problems:
         raise DataValidationError(problems, source=path.name)
 
+    freq = infer_freq(ds, rows=rows, source=path.name)
     panel["ds"] = ds
     panel["y"] = y
     for c in raw.columns:
         if c not in panel.columns:
             panel[c] = _infer(raw[c])
     order = list(PANEL_COLUMNS) + [c for c in raw.columns if c not in PANEL_COLUMNS]
-    return panel[order].reset_index(drop=True)
+    out = panel[order].reset_index(drop=True)
+    out.attrs["freq"] = freq
+    return out
 
 
 def _infer(values: pd.Series) -> pd.Series:

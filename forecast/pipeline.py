@@ -17,7 +17,10 @@ def load_panel(path: str | Path, *, freq: str = "month", as_of=None, schema: str
     """A panel from a panel CSV (``unique_id, ds, y``) or from an events file (built with ``build_panel``).
 
     A panel CSV is validated like an events file (see :mod:`forecast.panel_csv`)
-    and must hold at least one event.
+    and must hold at least one event; its frequency (day .. year) is read from its
+    dates, which must be period starts, and ``freq`` is not used. An events file
+    is counted per ``freq`` (see :func:`forecast.periods.parse_freq`). Either way
+    ``panel.attrs["freq"]`` holds the :class:`~forecast.periods.Frequency`.
     """
     from forecast.ingest import read_events
     from forecast.panel import build_panel, require_events

@@ -43,18 +43,22 @@ def _pyplot():
 
 
 @H.plain_text
-def monthly_counts(panel: pd.DataFrame, *, title: str = "Monthly incidents per province",
-                   unit: str = "incidents per month") -> "Figure":
-    """Small multiples: one panel per province, one line per event type.
+def monthly_counts(panel: pd.DataFrame, *, title: str | None = None, unit: str | None = None) -> "Figure":
+    """Small multiples: one panel per province, one line per event type (any frequency,
+    despite the name).
 
     Parameters
     ----------
     panel : long panel (``unique_id, ds, y, country, province, event_type``).
-    title : figure title.
-    unit : y-axis label.
+    title : figure title (default "Monthly incidents per province", "Weekly ..." etc.).
+    unit : y-axis label (default "incidents per month", "... per week" etc.).
     """
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
+
+    _, default_unit, adj = H.period(panel)
+    title = f"{adj.capitalize()} incidents per province" if title is None else title
+    unit = default_unit if unit is None else unit
 
     units = panel[["country", "province"]].drop_duplicates().sort_values(["country", "province"])
     types = sorted(panel["event_type"].unique())
@@ -107,7 +111,7 @@ def fan_chart(history: pd.DataFrame, forecast_table: pd.DataFrame, *, unique_id:
     keys = H.with_keys(pd.DataFrame({"unique_id": [unique_id]}), history).iloc[0]
     fig, ax = plt.subplots(figsize=(9, 4.6), layout="constrained")
     H.draw_fan(ax, hist, fc, last_n=last_n)
-    _, unit, adj = H.period(hist) if len(hist) else ("MS", H.UNIT, "monthly")
+    _, unit, adj = H.period(hist)
     ax.set_ylabel(unit)
     where = H.label(keys["province"], keys["event_type"])
     ax.set_title(title or f"{where}: forecast of {adj} incidents" + (f" ({name})" if name else ""),
@@ -161,7 +165,7 @@ def small_multiples(history: pd.DataFrame, forecast_table: pd.DataFrame, *, max_
             ax.xaxis.set_tick_params(labelbottom=True)  # the panel below is empty: show dates here
     if used:
         H.date_axis(axes.flat[min(used)], compact=True)  # x is shared: once for all panels
-    _, unit, adj = H.period(history) if len(history) else ("MS", H.UNIT, "monthly")
+    _, unit, adj = H.period(history)
     fig.supylabel(unit, fontsize=10)
     shown = f" (first {len(keys)} of {n} series)" if len(keys) < n else ""
     fig.suptitle(title or f"Forecast of {adj} incidents per series{shown}" + (f" — {name}" if name else ""),
@@ -220,8 +224,10 @@ def risk_heatmap(forecast_table: pd.DataFrame, *, k: int, h: int = 1, keys: pd.D
 # ----------------------------------------------------------------------------- evaluation
 @H.plain_text
 def scores_by_horizon(scores_tidy: pd.DataFrame, *, metric: str = "rps", uncertainty: pd.DataFrame | None = None,
-                      title: str | None = None) -> "Figure":
+                      title: str | None = None, period: str = "month") -> "Figure":
     """Mean score per model by forecast horizon, with 95% intervals across origins.
+
+    ``period`` names the horizon's unit on the x axis (``Frequency.label``: "week" etc.).
 
     Parameters
     ----------
@@ -259,7 +265,7 @@ def scores_by_horizon(scores_tidy: pd.DataFrame, *, metric: str = "rps", uncerta
         from matplotlib.ticker import PercentFormatter
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xticks(hs)
-    ax.set_xlabel("forecast horizon (months ahead)")
+    ax.set_xlabel(f"forecast horizon ({period}s ahead)")
     ax.set_ylabel(ylabel)
     H.tidy_axes(ax)
     note = " (bars: 95% interval across forecast origins)" if err is not None and err.notna().any() else ""
@@ -359,25 +365,25 @@ def reliability_diagram(rel: Mapping[str, pd.DataFrame] | pd.DataFrame, *, k: in
 # ----------------------------------------------------------------------------- data and effects
 @H.plain_text
 def history_heatmap(panel: pd.DataFrame, *, event_type: str | None = None, title: str | None = None) -> "Figure":
-    """Provinces (rows) × months (columns) heat map of counts; all event types summed when
-    ``event_type`` is None. Square-root colour scale so that rare months still show;
-    months outside a province's coverage are grey."""
+    """Provinces (rows) × periods (columns: weeks, months, years ...) heat map of counts; all
+    event types summed when ``event_type`` is None. Square-root colour scale so that rare
+    periods still show; periods outside a province's coverage are grey."""
     plt = _pyplot()
     from matplotlib.colors import PowerNorm
 
     data = panel if event_type is None else panel[panel["event_type"] == event_type]
     data = H.with_keys(data)
     wide = data.groupby(["country", "province", "ds"])["y"].sum(min_count=1).unstack("ds").sort_index()
-    freq, unit, adj = H.period(data) if len(data) else ("MS", H.UNIT, "monthly")
+    fq, unit, adj = H.period(data)
     if wide.shape[1]:  # every period of the range, so a gap shows as grey (missing), never stretched
-        wide = wide.reindex(columns=pd.date_range(wide.columns.min(), wide.columns.max(), freq=freq))
+        wide = wide.reindex(columns=fq.range(wide.columns.min(), wide.columns.max()))
     values = wide.to_numpy(dtype=float)
     nr = max(values.shape[0], 1)
     fig, ax = plt.subplots(figsize=(min(H.MAX_WIDTH, 10.5), max(3.0, 1.5 + 0.32 * nr)), layout="constrained")
     vmax = max(float(np.nanmax(values, initial=0)), 1.0)
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
     if values.size:
-        x = list(wide.columns) + [wide.columns[-1] + pd.tseries.frequencies.to_offset(freq)]
+        x = list(wide.columns) + [pd.Timestamp(fq.next_start(np.array([wide.columns[-1].to_datetime64()]))[0])]
         mesh = ax.pcolormesh(x, np.arange(nr + 1), np.ma.masked_invalid(values), cmap=cmap,
                              norm=PowerNorm(0.5, vmin=0, vmax=vmax), shading="flat")
         H.date_axis(ax, max_ticks=16)

@@ -9,11 +9,17 @@ Column definitions
 trend ``"linear"``
     t / P, with t = 0, 1, … the period index from the series' first period and P
     the periods per year: the coefficient is a change of log-rate per year.
-seasonality ``"month"``
-    dummies for calendar months 2..12 of the period start (January is the base).
+seasonality ``"month"`` (calendar seasonality; what it builds depends on the frequency)
+    monthly data: dummies for calendar months 2..12 of the period start (January
+    is the base); quarterly: dummies for quarters 2..4; weekly and daily data:
+    the ``fourier_k`` annual Fourier pairs below (period 365.25/7 weeks, 365.25
+    days), never month dummies, which would change value inside a season;
+    yearly data: no seasonal column (a year has no season).
 seasonality ``"fourier"``
-    ``fourier_k`` pairs sin(2πk·u), cos(2πk·u), with u = m/12 for monthly data
-    (m = month number 1..12) and u = day of year / 365.25 otherwise.
+    ``fourier_k`` pairs sin(2πk·u), cos(2πk·u), with u the position in the year
+    (:meth:`forecast.periods.Frequency.year_fraction`): m/12 for monthly data
+    (m = month number 1..12), q/4 for quarterly, day of year / 365.25 for weekly
+    and daily; none for yearly data.
 interventions
     ``step``: 1 from the intervention's period on; ``pulse``: 1 in that period
     only; ``ramp``: periods since the intervention / P (0 before), a change of
@@ -140,13 +146,16 @@ def deterministic_columns(spec: DesignSpec, s: Series, ds: pd.DatetimeIndex, t: 
     if spec.trend == "linear":
         cols.append(t / ppy)
         names.append("trend")
-    if spec.seasonality == "month":
-        m = ds.month.to_numpy()
-        for k in range(2, 13):
+    kind = s.freq.kind
+    if spec.seasonality == "month" and kind in ("month", "quarter"):
+        m, top, word = (ds.month.to_numpy(), 12, "month") if kind == "month" else (ds.quarter.to_numpy(), 4, "quarter")
+        for k in range(2, top + 1):
             cols.append((m == k).astype(float))
-            names.append(f"month_{k}")
-    elif spec.seasonality == "fourier":
-        u = ds.month.to_numpy() / 12.0 if s.freq == "MS" else ds.day_of_year.to_numpy() / 365.25
+            names.append(f"{word}_{k}")
+    elif spec.seasonality in ("month", "fourier") and kind != "year":
+        # Weekly and daily data get smooth annual terms under "month" too: 52 weeks or 365
+        # days are too many dummies, and month dummies would jump inside a week's season.
+        u = s.freq.year_fraction(ds)
         for k in range(1, spec.fourier_k + 1):
             cols += [np.sin(2 * np.pi * k * u), np.cos(2 * np.pi * k * u)]
             names += [f"sin{k}", f"cos{k}"]
@@ -178,18 +187,11 @@ def _after_lags(spec: DesignSpec, s: Series, ds: pd.DatetimeIndex, exog: pd.Data
 
 
 def _period_index(ds: pd.DatetimeIndex, start: pd.Timestamp, s: Series) -> np.ndarray:
-    if s.freq == "MS":
-        return (ds.year - start.year) * 12 + (ds.month - start.month).to_numpy()
-    step = 1 if s.freq == "D" else 7
-    return ((ds - start).days.to_numpy() // step).astype(int)
+    return s.freq.index(ds.to_numpy(dtype="datetime64[ns]"), start).astype(int)
 
 
 def _period_of(date: pd.Timestamp, s: Series) -> pd.Timestamp:
-    if s.freq == "MS":
-        return pd.Timestamp(date.year, date.month, 1)
-    step = 1 if s.freq == "D" else 7
-    days = (date.normalize() - s.ds[0]).days
-    return s.ds[0] + pd.Timedelta(days=step * (days // step))
+    return pd.Timestamp(s.freq.start(np.array([np.datetime64(pd.Timestamp(date).value, "ns")]))[0])
 
 
 def build_design(spec: DesignSpec, s: Series) -> Design:
@@ -358,7 +360,9 @@ def design_params(*, trend: str = "none", seasonality: str = "fourier", fourier_
         Param("trend", trend, "one of 'none', 'linear'", one_of("none", "linear"),
               "'linear': log-rate changes linearly, coefficient per year"),
         Param("seasonality", seasonality, "one of 'none', 'month', 'fourier'", one_of("none", "month", "fourier"),
-              "'month': calendar-month dummies (January base); 'fourier': fourier_k sin/cos pairs"),
+              "'month': calendar dummies (months, or quarters) on monthly and quarterly data, fourier_k "
+              "annual sin/cos pairs on weekly and daily data, none on yearly data; 'fourier': fourier_k "
+              "annual sin/cos pairs"),
         Param("fourier_k", fourier_k, "an int >= 1", positive_int, "number of Fourier pairs (seasonality='fourier')"),
     ]
     if lags:

@@ -1,7 +1,8 @@
 """The data handed to the models: one :class:`Series` per ``unique_id``, split from a long panel.
 
 :class:`PanelData` validates a long frame (``unique_id, ds, y`` + exogenous columns) once and
-splits it into series of regular periods; the helpers here compute period starts and the
+splits it into series of regular periods (their :class:`~forecast.periods.Frequency` does
+all date arithmetic); the helpers here wrap it for the models, and give the
 per-series random streams that make results independent of batching and workers.
 """
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from forecast.exceptions import ConfigError, DataValidationError, Problem
+from forecast.exceptions import DataValidationError, Problem
+from forecast.periods import Frequency, check_starts, format_dates, missing_periods, parse_freq
+from forecast.periods import infer_freq as infer_freq_of_dates
 from forecast.schema import MAX_PANEL_COUNT, require_columns
 
 
@@ -27,9 +30,9 @@ class Series:
 
     __slots__ = ("uid", "ds_values", "y", "freq", "exog", "_ds", "_calendar")
 
-    def __init__(self, uid: str, ds: pd.DatetimeIndex | np.ndarray, y: np.ndarray, freq: str,
+    def __init__(self, uid: str, ds: pd.DatetimeIndex | np.ndarray, y: np.ndarray, freq: Frequency | str,
                  exog: pd.DataFrame | None = None) -> None:
-        self.uid, self.y, self.freq, self.exog = uid, y, freq, exog
+        self.uid, self.y, self.freq, self.exog = uid, y, parse_freq(freq), exog
         self._ds = ds if isinstance(ds, pd.DatetimeIndex) else None
         self.ds_values = np.asarray(ds).astype("datetime64[ns]", copy=False)
         self._calendar: tuple | None = None
@@ -49,18 +52,18 @@ class Series:
         return self._ds
 
     def __repr__(self) -> str:
-        return f"Series({self.uid!r}, {len(self.y)} periods, freq={self.freq!r})"
+        return f"Series({self.uid!r}, {len(self.y)} periods, freq={str(self.freq)!r})"
 
     @property
     def periods_per_year(self) -> float:
-        return {"MS": 12.0, "D": 365.25}.get(self.freq, 365.25 / 7)
+        return self.freq.periods_per_year
 
     @property
     def season_length(self) -> int:
-        return {"MS": 12, "D": 7}.get(self.freq, 52)
+        return self.freq.season_length
 
     def future_ds(self, h: int) -> pd.DatetimeIndex:
-        return period_range(self.ds[-1], h + 1, self.freq)[1:]
+        return pd.DatetimeIndex(self.freq.future(self.ds_values[-1:], h)[0])
 
 
 @dataclass
@@ -68,7 +71,7 @@ class PanelData:
     """A validated long frame split into :class:`Series` (arrays inside)."""
 
     series: list[Series]
-    freq: str
+    freq: Frequency
     keys: pd.DataFrame | None  # unique_id -> country, province, event_type when present
 
     @classmethod
@@ -98,17 +101,7 @@ class PanelData:
         ds_all = frame["ds"].to_numpy(dtype="datetime64[ns]")
         y_all = frame["y"].to_numpy(dtype="int64")
         bounds = np.r_[0, np.flatnonzero(uids[1:] != uids[:-1]) + 1, len(uids)]
-        step_ok = _regular_steps(ds_all, freq)
-        new_series = np.zeros(len(uids), dtype=bool)
-        new_series[bounds[:-1]] = True
-        irregular = ~step_ok & ~new_series
-        if irregular.any():
-            bad = sorted(set(uids[irregular]))
-            raise DataValidationError([Problem("ds", f"series {', '.join(repr(b) for b in bad[:10])} "
-                                                     f"{'have' if len(bad) > 1 else 'has'} gaps or irregular periods",
-                                               hint=f"Give one row per period ({freq}); missing months "
-                                                    "inside a series are not supported by the models.")],
-                                      source="panel")
+        _check_regular(freq, uids, ds_all, bounds)
         exog = frame[cols].reset_index(drop=True) if cols else None
         out = []
         for a, b in zip(bounds[:-1], bounds[1:]):
@@ -120,24 +113,33 @@ class PanelData:
         return cls(out, freq, keys)
 
 
-def _regular_steps(ds: np.ndarray, freq: str) -> np.ndarray:
-    """True where a date is exactly one period after the previous one (first row: True)."""
-    ok = np.ones(len(ds), dtype=bool)
-    if len(ds) < 2:
-        return ok
-    if freq == "MS":
-        months = ds.astype("datetime64[M]")
-        on_start = months.astype("datetime64[ns]") == ds
-        ok[1:] = (np.diff(months.astype("int64")) == 1) & on_start[1:]
-        return ok
-    step = 1 if freq == "D" else 7
-    ok[1:] = np.diff(ds.astype("datetime64[D]").astype("int64")) == step
-    return ok
+def _check_regular(freq: Frequency, uids: np.ndarray, ds_all: np.ndarray, bounds: np.ndarray) -> None:
+    """Every date a period start and every series without gaps, else one clear error."""
+    if not len(ds_all):
+        return
+    check_starts(freq, ds_all)
+    # Period numbers of the few distinct dates, looked up for every row.
+    uniq = np.sort(pd.unique(ds_all))
+    idx = freq.index(uniq, uniq[0])[np.searchsorted(uniq, ds_all)]
+    step_ok = np.ones(len(ds_all), dtype=bool)
+    step_ok[1:] = np.diff(idx) == 1
+    step_ok[bounds[:-1]] = True  # a new series starts anywhere
+    if step_ok.all():
+        return
+    bad = list(dict.fromkeys(uids[~step_ok]))
+    a = int(bounds[np.searchsorted(bounds, np.flatnonzero(~step_ok)[0], side="right") - 1])
+    b = int(bounds[np.searchsorted(bounds, a, side="right")])
+    gone = format_dates(missing_periods(freq, ds_all[a:b]), freq)
+    raise DataValidationError([Problem("ds", f"series {', '.join(repr(u) for u in bad[:10])} "
+                                             f"{'have' if len(bad) > 1 else 'has'} gaps or irregular periods"
+                                             + (f" ({bad[0]!r} lacks {gone})" if gone else ""),
+                                       hint=f"Give one row per {freq.label}; missing {freq.label}s "
+                                            "inside a series are not supported by the models yet.")],
+                              source="panel")
 
 
-def period_range(start: pd.Timestamp, n: int, freq: str) -> pd.DatetimeIndex:
-    """``n`` period starts from ``start``; numpy arithmetic (pandas' monthly
-    ``date_range`` costs milliseconds per call, which adds up over thousands of series).
+def period_range(start: pd.Timestamp, n: int, freq: Frequency | str) -> pd.DatetimeIndex:
+    """``n`` period starts from ``start`` (see :meth:`Frequency.steps`).
 
     Raises
     ------
@@ -145,26 +147,18 @@ def period_range(start: pd.Timestamp, n: int, freq: str) -> pd.DatetimeIndex:
         If the last period would start after 2262-04-11, the last date pandas holds.
     """
     t0 = np.datetime64(pd.Timestamp(start).value, "ns")
-    return pd.DatetimeIndex(_steps(np.array([t0]), 0, n, freq)[0])
+    return pd.DatetimeIndex(parse_freq(freq).steps(np.array([t0]), 0, n)[0])
 
 
-def infer_freq(frame: pd.DataFrame) -> str:
-    """The panel's period as ``MS``, ``W-XXX`` or ``D`` (from attrs, else from the dates)."""
+def infer_freq(frame: pd.DataFrame) -> Frequency:
+    """The panel's :class:`~forecast.periods.Frequency` (from ``attrs["freq"]``, else from the dates)."""
     f = frame.attrs.get("freq")
     if f:
-        return str(f)
-    ds = pd.DatetimeIndex(frame["ds"].drop_duplicates().sort_values())
-    if len(ds) < 2:
-        return "MS"
-    step = np.diff(ds.values).astype("timedelta64[D]").astype(int).min()
-    if step >= 28:
-        return "MS"
-    if step == 7:
-        return f"W-{ds[0].day_name()[:3].upper()}"
-    return "D"
+        return parse_freq(f)
+    return infer_freq_of_dates(frame["ds"].to_numpy(dtype="datetime64[ns]"))
 
 
-def future_dates(last: np.ndarray, h: int, freq: str) -> np.ndarray:
+def future_dates(last: np.ndarray, h: int, freq: Frequency | str) -> np.ndarray:
     """The ``h`` period starts after each date of ``last`` (datetime64[ns], shape (S,)): (S, h).
 
     Raises
@@ -172,32 +166,7 @@ def future_dates(last: np.ndarray, h: int, freq: str) -> np.ndarray:
     ConfigError
         If a forecast date would pass 2262-04-11 (it would wrap around to 1677).
     """
-    return _steps(last, 1, h, freq)
-
-
-# Last period starts pandas can hold (datetime64[ns] ends on 2262-04-11).
-_LAST_DAY = np.datetime64("2262-04-11", "D")
-_LAST_MONTH = np.datetime64("2262-04", "M")
-
-
-def _steps(origin: np.ndarray, first: int, n: int, freq: str) -> np.ndarray:
-    """Period starts ``origin + first .. first + n - 1`` periods, (S, n), checked against the last date first."""
-    k_max = int(first) + int(n) - 1 if n > 0 else 0
-    if freq == "MS":
-        base = origin.astype("datetime64[M]")
-        limit, unit = _LAST_MONTH, 1
-    else:
-        base = origin.astype("datetime64[D]")
-        limit, unit = _LAST_DAY, 1 if freq == "D" else 7
-    # Checked in Python integers: numpy's datetime arithmetic would wrap silently.
-    if len(base) and int(base.max().astype("int64")) + k_max * unit > int(limit.astype("int64")):
-        raise ConfigError(f"forecast dates would pass {_LAST_DAY}, the last date supported "
-                          f"(last observed period {str(base.max())}, {k_max} periods ahead); "
-                          "use a shorter horizon.")
-    k = np.arange(first, first + n)
-    if freq == "MS":
-        return (base[:, None] + k).astype("datetime64[ns]")
-    return (base[:, None] + np.timedelta64(unit, "D") * k).astype("datetime64[ns]")
+    return parse_freq(freq).future(last, h)
 
 
 def series_rng(seed: int, uid: str, origin: pd.Timestamp | np.datetime64) -> np.random.Generator:
