@@ -70,6 +70,8 @@ class Ensemble(ModelSpec):
     fallbacks = ()
 
     def __init__(self, **params: Any) -> None:
+        if "members" not in params:  # fresh default members: specs are mutable (set_params)
+            params = {**params, "members": tuple(m.clone() for m in self.params[0].default)}
         super().__init__(**_named_members(params))
 
     def set_params(self, **params: Any) -> "Ensemble":
