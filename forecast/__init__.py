@@ -10,6 +10,7 @@ read_events(path, schema="auto", ...)   events file -> canonical events frame
 build_panel(events, freq="month", ...)  events -> zero-filled count panel
 load_sample(name)                        bundled sample logs
 load_model(name)                         model spec from models/<name>.toml
+backtest(panel, models, horizon, ...)    rolling-origin backtest (specs or spec names)
 Gazetteer                                province-name normalisation
 """
 from __future__ import annotations
@@ -33,15 +34,15 @@ _LAZY = {
     "load_sample": ("forecast.datasets", "load_sample"),
     "Gazetteer": ("forecast.gazetteer", "Gazetteer"),
     "CountForecast": ("forecast.distributions", "CountForecast"),
-    "load_model": ("forecast.specs", "load_model"),
+    "load_model": ("forecast.combine", "load_model"),  # every spec type known (ensembles too)
     "save_model": ("forecast.specs", "save_model"),
     "effects": ("forecast.interventions", "effects"),
-    "backtest": ("forecast.backtesting", "backtest"),
+    "backtest": ("forecast.pipeline", "backtest"),  # takes spec names too
     "load_config": ("forecast.config", "load_config"),
 }
 _SUBMODULES = ("datasets", "ingest", "panel", "gazetteer", "schema", "sources", "distributions", "plots",
                "backtesting", "comparison", "scoring", "calibration", "report", "config",
-               "models", "specs")
+               "models", "specs", "combine", "pipeline")
 
 __all__ = [
     "__version__",

@@ -16,6 +16,7 @@ series draws from its own random stream derived from (seed, series, origin).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -28,26 +29,20 @@ KEY_COLUMNS = ("country", "province", "event_type")
 
 
 def _resolve_models(models: Any) -> dict[str, ModelSpec]:
-    from forecast.specs import load_model
+    """Label -> spec from a spec, a list of specs (labelled by model name) or a dict label -> spec.
 
-    from pathlib import Path
-
-    if isinstance(models, (ModelSpec, str, Path)):
+    Names are not resolved here (this module never reads spec files): the public
+    ``forecast.backtest`` (:func:`forecast.pipeline.backtest`) loads them first.
+    """
+    if isinstance(models, ModelSpec):
         models = [models]
-    if isinstance(models, Mapping):
-        items = list(models.items())
-    else:
-        items = []
-        for m in models:
-            spec = load_model(m) if isinstance(m, (str, Path)) else m
-            label = Path(m).stem if isinstance(m, Path) or str(m).endswith(".toml") else (
-                m if isinstance(m, str) else spec.name)
-            items.append((label, spec))
+    items = list(models.items()) if isinstance(models, Mapping) else [(getattr(m, "name", m), m) for m in models]
     out: dict[str, ModelSpec] = {}
     for label, spec in items:
-        spec = load_model(spec) if isinstance(spec, (str, Path)) else spec
         if not isinstance(spec, ModelSpec):
-            raise ConfigError(f"Model '{label}' is not a model spec (got {type(spec).__name__}).")
+            hint = (" Load spec names with forecast.load_model, or pass them to forecast.backtest."
+                    if isinstance(spec, (str, PurePath)) else "")
+            raise ConfigError(f"Model '{label}' is not a model spec (got {type(spec).__name__}).{hint}")
         if label in out:
             raise ConfigError(f"Model label '{label}' is used twice; pass a dict of label -> spec.")
         spec.validate()
@@ -169,7 +164,8 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     Parameters
     ----------
     panel : ``unique_id, ds, y`` (+ keys, exogenous columns); ``build_panel`` output works.
-    models : spec, spec name, list of them, or dict label -> spec/name.
+    models : spec, list of specs (labelled by model name), or dict label -> spec. Spec names
+        are resolved by ``forecast.backtest`` (:func:`forecast.pipeline.backtest`), not here.
     horizon : periods ahead forecast at every origin.
     n_origins, origins, step : how many cutoffs (the last ones, ``step`` apart) or
         which (period starts); default 12 origins.
@@ -177,7 +173,8 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     refit_every : re-estimate parameters every k origins (see module docstring).
     jobs : local worker processes (joblib/loky); results are identical to ``jobs=1``.
         Not used with ``dask``.
-    seed : replaces each spec's ``seed`` so the whole backtest is reproducible.
+    seed : seed of every random stream (each series' stream at each origin is derived from
+        it, see :func:`~forecast.models.series.series_rng`), so the backtest is reproducible.
     keep_pmf : keep every predictive pmf (``result.pmf``); turn off for very large runs.
     progress : show a progress bar (default: when writing to a terminal).
     backend : a joblib backend name for ``jobs > 1`` (default ``"loky"``).
@@ -195,9 +192,10 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
         raise ConfigError(f"refit_every must be an int >= 1. Got {refit_every!r} instead.")
     if window != "expanding" and not positive_int(window):
         raise ConfigError(f"window must be 'expanding' or an int >= 1. Got {window!r} instead.")
-    specs = _resolve_models(models)
-    specs = {k: (v.clone().set_params(seed=seed) if "seed" in v.get_params() else v.clone())
-             for k, v in specs.items()}
+    from forecast.models.params import check_seed
+
+    check_seed(seed)
+    specs = {k: v.clone() for k, v in _resolve_models(models).items()}
     frame = panel.copy()
     frame["ds"] = pd.to_datetime(frame["ds"])
     freq = infer_freq(panel)  # a Frequency, carried to the workers on the frame
@@ -207,7 +205,7 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     for spec in specs.values():
         spec.check_panel(frame)  # validate once, at the edge, not at every origin
     tasks = _plan(specs, frame, cutoffs, refit_every, jobs if dask is None else 2 * max(jobs, 4))
-    ctx = dict(horizon=horizon, window=window, refit_every=refit_every, levels=tuple(levels),
+    ctx = dict(horizon=horizon, window=window, refit_every=refit_every, seed=seed, levels=tuple(levels),
                thresholds=tuple(thresholds), keep_pmf=keep_pmf, periods=periods)
     results = _run_tasks(tasks, ctx, jobs, progress, backend, dask)
     # Back to the serial order: model, then cutoff, then series (chunks are in series order).
@@ -276,7 +274,7 @@ def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.
 
 
 def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: pd.DataFrame, *, horizon: int,
-               window: str | int, refit_every: int, levels: tuple, thresholds: tuple, keep_pmf: bool,
+               window: str | int, refit_every: int, seed: int, levels: tuple, thresholds: tuple, keep_pmf: bool,
                periods: pd.DatetimeIndex) -> list[dict]:
     """Fit at every ``refit_every``-th cutoff (the first included), update between; forecast
     and score at each. ``cutoffs`` start at a refit."""
@@ -295,11 +293,11 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
             if not data.series:
                 continue
             # (a chunk may have no series yet at its first cutoffs: fit when they appear)
-            fitted = spec._fit_data(data) if refit or fitted is None else fitted._update_data(data)
+            fitted = spec.fit_data(data) if refit or fitted is None else fitted.update_data(data)
             fut = None if not spec.required_columns() else _known_ahead(
                 frame, [s.uid for s in data.series], np.array([s.ds_values[-1] for s in data.series]),
                 spec.required_columns(), horizon)
-            fc = fitted.forecast(horizon, future=fut)
+            fc = fitted.forecast(horizon, seed=seed, future=fut)
             yv = ahead.ravel()
             seen = yv >= 0
             scales = np.repeat(scale, horizon)[seen]
@@ -308,13 +306,13 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
             if first is not None:
                 train = train[train["ds"] >= first]
             train.attrs = frame.attrs
-            fitted = spec.fit(train) if refit else fitted.update(train)
+            fitted = spec.fit(train, seed=seed) if refit else fitted.update(train)
             fut = None
             if spec.required_columns():
                 last = train.groupby("unique_id", sort=True)["ds"].max()
                 fut = _known_ahead(frame, last.index.astype(str).tolist(), last.to_numpy(dtype="datetime64[ns]"),
                                    spec.required_columns(), horizon)
-            fc = fitted.forecast(horizon, future=fut)
+            fc = fitted.forecast(horizon, seed=seed, future=fut)
             idx = fc.index.merge(obs_frame, on=["unique_id", "ds"], how="left")
             seen = idx["y"].notna().to_numpy()
             yv = idx["y"].to_numpy(dtype=float, na_value=-1)

@@ -212,17 +212,15 @@ def predict(
     Example: forecast predict events.csv --model negbin_glm --horizon 6 --out forecast.csv
     """
     from forecast.outputs import check_file_writable, staged_file, write_csv
+    from forecast.combine import load_model
     from forecast.pipeline import load_panel
-    from forecast.specs import load_model
 
     where = {"force": force, "protected": [file], "parents": False}
     check_file_writable(out, **where)
     spec = load_model(model)
-    if "seed" in spec.get_params():
-        spec.set_params(seed=seed)
     panel = load_panel(file, freq=freq, as_of=as_of)
-    fitted = spec.fit(panel)
-    table = fitted.forecast(horizon).to_frame()
+    fitted = spec.fit(panel, seed=seed)
+    table = fitted.forecast(horizon, seed=seed).to_frame()
     diag = fitted.diagnostics()[["unique_id", "fallback", "model_used"]]
     table = table.merge(diag, on="unique_id", how="left")
     with staged_file(out, **where) as tmp:
@@ -257,7 +255,7 @@ def backtest_cmd(
 
     Example: forecast backtest events.csv --models climatology,negbin_glm --horizon 6 --origins 24 --out bt/
     """
-    from forecast.backtesting import backtest
+    from forecast.pipeline import backtest
     from forecast.comparison import compare
     from forecast.outputs import check_writable, staged_dir, write_csv
     from forecast.parallel import check_address

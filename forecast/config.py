@@ -306,7 +306,7 @@ def config_from_dict(doc: dict[str, Any], *, base_dir: str | Path | None = None,
 
 def _check_models(m: dict[str, Any], base: Path, probs: list[str]) -> None:
     """Resolve and load every spec; the baseline joins the candidates (first) when missing."""
-    from forecast.specs import load_model
+    from forecast.combine import load_model  # every spec type known (ensemble files too)
 
     wanted = [("baseline", m.get("baseline", ModelsSection.baseline))]
     wanted += [("candidates", c) for c in m.get("candidates", ModelsSection.candidates)]

@@ -6,6 +6,7 @@ modelling, backtest and report stages join it as they are built.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -38,6 +39,16 @@ def load_panel(path: str | Path, *, freq: str = "month", as_of=None, schema: str
             return panel
     events = read_events(path, schema, gazetteer=gazetteer, as_of=as_of)
     return build_panel(events, freq, as_of=as_of, gazetteer=gazetteer)
+
+
+def backtest(panel: pd.DataFrame, models: Any, horizon: int, *args: Any, **kwargs: Any):
+    """:func:`forecast.backtesting.backtest` where ``models`` may also name specs
+    (``"negbin_glm"``, ``"models/my.toml"``): they are loaded once, here (see
+    :func:`forecast.combine.resolve_models`). Exported as ``forecast.backtest``."""
+    from forecast.backtesting import backtest as run_backtest
+    from forecast.combine import resolve_models
+
+    return run_backtest(panel, resolve_models(models), horizon, *args, **kwargs)
 
 
 def summarise_panel(panel: pd.DataFrame) -> pd.DataFrame:

@@ -83,6 +83,7 @@ def _recording(show, warned: list[str]):
 
 def _execute(cfg, tmp: Path, timer: _Timer, *, simulated: bool, title: str | None, warned) -> dict:
     from forecast.backtesting import backtest
+    from forecast.combine import resolve_models
     from forecast.comparison import compare, select_models
     from forecast.ingest import read_events
     from forecast.outputs import write_csv
@@ -108,7 +109,7 @@ def _execute(cfg, tmp: Path, timer: _Timer, *, simulated: bool, title: str | Non
         labelled = {baseline: cfg.models.baseline, **labelled}
     bt = cfg.backtest
     with timer("backtest"):
-        res = backtest(panel, dict(labelled), bt.horizon, n_origins=bt.origins, step=bt.step, window=bt.window,
+        res = backtest(panel, resolve_models(dict(labelled)), bt.horizon, n_origins=bt.origins, step=bt.step, window=bt.window,
                        refit_every=bt.refit_every, jobs=cfg.run.jobs, dask=cfg.run.dask, seed=cfg.run.seed,
                        levels=cfg.forecast.levels, thresholds=cfg.forecast.thresholds, keep_pmf=False,
                        progress=None if not cfg.run.quiet else False)
@@ -177,23 +178,20 @@ def _label(spec: Any) -> str:
 def _final_forecast(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFrame):
     """Fit each chosen model on all data for its series; forecast the horizon."""
     from forecast.distributions import CountForecast
-    from forecast.models import Ensemble
-    from forecast.specs import load_model
+    from forecast.combine import Ensemble, load_model
 
     fitted: dict[str, Any] = {}
     parts = []
     chosen = selection.set_index("unique_id")["model"]
     for label in dict.fromkeys(chosen):
         if label == "ensemble" and "ensemble" not in labelled:
-            spec = Ensemble(members=tuple(str(v) for v in labelled.values()), seed=cfg.run.seed)
+            spec = Ensemble(members={str(v): load_model(v) for v in labelled.values()})
         else:
             spec = load_model(labelled[label])
-            if "seed" in spec.get_params():
-                spec.set_params(seed=cfg.run.seed)
         ids = chosen.index[chosen == label]
-        fit = spec.fit(panel[panel["unique_id"].isin(ids)])
+        fit = spec.fit(panel[panel["unique_id"].isin(ids)], seed=cfg.run.seed)
         fitted[label] = fit
-        parts.append(fit.forecast(cfg.forecast.horizon))
+        parts.append(fit.forecast(cfg.forecast.horizon, seed=cfg.run.seed))
     fc = CountForecast.concat(parts) if len(parts) > 1 else parts[0]
     order = np.argsort(fc.index["unique_id"].to_numpy(), kind="stable")
     return fc.subset(order), fitted
@@ -206,7 +204,9 @@ def _totals(fc, keys: pd.DataFrame, cfg, n_draws: int = 2000) -> list[dict]:
     paths when the model simulates); series are treated as independent given
     their forecasts, so the totals are consistent with the province forecasts.
     """
-    rng = np.random.default_rng([cfg.run.seed, 7919])
+    from forecast.models.streams import totals_rng
+
+    rng = totals_rng(cfg.run.seed)  # its own stream of the run's seed (see forecast.models.streams)
     draws = fc.sample(n_draws, rng)  # (rows, n_draws)
     uid = fc.index["unique_id"].to_numpy()
     frame = pd.DataFrame({"unique_id": uid}).merge(keys, on="unique_id", how="left")
@@ -228,17 +228,15 @@ def _totals(fc, keys: pd.DataFrame, cfg, n_draws: int = 2000) -> list[dict]:
 
 def _effects(cfg, panel: pd.DataFrame, labelled: dict) -> pd.DataFrame | None:
     """Intervention effects of every candidate that declares interventions, fitted on all data."""
+    from forecast.combine import load_model
     from forecast.interventions import effects
-    from forecast.specs import load_model
 
     parts = []
     for label, ref in labelled.items():
         spec = load_model(ref)
         if not getattr(spec, "interventions", None):
             continue
-        if "seed" in spec.get_params():
-            spec.set_params(seed=cfg.run.seed)
-        parts.append(effects(spec.fit(panel)).assign(model=label))
+        parts.append(effects(spec.fit(panel, seed=cfg.run.seed)).assign(model=label))
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
@@ -342,7 +340,8 @@ def _manifest(cfg, events, panel, diag, warned: list[str], timer: _Timer, t_star
 
 def _context(cfg, events, panel, table, totals, effects, comparison, comparison_h, selection, labelled, figures,
              manifest, *, simulated: bool, title: str | None, baseline: str) -> dict:
-    from forecast.specs import load_model, to_toml
+    from forecast.combine import load_model
+    from forecast.specs import to_toml
 
     k_top = max(cfg.forecast.thresholds)
     lvl = 80 if 80 in cfg.forecast.levels else max(cfg.forecast.levels)

@@ -9,9 +9,17 @@ A spec file names the model and sets its hyperparameters at the top level::
     seasonality = "month"
     lags = [1]
 
-Any other key is an error naming the key and the allowed ones. A name given to
+Any other key is an error naming the key and the allowed ones, except ``seed``:
+the seed belongs to the run (``[run] seed``, ``seed=`` of ``forecast``/``backtest``),
+so a ``seed`` key in an old spec file is ignored with a warning. A name given to
 :func:`load_model` resolves to ``models/<name>.toml`` in the working directory
 (the user's own specs) and then to the specs shipped with the package.
+
+The spec types a file may name are the models of :mod:`forecast.models.registry` plus
+the combinations registered explicitly with :func:`register_spec_type` (the ensemble,
+by :mod:`forecast.combine`, which sits above this module; import it, or use
+``forecast.load_model``, to load ensemble files). A combination's member names are
+resolved here, when its file is loaded.
 """
 from __future__ import annotations
 
@@ -25,12 +33,26 @@ from forecast.exceptions import ConfigError
 
 META_KEYS = ("model", "description")
 
+#: Spec types known beyond the models (name -> class), see :func:`register_spec_type`.
+_EXTRA_TYPES: dict[str, type] = {}
+#: Where the combinations live, for the error when one is loaded before its module is imported.
+_COMBINATIONS = {"ensemble": "forecast.combine"}
+
+
+def register_spec_type(cls: type) -> type:
+    """Let spec files name ``cls`` (by ``cls.name``): for spec types above the models.
+
+    A class with a ``from_file_params(params, load)`` classmethod gets its parameters
+    through it, with ``load`` = :func:`load_model` for the names it refers to.
+    """
+    _EXTRA_TYPES[cls.name] = cls
+    return cls
+
 
 def _registry() -> dict[str, type]:
-    import forecast.models  # noqa: F401  (registers every model class)
-    from forecast.models.base import REGISTRY
+    from forecast.models.registry import REGISTRY
 
-    return REGISTRY
+    return {**REGISTRY, **_EXTRA_TYPES}
 
 
 def bundled_dir() -> Path:
@@ -90,11 +112,18 @@ def spec_from_dict(doc: dict[str, Any], *, source: str = "spec"):
     """Build a spec from a parsed TOML table (``model`` plus hyperparameters)."""
     reg = _registry()
     model = doc.get("model")
+    if model in _COMBINATIONS and model not in reg:
+        raise ConfigError(f"{source}: model '{model}' is a combination of models, defined in {_COMBINATIONS[model]}; "
+                          f"load it with forecast.load_model (or import {_COMBINATIONS[model]} first).")
     if model not in reg:
         raise ConfigError(f"{source}: 'model' must be one of {', '.join(sorted(reg))}. Got {model!r} instead.")
     cls = reg[model]
     allowed = [p.name for p in cls.params]
     params = {k: v for k, v in doc.items() if k not in META_KEYS}
+    if "seed" in params and "seed" not in allowed:
+        from forecast.models.params import drop_seed
+
+        params = drop_seed(f"{source} ({cls.__name__})", params)
     unknown = [k for k in params if k not in allowed]
     if unknown:
         msgs = []
@@ -107,7 +136,8 @@ def spec_from_dict(doc: dict[str, Any], *, source: str = "spec"):
     for p in cls.params:
         if isinstance(p.default, tuple) and isinstance(params.get(p.name), list):
             params[p.name] = tuple(params[p.name])
-    spec = cls(**params)
+    from_file = getattr(cls, "from_file_params", None)
+    spec = from_file(params, load_model) if from_file is not None else cls(**params)
     try:
         spec.validate()
     except ConfigError as exc:
@@ -120,7 +150,8 @@ def to_toml(spec: Any, description: str = "") -> str:
     lines = [f"model = {_value(spec.name)}"]
     if description:
         lines.append(f"description = {_value(description)}")
-    for k, v in spec.get_params().items():
+    params = spec.file_params() if hasattr(spec, "file_params") else spec.get_params()
+    for k, v in params.items():
         if v is None:
             continue  # TOML has no null: an absent key means the default (None)
         lines.append(f"{k} = {_value(v)}")

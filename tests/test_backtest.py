@@ -177,7 +177,7 @@ def test_keys_are_carried_from_build_panel_output():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         panel = forecast.build_panel(forecast.load_sample(), as_of="2025-12-31")
-    res = backtest(panel, ["climatology"], horizon=2, n_origins=2, keep_pmf=False)
+    res = backtest(panel, [load_model("climatology")], horizon=2, n_origins=2, keep_pmf=False)
     assert {"country", "province", "event_type"} <= set(res.forecasts.columns)
     assert res.forecasts["province"].notna().all()
     with pytest.raises(ConfigError, match="keep_pmf"):
@@ -190,7 +190,8 @@ def test_series_chunks_and_engines_change_no_result(monkeypatch):
     from forecast.models.base import batched_engine
 
     panel = pd.concat([_sample_panel_for_chunks(i) for i in range(7)], ignore_index=True)
-    models = {"clim": "climatology", "nb": "negbin_glm", "ar": load_model("poisson_glm").set_params(lags=(1,))}
+    models = {"clim": load_model("climatology"), "nb": load_model("negbin_glm"),
+              "ar": load_model("poisson_glm").set_params(lags=(1,))}
     kw = dict(n_origins=4, refit_every=2, progress=False)
     one = bt.backtest(panel, models, 3, **kw)
     monkeypatch.setattr(bt, "SERIES_CHUNK", 2)
@@ -234,7 +235,7 @@ def test_split_once_path_equals_filtering_the_frame_at_every_origin(monkeypatch,
     when = str(panel["ds"].sort_values().iloc[40].date())
     spec = load_model("negbin_glm").set_params(exog=("x",), exposure="pop", seasonality="fourier",
                                                interventions=({"name": "iv", "date": when},))
-    models = {"nb": spec, "clim": "climatology"}
+    models = {"nb": spec, "clim": load_model("climatology")}
     kw = dict(n_origins=5, window=36, refit_every=2, progress=False)
     fast = bt.backtest(panel, models, 3, **kw)  # future covariates come from the panel
     monkeypatch.setattr(bt, "_splits_once", lambda spec: False)

@@ -7,10 +7,11 @@ import pytest
 from scipy import stats
 
 from forecast import load_model
-from forecast.backtesting import backtest
+from forecast.pipeline import backtest  # takes spec names too
 from forecast.calibration import pit_histogram
 from forecast.comparison import block_bootstrap_test, compare, paired_test, select_models
-from forecast.models import Climatology, Ensemble, Naive
+from forecast.combine import Ensemble
+from forecast.models import Climatology, Naive
 from forecast.models.base import ModelSpec, SeriesFit, SeriesForecast
 
 ALPHA_TRUE = 0.4

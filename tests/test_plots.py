@@ -18,7 +18,7 @@ import pytest
 
 import forecast
 from forecast import plots
-from forecast.backtesting import backtest
+from forecast.pipeline import backtest  # takes spec names too
 from forecast.calibration import pit_histogram, reliability
 
 matplotlib.use("Agg")

@@ -16,7 +16,6 @@ import numpy as np
 from scipy import stats
 
 from forecast.models.base import (
-    SEED,
     FitFailure,
     ModelSpec,
     Param,
@@ -34,6 +33,7 @@ from forecast.models._arma import (  # noqa: F401 (re-exported: the tests and ca
     arma_exact_llf,
     kpss_differences,
 )
+from forecast.models.baselines import Climatology, Zero
 from forecast.models.guard import mean_cap, note_capped
 
 #: Options of every ``SARIMAX`` built here (the scale is concentrated out of the
@@ -225,6 +225,7 @@ class Arima(ModelSpec):
 
     name = "arima"
     description = "ARIMA on log(1+y), orders by KPSS + AICc, discretised to a count pmf"
+    fallbacks = (Climatology, Zero)
     params = (
         Param("seasonal", True, "a bool", lambda v: isinstance(v, (bool, np.bool_)),
               "search seasonal AR/MA terms (only with >= 3 full seasons)"),
@@ -236,8 +237,7 @@ class Arima(ModelSpec):
         SEASONAL_ORDER,
         Param("drift", None, "None or a bool", lambda v: v is None or isinstance(v, (bool, np.bool_)),
               "drift when d = 1; None = chosen by AICc"),
-        SEED,
-    )
+        )
 
     def _search(self, z: np.ndarray, d: int, m: int, seasonal_ok: bool) -> tuple[list[dict], list[dict]]:
         """The order search (see the class Notes).

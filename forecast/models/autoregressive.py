@@ -14,7 +14,7 @@ import pandas as pd
 from forecast.exceptions import DataValidationError, Problem
 from forecast.models._glmcheck import _ALIAS_TOL
 from forecast.models._ingarchfit import IngarchFit, fit_ingarch, ingarch_objective, initial_log_mean
-from forecast.models.base import (SEED, FitFailure, ModelSpec, Param, Series,
+from forecast.models.base import (FitFailure, ModelSpec, Param, Series,
                                   SeriesFit, SeriesForecast, int_tuple, one_of, positive_int)
 from forecast.models.design import (
     DesignSpec,
@@ -25,6 +25,7 @@ from forecast.models.design import (
     future_design,
     lag_values,
 )
+from forecast.models.baselines import Climatology, Zero
 from forecast.models.guard import mean_cap
 
 __all__ = ["INGARCH", "IngarchFit", "fit_ingarch", "ingarch_objective", "initial_log_mean"]
@@ -38,7 +39,6 @@ INGARCH_PARAMS = (
     Param("past_mean", (1,), _LAGS, distinct(int_tuple), "lags l of the log-mean nu_{t-l} (recursive)"),
     *design_params(trend="none", seasonality="fourier", fourier_k=1, lags=False, exposure=False),
     Param("n_paths", 1000, "an int >= 1", positive_int, "simulated paths for horizons h > 1"),
-    SEED,
 )
 _DESIGN_PARAMS = ("trend", "seasonality", "fourier_k", "exog", "interventions")
 
@@ -53,7 +53,6 @@ class INGARCH(ModelSpec):
     past_mean : lags l of the log-mean nu_{t-l}; ``()`` gives the GLM with log1p lags.
     trend, seasonality, fourier_k, exog, interventions : covariates x_t, as in the GLMs.
     n_paths : simulated paths for h > 1.
-    seed : seed of the per-series random streams.
 
     Notes
     -----
@@ -83,7 +82,7 @@ class INGARCH(ModelSpec):
     name = "ingarch"
     description = "Log-linear Poisson/NB count autoregression (INGARCH, tscount family)"
     params = INGARCH_PARAMS
-    fallbacks = ("climatology", "zero")  # after negbin_glm, see fallback_specs
+    fallbacks = (Climatology, Zero)  # after negbin_glm, see fallback_specs
 
     def _design(self) -> DesignSpec:
         return DesignSpec.from_params({**{k: getattr(self, k) for k in _DESIGN_PARAMS},
@@ -109,7 +108,7 @@ class INGARCH(ModelSpec):
             from forecast.models.glm import NegBinGLM
         except ImportError:
             return super().fallback_specs()
-        kw = {k: getattr(self, k) for k in (*_DESIGN_PARAMS, "n_paths", "seed")}
+        kw = {k: getattr(self, k) for k in (*_DESIGN_PARAMS, "n_paths")}
         return [("negbin_glm", NegBinGLM(**kw, lags=tuple(self.past_obs)))] + super().fallback_specs()
 
     def _fit_series(self, s: Series) -> SeriesFit:

@@ -6,7 +6,6 @@ import numpy as np
 from forecast.distributions import K_CAP_MAX
 from forecast.models._glmbatch import nb_intercept_mle_batch
 from forecast.models.base import (
-    SEED,
     FitFailure,
     ModelSpec,
     Param,
@@ -32,7 +31,7 @@ class Zero(ModelSpec):
     name = "zero"
     draws = False
     description = "Point mass at zero (floor of every comparison, last fallback)"
-    params = (SEED,)
+    params = ()
     fallbacks = ()
 
     def _fit_series(self, s: Series) -> SeriesFit:
@@ -53,8 +52,8 @@ class Naive(ModelSpec):
     name = "naive"
     draws = False
     description = "Poisson with mean = last observed count"
-    params = (SEED,)
-    fallbacks = ("zero",)
+    params = ()
+    fallbacks = (Zero,)
 
     def _fit_series(self, s: Series) -> SeriesFit:
         if len(s.y) == 0:
@@ -80,8 +79,8 @@ class SeasonalNaive(ModelSpec):
     name = "seasonal_naive"
     draws = False
     description = "Poisson with mean = count one season earlier"
-    params = (SEED,)
-    fallbacks = ("naive", "zero")
+    params = ()
+    fallbacks = (Naive, Zero)
 
     def _fit_series(self, s: Series) -> SeriesFit:
         m = s.season_length
@@ -122,8 +121,8 @@ class Climatology(ModelSpec):
     name = "climatology"
     draws = False
     description = "Negative binomial fitted to the last W periods (default baseline)"
-    params = (WINDOW, SEED)
-    fallbacks = ("zero",)
+    params = (WINDOW,)
+    fallbacks = (Zero,)
 
     def _fit_series(self, s: Series) -> SeriesFit:
         if len(s.y) == 0:
@@ -174,8 +173,8 @@ class Empirical(ModelSpec):
     name = "empirical"
     draws = False
     description = "Empirical distribution of the last W periods (conflictology)"
-    params = (WINDOW, SEED)
-    fallbacks = ("zero",)
+    params = (WINDOW,)
+    fallbacks = (Zero,)
 
     def _fit_series(self, s: Series) -> SeriesFit:
         if len(s.y) == 0:

@@ -1,14 +1,13 @@
 """Fitted models: what a spec learned from every series, and its forecasts.
 
-:class:`SeriesFit` and :class:`SeriesForecast` are per-series results in model-specific
-form; :class:`FittedModel` holds them for a panel, forecasts every series (grouped by the
+:class:`SeriesFit` and :class:`SeriesForecast` (:mod:`forecast.models.results`) are
+per-series results in model-specific form; :class:`FittedModel` holds them for a panel, forecasts every series (grouped by the
 ladder rung that fitted it, so batched forecasts can serve each group) and reports
 coefficients and diagnostics.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,44 +15,14 @@ import pandas as pd
 from forecast.exceptions import ConfigError
 from forecast.models.guard import (MEAN_CAP_FACTOR, bad_forecast, cap_many, describe, is_numeric_error,
                                    recording_caps, screen)
+from forecast.models.ladder import batched_engine, batching, guarded_fit_many
+from forecast.models.params import check_seed, positive_int
+from forecast.models.results import FitFailure, SeriesFit, SeriesForecast
 from forecast.models.series import PanelData, future_dates
 
-if TYPE_CHECKING:
-    from forecast.models.base import ModelSpec
-
-
-@dataclass
-class SeriesFit:
-    """What a model learned from one series (model-specific ``state``)."""
-
-    spec: ModelSpec
-    converged: bool = True
-    loglik: float = float("nan")
-    n_params: int = 0
-    n_obs: int = 0
-    coef: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # term -> (estimate, std_error)
-    state: dict[str, Any] = field(default_factory=dict)
-    message: str = ""
-    fallback: str = "none"
-    reason: str = ""
-    engine: str = "per-series"  # "batched", "per-series", or why the batch handed it back
-
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.n_params
-
-
-@dataclass
-class SeriesForecast:
-    """A series' predictive distribution for h periods, in one of the families
-    :class:`~forecast.distributions.CountForecast` is built from."""
-
-    family: str  # "poisson", "negbin", "zi", "samples", "pmf"
-    mu: np.ndarray | None = None
-    alpha: np.ndarray | None = None
-    pi: np.ndarray | None = None
-    paths: np.ndarray | None = None  # (h, n_paths)
-    pmf: np.ndarray | None = None  # (h, K+1)
+# ``spec`` below is a :class:`~forecast.models.base.ModelSpec`; it is used only through its
+# methods, so this module does not import base (base imports it).
+ModelSpec = Any
 
 
 class FittedModel:
@@ -82,12 +51,16 @@ class FittedModel:
         """Per-series fit objects (read-only use)."""
         return {s.uid: f for s, f in zip(self._data.series, self._fits)}
 
-    def forecast(self, h: int, *, future: pd.DataFrame | None = None, history_max: int | None = None):
+    def forecast(self, h: int, *, seed: int = 0, future: pd.DataFrame | None = None,
+                 history_max: int | None = None):
         """Predictive count distributions for the next ``h`` periods of every series.
 
         Parameters
         ----------
         h : horizon (periods ahead), >= 1.
+        seed : int >= 0, seed of the per-series random streams (simulated paths); each
+            series draws from :func:`~forecast.models.series.series_rng` (seed, series,
+            last period), so results do not depend on batching, chunking or workers.
         future : values known ahead (exogenous columns, exposure) with ``unique_id, ds``
             for every series and future period the model needs them for.
 
@@ -98,12 +71,10 @@ class FittedModel:
         """
         from forecast.distributions import CountForecast
 
-        from forecast.models.base import positive_int
-
         if not positive_int(h):
             raise ConfigError(f"The horizon h must be an int >= 1. Got {h!r} instead.")
+        check_seed(seed)
         series, fits = self._data.series, self._fits
-        seed = getattr(self._spec, "seed", 0)
         sfs: list[SeriesForecast | str | None] = [None] * len(fits)
         groups: dict[int, list[int]] = {}
         for i, fit in enumerate(fits):  # rungs of a ladder are separate specs: forecast each group together
@@ -156,9 +127,10 @@ class FittedModel:
         last values, trend index and dates come from ``panel``). Series absent
         from the original fit are fitted afresh.
         """
-        return self._update_data(PanelData.from_frame(panel, self._spec.required_columns()))
+        return self.update_data(PanelData.from_frame(panel, self._spec.required_columns()))
 
-    def _update_data(self, data: PanelData) -> "FittedModel":
+    def update_data(self, data: PanelData) -> "FittedModel":
+        """:meth:`update` on series already split and validated (backtests split the panel once)."""
         old = self.fits()
         new = [s for s in data.series if s.uid not in old]
         fresh = dict(zip((s.uid for s in new), self._spec._fit_many(new))) if new else {}
@@ -203,8 +175,6 @@ def _guarded_forecast_many(spec: ModelSpec, fits: list[SeriesFit], series: list,
     """``spec._forecast_many`` where no series can fail another: a numeric error for the
     whole group is retried series by series; a series that still raises gets the reason
     (a string) in place of its forecast."""
-    from forecast.models.base import batched_engine, batching
-
     try:
         return list(spec._forecast_many(fits, series, h, future, seed))
     except Exception as exc:
@@ -225,8 +195,6 @@ def _ladder_forecast(top: ModelSpec, fit: SeriesFit, s, h: int, future: pd.DataF
 
     Returns (forecast, rung label, model name, note naming every failure on the way).
     """
-    from forecast.models.base import FitFailure, _guarded_fit_many
-
     rungs = top._rungs()
     labels = [label for label, _ in rungs]
     notes = [f"{fit.spec.name}: {why}"]
@@ -234,7 +202,7 @@ def _ladder_forecast(top: ModelSpec, fit: SeriesFit, s, h: int, future: pd.DataF
     for r in range(start, len(rungs)):
         label, spec = rungs[r]
         name = spec.name if label == "none" else label
-        res = _guarded_fit_many(spec, [s])[0]
+        res = guarded_fit_many(spec, [s])[0]
         if isinstance(res, FitFailure) or (not res.converged and r < len(rungs) - 1):
             notes.append(f"{name}: {res if isinstance(res, FitFailure) else res.message or 'did not converge'}")
             continue

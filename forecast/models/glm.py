@@ -35,8 +35,6 @@ from forecast.models._glmglue import _BatchRows, _check_future, _draw, _named_co
 from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (
     PENALTY_FALLBACK,
-    REGISTRY,
-    SEED,
     FitFailure,
     ModelSpec,
     Param,
@@ -48,6 +46,7 @@ from forecast.models.base import (
     positive_int,
     series_rng,
 )
+from forecast.models.baselines import Climatology, Zero
 from forecast.models.design import (
     MEAN_CAP_FACTOR,
     DesignSpec,
@@ -69,7 +68,6 @@ GLM_PARAMS: tuple[Param, ...] = (
     *design_params(trend="linear", seasonality="month", fourier_k=2),
     Param("penalty", 0.0, "a float >= 0", non_negative, "ridge weight on every coefficient but the intercept"),
     Param("n_paths", 1000, "an int >= 1", positive_int, "sample paths for multi-step forecasts with lags"),
-    SEED,
 )
 
 
@@ -94,7 +92,7 @@ class _LogLinearGLM(ModelSpec):
             rungs.append(("penalised", self.clone().set_params(penalty=penalty)))
         if self.family == "negbin":
             rungs.append(("poisson_glm", PoissonGLM(**{**self.get_params(), "penalty": penalty})))
-        return rungs + [(name, REGISTRY[name]._fallback_from(self)) for name in ("climatology", "zero")]
+        return rungs + [(cls.name, cls._fallback_from(self)) for cls in (Climatology, Zero)]
 
     # fitting ------------------------------------------------------------------------
     def _fit_series(self, s: Series) -> SeriesFit:
@@ -313,7 +311,6 @@ class PoissonGLM(_LogLinearGLM):
     exposure : column name or None
     penalty : float >= 0, default 0.0 (ridge on every coefficient but the intercept)
     n_paths : int >= 1, default 1000 (sample paths for h > 1 when lags are used)
-    seed : int >= 0
 
     Notes
     -----

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from forecast.exceptions import ForecastError
-
-if TYPE_CHECKING:
-    from forecast.models.fitted import SeriesForecast
+from forecast.models.results import SeriesForecast
 
 #: Forecast means above this multiple of max(largest count in the history, 1) are capped.
 MEAN_CAP_FACTOR = 1e4
@@ -46,7 +44,7 @@ def mean_cap(y: np.ndarray) -> float:
     return MEAN_CAP_FACTOR * max(int(np.max(y, initial=0)), 1)
 
 
-def bad_forecast(sf: "SeriesForecast") -> str:
+def bad_forecast(sf: SeriesForecast) -> str:
     """Why a series' forecast cannot be used ("" when it can): non-finite or negative
     means, dispersions, probabilities or paths, or a pmf whose rows exceed 1."""
     with np.errstate(invalid="ignore"):
@@ -145,15 +143,13 @@ def note_capped(uid: str) -> None:
         seen.add(uid)
 
 
-def cap_forecast(sf: "SeriesForecast", cap: float) -> tuple["SeriesForecast", bool]:
+def cap_forecast(sf: SeriesForecast, cap: float) -> tuple[SeriesForecast, bool]:
     """The forecast with its means held at ``cap`` or below; whether anything was capped.
 
     Parametric families cap ``mu``; simulated paths are clipped at ``cap`` in the periods
     whose path mean exceeds it; a dense pmf (ARIMA, empirical) already has its support
     capped below ``cap`` by construction.
     """
-    from forecast.models.fitted import SeriesForecast
-
     if sf.mu is not None:
         mu = np.asarray(sf.mu, dtype=float)
         with np.errstate(invalid="ignore"):

@@ -14,7 +14,6 @@ import numpy as np
 from scipy import stats
 
 from forecast.models.base import (
-    SEED,
     FitFailure,
     ModelSpec,
     Param,
@@ -22,6 +21,7 @@ from forecast.models.base import (
     SeriesFit,
     SeriesForecast,
 )
+from forecast.models.baselines import Climatology, Zero
 
 
 def _unit_interval(v: Any) -> bool:
@@ -116,8 +116,9 @@ class Croston(_Intermittent):
 
     name = "croston"
     description = "Croston's method (intermittent demand), rate as a Poisson mean"
+    fallbacks = (Climatology, Zero)
     params = (ALPHA, Param("sba", False, "a bool", lambda v: isinstance(v, (bool, np.bool_)),
-                           "Syntetos-Boylan bias correction: multiply the rate by 1 - alpha/2"), SEED)
+                           "Syntetos-Boylan bias correction: multiply the rate by 1 - alpha/2"))
 
     def _fit_series(self, s: Series) -> SeriesFit:
         self._check(s)
@@ -155,7 +156,8 @@ class TSB(_Intermittent):
 
     name = "tsb"
     description = "Teunter-Syntetos-Babai (intermittent demand), rate as a Poisson mean"
-    params = (ALPHA, BETA, SEED)
+    fallbacks = (Climatology, Zero)
+    params = (ALPHA, BETA)
 
     def _fit_series(self, s: Series) -> SeriesFit:
         self._check(s)

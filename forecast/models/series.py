@@ -7,7 +7,6 @@ per-series random streams that make results independent of batching and workers.
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import DataValidationError, Problem
+from forecast.models.streams import series_rng  # noqa: F401  (re-exported: the streams live there)
 from forecast.periods import Frequency, check_starts, format_dates, missing_periods, parse_freq
 from forecast.periods import infer_freq as infer_freq_of_dates
 from forecast.schema import MAX_PANEL_COUNT, require_columns
@@ -167,18 +167,6 @@ def future_dates(last: np.ndarray, h: int, freq: Frequency | str) -> np.ndarray:
         If a forecast date would pass 2262-04-11 (it would wrap around to 1677).
     """
     return parse_freq(freq).future(last, h)
-
-
-def series_rng(seed: int, uid: str, origin: pd.Timestamp | np.datetime64) -> np.random.Generator:
-    """The random stream of one series at one forecast origin.
-
-    Derived from (seed, series id, origin), never from batching or worker, so a
-    series' draws are the same whether it is fitted alone, in a panel, or in
-    another job.
-    """
-    day = int(np.datetime64(origin, "D").astype(np.int64))  # days since 1970-01-01, whatever the unit
-    # Seed words must be >= 0: origins before 1970 wrap (no collision with any plausible later date).
-    return np.random.default_rng([int(seed), zlib.crc32(uid.encode()), day % 2**32])
 
 
 def _future_of(future: pd.DataFrame, s: Series, h: int) -> pd.DataFrame:

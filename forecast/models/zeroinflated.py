@@ -17,8 +17,6 @@ from scipy import special
 from forecast.exceptions import ConfigError
 from forecast.models._zifit import ZIFit, fit_zinb, fit_zip
 from forecast.models.base import (
-    REGISTRY,
-    SEED,
     FitFailure,
     ModelSpec,
     Param,
@@ -27,6 +25,8 @@ from forecast.models.base import (
     SeriesForecast,
     positive_int,
 )
+from forecast.models.baselines import Climatology, Zero
+from forecast.models.glm import NegBinGLM, PoissonGLM
 from forecast.models.design import (
     MEAN_CAP_FACTOR,
     DesignSpec,
@@ -46,7 +46,6 @@ __all__ = ["ZIP", "ZINB"]
 DESIGN_PARAMS = (
     *design_params(trend="none", seasonality="fourier", fourier_k=1),
     Param("n_paths", 1000, "an int >= 1", positive_int, "simulated paths for multi-step forecasts with lags"),
-    SEED,
 )
 
 
@@ -67,24 +66,15 @@ class _ZeroInflated(ModelSpec):
         return DesignSpec.from_params(self.get_params())
 
     def fallback_specs(self) -> list[tuple[str, ModelSpec]]:
-        """The rungs named in ``fallbacks``, with the design hyperparameters carried over.
-
-        ``forecast.models.glm`` is imported here, not at module level, so these
-        models work before (or without) it: its ``poisson_glm`` / ``negbin_glm``
-        rungs are skipped when it is not importable.
-        """
-        try:
-            import forecast.models.glm  # noqa: F401  (registers the GLM rungs)
-        except ImportError:
-            pass
+        """The rungs in ``fallbacks``, with the design hyperparameters carried over."""
         out = []
-        for name in self.fallbacks:
-            if name == self.name or name not in REGISTRY:
+        for cls in self.fallbacks:
+            if cls.name == self.name:
                 continue
-            rung = REGISTRY[name]._fallback_from(self)
+            rung = cls._fallback_from(self)
             if isinstance(rung, ZIP) and self._nb:
                 rung._zinb_boundary = True  # accept only where ZIP is the ZINB boundary fit
-            out.append((name, rung))
+            out.append((cls.name, rung))
         return out
 
     # -- fit ----------------------------------------------------------------------
@@ -197,7 +187,6 @@ class ZIP(_ZeroInflated):
         Panel column whose log is the offset.
     n_paths : int, default 1000
         Simulated paths for multi-step forecasts with lags.
-    seed : int, default 0
 
     Notes
     -----
@@ -224,7 +213,7 @@ class ZIP(_ZeroInflated):
 
     name = "zip"
     description = "Zero-inflated Poisson with the GLM count design (many excess zeros)"
-    fallbacks = ("poisson_glm", "climatology", "zero")
+    fallbacks = (PoissonGLM, Climatology, Zero)
     _nb = False
 
 
@@ -233,7 +222,7 @@ class ZINB(_ZeroInflated):
 
     Parameters
     ----------
-    trend, seasonality, fourier_k, lags, exog, interventions, exposure, n_paths, seed
+    trend, seasonality, fourier_k, lags, exog, interventions, exposure, n_paths
         As in :class:`ZIP`.
 
     Notes
@@ -255,7 +244,7 @@ class ZINB(_ZeroInflated):
 
     name = "zinb"
     description = "Zero-inflated negative binomial with the GLM count design (many excess zeros)"
-    fallbacks = ("zip", "negbin_glm", "climatology", "zero")
+    fallbacks = (ZIP, NegBinGLM, Climatology, Zero)
     _nb = True
 
 

@@ -88,7 +88,7 @@ def test_forecast_rows_follow_the_fitted_series_order_and_dates():
 
 def test_params_roundtrip_clone_and_repr():
     spec = Climatology(window=12)
-    assert spec.get_params() == {"window": 12, "seed": 0}
+    assert spec.get_params() == {"window": 12}
     assert repr(spec) == "Climatology(window=12)"
     c = spec.clone()
     assert c == spec and c is not spec
@@ -98,12 +98,12 @@ def test_params_roundtrip_clone_and_repr():
 def test_sklearn_clone_works():
     from sklearn.base import clone
 
-    spec = Climatology(window=5, seed=3)
+    spec = Climatology(window=5)
     assert clone(spec) == spec
 
 
 def test_unknown_parameter_names_the_allowed_ones():
-    with pytest.raises(ConfigError, match="unknown parameter.*'windw'.*allowed: window, seed"):
+    with pytest.raises(ConfigError, match="unknown parameter.*'windw'.*allowed: window"):
         Climatology(windw=3)
 
 

@@ -16,12 +16,14 @@ import pytest
 from forecast.distributions import K_CAP_MAX
 from forecast.exceptions import ConfigError
 from forecast.models import glm as glm_module
-from forecast.models.base import PENALTY_FALLBACK, REGISTRY, ModelSpec, SeriesFit, SeriesForecast, batched_engine
+from forecast.models import REGISTRY, Zero
+from forecast.models.base import PENALTY_FALLBACK, ModelSpec, SeriesFit, SeriesForecast, batched_engine
 from forecast.models.baselines import Climatology, Empirical
 from forecast.models.design import capped_mean
 from forecast.models.glm import NegBinGLM, PoissonGLM
 from forecast.models.guard import MEAN_CAP_FACTOR, bad_forecast, recording_caps
-from forecast.specs import bundled_dir, load_model
+from forecast.combine import load_model  # every spec type (the bundled ensemble too)
+from forecast.specs import bundled_dir
 
 BUNDLED = sorted(p.stem for p in bundled_dir().glob("*.toml"))
 
@@ -241,7 +243,7 @@ class _Runaway(ModelSpec):
     name = ""  # not registered
     draws = False
     params = ()
-    fallbacks = ("zero",)
+    fallbacks = (Zero,)
 
     def _fit_series(self, s):
         return SeriesFit(self, n_obs=len(s.y))

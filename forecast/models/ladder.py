@@ -1,0 +1,122 @@
+"""The fallback-ladder driver: fit many series rung by rung, so no series can fail another.
+
+Below :mod:`forecast.models.base` (specs call it) and above :mod:`forecast.models.guard`
+(which says what a numeric failure is): it works on spec objects through their methods
+(``_rungs``, ``_try_fit_many``) and imports no spec class.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import numpy as np
+
+from forecast.models.guard import describe, is_numeric_error
+from forecast.models.results import FitFailure, SeriesFit
+
+_BATCHED = [True]
+
+
+def batching() -> bool:
+    """Whether models with a batched engine use it (see :func:`batched_engine`)."""
+    return _BATCHED[-1]
+
+
+@contextlib.contextmanager
+def batched_engine(enabled: bool = True) -> Iterator[None]:
+    """Turn the batched fitting engine on or off inside a ``with`` block (this process).
+
+    Batched and per-series fits give the same results; the switch exists for
+    benchmarks and for the tests that check exactly that. Worker processes
+    (``jobs > 1``) start with the default (on).
+    """
+    _BATCHED.append(bool(enabled))
+    try:
+        yield
+    finally:
+        _BATCHED.pop()
+
+
+def fit_many(top: Any, series: list) -> list[SeriesFit]:
+    """Fit many series, each through ``top``'s fallback ladder, one rung at a time for all
+    series still unfitted (so every rung can use a batched engine).
+
+    A rung fails for a series when it raises :class:`FitFailure` or a numeric error
+    (see :func:`~forecast.models.guard.is_numeric_error`), returns a fit with a
+    non-finite likelihood or parameters, or does not converge; the reason, naming the
+    error, is kept in the fit's ``reason``.
+    """
+    rungs = top._rungs()
+    out: list[SeriesFit | None] = [None] * len(series)
+    reasons: list[list[str]] = [[] for _ in series]
+    pending = list(range(len(series)))
+    for r, (label, spec) in enumerate(rungs):
+        if not pending:
+            break
+        name = spec.name if label == "none" else label
+        last = r == len(rungs) - 1
+        results = guarded_fit_many(spec, [series[i] for i in pending])
+        left = []
+        for i, res in zip(pending, results):
+            if isinstance(res, FitFailure):
+                reasons[i].append(f"{name}: {res}")
+            elif not res.converged and not last:
+                reasons[i].append(f"{name}: {res.message or 'did not converge'}")
+            else:
+                res.fallback, res.reason = label, "; ".join(reasons[i])
+                out[i] = res
+                continue
+            left.append(i)
+        pending = left
+    if pending:  # pragma: no cover
+        raise AssertionError("the last fallback rung must always succeed")
+    return out  # type: ignore[return-value]
+
+
+def guarded_fit_many(spec: Any, series: list) -> list[SeriesFit | FitFailure]:
+    """``spec._try_fit_many`` where no series can fail another: when a (batched) rung raises a
+    numeric error for the whole call, it is retried series by series, so only the series
+    that cause it fail (a singular matrix can appear only when certain series share a
+    batch). Fits with non-finite likelihood or parameters become failures."""
+    try:
+        results = spec._try_fit_many(series)
+    except Exception as exc:
+        if not is_numeric_error(exc):
+            raise
+        if len(series) == 1:
+            if not batching():
+                return [FitFailure(describe(exc))]
+            with batched_engine(False):  # the per-series engine (same results when both work)
+                res = guarded_fit_many(spec, series)[0]
+            if isinstance(res, SeriesFit):
+                res.engine = f"per-series (the batched engine raised {type(exc).__name__})"
+            return [res]
+        results = []
+        for s in series:
+            res = guarded_fit_many(spec, [s])[0]
+            if isinstance(res, SeriesFit) and not res.engine.startswith("per-series (the batched engine"):
+                res.engine = f"per-series (the batch raised {type(exc).__name__})"
+            results.append(res)
+    # (an unconverged fit already fails the rung with its own message)
+    return [unusable(res) or res if isinstance(res, SeriesFit) and res.converged else res for res in results]
+
+
+#: State entries holding estimated parameters: non-finite values there make a fit unusable.
+PARAM_KEYS = ("beta", "alpha", "mu", "rate", "a", "pi", "gamma")
+
+
+def unusable(fit: SeriesFit) -> FitFailure | None:
+    """A failure when a fit's numbers cannot be used (None when they can)."""
+    if fit.loglik == np.inf or (np.isnan(fit.loglik) and fit.n_params > 0):
+        return FitFailure(f"non-finite log-likelihood ({fit.loglik})")
+    for key in PARAM_KEYS:
+        v = fit.state.get(key)
+        if v is None or isinstance(v, str):
+            continue
+        try:
+            arr = np.asarray(v, dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if not np.all(np.isfinite(arr)):
+            return FitFailure(f"non-finite fitted parameter '{key}'")
+    return None
