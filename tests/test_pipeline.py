@@ -65,9 +65,11 @@ def test_run_module_is_a_shim_over_the_pipeline():
     assert forecast.backtest is pipeline.backtest
 
 
-def test_run_tasks_reports_each_task_to_a_callback():
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_run_tasks_reports_each_task_to_a_callback(jobs):
     seen: list[tuple[int, int]] = []
-    out = run_tasks(pow, [(2, 1), (2, 2), (2, 3)], progress=lambda done, total: seen.append((done, total)))
+    out = run_tasks(pow, [(2, 1), (2, 2), (2, 3)], jobs=jobs,
+                    progress=lambda done, total: seen.append((done, total)))
     assert out == [2, 4, 8]
     assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
 
@@ -139,3 +141,8 @@ def test_cli_run_prints_stage_lines_on_stdout(tmp_path):
     for stage in ("ingest", "panel", "backtest", "choose", "final fit", "figures", "html"):
         assert f"{stage} …" in lines
     assert lines[-1].startswith("report: ")
+
+
+def test_package_exports_the_pipeline_entry_points():
+    assert forecast.load_panel is pipeline.load_panel
+    assert forecast.run_demo is pipeline.run_demo
