@@ -11,7 +11,11 @@ build_panel(events, freq="month", ...)  events -> zero-filled count panel
 load_sample(name)                        bundled sample logs
 load_model(name)                         model spec from models/<name>.toml
 backtest(panel, models, horizon, ...)    rolling-origin backtest (specs or spec names)
+load_panel(path, freq="month", ...)      panel from an events file or a panel CSV
+run_demo(out=None)                       the whole run on the bundled simulated log
 Gazetteer                                province-name normalisation
+
+Everything the ``forecast`` commands do is in :mod:`forecast.pipeline` (one function per command).
 """
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ _LAZY = {
     "save_model": ("forecast.specs", "save_model"),
     "effects": ("forecast.interventions", "effects"),
     "backtest": ("forecast.pipeline", "backtest"),  # takes spec names too
+    "load_panel": ("forecast.pipeline", "load_panel"),
+    "run_demo": ("forecast.pipeline", "run_demo"),
     "load_config": ("forecast.config", "load_config"),
 }
 _SUBMODULES = ("datasets", "ingest", "panel", "gazetteer", "schema", "sources", "distributions", "plots",

@@ -1,7 +1,9 @@
 """The ``forecast`` command line.
 
-Only this module imports typer. Heavy libraries (pandas, statsmodels,
-matplotlib) are imported inside the commands, so ``forecast --help`` is fast.
+Only this module imports typer. Every command is one call into
+:mod:`forecast.pipeline` plus printing; heavy libraries (pandas, statsmodels,
+matplotlib) are imported by the pipeline when a command runs, so
+``forecast --help`` is fast.
 Bad input prints one line per problem to stderr and exits 1 (no traceback);
 usage errors exit 2.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -20,10 +23,11 @@ try:  # typer >= 0.24 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click import ClickException, get_current_context
 
-from forecast._boundary import (EXIT_INPUT, EXIT_INTERRUPT, EXIT_TERM, error_lines, escape, input_error_line,
-                                install_sigterm_handler, printing_warnings, report_internal_error)
+from forecast import pipeline
+from forecast._boundary import (EXIT_INPUT, EXIT_INTERRUPT, EXIT_TERM, ForecastError, Terminated, error_lines,
+                                escape, input_error_line, install_sigterm_handler, printing_warnings,
+                                report_internal_error)
 from forecast._version import __version__
-from forecast.exceptions import ForecastError, Terminated
 
 app = typer.Typer(
     name="forecast",
@@ -123,25 +127,21 @@ def validate(
 
     Example: forecast validate data/ucdp_candidate_2026q1_central_asia.csv
     """
-    from forecast.ingest import read_events
-
-    events = read_events(file, schema, gazetteer=gazetteer, strict=strict, as_of=as_of, dayfirst=not monthfirst)
-    info = events.attrs["ingest"]
+    info = pipeline.validate_summary(file, schema, gazetteer=gazetteer, strict=strict, as_of=as_of,
+                                     dayfirst=not monthfirst)
     typer.echo(f"file:        {file}")
     typer.echo(f"layout:      {info['schema']}")
     typer.echo(f"rows:        {info['rows_read']} read, {info['rows_kept']} kept"
                + (f" ({', '.join(f'{k}: {v}' for k, v in info['dropped'].items())} dropped)"
                   if info["dropped"] else ""))
-    if len(events):
-        typer.echo(f"dates:       {events['date'].min().date()} to {events['date'].max().date()}")
-    by_country = events.groupby("country")["province"].nunique()
-    typer.echo("countries:   " + ", ".join(f"{c} ({n} provinces)" for c, n in by_country.items()))
-    top = events.groupby(["country", "province"]).size().sort_values(ascending=False)
-    typer.echo("provinces:   " + ", ".join(f"{p} {n}" for (_, p), n in top.head(12).items())
+    if info["dates"]:
+        typer.echo(f"dates:       {info['dates'][0]} to {info['dates'][1]}")
+    typer.echo("countries:   " + ", ".join(f"{c} ({n} provinces)" for c, n in info["countries"].items()))
+    top = info["provinces"]
+    typer.echo("provinces:   " + ", ".join(f"{p} {n}" for p, n in top[:12])
                + (f", … {len(top) - 12} more" if len(top) > 12 else ""))
-    types = events["event_type"].value_counts()
-    typer.echo("event types: " + ", ".join(f"{t} {n}" for t, n in types.items()))
-    typer.echo(f"warnings:    {len(info['warnings'])}")
+    typer.echo("event types: " + ", ".join(f"{t} {n}" for t, n in info["event_types"].items()))
+    typer.echo(f"warnings:    {info['warnings']}")
 
 
 @app.command()
@@ -164,17 +164,8 @@ def panel(
 
     Example: forecast panel events.csv --freq month --out panel.csv
     """
-    from forecast.ingest import read_events
-    from forecast.outputs import check_file_writable, staged_file, write_csv
-    from forecast.panel import build_panel
-
-    where = {"force": force, "protected": [file, gazetteer], "parents": False}
-    check_file_writable(out, **where)
-    events = read_events(file, schema, gazetteer=gazetteer, as_of=as_of)
-    with staged_file(out, **where) as tmp:
-        p = build_panel(events, freq, as_of=as_of, value=value, totals=totals, countries=country or None,
-                        gazetteer=gazetteer)
-        write_csv(p, tmp, index=False, date_format="%Y-%m-%d")
+    p = pipeline.write_panel(file, out, freq, schema=schema, as_of=as_of, value=value, totals=totals,
+                             countries=country or None, gazetteer=gazetteer, force=force)
     cov = "; ".join(f"{c} {a}..{b}" for c, (a, b) in p.attrs["coverage"].items())
     typer.echo(f"wrote {out}: {p['unique_id'].nunique()} series, {len(p)} rows; coverage {cov}")
 
@@ -186,9 +177,7 @@ def models_cmd() -> None:
 
     Example: forecast models
     """
-    from forecast.specs import available_models
-
-    specs = available_models()
+    specs = pipeline.list_models()
     width = max(map(len, specs), default=0)
     for name, desc in specs.items():
         typer.echo(f"{name:<{width}}  {desc}")
@@ -211,21 +200,8 @@ def predict(
 
     Example: forecast predict events.csv --model negbin_glm --horizon 6 --out forecast.csv
     """
-    from forecast.outputs import check_file_writable, staged_file, write_csv
-    from forecast.combine import load_model
-    from forecast.pipeline import load_panel
-
-    where = {"force": force, "protected": [file], "parents": False}
-    check_file_writable(out, **where)
-    spec = load_model(model)
-    panel = load_panel(file, freq=freq, as_of=as_of)
-    fitted = spec.fit(panel, seed=seed)
-    table = fitted.forecast(horizon, seed=seed).to_frame()
-    diag = fitted.diagnostics()[["unique_id", "fallback", "model_used"]]
-    table = table.merge(diag, on="unique_id", how="left")
-    with staged_file(out, **where) as tmp:
-        write_csv(table, tmp, index=False, date_format="%Y-%m-%d")
-    n_fb = int((diag["fallback"] != "none").sum())
+    table = pipeline.predict(file, model, horizon, out, freq=freq, as_of=as_of, seed=seed, force=force)
+    n_fb = int((table.drop_duplicates("unique_id")["fallback"] != "none").sum())
     typer.echo(f"wrote {out}: {table['unique_id'].nunique()} series x {horizon} periods "
                f"({n_fb} series used a fallback model)")
 
@@ -255,31 +231,13 @@ def backtest_cmd(
 
     Example: forecast backtest events.csv --models climatology,negbin_glm --horizon 6 --origins 24 --out bt/
     """
-    from forecast.pipeline import backtest
-    from forecast.comparison import compare
-    from forecast.outputs import check_writable, staged_dir, write_csv
-    from forecast.parallel import check_address
-    from forecast.pipeline import load_panel
-
-    check_writable(out, force=force, protected=[file])
-    dask = check_address(dask) if dask else None  # a typo fails before the data is read
     names = [m.strip() for m in models.split(",") if m.strip()]
-    if baseline not in names:
-        names.insert(0, baseline)
-    panel = load_panel(file, freq=freq, as_of=as_of)
-    res = backtest(panel, names, horizon, n_origins=origins, step=step, refit_every=refit_every, jobs=jobs,
-                   dask=dask, seed=seed, keep_pmf=False, progress=None if not quiet else False)
-    comp = compare(res, baseline=baseline, metrics=("rps", "log"), by=("h",), seed=seed)
-    with staged_dir(out, force=force, command="backtest", protected=[file]) as tmp:
-        fc = res.forecasts.merge(res.point_scores.drop(columns=["pit_lo", "pit_hi"], errors="ignore"),
-                                 left_index=True, right_index=True)
-        write_csv(fc, tmp / "backtest.csv", index=False, date_format="%Y-%m-%d")
-        write_csv(res.scores(("model", "h")), tmp / "scores.csv", index=False)
-        write_csv(comp, tmp / "comparison.csv", index=False)
+    progress = _progress_printer(quiet)
+    table = pipeline.backtest_to_folder(
+        file, names, horizon, out, baseline=baseline, origins=origins, step=step, refit_every=refit_every,
+        freq=freq, as_of=as_of, jobs=jobs, dask=dask, seed=seed, force=force,
+        progress=(lambda done, total: progress("backtest", done, total)) if progress else False)
     if not quiet:
-        summary = res.summary()
-        sig = comp[comp["metric"] == "rps"][["model", "h", "skill", "p_value", "verdict"]]
-        table = summary.merge(sig, on=["model", "h"], how="left")
         with _pandas_display():
             typer.echo(table.round(4).to_string(index=False))
         typer.echo(f"skill = 1 - RPS / RPS({baseline}); p_value: one-sided block-bootstrap test over origins "
@@ -290,6 +248,53 @@ def _pandas_display():
     import pandas as pd
 
     return pd.option_context("display.width", 160, "display.max_rows", 500)
+
+
+class _ProgressPrinter:
+    """Shows the pipeline's ``progress(stage, done, total)`` events.
+
+    On a terminal a stage with several steps (backtest tasks, figures) gets a tqdm bar on
+    stderr, as the backtest always had; other stages a line. Elsewhere (a log file, a pipe)
+    plain lines on stdout: ``figures …`` when a stage starts, then ``backtest: 12/48`` at most
+    every ``every`` seconds, so a long backtest leaves a readable trace. stderr is left to
+    ``warning:``/``error:`` lines.
+    """
+
+    def __init__(self, tty: bool, every: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.tty, self.every, self.clock = tty, every, clock
+        self.stage: Optional[str] = None
+        self.last = 0.0
+        self.bar = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self._close()
+            self.stage, self.last = stage, self.clock()
+            if self.tty and total > 1:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, desc=stage, leave=False)
+            else:
+                typer.echo(f"{stage} …")
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            if done >= total:
+                self._close()
+        elif not self.tty and 0 < done < total and self.clock() - self.last >= self.every:
+            self.last = self.clock()
+            typer.echo(f"{stage}: {done}/{total}")
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _progress_printer(quiet: bool) -> Optional[_ProgressPrinter]:
+    """The progress display of a command: none with ``--quiet``."""
+    if quiet:
+        return None
+    return _ProgressPrinter(tty=sys.stdout.isatty() and sys.stderr.isatty())
 
 
 @app.command("run")
@@ -313,13 +318,12 @@ def run_cmd(
     Example: forecast run config.toml --out reports/2026-01 --jobs 2
     """
     from forecast.config import load_config
-    from forecast.run import run
 
     flags = {"out": str(out.resolve()) if out else None, "horizon": horizon, "origins": origins, "seed": seed,
              "jobs": jobs, "dask": dask, "force": force or None, "quiet": quiet or None,
              "models": [m.strip() for m in models.split(",")] if models else None}
     cfg = load_config(config, {k: v for k, v in flags.items() if v is not None})
-    run(cfg)
+    pipeline.run(cfg, progress=_progress_printer(quiet))
 
 
 @app.command()
@@ -347,9 +351,7 @@ def report(
 
     Example: forecast report reports/demo
     """
-    from forecast.run import render_run_dir
-
-    typer.echo(f"wrote {render_run_dir(run_dir)}")
+    typer.echo(f"wrote {pipeline.render_run_dir(run_dir)}")
 
 
 @app.command()
@@ -364,9 +366,7 @@ def demo(
 
     Example: forecast demo
     """
-    from forecast.pipeline import run_demo
-
-    result = run_demo(out, force=force, quiet=quiet)
+    result = pipeline.run_demo(out, force=force, quiet=quiet, progress=_progress_printer(quiet))
     if not quiet:
         typer.echo(f"demo written to {result}")
 

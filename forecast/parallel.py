@@ -32,6 +32,7 @@ with one line saying what to do, which the CLI prints without a traceback.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 import re
 from contextlib import contextmanager
@@ -187,9 +188,29 @@ class _NoBar:
         pass
 
 
+class _Reporter(_NoBar):
+    """Stands in for tqdm when progress goes to a ``report(done, total)`` callback (the pipeline's)."""
+
+    def __init__(self, iterable: Any = None, *, report: Callable[[int, int], None], total: int = 0,
+                 **_: Any) -> None:
+        super().__init__(iterable)
+        self._report, self.total, self.done = report, total, 0
+        report(0, total)
+
+    def __iter__(self):
+        for item in self._it:
+            yield item
+            self.update(1)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        self._report(self.done, self.total)
+
+
 def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, shared: Mapping[str, Any] | None = None,
-              jobs: int = 1, dask: Any = None, backend: str | None = None, progress: bool | None = None,
-              desc: str = "tasks", unit: str = "task") -> list:
+              jobs: int = 1, dask: Any = None, backend: str | None = None,
+              progress: bool | Callable[[int, int], None] | None = None, desc: str = "tasks",
+              unit: str = "task") -> list:
     """Call ``func(*task, **shared)`` for every task; return the results in task order.
 
     Parameters
@@ -208,8 +229,9 @@ def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, share
         Scheduler address (``"tcp://host:8786"``) or client: run on that cluster.
     backend : str, optional
         joblib backend name for ``jobs > 1`` (default ``"loky"``).
-    progress : bool, optional
-        Show a tqdm progress bar; ``None`` shows it when writing to a terminal.
+    progress : bool or callable, optional
+        Show a tqdm progress bar; ``None`` shows it when writing to a terminal. A callable
+        ``progress(done, total)`` is called instead, at the start and as each task completes.
     desc, unit : str
         Label and unit of the progress bar.
 
@@ -231,6 +253,8 @@ def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, share
     shared = dict(shared or {})
     if progress is False:
         bar_cls: Any = _NoBar
+    elif callable(progress):
+        bar_cls = functools.partial(_Reporter, report=progress)
     else:
         from tqdm.auto import tqdm as bar_cls
     bar = dict(total=len(tasks), desc=desc, unit=unit, disable=None if progress is None else not progress,

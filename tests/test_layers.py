@@ -114,7 +114,7 @@ def test_graph_sees_function_level_imports():
     # Guards the tests below: imports inside functions are in the graph.
     g = import_graph()
     assert "forecast.combine" in g["forecast.pipeline"]  # only imported inside backtest()
-    assert "forecast.models.streams" in g["forecast.run"]  # only imported inside _totals()
+    assert "forecast.models.streams" in g["forecast.pipeline.totals"]  # only imported inside totals()
 
 
 def test_no_import_cycle_among_forecast_modules():

@@ -1,0 +1,74 @@
+"""``run.json``: what a run read, with which packages and settings, what it warned about, how long it took."""
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from forecast._version import __version__
+
+
+class Timer:
+    """Wall-clock seconds per stage: ``with timer("backtest"): ...`` records ``timings["backtest"]``."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - t, 3)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest(cfg, events, panel, diag, warned: list[str], timer: Timer, t_start: float) -> dict:
+    """The run's manifest (``run.json``): resolved config, input hashes, package versions, seed, fallbacks,
+    warnings and timings."""
+    import importlib.metadata as md
+
+    from forecast.parallel import backend_name
+
+    inputs = [Path(cfg.data.events)] + ([Path(cfg.data.gazetteer)] if cfg.data.gazetteer else [])
+    if cfg.path is not None:
+        inputs.append(Path(cfg.path))
+    pkgs = {}
+    backend = backend_name(cfg.run.jobs, cfg.run.dask)
+    extra = {"loky": ("joblib",), "dask": ("dask", "distributed")}.get(backend, ())
+    for name in ("incident-forecast", "numpy", "scipy", "pandas", "statsmodels", "matplotlib", "jinja2", *extra):
+        try:
+            pkgs[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pkgs[name] = None
+    fallbacks = diag.loc[diag["fallback"] != "none", ["unique_id", "model", "fallback", "reason"]]
+    # Series whose final forecast means hit the mean cap (a multiple of the largest count seen).
+    capped = diag.loc[diag["mean_capped"].fillna(False).astype(bool), "unique_id"] if "mean_capped" in diag else []
+    return {
+        "tool": f"incident-forecast {__version__}",
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "config": cfg.to_dict(),
+        "inputs": {str(p): sha256(p) for p in inputs if p.exists()},
+        "packages": pkgs,
+        "python": platform.python_version(),
+        "seed": cfg.run.seed,
+        # Where the backtest ran; results do not depend on it. With dask, jobs is not used.
+        "execution": {"backend": backend, "jobs": None if backend == "dask" else cfg.run.jobs,
+                      "dask": cfg.run.dask},
+        "ingest": {k: v for k, v in events.attrs.get("ingest", {}).items() if k != "warnings"},
+        "coverage": panel.attrs.get("coverage", {}),
+        "fallbacks": fallbacks.to_dict("records"),
+        "mean_capped": sorted(map(str, capped)),
+        "warnings": list(dict.fromkeys(warned)),
+        "timings_s": {**timer.timings, "total": round(time.perf_counter() - t_start, 3)},
+    }

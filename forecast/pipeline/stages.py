@@ -1,0 +1,200 @@
+"""The stages of a run: load the panel, backtest the candidates, choose, fit the final forecast.
+
+Each stage is a function of frames and the run configuration; :mod:`forecast.pipeline.runner`
+strings them together, times them and writes the files. Heavy libraries are imported inside
+the functions so that ``import forecast.pipeline`` stays light (``forecast --help``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: ``progress(stage, done, total)``: what the pipeline reports while it works.
+Progress = Callable[[str, int, int], None]
+
+
+def load_panel(path: str | Path, *, freq: str = "month", as_of=None, schema: str = "auto",
+               gazetteer=None) -> pd.DataFrame:
+    """A panel from a panel CSV (``unique_id, ds, y``) or from an events file (built with ``build_panel``).
+
+    A panel CSV is validated like an events file (see :mod:`forecast.panel_csv`)
+    and must hold at least one event; its frequency (day .. year) is read from its
+    dates, which must be period starts, and ``freq`` is not used. An events file
+    is counted per ``freq`` (see :func:`forecast.periods.parse_freq`). Either way
+    ``panel.attrs["freq"]`` holds the :class:`~forecast.periods.Frequency`.
+    """
+    from forecast.ingest import read_events
+    from forecast.panel import build_panel, require_events
+    from forecast.panel_csv import read_panel_csv
+
+    path = Path(path)
+    if path.suffix.lower() in (".csv", ".tsv", ".txt") and path.is_file():
+        with path.open("rb") as fh:
+            # Undecodable bytes are the events reader's to report; here only the header matters.
+            first = fh.readline(65536).decode("utf-8-sig", errors="replace")
+        sep = max((",", ";", "\t"), key=first.count)
+        if {"unique_id", "ds", "y"} <= {c.strip().strip('"').lower() for c in first.split(sep)}:
+            panel = read_panel_csv(path)
+            require_events(panel, source=path.name)
+            return panel
+    events = read_events(path, schema, gazetteer=gazetteer, as_of=as_of)
+    return build_panel(events, freq, as_of=as_of, gazetteer=gazetteer)
+
+
+def read_run_events(cfg) -> pd.DataFrame:
+    """Stage *ingest*: the configured events file as canonical events."""
+    from forecast.ingest import read_events
+
+    d = cfg.data
+    return read_events(d.events, d.schema, event_types=cfg.event_types or None, gazetteer=d.gazetteer,
+                       max_date_precision=d.max_date_precision, max_location_precision=d.max_location_precision,
+                       as_of=d.as_of, dayfirst=d.dayfirst)
+
+
+def run_panel(cfg, events: pd.DataFrame) -> pd.DataFrame:
+    """Stage *panel*: the zero-filled count panel the configuration asks for."""
+    from forecast.panel import build_panel
+
+    d = cfg.data
+    return build_panel(events, d.freq, coverage=d.coverage, as_of=d.as_of, provinces=d.provinces or None,
+                       countries=d.countries or None, value=d.value, gazetteer=d.gazetteer)
+
+
+def label(spec: Any) -> str:
+    """The label of a model reference: a spec file's stem, else the name itself."""
+    p = Path(str(spec))
+    return p.stem if p.suffix == ".toml" else str(spec)
+
+
+def candidates(cfg) -> tuple[dict, str]:
+    """The labelled candidate models (baseline first when not listed) and the baseline's label."""
+    labelled = cfg.models.labelled()
+    baseline = label(cfg.models.baseline)
+    if baseline not in labelled:
+        labelled = {baseline: cfg.models.baseline, **labelled}
+    return labelled, baseline
+
+
+def backtest_candidates(cfg, panel: pd.DataFrame, labelled: dict, progress: Any):
+    """Stage *backtest*: every candidate at the configured origins (``progress`` as in
+    :func:`forecast.backtesting.backtest`, or a ``(done, total)`` callable)."""
+    from forecast.backtesting import backtest
+    from forecast.combine import resolve_models
+
+    bt = cfg.backtest
+    return backtest(panel, resolve_models(dict(labelled)), bt.horizon, n_origins=bt.origins, step=bt.step,
+                    window=bt.window, refit_every=bt.refit_every, jobs=cfg.run.jobs, dask=cfg.run.dask,
+                    seed=cfg.run.seed, levels=cfg.forecast.levels, thresholds=cfg.forecast.thresholds,
+                    keep_pmf=False, progress=progress)
+
+
+def choose(cfg, res, panel: pd.DataFrame, baseline: str):
+    """Stage *choose*: the comparisons (overall and by horizon) and the model chosen per series."""
+    import pandas as pd
+
+    from forecast.comparison import compare, select_models
+
+    comparison = compare(res, baseline=baseline, metrics=("rps", "log"), by=(), seed=cfg.run.seed,
+                         alpha=cfg.models.alpha)
+    comparison_h = compare(res, baseline=baseline, metrics=("rps",), by=("h",), seed=cfg.run.seed,
+                           alpha=cfg.models.alpha)
+    if cfg.models.selection == "ensemble":
+        selection = pd.DataFrame({"unique_id": panel["unique_id"].unique(), "model": "ensemble",
+                                  "reason": "ensemble of all candidates (configured)"})
+    else:
+        # Selected by log score: it punishes a forecast that gave an outcome (near)
+        # zero probability, so an over-confident model (e.g. a seasonal naive
+        # point mass at 0 on a sparse series) cannot win on a lucky RPS.
+        selection = select_models(res, baseline=baseline, metric="log", by=cfg.models.selection,
+                                  alpha=cfg.models.alpha, seed=cfg.run.seed)
+    return comparison, comparison_h, selection
+
+
+def final_forecast(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFrame, baseline: str,
+                   progress: Progress | None = None):
+    """Stage *final fit*: each chosen model fitted on all data for its series, forecast over the horizon.
+
+    A point mass (zero variance at every horizon) for a series that has had
+    incidents is over-confident however well it scored on quiet backtest
+    months: such series go back to the baseline, and the reason is recorded.
+    Returns the forecast, the fitted models by label and the (revised) selection.
+    """
+    import numpy as np
+
+    fc, fitted = _fit_chosen(cfg, panel, labelled, selection, progress)
+    h = cfg.forecast.horizon
+    uids = fc.index["unique_id"].to_numpy()[::h]
+    point_mass = (np.asarray(fc.var).reshape(-1, h) == 0).all(axis=1)
+    active = panel.groupby("unique_id")["y"].sum().reindex(uids).to_numpy() > 0
+    chosen = selection.set_index("unique_id")["model"].reindex(uids).to_numpy()
+    revert = uids[point_mass & active & (chosen != baseline)]
+    if len(revert):
+        sel = selection.set_index("unique_id")
+        sel.loc[revert, "reason"] = sel.loc[revert, "model"] + (
+            " forecast a point mass for a series with past incidents; kept " + baseline)
+        sel.loc[revert, "model"] = baseline
+        selection = sel.reset_index()
+        fc, fitted = _fit_chosen(cfg, panel, labelled, selection, progress)
+    return fc, fitted, selection
+
+
+def _fit_chosen(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFrame, progress: Progress | None):
+    """Fit each chosen model on all data for its series; forecast the horizon."""
+    import numpy as np
+
+    from forecast.combine import Ensemble, load_model
+    from forecast.distributions import CountForecast
+
+    fitted: dict[str, Any] = {}
+    parts = []
+    chosen = selection.set_index("unique_id")["model"]
+    labels = list(dict.fromkeys(chosen))
+    for done, lab in enumerate(labels):
+        if progress:
+            progress("final fit", done, len(labels))
+        if lab == "ensemble" and "ensemble" not in labelled:
+            spec = Ensemble(members={str(v): load_model(v) for v in labelled.values()})
+        else:
+            spec = load_model(labelled[lab])
+        ids = chosen.index[chosen == lab]
+        fit = spec.fit(panel[panel["unique_id"].isin(ids)], seed=cfg.run.seed)
+        fitted[lab] = fit
+        parts.append(fit.forecast(cfg.forecast.horizon, seed=cfg.run.seed))
+    if progress:
+        progress("final fit", len(labels), len(labels))
+    fc = CountForecast.concat(parts) if len(parts) > 1 else parts[0]
+    order = np.argsort(fc.index["unique_id"].to_numpy(), kind="stable")
+    return fc.subset(order), fitted
+
+
+def forecast_table(cfg, fc, fitted: dict, panel: pd.DataFrame):
+    """The forecasts as a table with the series keys and the chosen model's diagnostics, the
+    diagnostics, and the series keys."""
+    import pandas as pd
+
+    table = fc.to_frame(levels=cfg.forecast.levels, thresholds=cfg.forecast.thresholds)
+    keys = panel.drop_duplicates("unique_id")[["unique_id", "country", "province", "event_type"]]
+    diag = pd.concat([f.diagnostics().assign(model=lab) for lab, f in fitted.items()], ignore_index=True)
+    table = table.merge(keys, on="unique_id", how="left").merge(
+        diag[["unique_id", "model", "fallback", "model_used", "mean_capped"]].rename(columns={"model": "chosen_model"}),
+        on="unique_id", how="left")
+    return table, diag, keys
+
+
+def effects(cfg, panel: pd.DataFrame, labelled: dict) -> pd.DataFrame | None:
+    """Intervention effects of every candidate that declares interventions, fitted on all data."""
+    import pandas as pd
+
+    from forecast.combine import load_model
+    from forecast.interventions import effects as fitted_effects
+
+    parts = []
+    for lab, ref in labelled.items():
+        spec = load_model(ref)
+        if not getattr(spec, "interventions", None):
+            continue
+        parts.append(fitted_effects(spec.fit(panel, seed=cfg.run.seed)).assign(model=lab))
+    return pd.concat(parts, ignore_index=True) if parts else None
