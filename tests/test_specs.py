@@ -8,7 +8,8 @@ import pytest
 import forecast
 from forecast import ConfigError
 from forecast.models import Climatology
-from forecast.specs import available_models, load_model, save_model, spec_from_dict, to_toml
+from forecast.combine import load_model  # the public loader: also knows combinations (ensemble)
+from forecast.specs import available_models, save_model, spec_from_dict, to_toml
 
 BUNDLED = sorted(p.stem for p in (Path(forecast.__file__).parent / "_models").glob("*.toml"))
 
@@ -76,3 +77,14 @@ def test_public_functions_are_not_shadowed_by_submodules():
         importlib.import_module(mod)  # importing a submodule sets an attribute on the package
     for name in ("backtest", "effects", "read_events", "build_panel", "load_model", "load_sample"):
         assert callable(getattr(forecast, name)), name
+
+
+def test_the_low_level_loader_names_the_public_one_for_combinations(tmp_path):
+    """specs sits below combine (layering): asked for an ensemble in a fresh process, it says where to go."""
+    import subprocess
+    import sys
+
+    code = ("from forecast.specs import load_model\n"
+            "try:\n    load_model('ensemble')\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("ConfigError") and "forecast.load_model" in out
