@@ -33,8 +33,7 @@ _NAMES = {
     "day": ("day", "days", "daily", "d", "1d"),
     "week": ("week", "weeks", "weekly", "w", "1w"),
     "month": ("month", "months", "monthly", "m", "ms", "1m", "1ms"),
-    # ("quarterly" stays unknown for now: tests/test_cli.py uses it as the unknown name.)
-    "quarter": ("quarter", "quarters", "q", "qs", "qs-jan", "1q", "1qs"),
+    "quarter": ("quarter", "quarters", "quarterly", "q", "qs", "qs-jan", "1q", "1qs"),
     "year": ("year", "years", "yearly", "annual", "annually", "y", "ys", "a", "as",
              "ys-jan", "as-jan", "1y", "1ys"),
 }

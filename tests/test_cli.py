@@ -97,7 +97,7 @@ def test_panel_with_countries_declares_quiet_provinces(tmp_path):
 
 def test_failed_panel_leaves_nothing_behind(tmp_path):
     out = tmp_path / "panel.csv"
-    res = run("panel", UCDP, "--out", str(out), "--freq", "quarterly")
+    res = run("panel", UCDP, "--out", str(out), "--freq", "fortnightly")
     assert res.exit_code == 1 and "Unknown frequency" in res.output
     assert list(tmp_path.iterdir()) == []
 

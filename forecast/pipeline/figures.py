@@ -11,9 +11,11 @@ def figures(panel, table, res, effects, cfg, folder: Path, progress: Progress | 
     """Stage *figures*: draw every report figure into ``folder``; their ids, titles, captions and files."""
     from forecast import plots
     from forecast.calibration import pit_histogram, reliability
+    from forecast.periods import parse_freq
 
     folder.mkdir(parents=True, exist_ok=True)
     k_top = max(cfg.forecast.thresholds)
+    freq = parse_freq(panel.attrs.get("freq", cfg.data.freq))  # captions in the panel's own periods
     figs: list[tuple[str, str, str, Any]] = []
     history = panel[["unique_id", "ds", "y", "country", "province", "event_type"]]
     # One forecast per series, each from the model chosen for it.
@@ -29,7 +31,7 @@ def figures(panel, table, res, effects, cfg, folder: Path, progress: Progress | 
                  "Mean ranked probability score per model and horizon over the backtest origins (lower is "
                  "better); bars show 95% intervals across origins.",
                  plots.scores_by_horizon(res.scores(("model", "h"), metrics=["rps"]), metric="rps",
-                                         uncertainty=tidy)))
+                                         uncertainty=tidy, period=freq.label)))
     pits, rels = {}, {}
     for model in dict.fromkeys(res.forecasts["model"]):
         m = (res.forecasts["model"] == model).to_numpy()
@@ -46,12 +48,14 @@ def figures(panel, table, res, effects, cfg, folder: Path, progress: Progress | 
         figs.append(("reliability", f"Reliability of P(Y ≥ {k_top})",
                      "Forecast probability against how often it happened in the backtest; the diagonal is perfect.",
                      plots.reliability_diagram(rels, k=k_top)))
-    figs.append(("history", "Monthly history", "Observed counts per province and month, all event types.",
+    figs.append(("history", f"{freq.adjective.capitalize()} history",
+                 f"Observed counts per province and {freq.label}, all event types.",
                  plots.history_heatmap(panel)))
     if effects is not None and len(effects):
         figs.append(("effects", "Estimated intervention effects",
                      "Rate ratios (after / before) with 95% intervals; 1 = no change.",
-                     plots.effects_plot(effects)))
+                     plots.effects_plot(effects, title="Estimated effect of each intervention on the "
+                                                       f"{freq.adjective} rate")))
     out = []
     for done, (fid, ttl, caption, fig) in enumerate(figs):
         if progress:
