@@ -98,7 +98,7 @@ def test_initial_log_mean():
 
 @pytest.mark.parametrize("uid", ["nb_ar", "nb_seasonal"])
 def test_poisson_without_mean_lags_equals_statsmodels_glm(ref_panel, uid):
-    sm = pytest.importorskip("statsmodels.api")
+    import statsmodels.api as sm
     d = build_design(DesignSpec(trend="linear", seasonality="fourier", lags=(1, 2)), as_series(ref_panel, uid))
     res = fit_ingarch(d.X, d.y, past_mean=(), obs_cols=d.lag_cols, nu_init=0.0, distribution="poisson")
     ref = sm.GLM(d.y, d.X, family=sm.families.Poisson()).fit(tol=1e-12)
@@ -110,7 +110,7 @@ def test_poisson_without_mean_lags_equals_statsmodels_glm(ref_panel, uid):
 
 @pytest.mark.parametrize("uid", ["nb_ar", "nb_seasonal", "nb_sparse"])
 def test_negbin_without_mean_lags_equals_fit_negbin_and_statsmodels(ref_panel, uid):
-    sm = pytest.importorskip("statsmodels.api")
+    import statsmodels.api as sm
     d = build_design(DesignSpec(seasonality="fourier", lags=(1,)), as_series(ref_panel, uid))
     res = fit_ingarch(d.X, d.y, past_mean=(), obs_cols=d.lag_cols, nu_init=0.0, distribution="negbin")
     glm = fit_negbin(d.X, d.y)
@@ -127,7 +127,7 @@ def test_negbin_without_mean_lags_equals_fit_negbin_and_statsmodels(ref_panel, u
 
 
 def test_model_without_mean_lags_equals_negbin_glm(ref_panel):
-    glm = pytest.importorskip("forecast.models.glm")
+    import forecast.models.glm as glm
     frame = ref_panel[ref_panel["unique_id"].isin(["nb_ar", "nb_seasonal"])]
     ours = INGARCH(past_mean=(), past_obs=(1, 2), trend="linear").fit(frame).coefficients()
     theirs = glm.NegBinGLM(lags=(1, 2), trend="linear", seasonality="fourier", fourier_k=1).fit(frame).coefficients()
