@@ -15,6 +15,7 @@ series draws from its own random stream derived from (seed, series, origin).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Iterable, Mapping, Sequence
@@ -22,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from forecast.exceptions import ConfigError
+from forecast.exceptions import ConfigError, ForecastWarning
 from forecast.models.base import ModelSpec, infer_freq
 
 KEY_COLUMNS = ("country", "province", "event_type")
@@ -204,6 +205,14 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     cutoffs = choose_origins(periods, horizon, n_origins=n_origins, origins=origins, step=step)
     for spec in specs.values():
         spec.check_panel(frame)  # validate once, at the edge, not at every origin
+    # Exposure is known ahead; other covariates are read as the panel recorded them (oracle).
+    foresight = {k: [c for c in v.required_columns() if c != getattr(v, "exposure", None)]
+                 for k, v in specs.items()}
+    foresight = {k: c for k, c in foresight.items() if c}
+    for label, cols in foresight.items():
+        warnings.warn(f"backtest of '{label}': the observed future values of {', '.join(cols)} are used at "
+                      "every origin (optimistic where they would have to be forecast in a live run)",
+                      ForecastWarning, stacklevel=2)
     tasks = _plan(specs, frame, cutoffs, refit_every, jobs if dask is None else 2 * max(jobs, 4))
     ctx = dict(horizon=horizon, window=window, refit_every=refit_every, seed=seed, levels=tuple(levels),
                thresholds=tuple(thresholds), keep_pmf=keep_pmf, periods=periods)
@@ -222,7 +231,8 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
         fcs = fcs.merge(frame.drop_duplicates("unique_id")[["unique_id", *keys]], on="unique_id", how="left")
     settings = dict(horizon=horizon, origins=[str(c.date()) for c in cutoffs], step=step, window=window,
                     refit_every=refit_every, seed=seed, models={k: repr(v) for k, v in specs.items()},
-                    levels=list(levels), thresholds=list(thresholds), freq=str(freq))
+                    levels=list(levels), thresholds=list(thresholds), freq=str(freq),
+                    covariates_known_ahead=foresight)
     return BacktestResult(fcs, pts, diag, settings, [b["pmf"] for b in blocks] if keep_pmf else None)
 
 

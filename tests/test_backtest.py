@@ -1,11 +1,13 @@
 """Rolling-origin backtests: no look-ahead, refit schedule, parallel = serial, score tables."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from forecast import ConfigError
+from forecast import ConfigError, ForecastWarning
 from forecast.backtesting import backtest, choose_origins
 from forecast.models import Climatology, Naive, NegBinGLM, SeasonalNaive
 from forecast.models.base import ModelSpec, SeriesFit, SeriesForecast
@@ -237,7 +239,15 @@ def test_split_once_path_equals_filtering_the_frame_at_every_origin(monkeypatch,
                                                interventions=({"name": "iv", "date": when},))
     models = {"nb": spec, "clim": load_model("climatology")}
     kw = dict(n_origins=5, window=36, refit_every=2, progress=False)
-    fast = bt.backtest(panel, models, 3, **kw)  # future covariates come from the panel
+    # Future covariates come from the panel: said in a warning and in the settings (exposure is
+    # known ahead, so only 'x' is named).
+    with pytest.warns(ForecastWarning, match="'nb': the observed future values of x are used"):
+        fast = bt.backtest(panel, models, 3, **kw)
+    assert fast.settings["covariates_known_ahead"] == {"nb": ["x"]}
+    only_exposure = {"nb": load_model("negbin_glm").set_params(exposure="pop", seasonality="fourier")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ForecastWarning)
+        assert bt.backtest(panel, only_exposure, 3, **kw).settings["covariates_known_ahead"] == {}
     monkeypatch.setattr(bt, "_splits_once", lambda spec: False)
     slow = bt.backtest(panel, models, 3, **kw)
     assert fast.forecasts["model"].eq("nb").sum() >= 12
