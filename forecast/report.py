@@ -49,6 +49,7 @@ from forecast._report_view import (  # noqa: F401 (formatters and png_data_uri: 
     plural,
     png_data_uri,
 )
+from forecast.report_context import ReportContext
 
 __all__ = ["render_report", "write_report", "png_data_uri", "MAX_REPORT_BYTES", "SECTION_TITLES"]
 
@@ -80,25 +81,27 @@ TOC_LABELS: dict[str, str] = {
 # --------------------------------------------------------------------------- public API
 
 
-def render_report(context: Mapping[str, Any]) -> str:
+def render_report(context: ReportContext | Mapping[str, Any]) -> str:
     """Render the run report as HTML text.
 
     Parameters
     ----------
-    context : mapping with the keys described in the module's contract
-        (``title``, ``headline``, ``alerts``, ``totals``, ``effects``, ``figures``,
-        ``comparison``, ``selection``, ``data``, ``methods``, ``manifest``, ...);
-        all optional. Lists of rows may also be pandas DataFrames.
+    context : ReportContext or mapping
+        A run's :class:`~forecast.report_context.ReportContext` (its figures carrying their
+        PNG bytes), or a mapping with the same keys (``title``, ``headline``, ``alerts``,
+        ``totals``, ``effects``, ``figures`` with ``png``, ``comparison``, ``selection``,
+        ``data``, ``methods``, ``manifest``, ...); in a mapping all are optional and lists
+        of rows may also be pandas DataFrames.
 
     Returns
     -------
     str : a complete HTML document with no external resources.
     """
-    view = _build_view(dict(context or {}))
+    view = _build_view(_as_mapping(context))
     return _environment().get_template("report.html.j2").render(**view)
 
 
-def write_report(context: Mapping[str, Any], path: str | os.PathLike, *,
+def write_report(context: ReportContext | Mapping[str, Any], path: str | os.PathLike, *,
                  max_bytes: int = MAX_REPORT_BYTES) -> Path:
     """Render and write the report (UTF-8), atomically.
 
@@ -106,9 +109,10 @@ def write_report(context: Mapping[str, Any], path: str | os.PathLike, *,
     ``max_bytes``.
     """
     path = Path(path)
+    context = _as_mapping(context)
     data = render_report(context).encode("utf-8")
     if len(data) > max_bytes:
-        figs = sum(len(f.get("png") or b"") for f in _records((context or {}).get("figures")))
+        figs = sum(len(f.get("png") or b"") for f in _records(context.get("figures")))
         raise ValueError(
             f"The report would be {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit "
             f"(figures: {figs * 4 / 3 / 1e6:.1f} MB encoded). Lower the figure dpi, or show fewer figures.")
@@ -123,6 +127,13 @@ def write_report(context: Mapping[str, Any], path: str | os.PathLike, *,
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _as_mapping(context: ReportContext | Mapping[str, Any] | None) -> dict:
+    """The view reads a mapping: a typed context is converted here, at the edge."""
+    if isinstance(context, ReportContext):
+        return context.render_dict()
+    return dict(context or {})
 
 
 # --------------------------------------------------------------------------- environment

@@ -1,12 +1,26 @@
 """The report context of a run (``report_context.json``) and rendering a run folder's ``index.html``."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from forecast.exceptions import ConfigError
+from forecast.report_context import (
+    Alert,
+    Comparison,
+    ComparisonRow,
+    DataSummary,
+    Effect,
+    FigureRef,
+    Headline,
+    HeadlineRow,
+    Method,
+    ReportContext,
+    SelectionRow,
+    Total,
+    json_values,
+)
 
 UCDP_CITATION = ("Contains UCDP data (Uppsala Conflict Data Program), CC BY 4.0. Cite: Sundberg & Melander (2013), "
                  "J. Peace Research 50(4); Hegre, Croicu, Eck & Högbladh (2020), Research & Politics 7(3) "
@@ -15,8 +29,8 @@ ACLED_CITATION = "Contains ACLED data (acleddata.com); use is subject to ACLED's
 
 
 def context(cfg, events, panel, table, totals, effects, comparison, comparison_h, selection, labelled, figures,
-             manifest, *, simulated: bool, title: str | None, baseline: str) -> dict:
-    """What the report shows (``report_context.json``; :func:`render_run_dir` renders it)."""
+             manifest, *, simulated: bool, title: str | None, baseline: str) -> ReportContext:
+    """What the report shows (written as ``report_context.json``; :func:`render_run_dir` renders it)."""
     from forecast.combine import load_model
     from forecast.specs import to_toml
 
@@ -45,32 +59,34 @@ def context(cfg, events, panel, table, totals, effects, comparison, comparison_h
         methods.append({"name": label, "description": type(spec).description, "equation": spec.equation(),
                         "spec": to_toml(spec)})
     comp_rows = comparison.to_dict("records") + comparison_h.to_dict("records")
-    return {
-        "title": title or "Incident forecast",
-        "subtitle": f"{panel['unique_id'].nunique()} series · data to {panel['ds'].max():%B %Y}",
-        "generated": manifest["created"],
-        "as_of": str(cfg.data.as_of or panel["ds"].max().date()),
-        "simulated": simulated,
-        "headline": {"period": f"{pd.Timestamp(first['ds'].min()):%B %Y}", "rows": rows, "top_risks": top,
-                     "threshold": k_top},
-        "alerts": alerts,
-        "alert_rule": f"P(Y ≥ {k_top}) ≥ {cfg.forecast.alert_probability:.0%}",
-        "totals": totals,
-        **({"effects": _effect_rows(effects, panel)} if effects is not None and len(effects) else {}),
-        "figures": figures,
-        "comparison": {"baseline": baseline, "metric": "rps", "rows": comp_rows,
-                       "note": "Skill = 1 − score / baseline score. p-value: one-sided studentised block-bootstrap "
-                               "test across forecast origins that the model beats the baseline."},
-        "selection": selection[["unique_id", "model", "reason"]].to_dict("records"),
-        "data": {"sources": [{"file": info.get("file", ""), "schema": schema, "rows_read": info.get("rows_read"),
-                              "rows_kept": info.get("rows_kept"),
-                              "sha256": manifest["inputs"].get(str(cfg.data.events), "")}],
-                 "coverage": panel.attrs.get("coverage", {}), "citation": citation,
-                 "dropped": info.get("dropped", {}), "unknown_provinces": info.get("unknown_provinces", []),
-                 "warnings": manifest["warnings"]},
-        "methods": methods,
-        "manifest": manifest,
-    }
+    return ReportContext(
+        title=title or "Incident forecast",
+        subtitle=f"{panel['unique_id'].nunique()} series · data to {panel['ds'].max():%B %Y}",
+        generated=manifest["created"],
+        as_of=str(cfg.data.as_of or panel["ds"].max().date()),
+        simulated=simulated,
+        headline=Headline(period=f"{pd.Timestamp(first['ds'].min()):%B %Y}",
+                          rows=tuple(map(HeadlineRow.from_dict, rows)),
+                          top_risks=tuple(map(HeadlineRow.from_dict, top)), threshold=int(k_top)),
+        alerts=tuple(map(Alert.from_dict, alerts)),
+        alert_rule=f"P(Y ≥ {k_top}) ≥ {cfg.forecast.alert_probability:.0%}",
+        totals=tuple(map(Total.from_dict, totals)),
+        effects=tuple(map(Effect.from_dict, _effect_rows(effects, panel))) if effects is not None and len(effects)
+        else (),
+        figures=tuple(map(FigureRef.from_dict, figures)),
+        comparison=Comparison(baseline=baseline, metric="rps", rows=tuple(map(ComparisonRow.from_dict, comp_rows)),
+                              note="Skill = 1 − score / baseline score. p-value: one-sided studentised "
+                                   "block-bootstrap test across forecast origins that the model beats the baseline."),
+        selection=tuple(map(SelectionRow.from_dict, selection[["unique_id", "model", "reason"]].to_dict("records"))),
+        data=DataSummary.from_dict(
+            {"sources": [{"file": info.get("file", ""), "schema": schema, "rows_read": info.get("rows_read"),
+                          "rows_kept": info.get("rows_kept"),
+                          "sha256": manifest["inputs"].get(str(cfg.data.events), "")}],
+             "coverage": panel.attrs.get("coverage", {}), "citation": citation, "dropped": info.get("dropped", {}),
+             "unknown_provinces": info.get("unknown_provinces", []), "warnings": manifest["warnings"]}),
+        methods=tuple(Method(**m) for m in methods),
+        manifest=json_values(manifest),  # as run.json holds it (JSON values)
+    )
 
 
 def _effect_rows(effects: pd.DataFrame, panel: pd.DataFrame) -> list[dict]:
@@ -96,13 +112,11 @@ def render_run_dir(run_dir: str | Path) -> Path:
     ctx_path = run_dir / "report_context.json"
     if not ctx_path.exists():
         raise ConfigError(f"{run_dir} is not a run folder: report_context.json is missing.")
-    context = json.loads(ctx_path.read_text(encoding="utf-8"))
-    for fig in context.get("figures", []):
-        png = run_dir / fig.pop("file")
+    ctx = ReportContext.from_json(ctx_path.read_text(encoding="utf-8"))  # schema 1 or 2; newer is refused
+    pngs = {}
+    for fig in ctx.figures:
+        png = run_dir / fig.file
         if not png.exists():
             raise ConfigError(f"{run_dir}: figure {png.name} is missing; rerun the forecast.")
-        fig["png"] = png.read_bytes()
-    # JSON turns int keys (thresholds) into strings; the report wants them back as ints.
-    for r in context.get("headline", {}).get("rows", []) + context.get("headline", {}).get("top_risks", []):
-        r["p_ge"] = {int(k): v for k, v in r["p_ge"].items()}
-    return write_report(context, run_dir / "index.html")
+        pngs[fig.file] = png.read_bytes()
+    return write_report(ctx.with_figure_bytes(pngs), run_dir / "index.html")

@@ -130,7 +130,7 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
     (tmp / "run.json").write_text(json.dumps(man, indent=2, default=str), encoding="utf-8")
     context = report_context(cfg, events, panel, table, total, effects, comparison, comparison_h, selection,
                              labelled, figs, man, simulated=simulated, title=title, baseline=baseline)
-    (tmp / "report_context.json").write_text(json.dumps(context, indent=2, default=str), encoding="utf-8")
+    (tmp / "report_context.json").write_text(context.to_json(), encoding="utf-8")
     render_run_dir(tmp)
     step("html", 1)
     return {"n_series": n_series, "seconds": time.perf_counter() - t_start}
