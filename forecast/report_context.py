@@ -74,11 +74,7 @@ def json_values(x: Any) -> Any:
 
 
 def _records(x: Any) -> list[Mapping]:
-    if x is None:
-        return []
-    if hasattr(x, "to_dict") and hasattr(x, "columns"):
-        return x.to_dict("records")
-    return list(x)
+    return [] if x is None else list(x)
 
 
 class _Row:
