@@ -153,4 +153,6 @@ def test_rows_normalise_numpy_and_nan_values():
 def test_report_context_sits_on_the_lowest_floor():
     from tests.test_layers import import_graph
 
-    assert import_graph()["forecast.report_context"] <= {"forecast.exceptions"}
+    graph = import_graph()
+    assert graph["forecast.report_context"] <= {"forecast.exceptions", "forecast._report_values"}
+    assert graph["forecast._report_values"] == set()
