@@ -25,6 +25,24 @@ BAND_STRENGTH = (0.22, 0.42, 0.65)  # fan-chart bands, widest interval lightest
 # Names come from the user's data: "$...$" in a province must be drawn as typed,
 # not parsed as mathtext (an unknown macro would crash the figure).
 PLAIN_TEXT = {"text.parse_math": False}
+# Okabe–Ito: stays distinguishable for the common forms of colour blindness.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+
+
+def pyplot():
+    """``matplotlib.pyplot``, imported on first use (Agg unless a notebook or MPLBACKEND chose)."""
+    import sys
+
+    import matplotlib
+
+    # Headless runs (CLI, tests, CI) get Agg; a Jupyter kernel, an explicit
+    # MPLBACKEND or an already imported pyplot keep their own backend.
+    interactive = "ipykernel" in sys.modules or "MPLBACKEND" in __import__("os").environ
+    if "matplotlib.pyplot" not in sys.modules and not interactive:
+        matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def plain_text(make: Callable) -> Callable:

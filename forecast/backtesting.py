@@ -16,13 +16,13 @@ series draws from its own random stream derived from (seed, series, origin).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from forecast._backtest_result import BacktestResult  # noqa: F401 (public here)
 from forecast.exceptions import ConfigError, ForecastWarning
 from forecast.models.base import ModelSpec, infer_freq
 
@@ -77,82 +77,6 @@ def choose_origins(periods: pd.DatetimeIndex, horizon: int, *, n_origins: int | 
                           f"with at least {min_train} training periods.")
     picked = list(candidates[::-1][::step][:n])[::-1]
     return [pd.Timestamp(c) for c in picked]
-
-
-@dataclass
-class BacktestResult:
-    """Forecasts, observations and per-forecast scores of a rolling-origin backtest.
-
-    Attributes
-    ----------
-    forecasts : ``unique_id, ds, cutoff, h, model, y, mean, lo-*, hi-*, p_ge_*``
-        (+ ``country, province, event_type``), one row per scored forecast.
-    point_scores : per-forecast scores aligned with ``forecasts`` rows
-        (``log, rps, dss, brier_ge_k, coverage_l, interval_l, abs_error,
-        sq_error, bias, mase, pit_lo, pit_hi``).
-    diagnostics : per model, cutoff and series: fallback rung and reason.
-    """
-
-    forecasts: pd.DataFrame
-    point_scores: pd.DataFrame
-    diagnostics: pd.DataFrame
-    settings: dict[str, Any]
-    _pmfs: list[Any] | None = field(default=None, repr=False)
-
-    @property
-    def pmf(self) -> np.ndarray:
-        """Dense (rows × K+1) predictive pmfs aligned with ``forecasts`` (built on request)."""
-        if self._pmfs is None:
-            raise ConfigError("This backtest was run with keep_pmf=False; rerun with keep_pmf=True.")
-        K = max(f.K for f in self._pmfs)
-        return np.concatenate([np.pad(f.pmf, ((0, 0), (0, K - f.K))) for f in self._pmfs])
-
-    def forecast_objects(self) -> list[Any]:
-        """The CountForecast of every (model, origin) block, in ``forecasts`` row order."""
-        if self._pmfs is None:
-            raise ConfigError("This backtest was run with keep_pmf=False.")
-        return list(self._pmfs)
-
-    def scores(self, by: Sequence[str] | str | None = ("model", "h"),
-               metrics: Iterable[str] | None = None) -> pd.DataFrame:
-        """Mean score per group, tidy: ``*by, metric, value, n``.
-
-        ``by`` may name any column of ``forecasts`` (``model, h, cutoff,
-        unique_id, province, event_type``…); ``None`` gives per-forecast rows.
-        ``mase`` averages only forecasts whose series has a non-zero in-sample
-        scale; ``n`` says how many that is.
-        """
-        by = [by] if isinstance(by, str) else list(by or [])
-        cols = [c for c in (metrics or self.point_scores.columns) if not c.startswith("pit_")]
-        wide = pd.concat([self.forecasts[by + ["unique_id", "ds", "cutoff", "model"]
-                                         if not by else by].reset_index(drop=True),
-                          self.point_scores[cols].reset_index(drop=True)], axis=1)
-        wide = wide.loc[:, ~wide.columns.duplicated()]
-        if not by:
-            return wide.melt(id_vars=[c for c in wide.columns if c not in cols], var_name="metric")
-        long = wide.melt(id_vars=by, value_vars=cols, var_name="metric")
-        g = long.groupby(by + ["metric"], sort=True, observed=True)["value"]
-        out = g.mean().to_frame("value").join(g.count().rename("n")).reset_index()
-        return out
-
-    def summary(self, metrics: Sequence[str] = ("rps", "log", "mae", "coverage_80")) -> pd.DataFrame:
-        """Mean scores per model and horizon as a wide table (``mae`` is the mean absolute error).
-
-        ``n`` is the number of forecasts per (model, h); a column ``n_<metric>`` appears
-        when some of them have no finite score for that metric, so unequal counts show.
-        """
-        tidy = self.scores(("model", "h"))
-        tidy["metric"] = tidy["metric"].replace({"abs_error": "mae"})
-        tidy = tidy[tidy["metric"].isin(metrics)]
-        wide = tidy.pivot_table(index=["model", "h"], columns="metric", values="value")
-        counts = tidy.pivot_table(index=["model", "h"], columns="metric", values="n")
-        out = wide[[m for m in metrics if m in wide.columns]]
-        n = self.forecasts.groupby(["model", "h"], observed=True).size().reindex(out.index)
-        out = out.assign(n=n.to_numpy())
-        for m in [m for m in metrics if m in counts.columns]:
-            if (counts[m].to_numpy() != n.to_numpy()).any():
-                out[f"n_{m}"] = counts[m].to_numpy().astype(np.int64)
-        return out.reset_index()
 
 
 def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | None = None,

@@ -111,16 +111,24 @@ SCHEMA_HELP = "File layout: auto, native, acled or ucdp."
 ASOF_HELP = "Date up to which the log is complete (its export date), YYYY-MM-DD."
 DASK_HELP = ("Run the backtest on this Dask cluster (scheduler address, e.g. tcp://host:8786) instead of "
              "local processes; needs pip install \"incident-forecast[dask]\".")
+# Arguments and options several commands take alike, defined once so that their help
+# and checks cannot drift apart (typer copies them per command).
+EVENTS_FILE = typer.Argument(..., help="Events file (CSV or Parquet).")
+EVENTS_OR_PANEL = typer.Argument(..., help="Events file or panel CSV (unique_id, ds, y).")
+FREQ_OF_EVENTS = typer.Option("month", help="Period when FILE holds events: day, week, month, quarter or year "
+                                            "(a panel CSV keeps its own).")
+AS_OF = typer.Option(None, help=ASOF_HELP, callback=_as_of)
+SEED = typer.Option(0, min=0, help="Seed of the per-series random streams.")
 
 
 @app.command()
 @_friendly
 def validate(
-    file: Path = typer.Argument(..., help="Events file (CSV or Parquet)."),
+    file: Path = EVENTS_FILE,
     schema: str = typer.Option("auto", help=SCHEMA_HELP),
     gazetteer: Optional[Path] = typer.Option(None, help="CSV of extra province aliases (country,province,alias)."),
     strict: bool = typer.Option(False, help="Treat unknown province names as errors."),
-    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP, callback=_as_of),
+    as_of: Optional[str] = AS_OF,
     monthfirst: bool = typer.Option(False, help="Read ambiguous dates like 03/04/2024 as month first."),
 ) -> None:
     """Check an events file and print a summary (exit 1 with the problems if it is broken).
@@ -147,12 +155,12 @@ def validate(
 @app.command()
 @_friendly
 def panel(
-    file: Path = typer.Argument(..., help="Events file (CSV or Parquet)."),
+    file: Path = EVENTS_FILE,
     out: Path = typer.Option(..., "--out", "-o", help="Panel CSV to write."),
     freq: str = typer.Option("month", help="day, week (W-MON; W-SUN etc. for weeks from another day), month, quarter or year "
                                                   "(pandas D, W, MS, QS, YS accepted)."),
     schema: str = typer.Option("auto", help=SCHEMA_HELP),
-    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP, callback=_as_of),
+    as_of: Optional[str] = AS_OF,
     value: str = typer.Option("events", help="Count 'events' or sum 'fatalities'."),
     totals: bool = typer.Option(False, help="Add country and whole-area totals as extra series."),
     country: Optional[list[str]] = typer.Option(None, help="Include every province of this country "
@@ -186,14 +194,13 @@ def models_cmd() -> None:
 @app.command()
 @_friendly
 def predict(
-    file: Path = typer.Argument(..., help="Events file or panel CSV (unique_id, ds, y)."),
+    file: Path = EVENTS_OR_PANEL,
     model: str = typer.Option(..., "--model", "-m", help="Model spec name (see 'forecast models') or .toml path."),
     horizon: int = typer.Option(6, "--horizon", "-h", min=1, help="Periods ahead."),
     out: Path = typer.Option(..., "--out", "-o", help="Forecast CSV to write."),
-    freq: str = typer.Option("month", help="Period when FILE holds events: day, week, month, quarter or year "
-                                "(a panel CSV keeps its own)."),
-    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP, callback=_as_of),
-    seed: int = typer.Option(0, min=0, help="Seed of the per-series random streams."),
+    freq: str = FREQ_OF_EVENTS,
+    as_of: Optional[str] = AS_OF,
+    seed: int = SEED,
     force: bool = typer.Option(False, help="Overwrite OUT if it exists."),
 ) -> None:
     """Fit one model on all data and write its forecasts (mean, intervals, P(Y >= k)).
@@ -209,7 +216,7 @@ def predict(
 @app.command("backtest")
 @_friendly
 def backtest_cmd(
-    file: Path = typer.Argument(..., help="Events file or panel CSV (unique_id, ds, y)."),
+    file: Path = EVENTS_OR_PANEL,
     models: str = typer.Option("climatology,seasonal_naive,negbin_glm", "--models",
                                help="Comma-separated model spec names or .toml paths."),
     horizon: int = typer.Option(6, "--horizon", "-h", min=1, help="Periods ahead at each origin."),
@@ -218,12 +225,11 @@ def backtest_cmd(
     refit_every: int = typer.Option(1, min=1, help="Re-estimate parameters every k origins."),
     baseline: str = typer.Option("climatology", help="Model that others must beat significantly."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for backtest.csv, scores.csv, comparison.csv."),
-    freq: str = typer.Option("month", help="Period when FILE holds events: day, week, month, quarter or year "
-                                "(a panel CSV keeps its own)."),
-    as_of: Optional[str] = typer.Option(None, help=ASOF_HELP, callback=_as_of),
+    freq: str = FREQ_OF_EVENTS,
+    as_of: Optional[str] = AS_OF,
     jobs: int = typer.Option(1, min=1, help="Parallel worker processes on this machine (not used with --dask)."),
     dask: Optional[str] = typer.Option(None, "--dask", metavar="<address>", help=DASK_HELP),
-    seed: int = typer.Option(0, min=0, help="Seed of the per-series random streams."),
+    seed: int = SEED,
     force: bool = typer.Option(False, help="Replace OUT if it exists."),
     quiet: bool = typer.Option(False, help="No progress bar or summary."),
 ) -> None:

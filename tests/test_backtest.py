@@ -255,3 +255,12 @@ def test_split_once_path_equals_filtering_the_frame_at_every_origin(monkeypatch,
     pd.testing.assert_frame_equal(fast.point_scores, slow.point_scores)
     cols = ["model", "cutoff", "unique_id", "fallback", "reason", "model_used", "converged"]
     pd.testing.assert_frame_equal(fast.diagnostics[cols], slow.diagnostics[cols])
+
+
+def test_backtest_result_stays_importable_from_backtesting():
+    import forecast.backtesting as bt
+    from forecast._backtest_result import BacktestResult
+
+    assert bt.BacktestResult is BacktestResult
+    assert isinstance(bt.backtest(_sample_panel_for_chunks(1), {"c": load_model("climatology")}, 2, n_origins=2,
+                                  progress=False), BacktestResult)

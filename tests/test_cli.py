@@ -212,3 +212,13 @@ def test_run_with_a_malformed_dask_flag_names_the_config_key(tmp_path):
     res = run("run", str(tmp_path / "config.toml"), "--dask", "tcp://host", "--quiet")
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "[run] dask must be a Dask scheduler address" in res.output and "'tcp://host'" in res.output
+
+
+@pytest.mark.parametrize("cmd", [("validate",), ("panel", "-o", "p.csv"), ("predict", "-m", "naive", "-o", "f.csv"),
+                                 ("backtest", "-o", "bt")])
+def test_shared_as_of_option_checks_the_date_in_every_command(cmd, tmp_path):
+    """The commands share one --as-of option: each rejects an impossible date before any work."""
+    res = runner.invoke(app, [cmd[0], UCDP, *[str(tmp_path / a) if a.endswith((".csv", "bt")) else a for a in cmd[1:]],
+                              "--as-of", "2024-02-30"])
+    assert res.exit_code == 2 and "real calendar date" in res.output, res.output
+    assert not any(tmp_path.iterdir())

@@ -96,8 +96,16 @@ def expected_percent(p: float) -> str:
 
 # ----------------------------------------------------------------------------- module
 def test_importing_plots_does_not_import_matplotlib():
-    code = "import sys, forecast.plots; sys.exit('matplotlib' in sys.modules)"
+    # the private figure modules too: matplotlib is imported lazily everywhere
+    code = ("import sys, forecast.plots, forecast._plots_eval, forecast._plot_helpers;"
+            " sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_evaluation_figures_stay_public_in_plots():
+    from forecast import _plots_eval
+    for name in ("scores_by_horizon", "pit_histograms", "reliability_diagram"):
+        assert getattr(plots, name) is getattr(_plots_eval, name)
 
 
 def test_to_png_bytes_and_save_close_the_figure(tmp_path, panel):

@@ -15,14 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from forecast.models.base import (
-    FitFailure,
-    ModelSpec,
-    Param,
-    Series,
-    SeriesFit,
-    SeriesForecast,
-)
+from forecast.models.base import FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast
 from forecast.models._arma import (  # noqa: F401 (re-exported: the tests and callers import them from here)
     KPSS_CRIT_5PCT,
     _best,

@@ -5,16 +5,8 @@ import numpy as np
 
 from forecast.distributions import K_CAP_MAX
 from forecast.models._glmbatch import nb_intercept_mle_batch
-from forecast.models.base import (
-    FitFailure,
-    ModelSpec,
-    Param,
-    Series,
-    SeriesFit,
-    SeriesForecast,
-    batching,
-    positive_int,
-)
+from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
+                                  positive_int)
 
 WINDOW = Param("window", 36, "an int >= 1", positive_int, "number of most recent periods used")
 
@@ -107,7 +99,20 @@ def nb_intercept_mle(y: np.ndarray) -> tuple[float, float, float]:
     return float(mu[0]), float(alpha[0]), float(ll[0])
 
 
-class Climatology(ModelSpec):
+class _Windowed(ModelSpec):
+    """Shared skeleton of the baselines that read only the last ``window`` counts."""
+
+    draws = False
+    params = (WINDOW,)
+    fallbacks = (Zero,)
+
+    def _last_window(self, s: Series) -> np.ndarray:
+        if len(s.y) == 0:
+            raise FitFailure("empty series")
+        return s.y[-self.window:]
+
+
+class Climatology(_Windowed):
     """Negative binomial fitted to the last ``window`` periods.
 
     Notes
@@ -119,15 +124,10 @@ class Climatology(ModelSpec):
     """
 
     name = "climatology"
-    draws = False
     description = "Negative binomial fitted to the last W periods (default baseline)"
-    params = (WINDOW,)
-    fallbacks = (Zero,)
 
     def _fit_series(self, s: Series) -> SeriesFit:
-        if len(s.y) == 0:
-            raise FitFailure("empty series")
-        w = s.y[-self.window:]
+        w = self._last_window(s)
         mu, alpha, ll = nb_intercept_mle(w)
         return self._series_fit(mu, alpha, ll, len(w))
 
@@ -157,7 +157,7 @@ class Climatology(ModelSpec):
         return SeriesForecast("negbin", mu=np.full(h, fit.state["mu"]), alpha=np.full(h, fit.state["alpha"]))
 
 
-class Empirical(ModelSpec):
+class Empirical(_Windowed):
     """The empirical distribution of the last ``window`` counts ("conflictology").
 
     Notes
@@ -171,15 +171,10 @@ class Empirical(ModelSpec):
     """
 
     name = "empirical"
-    draws = False
     description = "Empirical distribution of the last W periods (conflictology)"
-    params = (WINDOW,)
-    fallbacks = (Zero,)
 
     def _fit_series(self, s: Series) -> SeriesFit:
-        if len(s.y) == 0:
-            raise FitFailure("empty series")
-        w = s.y[-self.window:]
+        w = self._last_window(s)
         K = min(int(w.max()), K_CAP_MAX)
         freq = np.bincount(np.minimum(w, K + 1), minlength=K + 2) / len(w)  # slot K+1: counts above the cap
         pmf = freq[:K + 1]

@@ -33,19 +33,8 @@ import pandas as pd
 from forecast.models._glmbatch import fit_batch
 from forecast.models._glmglue import _BatchRows, _check_future, _draw, _named_columns
 from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
-from forecast.models.base import (
-    PENALTY_FALLBACK,
-    FitFailure,
-    ModelSpec,
-    Param,
-    Series,
-    SeriesFit,
-    SeriesForecast,
-    batching,
-    non_negative,
-    positive_int,
-    series_rng,
-)
+from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param, Series, SeriesFit,
+                                  SeriesForecast, batching, non_negative, positive_int, series_rng)
 from forecast.models.baselines import Climatology, Zero
 from forecast.models.design import (
     MEAN_CAP_FACTOR,

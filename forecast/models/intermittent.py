@@ -13,14 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from forecast.models.base import (
-    FitFailure,
-    ModelSpec,
-    Param,
-    Series,
-    SeriesFit,
-    SeriesForecast,
-)
+from forecast.models.base import FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast
 from forecast.models.baselines import Climatology, Zero
 
 

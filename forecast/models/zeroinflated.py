@@ -16,15 +16,7 @@ from scipy import special
 
 from forecast.exceptions import ConfigError
 from forecast.models._zifit import ZIFit, fit_zinb, fit_zip
-from forecast.models.base import (
-    FitFailure,
-    ModelSpec,
-    Param,
-    Series,
-    SeriesFit,
-    SeriesForecast,
-    positive_int,
-)
+from forecast.models.base import FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, positive_int
 from forecast.models.baselines import Climatology, Zero
 from forecast.models.glm import NegBinGLM, PoissonGLM
 from forecast.models.design import (

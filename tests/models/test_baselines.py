@@ -163,3 +163,18 @@ def test_update_keeps_parameters_but_uses_new_data():
     nfit = Naive().fit(short).update(P)
     assert nfit.forecast(1).mean.tolist() == [float(Y[-1]), 0.0, 1.0]
     assert upd.forecast(1).index["ds"].iloc[0] == pd.Timestamp("2021-05-01")
+
+
+def test_window_baselines_keep_their_contract():
+    """Climatology and Empirical share one skeleton: window param, Zero fallback, no draws."""
+    import inspect
+
+    from forecast.models.base import FitFailure, Series
+
+    empty = Series("e", np.array([], dtype="datetime64[ns]"), np.array([], dtype=np.int64), "MS", None)
+    for cls in (Climatology, Empirical):
+        assert [p.name for p in cls.params] == ["window"] and cls().window == 36
+        assert cls.fallbacks == (Zero,) and cls.draws is False
+        assert list(inspect.signature(cls).parameters) == ["self", "window"]
+        with pytest.raises(FitFailure, match="empty series"):
+            cls()._fit_series(empty)
