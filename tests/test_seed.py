@@ -18,21 +18,9 @@ from forecast.models.base import PanelData
 from forecast.models.params import Param, check_params, positive
 from forecast.models.streams import TOTALS_STREAM, series_rng, totals_rng
 from forecast.specs import save_model, spec_from_dict, to_toml
+from tests.test_backtest import sim_panel  # the panel the reference numbers below use
 
 MOVED = "seed is no longer a model parameter"
-
-
-def sim_panel(n_series=4, length=60, seed=3) -> pd.DataFrame:
-    """Same panel as tests/test_backtest.py::sim_panel (the reference numbers below use it)."""
-    rng = np.random.default_rng(seed)
-    ds = pd.date_range("2018-01-01", periods=length, freq="MS")
-    rows = []
-    for i in range(n_series):
-        mu = np.exp(0.8 + 0.5 * np.sin(2 * np.pi * ds.month.to_numpy() / 12) + 0.3 * i)
-        y = rng.negative_binomial(2, 2 / (2 + mu))
-        rows.append(pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": y}))
-    rows.append(pd.DataFrame({"unique_id": "zeros", "ds": ds, "y": 0}))
-    return pd.concat(rows, ignore_index=True)
 
 
 P = sim_panel()
