@@ -137,15 +137,23 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
         warnings.warn(f"backtest of '{label}': the observed future values of {', '.join(cols)} are used at "
                       "every origin (optimistic where they would have to be forecast in a live run)",
                       ForecastWarning, stacklevel=2)
-    tasks = _plan(specs, frame, cutoffs, refit_every, jobs if dask is None else 2 * max(jobs, 4))
+    # A combination that can assemble its backtest from its members' (``backtest_blocks``, the
+    # auto model) does so; every other model runs as tasks, one per model and block of origins.
+    own = {k: v for k, v in specs.items() if hasattr(v, "backtest_blocks")}
+    tasks = _plan({k: v for k, v in specs.items() if k not in own}, frame, cutoffs, refit_every,
+                  jobs if dask is None else 2 * max(jobs, 4))
     ctx = dict(horizon=horizon, window=window, refit_every=refit_every, seed=seed, levels=tuple(levels),
                thresholds=tuple(thresholds), keep_pmf=keep_pmf, periods=periods)
-    results = _run_tasks(tasks, ctx, jobs, progress, backend, dask)
+    results = _run_tasks(tasks, ctx, jobs, progress, backend, dask) if tasks else []
     # Back to the serial order: model, then cutoff, then series (chunks are in series order).
     by_key: dict[tuple, list[dict]] = {}
     for task, blocks_of_task in zip(tasks, results):
         for b in blocks_of_task:
             by_key.setdefault((task[0], b["cutoff"]), []).append(b)
+    for label, spec in own.items():
+        for b in spec.backtest_blocks(label, frame, cutoffs, jobs=jobs, progress=progress, backend=backend,
+                                      dask=dask, **ctx):
+            by_key.setdefault((label, b["cutoff"]), []).append(b)
     blocks = [b for label in specs for c in cutoffs for b in by_key.get((label, c), [])]
     fcs = pd.concat([b["forecasts"] for b in blocks], ignore_index=True)
     pts = pd.concat([b["scores"] for b in blocks], ignore_index=True)
@@ -213,7 +221,7 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
     """Fit at every ``refit_every``-th cutoff (the first included), update between; forecast
     and score at each. ``cutoffs`` start at a refit."""
     from forecast.models.base import PanelData
-    from forecast.scoring import mase_scale, score_all
+    from forecast.scoring import mase_scale
 
     out, fitted = [], None
     season = frame.attrs["freq"].season_length
@@ -256,21 +264,33 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
             continue
         if not seen.all():  # (a subset copies the dense pmf: skip it when every row is observed)
             fc = fc.subset(np.flatnonzero(seen))
-        y = yv[seen].astype("int64")
-        sc = score_all(fc, y, levels=levels, thresholds=thresholds)
-        sc["mase"] = sc["abs_error"] / scales
-        table = fc.to_frame(levels=levels, thresholds=thresholds)
-        table["model"] = label
-        table.insert(2, "cutoff", cutoff)
-        table.insert(5, "y", y)
-        diag = fitted.diagnostics()
-        diag = diag[[c for c in ("unique_id", "fallback", "reason", "model_used", "converged", "engine")
-                     if c in diag.columns]]
-        diag.insert(0, "cutoff", cutoff)
-        diag.insert(0, "model", label)
-        out.append(dict(cutoff=cutoff, forecasts=table, scores=pd.DataFrame(sc), diagnostics=diag,
-                        pmf=fc if keep_pmf else None))
+        out.append(score_block(label, cutoff, fc, yv[seen].astype("int64"), scales, fitted.diagnostics(),
+                               levels=levels, thresholds=thresholds, keep_pmf=keep_pmf))
     return out
+
+
+def score_block(label: str, cutoff: pd.Timestamp, fc: Any, y: np.ndarray, scales: np.ndarray,
+                diagnostics: pd.DataFrame, *, levels: tuple, thresholds: tuple, keep_pmf: bool) -> dict:
+    """One (model, cutoff) block of a backtest: the forecast table, its scores against the
+    observed ``y`` (rows of ``fc``), the diagnostics and (``keep_pmf``) the forecast itself.
+
+    Shared with combinations that assemble their backtest from their members' (the
+    ``auto`` model), so every block is scored the same way.
+    """
+    from forecast.scoring import score_all
+
+    sc = score_all(fc, y, levels=levels, thresholds=thresholds)
+    sc["mase"] = sc["abs_error"] / scales
+    table = fc.to_frame(levels=levels, thresholds=thresholds)
+    table["model"] = label
+    table.insert(2, "cutoff", cutoff)
+    table.insert(5, "y", y)
+    diag = diagnostics[[c for c in ("unique_id", "fallback", "reason", "model_used", "converged", "engine")
+                        if c in diagnostics.columns]].copy()
+    diag.insert(0, "cutoff", cutoff)
+    diag.insert(0, "model", label)
+    return dict(cutoff=cutoff, forecasts=table, scores=pd.DataFrame(sc), diagnostics=diag,
+                pmf=fc if keep_pmf else None)
 
 
 def _known_ahead(frame: pd.DataFrame, uids: list[str], last: np.ndarray, cols: Sequence[str],

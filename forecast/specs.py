@@ -36,7 +36,7 @@ META_KEYS = ("model", "description")
 #: Spec types known beyond the models (name -> class), see :func:`register_spec_type`.
 _EXTRA_TYPES: dict[str, type] = {}
 #: Where the combinations live, for the error when one is loaded before its module is imported.
-_COMBINATIONS = {"ensemble": "forecast.combine"}
+_COMBINATIONS = {"ensemble": "forecast.combine", "auto": "forecast.combine"}
 
 
 def register_spec_type(cls: type) -> type:

@@ -106,7 +106,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 # importing its package (``forecast`` or ``forecast.models``) is an arrow up to it.
 def _graph_without_package_reexports() -> dict[str, set[str]]:
     g = import_graph()
-    return {m: {d for d in deps if not (m in ("forecast", "forecast.models") and d.startswith(m + "."))}
+    return {m: {d for d in deps if not (m in ("forecast", "forecast.models", "forecast.combine")
+                                         and d.startswith(m + "."))}
             for m, deps in g.items()}
 
 
@@ -133,7 +134,8 @@ HIGH = ("forecast.combine", "forecast.pipeline", "forecast.run", "forecast.cli")
                                           or m in ("forecast.backtesting", "forecast.specs")))
 def test_lower_floors_never_import_higher_ones(module):
     g = import_graph()
-    assert not g[module] & set(HIGH), f"{module} imports {sorted(g[module] & set(HIGH))}"
+    high = {d for d in g[module] if d.startswith(HIGH)}  # a high package's submodules too
+    assert not high, f"{module} imports {sorted(high)}"
 
 
 def test_backtesting_does_not_read_spec_files():

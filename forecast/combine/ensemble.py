@@ -19,7 +19,7 @@ from forecast.exceptions import ConfigError
 from forecast.models.base import FittedModel, ModelSpec, PanelData, Param, one_of, positive_int
 from forecast.models.baselines import Climatology
 from forecast.models.glm import NegBinGLM
-from forecast.specs import load_model, register_spec_type  # noqa: F401  (load_model: every spec type known)
+from forecast.specs import load_model, register_spec_type
 
 
 def _members_ok(v: Any) -> bool:
@@ -105,8 +105,9 @@ def _named_members(params: dict[str, Any], load: Callable[[str], ModelSpec] | No
     the name: members are resolved when the ensemble is made, never when it is fitted."""
     names = params.get("members")
     if isinstance(names, (list, tuple)) and names and all(isinstance(n, (str, Path)) for n in names):
-        return {**params, "members": resolve_models(list(names)) if load is None
-                else {str(n): load(n) for n in names}}
+        load = load or load_model
+        return {**params, "members": {(Path(n).stem if str(n).endswith(".toml") else str(n)): load(n)
+                                      for n in names}}
     return params
 
 
@@ -194,26 +195,3 @@ class EnsembleFitted(FittedModel):
 # The spec type table of forecast.specs learns this combination here, explicitly (specs
 # sits below this module and never imports it).
 register_spec_type(Ensemble)
-
-
-def resolve_models(models: Any) -> dict[str, Any]:
-    """Label -> spec object from specs, spec names or ``.toml`` paths (a list, or a dict label -> either).
-
-    Names are loaded once, here, with every spec type known (an ensemble file's members
-    included); a name labels its spec, a path its file stem, a spec object its model name.
-    """
-    if isinstance(models, (ModelSpec, str, Path)):
-        models = [models]
-    if isinstance(models, Mapping):
-        return {str(k): load_model(v) if isinstance(v, (str, Path)) else v for k, v in models.items()}
-    out: dict[str, Any] = {}
-    for m in models:
-        if isinstance(m, (str, Path)):
-            label = Path(m).stem if isinstance(m, Path) or str(m).endswith(".toml") else str(m)
-            spec = load_model(m)
-        else:
-            label, spec = getattr(m, "name", str(m)), m
-        if label in out:
-            raise ConfigError(f"Model label '{label}' is used twice; pass a dict of label -> spec.")
-        out[label] = spec
-    return out

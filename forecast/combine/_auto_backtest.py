@@ -1,0 +1,133 @@
+"""The backtest of the ``auto`` model, assembled from one backtest of its members.
+
+Fitting ``auto`` at an outer cutoff o backtests its members at the internal cutoffs
+before o. Since every member forecast at a cutoff c uses only data ≤ c, the member's
+forecast at c is the same in every outer fold that uses c. So the members are
+backtested once, at the union of all internal cutoffs (and the outer ones), and each
+outer cutoff's weights are learnt from exactly the cells its nested fit would use
+(internal cutoffs of o, horizons 1..``inner_horizon``). The result equals refitting
+``auto`` at every cutoff (``tests/test_auto.py`` checks it) at a fraction of the cost:
+each member is fitted once per cutoff instead of once per (outer, internal) pair.
+
+Used for expanding windows with ``inner_refit_every = 1``; otherwise the folds no longer
+share member fits and ``auto`` is refitted per cutoff like any combination.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecast.backtesting import _run_block, backtest, score_block
+from forecast.combine._weights import inner_cutoffs, series_groups, weights_from_cells
+from forecast.scoring import mase_scale
+
+
+def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Timestamp], *, horizon: int,
+                window: Any, refit_every: int, seed: int, levels: tuple, thresholds: tuple, keep_pmf: bool,
+                periods: pd.DatetimeIndex, jobs: int = 1, progress: Any = None, backend: Any = None,
+                dask: Any = None) -> list[dict]:
+    """Backtest blocks of ``spec`` (an :class:`~forecast.combine.auto.Auto`) at ``cutoffs``."""
+    if window != "expanding" or spec.inner_refit_every != 1:
+        return _run_block(label, spec, cutoffs, frame, horizon=horizon, window=window, refit_every=refit_every,
+                          seed=seed, levels=levels, thresholds=thresholds, keep_pmf=keep_pmf, periods=periods)
+    freq = frame.attrs["freq"]
+    members = spec.member_specs()
+    labels = list(members)
+    refits = cutoffs[::refit_every]  # weights are learnt where auto would be refitted
+    inner = {o: inner_cutoffs(spec, periods[:periods.get_loc(o) + 1], freq.periods_per_year) for o in refits}
+    union = sorted(set().union(*inner.values())) if inner else []
+    run = dict(seed=seed, jobs=jobs, progress=progress, backend=backend, dask=dask, levels=levels,
+               thresholds=thresholds)
+    panel = frame.copy()
+    panel.attrs = dict(frame.attrs)
+    if horizon == spec.inner_horizon and refit_every == 1:  # one member backtest serves both
+        both = _member_backtest(panel, members, horizon, sorted(set(union) | set(cutoffs)), 1, True, run)
+        inner_res = outer_res = both
+    else:
+        inner_res = _member_backtest(panel, members, spec.inner_horizon, union, 1, spec.metric == "rps", run) \
+            if union else None
+        outer_res = _member_backtest(panel, members, horizon, list(cutoffs), refit_every, True, run)
+    outer_blocks = _blocks_by_cutoff(outer_res, labels)
+    season = freq.season_length
+    out, weights = [], None
+    for i, o in enumerate(cutoffs):
+        parts = outer_blocks.get(o)
+        if parts is None:
+            continue
+        fcs = [parts[m][0] for m in labels]
+        uids = list(pd.unique(fcs[0].index["unique_id"].astype(str)))
+        if i % refit_every == 0:
+            weights, notes = _weights_at(spec, labels, inner_res, inner[o], uids, frame)
+            w_by_uid = dict(zip(uids, weights.T))
+        M = len(labels)
+        W = np.stack([w_by_uid.get(u, np.full(M, 1.0 / M)) for u in fcs[0].index["unique_id"].astype(str)],
+                     axis=1)
+        pooled = type(fcs[0]).mixture(fcs, W, model=spec.name)
+        rows = parts[labels[0]][1]
+        y = rows["y"].to_numpy(dtype=np.int64)
+        train = frame[frame["ds"] <= o]
+        by_uid = {u: mase_scale(g["y"].to_numpy(), season) for u, g in train.groupby("unique_id", sort=False)}
+        scales = pooled.index["unique_id"].map(by_uid).to_numpy(dtype=float)
+        diag = _diagnostics(labels, outer_res.diagnostics, o, uids, notes)
+        out.append(score_block(label, o, pooled, y, scales, diag, levels=levels, thresholds=thresholds,
+                               keep_pmf=keep_pmf))
+    return out
+
+
+def _member_backtest(panel, members, horizon, origins, refit_every, keep_pmf, run):
+    return backtest(panel, members, horizon, origins=origins, refit_every=refit_every, keep_pmf=keep_pmf, **run)
+
+
+def _blocks_by_cutoff(res, labels: list[str]) -> dict:
+    """cutoff -> member -> (its forecast rows at that cutoff as one CountForecast sorted by
+    series and date, and the matching rows of ``res.forecasts``)."""
+    objs = res.forecast_objects()
+    f = res.forecasts
+    spans: dict[tuple, list] = {}
+    start = 0
+    for fc in objs:
+        n = len(fc)
+        key = (f["model"].iat[start], f["cutoff"].iat[start])
+        spans.setdefault(key, []).append((fc, start, start + n))
+        start += n
+    out: dict = {}
+    for (model, cutoff), parts in spans.items():
+        fc = parts[0][0] if len(parts) == 1 else type(parts[0][0]).concat([p[0] for p in parts])
+        rows = pd.concat([f.iloc[a:b] for _, a, b in parts])
+        order = np.lexsort((fc.index["ds"].to_numpy(), fc.index["unique_id"].astype(str).to_numpy()))
+        out.setdefault(cutoff, {})[model] = (fc.subset(order), rows.iloc[order].reset_index(drop=True))
+    return {c: v for c, v in out.items() if all(m in v for m in labels)}
+
+
+def _weights_at(spec, labels, res, cut, uids, frame):
+    """Weights (M, n_series) learnt from the member cells at internal cutoffs ``cut``."""
+    M = len(labels)
+    if res is None or not cut:
+        return np.full((M, len(uids)), 1.0 / M), {u: "equal weights: too few periods for the internal backtest"
+                                                  for u in uids}
+    f = res.forecasts
+    sel = f["cutoff"].isin(pd.DatetimeIndex(cut)).to_numpy() & (f["h"].to_numpy() <= spec.inner_horizon)
+    pmfs = None
+    if spec.metric == "rps":
+        from forecast.distributions import CountForecast
+
+        pmfs = [CountForecast.concat(res.forecast_objects()).subset(np.flatnonzero(sel))]
+    return weights_from_cells(spec, labels, f[sel].reset_index(drop=True),
+                              res.point_scores[sel].reset_index(drop=True), pmfs, uids,
+                              series_groups(frame, uids, spec.pool))
+
+
+def _diagnostics(labels, diag: pd.DataFrame, cutoff, uids, notes) -> pd.DataFrame:
+    """Per series at ``cutoff``: which members fell back, as the fitted auto model reports it."""
+    d = diag[diag["cutoff"] == cutoff]
+    fell = d[d["fallback"] != "none"]
+    by_uid: dict[str, list[str]] = {}
+    for m, u, used in zip(fell["model"], fell["unique_id"].astype(str), fell["model_used"]):
+        by_uid.setdefault(u, []).append(f"{m}->{used}")
+    conv = d.groupby(d["unique_id"].astype(str))["converged"].all() if "converged" in d else None
+    return pd.DataFrame({"unique_id": uids,
+                         "fallback": ["members: " + ", ".join(by_uid[u]) if u in by_uid else "none" for u in uids],
+                         "reason": [notes.get(u, "") for u in uids], "model_used": "auto",
+                         "converged": [bool(conv.get(u, True)) if conv is not None else True for u in uids]})

@@ -1,0 +1,123 @@
+"""The ``auto`` model: a stacked linear pool of fast members, learnt on the training data.
+
+Fitting ``auto`` backtests its members on the training data only (rolling origins that
+end at the cutoff), learns the pool's weights from those held-out forecasts across all
+series together (:mod:`forecast.stacking`), then fits every member on all the training
+data. No weight ever sees an outcome after the cutoff, so ``forecast.backtest(panel,
+["auto"])`` evaluates the whole procedure honestly.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from forecast.combine._auto_backtest import auto_blocks
+from forecast.combine._weights import inner_weights
+from forecast.combine.ensemble import EnsembleFitted, _members_ok, _named_members, member_items
+from forecast.models.base import ModelSpec, PanelData, Param, non_negative, one_of, positive_int
+from forecast.specs import load_model, register_spec_type
+
+#: Members of the default pool: fast models that differ in what they trust (the recent level,
+#: the long-run rate, the season, the last count); loaded from the bundled spec files.
+DEFAULT_MEMBERS = ("climatology", "naive", "negbin_glm", "negbin_glm_ar", "ingarch")
+
+
+def _finite_or_inf(v: Any) -> bool:
+    return non_negative(v) or (isinstance(v, float) and math.isinf(v) and v > 0)
+
+
+def _origins_ok(v: Any) -> bool:
+    return v is None or positive_int(v)
+
+
+class Auto(ModelSpec):
+    """Stacked linear pool of member models, weights learnt on held-out training forecasts.
+
+    Notes
+    -----
+    p_i(y) = Σ_m w_im p_im(y), with the weights w_i of series i chosen on the training
+    data only: every member forecasts ``inner_horizon`` periods from each of the last
+    ``inner_origins`` cutoffs (refitted every ``inner_refit_every``), and the weights
+    maximise the pool's mean log score over those cells, pooled over the series of a
+    group (``pool``: the event type, or all series), by EM with a Dirichlet pseudo-count
+    κ (``kappa``) toward equal weights: w_m ← (Σ_c r_cm + κ)/(N + Mκ). Each series then
+    moves from its group's weights w̄ only as far as its own cells support:
+    w_im ← (Σ_t r_itm + s·w̄_m)/(T_i + s), s = ``shrinkage`` (``inf``: group weights).
+    ``metric = "rps"`` minimises the pool's ranked probability score instead.
+    """
+
+    name = "auto"
+    description = "Stacked pool of fast models, weights learnt by rolling origins on the training data"
+    params = (
+        Param("members", None, "a tuple of at least 2 model specs (or a dict label -> spec)", _members_ok,
+              "member specs; a spec file lists member spec names (default: "
+              + ", ".join(DEFAULT_MEMBERS) + ")"),
+        Param("metric", "log", "one of 'log', 'rps'", one_of("log", "rps"), "score the pool's weights optimise"),
+        Param("inner_origins", None, "None or an int >= 1", _origins_ok,
+              "origins of the internal backtest (None: half a year of periods, 6 to 26)"),
+        Param("inner_horizon", 1, "an int >= 1", positive_int, "horizon of the internal backtest"),
+        Param("inner_refit_every", 1, "an int >= 1", positive_int, "refit members every k internal origins"),
+        Param("pool", "event_type", "one of 'event_type', 'global'", one_of("event_type", "global"),
+              "which series share pooled weights"),
+        Param("shrinkage", 20.0, "a float >= 0 (or inf)", _finite_or_inf,
+              "prior strength, in cells, of a series' weights around its group's (inf: group weights only)"),
+        Param("kappa", 1.0, "a float >= 0", non_negative, "Dirichlet pseudo-count toward equal weights"),
+    )
+    fallbacks = ()
+    draws = True
+
+    def __init__(self, **params: Any) -> None:
+        if params.get("members") is None:  # fresh default members (specs are mutable)
+            params = {**params, "members": {n: load_model(n) for n in DEFAULT_MEMBERS}}
+        super().__init__(**_named_members(params))
+
+    def set_params(self, **params: Any) -> "Auto":
+        return super().set_params(**_named_members(params))  # type: ignore[return-value]
+
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c for _, m in member_items(self.members) for c in m.required_columns()))
+
+    def file_params(self) -> dict[str, Any]:
+        """The hyperparameters as a spec file writes them: members by label (a loadable name)."""
+        return {**self.get_params(), "members": [label for label, _ in member_items(self.members)]}
+
+    @classmethod
+    def from_file_params(cls, params: dict[str, Any], load) -> "Auto":
+        return cls(**_named_members(params, load))
+
+    def member_specs(self) -> dict[str, ModelSpec]:
+        """Label -> (a clone of) each member spec."""
+        return {label: m.clone() for label, m in member_items(self.members)}
+
+    def fit(self, panel: pd.DataFrame, *, seed: int = 0) -> "AutoFitted":
+        """Learn the weights by an internal backtest on ``panel``, then fit every member on it."""
+        self.validate()
+        spec = self.clone()
+        members = spec.member_specs()
+        for m in members.values():
+            m.validate()
+        data = PanelData.from_frame(panel, spec.required_columns())
+        uids = [s.uid for s in data.series]
+        weights, notes = inner_weights(spec, members, panel, uids, seed)
+        fitted = {label: m.fit(panel, seed=seed) for label, m in members.items()}
+        return AutoFitted(spec, data, fitted, weights, notes)
+
+
+    def backtest_blocks(self, label: str, frame: pd.DataFrame, cutoffs: list, **ctx: Any) -> list[dict]:
+        """This model's blocks of a rolling-origin backtest, assembled from one backtest of its
+        members (see :mod:`forecast.combine._auto_backtest`); called by the backtester."""
+        return auto_blocks(self, label, frame, cutoffs, **ctx)
+
+
+class AutoFitted(EnsembleFitted):
+    """Fitted members plus the learnt per-series weights (see :meth:`weights`)."""
+
+    def diagnostics(self) -> pd.DataFrame:
+        out = super().diagnostics()
+        out["model_used"] = "auto"
+        return out
+
+
+register_spec_type(Auto)
