@@ -90,10 +90,11 @@ class ModelsSection:
     """``[models]``: candidates (spec names, or absolute paths of .toml specs) and how to choose."""
     candidates: tuple[str | Path, ...] = _key(_rule(
         "a non-empty list of model spec names or .toml paths", _is_list(_is_name, True),
-        lambda v, base: tuple(x.strip() for x in v)), ("climatology", "seasonal_naive", "negbin_glm"))
+        lambda v, base: tuple(x.strip() for x in v)), ("auto",))
     baseline: str = _key(_rule("a model spec name or .toml path in quotes", _is_name, lambda v, base: v.strip()),
                          "climatology")
-    selection: str = _key(_enum("series", "event_type", "global", "ensemble"), "series")
+    # "auto" when the candidates hold the auto model and no selection is given, else "series"
+    selection: str = _key(_enum("auto", "series", "event_type", "global", "ensemble"), "auto")
     alpha: float = _key(_prob, 0.05)
 
     def labelled(self) -> dict[str, str | Path]:
@@ -329,6 +330,12 @@ def _check_models(m: dict[str, Any], base: Path, probs: list[str]) -> None:
     m["baseline"] = _label(baseline)
     if m.get("selection") == "ensemble" and len(m["candidates"]) < 2:
         probs.append("[models] selection 'ensemble' needs at least two candidates.")
+    has_auto = "auto" in {_label(c) for c in m["candidates"]}
+    if "selection" not in m:  # explicit candidates without the auto model choose as before
+        m["selection"] = "auto" if has_auto else "series"
+    elif m["selection"] == "auto" and not has_auto:
+        probs.append("[models] selection 'auto' uses the auto model for every series: add \"auto\" to "
+                     "candidates, or choose another selection.")
 
 
 def _resolve_model(name: str | Path, base: Path) -> str | Path:

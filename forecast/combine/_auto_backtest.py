@@ -38,17 +38,20 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
     refits = cutoffs[::refit_every]  # weights are learnt where auto would be refitted
     inner = {o: inner_cutoffs(spec, periods[:periods.get_loc(o) + 1], freq.periods_per_year) for o in refits}
     union = sorted(set().union(*inner.values())) if inner else []
-    run = dict(seed=seed, jobs=jobs, progress=progress, backend=backend, dask=dask, levels=levels,
+    # The internal cells are quiet work; the outer member backtest reports progress.
+    run = dict(seed=seed, jobs=jobs, progress=False, backend=backend, dask=dask, levels=levels,
                thresholds=thresholds)
     panel = frame.copy()
     panel.attrs = dict(frame.attrs)
     if horizon == spec.inner_horizon and refit_every == 1:  # one member backtest serves both
-        both = _member_backtest(panel, members, horizon, sorted(set(union) | set(cutoffs)), 1, True, run)
+        both = _member_backtest(panel, members, horizon, sorted(set(union) | set(cutoffs)), 1, True,
+                                {**run, "progress": progress})
         inner_res = outer_res = both
     else:
         inner_res = _member_backtest(panel, members, spec.inner_horizon, union, 1, spec.metric == "rps", run) \
             if union else None
-        outer_res = _member_backtest(panel, members, horizon, list(cutoffs), refit_every, True, run)
+        outer_res = _member_backtest(panel, members, horizon, list(cutoffs), refit_every, True,
+                                     {**run, "progress": progress})
     outer_blocks = _blocks_by_cutoff(outer_res, labels)
     season = freq.season_length
     out, weights = [], None

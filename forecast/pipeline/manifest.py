@@ -33,9 +33,10 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def manifest(cfg, events, panel, diag, warned: list[str], timer: Timer, t_start: float) -> dict:
+def manifest(cfg, events, panel, diag, warned: list[str], timer: Timer, t_start: float,
+             selection=None) -> dict:
     """The run's manifest (``run.json``): resolved config, input hashes, package versions, seed, fallbacks,
-    warnings and timings."""
+    pool weights (``w_<member>`` columns of ``selection``), warnings and timings."""
     import importlib.metadata as md
 
     from forecast.parallel import backend_name
@@ -69,6 +70,22 @@ def manifest(cfg, events, panel, diag, warned: list[str], timer: Timer, t_start:
         "coverage": panel.attrs.get("coverage", {}),
         "fallbacks": fallbacks.to_dict("records"),
         "mean_capped": sorted(map(str, capped)),
+        "pool_weights": pool_weights(selection),
         "warnings": list(dict.fromkeys(warned)),
         "timings_s": {**timer.timings, "total": round(time.perf_counter() - t_start, 3)},
     }
+
+
+def pool_weights(selection) -> dict:
+    """The pool weights of the series that use a combination (``w_<member>`` columns): the
+    members, their mean weight, and each series' weights (rounded to 1e-4)."""
+    if selection is None:
+        return {}
+    cols = [c for c in selection.columns if c.startswith("w_")]
+    rows = selection.dropna(subset=cols, how="all") if cols else selection.iloc[:0]
+    if rows.empty:
+        return {}
+    w = rows[cols].fillna(0.0)
+    return {"members": [c[2:] for c in cols],
+            "mean": {c[2:]: round(float(v), 4) for c, v in w.mean().items()},
+            "by_series": {str(u): [round(float(x), 4) for x in r] for u, r in zip(rows["unique_id"], w.to_numpy())}}

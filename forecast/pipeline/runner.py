@@ -126,7 +126,7 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
              "selection.csv": selection, "diagnostics.csv": diag, "panel.csv": panel}
     for name, frame in files.items():
         write_csv(frame, tmp / name, index=False, date_format="%Y-%m-%d")
-    man = manifest(cfg, events, panel, diag, warned(), timer, t_start)
+    man = manifest(cfg, events, panel, diag, warned(), timer, t_start, selection)
     (tmp / "run.json").write_text(json.dumps(man, indent=2, default=str), encoding="utf-8")
     context = report_context(cfg, events, panel, table, total, effects, comparison, comparison_h, selection,
                              labelled, figs, man, simulated=simulated, title=title, baseline=baseline)

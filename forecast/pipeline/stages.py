@@ -101,7 +101,11 @@ def choose(cfg, res, panel: pd.DataFrame, baseline: str):
                          alpha=cfg.models.alpha)
     comparison_h = compare(res, baseline=baseline, metrics=("rps",), by=("h",), seed=cfg.run.seed,
                            alpha=cfg.models.alpha)
-    if cfg.models.selection == "ensemble":
+    if cfg.models.selection == "auto":
+        selection = pd.DataFrame({"unique_id": panel["unique_id"].unique(), "model": "auto",
+                                  "reason": "auto: a pool of its members, weights learnt on the data before "
+                                            "each forecast (see the w_ columns)"})
+    elif cfg.models.selection == "ensemble":
         selection = pd.DataFrame({"unique_id": panel["unique_id"].unique(), "model": "ensemble",
                                   "reason": "ensemble of all candidates (configured)"})
     else:
@@ -138,7 +142,20 @@ def final_forecast(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataF
         sel.loc[revert, "model"] = baseline
         selection = sel.reset_index()
         fc, fitted = _fit_chosen(cfg, panel, labelled, selection, progress)
-    return fc, fitted, selection
+    return fc, fitted, _with_weights(selection, fitted)
+
+
+def _with_weights(selection: pd.DataFrame, fitted: dict) -> pd.DataFrame:
+    """``selection`` with the pool weights of every combination used, one ``w_<member>`` column
+    per member (empty where the series uses another model)."""
+    out = selection
+    for fit in fitted.values():
+        if hasattr(fit, "weights"):
+            w = fit.weights()
+            w.columns = ["unique_id", *(f"w_{c}" for c in w.columns[1:])]
+            out = out.merge(w, on="unique_id", how="left", suffixes=("", "_dup"))
+            out = out[[c for c in out.columns if not c.endswith("_dup")]]
+    return out
 
 
 def _fit_chosen(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFrame, progress: Progress | None):
