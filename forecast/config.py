@@ -236,6 +236,9 @@ def _apply_overrides(doc: dict[str, Any], flat: dict[str, Any]) -> dict[str, Any
             v = [m.strip() for m in v.split(",") if m.strip()]  # a comma-separated flag
         if k == "models":
             v = [Path.cwd() / Path(m).expanduser() if _is_file(m) else m for m in v]
+            models = doc.get("models")
+            if isinstance(models, dict) and models.get("selection") == "auto" and "auto" not in map(str, v):
+                models.pop("selection")  # --models without auto: choose among them as before
         for section, key in OVERRIDES[k]:
             if isinstance(doc.setdefault(section, {}), dict):
                 doc[section][key] = _plain(v)

@@ -178,7 +178,7 @@ def test_several_problems_are_reported_at_once_one_line_each(project):
     ("data", "dayfirst", 0, "true or false"),
     ("output", "dir", "", "a folder path"),
     ("models", "baseline", " ", "a model spec name"),
-    ("models", "selection", "best", "one of 'series', 'event_type', 'global', 'ensemble'"),
+    ("models", "selection", "best", "one of 'auto', 'series', 'event_type', 'global', 'ensemble'"),
     ("models", "alpha", 0, "a number between 0 and 1"),
     ("models", "candidates", [], "a non-empty list"),
     ("backtest", "origins", 0, "an int >= 1"),
@@ -378,3 +378,18 @@ def test_dask_override_sets_validates_and_clears(project):
 def test_starter_explains_dask_and_leaves_it_off():
     text = starter_text()
     assert 'dask = ""' in text and "incident-forecast[dask]" in text and "jobs is not used" in text
+
+
+def test_auto_is_the_default_and_explicit_candidates_choose_as_before(tmp_path):
+    events = tmp_path / "e.csv"
+    events.write_text("date,country,province,event_type\n2020-01-05,Tajikistan,Khatlon,clash\n", encoding="utf-8")
+    (tmp_path / "a.toml").write_text('[data]\nevents = "e.csv"\n', encoding="utf-8")
+    cfg = load_config(tmp_path / "a.toml")
+    assert cfg.models.selection == "auto" and "auto" in cfg.models.labelled()
+    (tmp_path / "b.toml").write_text('[data]\nevents = "e.csv"\n[models]\ncandidates = ["negbin_glm"]\n',
+                                     encoding="utf-8")
+    assert load_config(tmp_path / "b.toml").models.selection == "series"
+    (tmp_path / "c.toml").write_text('[data]\nevents = "e.csv"\n[models]\ncandidates = ["negbin_glm"]\n'
+                                     'selection = "auto"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="add \"auto\" to candidates"):
+        load_config(tmp_path / "c.toml")
