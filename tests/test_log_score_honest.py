@@ -143,3 +143,126 @@ def test_log_score_default_is_unfloored_and_floor_is_validated():
     assert scoring.log_score(fc, [40, 2])[0] > CAP  # above the old floor's cap
     with pytest.raises(ValueError, match="floor"):
         scoring.log_score(fc, [1, 1], floor=1.0)
+
+
+# --------------------------------------------------------------------------- aggregates
+def fake_result(scores: dict, with_flags: bool = True, n_series: int = 3, n_origins: int = 8):
+    """A BacktestResult of given per-cell log (and RPS) scores, one h, cells in a fixed order."""
+    from forecast.backtesting import BacktestResult
+
+    cut = pd.date_range("2020-01-01", periods=n_origins, freq="MS")
+    cells = pd.DataFrame([(u, c + pd.offsets.MonthBegin(1), c, 1) for u in "abc"[:n_series] for c in cut],
+                         columns=["unique_id", "ds", "cutoff", "h"])
+    fc = pd.concat([cells.assign(model=m) for m in scores], ignore_index=True)
+    log = np.concatenate([np.asarray(v, float) for v in scores.values()])
+    ps = pd.DataFrame({"rps": np.where(np.isfinite(log), log, 50.0), "log": log})
+    if with_flags:
+        ps["impossible"] = (log > CAP).astype(float)
+    return BacktestResult(fc, ps, pd.DataFrame(), {"horizon": 1}), cells
+
+
+def scores_for(n=24, seed=3):
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(1.8, 2.2, n)
+    bad = base - 1.0  # far better on every finite cell...
+    bad[5] = np.inf  # ...but one outcome it called impossible
+    tiny = base * 0.05
+    tiny[7] = 29.9  # p = 1e-13: finite, still an impossible outcome
+    return base, bad, tiny
+
+
+def per_origin_mean_diff(a, b, cells):
+    ok = np.isfinite(a) & np.isfinite(b)
+    return pd.Series((a - b)[ok]).groupby(cells["cutoff"].to_numpy()[ok]).mean().mean()
+
+
+@pytest.mark.parametrize("with_flags", [True, False])
+def test_compare_keeps_infinite_cells_and_a_model_with_impossible_outcomes_is_never_better(with_flags):
+    from forecast.comparison import compare
+
+    base, bad, tiny = scores_for()
+    res, cells = fake_result({"climatology": base, "bad": bad, "tiny": tiny}, with_flags=with_flags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # +inf log scores are scores, not exclusions: no warning
+        t = compare(res, baseline="climatology", metrics=("log",)).set_index("model")
+    assert (t["n"] == 24).all() and (t["n_excluded"] == 0).all()
+    assert t.loc["bad", "score"] == np.inf and t.loc["bad", "skill"] == -np.inf
+    assert t.loc["tiny", "score"] == pytest.approx(tiny.mean(), rel=1e-12)
+    np.testing.assert_array_equal(t.loc[["climatology", "bad", "tiny"], "n_impossible"], [0, 1, 1])
+    assert t.loc["bad", "share_impossible"] == pytest.approx(1 / 24)
+    # the p-value and mean difference come from the cells where both are finite ...
+    assert t.loc["bad", "mean_diff"] == pytest.approx(per_origin_mean_diff(bad, base, cells), rel=1e-12)
+    assert t.loc["bad", "p_value"] < 0.05 and t.loc["tiny", "mean_diff"] < 0 and t.loc["tiny", "skill"] > 0
+    # ... but neither is better than a baseline without impossible outcomes
+    assert not t.loc["bad", "significant"] and not t.loc["tiny", "significant"]
+    assert t.loc["bad", "verdict"] == "no better: 1 impossible outcome"
+    assert t.loc["tiny", "verdict"] == "no better: 1 impossible outcome"
+
+
+def test_compare_a_finite_model_beats_a_baseline_with_infinite_mean():
+    from forecast.comparison import compare
+
+    base, _, _ = scores_for()
+    inf_base = base.copy()
+    inf_base[3] = np.inf
+    worse = base + 0.05  # slightly worse on every finite cell
+    res, _ = fake_result({"climatology": inf_base, "steady": worse})
+    t = compare(res, baseline="climatology", metrics=("log", "rps")).set_index(["model", "metric"])
+    row = t.loc[("steady", "log")]
+    assert row["significant"] and row["verdict"].startswith("beats baseline") and row["skill"] == 1.0
+    assert row["p_value"] > 0.5  # the test on finite cells alone would not say so
+    assert t.loc[("climatology", "log"), "n_impossible"] == 1
+    # the RPS comparison is untouched by the log-score rules
+    assert not t.loc[("steady", "rps"), "significant"]
+
+
+def test_select_models_ranks_impossible_outcomes_last():
+    from forecast.comparison import select_models
+
+    base, bad, tiny = scores_for()
+    good = base - 0.3
+    res, _ = fake_result({"climatology": base, "bad": bad, "tiny": tiny, "good": good})
+    sel = select_models(res, baseline="climatology", metric="log", by="global")
+    assert (sel["best_scoring"] == "good").all() and (sel["model"] == "good").all()
+    assert (sel["n_impossible"] == 0).all()
+    # by RPS (no such rule) the lowest mean wins
+    rps = select_models(res, baseline="climatology", metric="rps", by="global")
+    assert (rps["best_scoring"] == "tiny").all()
+
+
+def test_select_models_replaces_a_baseline_with_infinite_mean_and_breaks_ties_by_count():
+    from forecast.comparison import _rank, select_models
+
+    base, _, _ = scores_for()
+    inf_base = base.copy()
+    inf_base[[3, 9]] = np.inf
+    one_inf = base - 0.5
+    one_inf[4] = np.inf
+    steady = base + 0.05
+    res, _ = fake_result({"climatology": inf_base, "one_inf": one_inf, "steady": steady})
+    sel = select_models(res, baseline="climatology", metric="log", by="global")
+    assert (sel["model"] == "steady").all() and "infinite mean log score" in sel["reason"].iloc[0]
+    scores = pd.Series({"climatology": np.inf, "one_inf": np.inf})
+    vals = pd.Series(np.r_[inf_base, one_inf])
+    model = pd.Series(["climatology"] * 24 + ["one_inf"] * 24)
+    assert _rank(scores, vals, model, {"climatology": 2, "one_inf": 1}, True) == ["one_inf", "climatology"]
+
+
+def test_select_models_without_a_finite_common_cell_keeps_the_baseline():
+    from forecast.comparison import select_models
+
+    res, _ = fake_result({"climatology": np.full(24, np.inf), "other": np.full(24, np.inf)})
+    sel = select_models(res, baseline="climatology", metric="log", by="series")
+    assert (sel["model"] == "climatology").all() and sel["p_value"].isna().all()
+
+
+def test_summary_counts_impossible_outcomes_per_model_and_horizon():
+    base, bad, tiny = scores_for()
+    res, _ = fake_result({"climatology": base, "bad": bad, "tiny": tiny})
+    s = res.summary(metrics=("rps", "log")).set_index("model")
+    assert s.loc["bad", "log"] == np.inf and s.loc["tiny", "log"] == pytest.approx(tiny.mean(), rel=1e-12)
+    np.testing.assert_array_equal(s.loc[["climatology", "bad", "tiny"], "n_impossible"], [0, 1, 1])
+    np.testing.assert_allclose(s.loc[["climatology", "bad", "tiny"], "share_impossible"], [0, 1 / 24, 1 / 24])
+    assert "n_log" not in s.columns  # an infinite score is a score
+    tidy = res.scores(("model",)).set_index(["model", "metric"])["value"]
+    assert tidy[("bad", "impossible")] == pytest.approx(1 / 24)
