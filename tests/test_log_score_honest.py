@@ -266,3 +266,128 @@ def test_summary_counts_impossible_outcomes_per_model_and_horizon():
     assert "n_log" not in s.columns  # an infinite score is a score
     tidy = res.scores(("model",)).set_index(["model", "metric"])["value"]
     assert tidy[("bad", "impossible")] == pytest.approx(1 / 24)
+
+
+# --------------------------------------------------------------------------- report and figure
+def test_scores_figure_marks_an_infinite_mean_instead_of_crashing_or_hiding_it():
+    import io
+
+    from forecast import plots
+
+    tidy = pd.DataFrame({"model": ["a"] * 4 + ["b"] * 4, "h": [1, 1, 2, 2] * 2, "cutoff": [1, 2, 1, 2] * 2,
+                         "metric": "log", "value": [1.0, np.inf, 1.0, 2.0, 2.0, 2.5, 2.0, 2.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.scores_by_horizon(tidy, metric="log")
+        fig.savefig(io.BytesIO(), format="png")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["a (mean \u221e at h = 1)", "b"]
+    a = [c for c in ax.containers if c.get_label().startswith("a")][0].lines[0]
+    assert np.isnan(a.get_ydata()[0]) and a.get_ydata()[1] == pytest.approx(1.5)  # finite h = 2 kept
+    tops = [ln for ln in ax.get_lines() if ln.get_marker() == "^"]
+    assert len(tops) == 1 and tops[0].get_ydata()[0] == pytest.approx(0.97)
+    assert "\u221e" in [t.get_text() for t in ax.texts]
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_report_writes_infinity_as_a_string_and_shows_the_impossible_count():
+    import json
+
+    from forecast._report_view import _comparison, fmt_score, fmt_signed_pct
+    from forecast.report_context import Comparison, ComparisonRow
+
+    rows = [dict(model="zero", metric="log", score=np.inf, baseline_score=2.0, n=24, n_excluded=0,
+                 skill=-np.inf, mean_diff=-1.0, p_value=0.01, significant=False,
+                 verdict="no better: 3 impossible outcomes", n_impossible=3),
+            dict(model="climatology", metric="log", score=2.0, baseline_score=2.0, n=24, n_excluded=0, skill=0.0,
+                 mean_diff=0.0, p_value=None, significant=False, verdict="baseline", n_impossible=0)]
+    comp = Comparison(baseline="climatology", metric="log", rows=tuple(map(ComparisonRow.from_dict, rows)), note="")
+    text = json.dumps(comp.to_dict(), allow_nan=False)  # strict JSON: would raise on a bare inf
+    d = json.loads(text)
+    assert d["rows"][0]["score"] == "inf" and d["rows"][0]["skill"] == "-inf" and d["rows"][0]["n_impossible"] == 3
+    back = Comparison.from_dict(d)
+    assert back == comp and back.rows[0].score == np.inf
+    view = _comparison(d)
+    assert view["rows"][0]["score"] == "\u221e (3 impossible outcomes)"
+    assert view["rows"][0]["skill"] == "\u2212\u221e" and view["rows"][1]["score"] == "2"
+    assert fmt_score("inf", 1) == "\u221e (1 impossible outcome)" and fmt_score(np.inf) == "\u221e"
+    assert fmt_signed_pct(np.inf) == "+\u221e"
+    # a row written before n_impossible existed still reads
+    old = {k: v for k, v in d["rows"][1].items() if k != "n_impossible"}
+    assert ComparisonRow.from_dict(old).n_impossible is None
+
+
+def test_an_infinite_count_in_a_context_file_is_refused_not_a_traceback():
+    from forecast.report_context import ComparisonRow
+
+    with pytest.raises(ValueError, match="whole number"):
+        ComparisonRow.from_dict(dict(model="a", metric="log", score=1, baseline_score=1, n="inf", n_excluded=0,
+                                     skill=0, mean_diff=0, p_value=None, significant=False, verdict=""))
+
+
+# --------------------------------------------------------------------------- end to end
+def _specs():
+    """Two test specs: a point mass at 0, and a Poisson baseline that never is one."""
+    from forecast.models.base import ModelSpec, SeriesFit, SeriesForecast
+
+    class Zero(ModelSpec):
+        """Point mass at zero (test oracle of an over-confident model).
+
+        Notes
+        -----
+        Y_t ~ Poisson(0).
+        """
+
+        name = "test_point_zero"
+        params = ()
+        fallbacks = ()
+
+        def _fit_series(self, s):
+            return SeriesFit(self, n_obs=len(s.y))
+
+        def _forecast_series(self, fit, s, h, future, rng):
+            return SeriesForecast("poisson", mu=np.zeros(h))
+
+    class Mean(Zero):
+        """Poisson at the history's mean plus one half (test baseline, never a point mass).
+
+        Notes
+        -----
+        Y_t ~ Poisson(mean(y) + 0.5).
+        """
+
+        name = "test_hist_mean"
+
+        def _forecast_series(self, fit, s, h, future, rng):
+            return SeriesForecast("poisson", mu=np.full(h, float(np.mean(s.y)) + 0.5))
+
+    return Zero(), Mean()
+
+
+def test_backtest_scores_summary_and_comparison_end_to_end():
+    from forecast.backtesting import backtest
+    from forecast.comparison import compare, select_models
+
+    ds = pd.date_range("2018-01-01", periods=30, freq="MS")
+    y = np.zeros(30, int)
+    y[[3, 11, 26]] = [2, 1, 3]  # one event inside the 6 scored months (origin 26)
+    panel = pd.DataFrame({"unique_id": "s", "ds": ds, "y": y, "country": "C", "province": "P",
+                          "event_type": "E"})
+    zero, mean = _specs()
+    res = backtest(panel, {"base": mean, "zero": zero}, horizon=1, n_origins=6)
+    ps, f = res.point_scores, res.forecasts
+    z = (f["model"] == "zero").to_numpy()
+    hit = z & (f["y"] > 0).to_numpy()
+    assert hit.sum() == 1
+    assert np.isposinf(ps.loc[hit, "log"]).all()
+    np.testing.assert_allclose(ps.loc[hit, "log_floored"], CAP, rtol=RTOL)
+    assert (ps.loc[z & ~hit, "log"] == 0).all() and (ps.loc[z, "impossible"] == hit[z]).all()
+    s = res.summary().set_index("model")
+    assert s.loc["zero", "log"] == np.inf and s.loc["zero", "n_impossible"] == 1
+    assert s.loc["zero", "share_impossible"] == pytest.approx(1 / 6) and s.loc["base", "n_impossible"] == 0
+    t = compare(res, baseline="base", metrics=("log", "rps")).set_index(["model", "metric"])
+    assert t.loc[("zero", "log"), "n"] == 6 and t.loc[("zero", "log"), "verdict"].startswith("no better")
+    sel = select_models(res, baseline="base", metric="log", by="series")
+    assert (sel["model"] == "base").all() and (sel["best_scoring"] == "base").all()
