@@ -25,11 +25,16 @@ The rules, the same in :func:`compare` and :func:`select_models`:
 - the paired test (``mean_diff``, ``p_value``) uses the cells where both scores are finite
   (a difference with an infinite term has no distribution to test);
 - a model with any impossible outcome is never "better" than one without, whatever its
-  mean or p-value (not significant in :func:`compare`; never chosen over it, and ranked
-  behind it, in :func:`select_models`);
+  mean or p-value, and more generally never better than one with fewer (not significant
+  in :func:`compare`; ranked behind it, so never chosen over it, in :func:`select_models`).
+  The finite cells alone would mislead here: they leave out exactly the outcomes the
+  over-confident model called impossible (a naive forecast after zeros, measured on weekly
+  measles counts, looked significantly better than climatology on its finite cells with
+  37 impossible outcomes against 4);
 - a model with a finite mean log score beats a baseline whose mean is ``+inf`` (it gave an
   observed count probability 0): that difference is infinite, not a sampling question;
-- selection ranks an infinite mean last; among several, fewer impossible outcomes first.
+- selection ranks by the number of impossible outcomes first, then by mean score, then
+  (between infinite means) by the mean over finite scores.
 """
 from __future__ import annotations
 
@@ -207,8 +212,9 @@ def _impossible_counts(result, rows: np.ndarray, models: Sequence[str]) -> dict[
 
 def _versus(score: float, base: float, n_imp: float, base_imp: float) -> str | None:
     """The verdict the impossible-outcome rules impose on the log score, or None (test decides)."""
-    if n_imp > 0 and not base_imp > 0:
-        return f"no better: {int(n_imp)} impossible outcome{'s' if n_imp != 1 else ''}"
+    if n_imp > base_imp or (n_imp > 0 and np.isnan(base_imp)):
+        return (f"no better: {int(n_imp)} impossible outcome{'s' if n_imp != 1 else ''}"
+                + (f" (baseline: {int(base_imp)})" if base_imp > 0 else ""))
     if np.isinf(base) and np.isfinite(score):
         return "beats baseline (baseline gave an observed outcome probability 0)"
     return None
@@ -229,8 +235,8 @@ def compare(result, baseline: str = "climatology", metrics: Sequence[str] = ("rp
 
     On the log score (see the module notes): ``score`` is ``inf`` when the model gave an
     observed count probability 0; ``mean_diff`` and ``p_value`` come from the cells where
-    both scores are finite; a model with impossible outcomes is never significant against a
-    baseline without any (verdict "no better: k impossible outcomes"), and a model with a
+    both scores are finite; a model with more impossible outcomes than the baseline is never
+    significant against it (verdict "no better: k impossible outcomes"), and a model with a
     finite mean against a baseline whose mean is ``inf`` is (``skill`` 1 there; ``-inf``
     for an infinite score against a finite baseline; NaN when both are infinite).
     """
@@ -295,10 +301,9 @@ def select_models(result, baseline: str = "climatology", metric: str = "rps", by
     ``n_excluded`` (cells left out, summed over models) and ``n_impossible`` (the chosen
     model's impossible outcomes on those cells).
 
-    With ``metric="log"`` the rules of the module notes apply: an infinite mean ranks last,
-    a model with impossible outcomes ranks behind every model without (and is never chosen
-    over a baseline without), models with equally infinite means rank by fewer impossible
-    outcomes, then by their mean over finite scores; a best model with a finite mean
+    With ``metric="log"`` the rules of the module notes apply: models rank by their number
+    of impossible outcomes, then by mean score (an infinite mean last), then by their mean
+    over finite scores (so one is never chosen over a baseline with fewer); a best model with a finite mean
     replaces a baseline whose mean is ``inf`` (``p_value`` is still the test on the cells
     both scored finitely, NaN when there are none).
     """
@@ -327,6 +332,8 @@ def select_models(result, baseline: str = "climatology", metric: str = "rps", by
             t = _paired_or_none(result, best, baseline, metric, seed, pd.Series(keep, index=fc.index))
             p = np.nan if t is None else t.p_value
             ruled = _versus(scores[best], scores[baseline], imp[best], imp[baseline]) if honest else None
+            if ruled is not None and not ruled.startswith("beats"):
+                reason = f"{best} ranked first but has {ruled.split(': ', 1)[1]}; kept {baseline}"
             if ruled is not None and ruled.startswith("beats"):
                 choice, reason = best, (f"{best} beats {baseline} ({baseline} gave an observed count "
                                         f"probability 0: infinite mean log score)")
@@ -343,14 +350,12 @@ def select_models(result, baseline: str = "climatology", metric: str = "rps", by
 
 
 def _rank(scores: pd.Series, vals: pd.Series, model: pd.Series, imp: dict, honest: bool) -> list[str]:
-    """Models best first: by mean score; on the log score (``honest``) a model with impossible
-    outcomes after every model without, and infinite means by count, then finite mean."""
+    """Models best first: by mean score; on the log score (``honest``) by the number of
+    impossible outcomes first, then mean score, then the mean over finite scores."""
     if not honest:
         return list(scores.sort_values(kind="stable").index)
     v = vals.to_numpy(dtype=float)
     finite_mean = pd.Series(np.where(np.isfinite(v), v, np.nan), index=vals.index).groupby(model).mean()
-    key = pd.DataFrame({"has": [imp[m] > 0 for m in scores.index], "score": scores.to_numpy(),
-                        "count": [imp[m] for m in scores.index],
+    key = pd.DataFrame({"count": [imp[m] for m in scores.index], "score": scores.to_numpy(),
                         "finite": finite_mean.reindex(scores.index).to_numpy()}, index=scores.index)
-    key["count"] = key["count"].where(np.isinf(key["score"]), 0)  # the count breaks ties at inf only
-    return list(key.sort_values(["has", "score", "count", "finite"], kind="stable").index)
+    return list(key.sort_values(["count", "score", "finite"], kind="stable").index)

@@ -391,3 +391,21 @@ def test_backtest_scores_summary_and_comparison_end_to_end():
     assert t.loc[("zero", "log"), "n"] == 6 and t.loc[("zero", "log"), "verdict"].startswith("no better")
     sel = select_models(res, baseline="base", metric="log", by="series")
     assert (sel["model"] == "base").all() and (sel["best_scoring"] == "base").all()
+
+
+def test_more_impossible_outcomes_than_the_baseline_is_never_better():
+    # the finite cells leave out exactly the outcomes the over-confident model called impossible
+    from forecast.comparison import compare, select_models
+
+    base, _, _ = scores_for()
+    one = base.copy()
+    one[2] = np.inf
+    over = base * 0.1
+    over[[5, 9, 17]] = np.inf
+    res, _ = fake_result({"climatology": one, "over": over})
+    t = compare(res, baseline="climatology", metrics=("log",)).set_index("model")
+    assert t.loc["over", "p_value"] < 0.05  # the test on finite cells alone says "better"
+    assert not t.loc["over", "significant"]
+    assert t.loc["over", "verdict"] == "no better: 3 impossible outcomes (baseline: 1)"
+    sel = select_models(res, baseline="climatology", metric="log", by="global")
+    assert (sel["best_scoring"] == "climatology").all() and (sel["model"] == "climatology").all()

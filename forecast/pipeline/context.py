@@ -78,8 +78,8 @@ def context(cfg, events, panel, table, totals, effects, comparison, comparison_h
                               note="Skill = 1 − score / baseline score. p-value: one-sided studentised "
                                    "block-bootstrap test across forecast origins that the model beats the baseline. "
                                    "Log score: ∞ when a forecast gave an observed count probability 0; an impossible "
-                                   "outcome is one given probability below 1e-12, and a model with any is never "
-                                   "counted better than one without."),
+                                   "outcome is one given probability below 1e-12, and a model with more of them than "
+                                   "the baseline is never counted better."),
         selection=tuple(map(SelectionRow.from_dict, selection[["unique_id", "model", "reason"]].to_dict("records"))),
         data=DataSummary.from_dict(
             {"sources": [{"file": info.get("file", ""), "schema": schema, "rows_read": info.get("rows_read"),
