@@ -278,7 +278,10 @@ def compare(result, baseline: str = "climatology", metrics: Sequence[str] = ("rp
                         sig, verdict = ruled.startswith("beats"), ruled
                     rec |= {"mean_diff": diff, "p_value": p, "significant": sig, "verdict": verdict}
                 rows.append(rec)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if len(out) and out["n_impossible"].notna().all():  # counts print as counts, not 24.0
+        out["n_impossible"] = out["n_impossible"].astype(np.int64)
+    return out
 
 
 def _paired_or_none(result, a: str, b: str, metric: str, seed: int, rows: pd.Series) -> PairedTest | None:
