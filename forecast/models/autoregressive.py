@@ -40,7 +40,7 @@ INGARCH_PARAMS = (
     *design_params(trend="none", seasonality="fourier", fourier_k=1, lags=False, exposure=False),
     Param("n_paths", 1000, "an int >= 1", positive_int, "simulated paths for horizons h > 1"),
 )
-_DESIGN_PARAMS = ("trend", "seasonality", "fourier_k", "exog", "interventions")
+_DESIGN_PARAMS = ("trend", "damping", "seasonality", "fourier_k", "exog", "interventions")
 
 
 class INGARCH(ModelSpec):
