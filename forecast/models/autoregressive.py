@@ -51,7 +51,7 @@ class INGARCH(ModelSpec):
     distribution : "poisson" or "negbin" (default).
     past_obs : lags k of log(1 + y_{t-k}); plays the GLMs' ``lags`` role (there is no ``lags``).
     past_mean : lags l of the log-mean nu_{t-l}; ``()`` gives the GLM with log1p lags.
-    trend, seasonality, fourier_k, exog, interventions : covariates x_t, as in the GLMs.
+    trend, damping, seasonality, fourier_k, exog, interventions : covariates x_t, as in the GLMs.
     n_paths : simulated paths for h > 1.
 
     Notes
