@@ -84,7 +84,7 @@ def context(cfg, events, panel, table, totals, effects, comparison, comparison_h
         data=DataSummary.from_dict(
             {"sources": [{"file": info.get("file", ""), "schema": schema, "rows_read": info.get("rows_read"),
                           "rows_kept": info.get("rows_kept"),
-                          "sha256": manifest["inputs"].get(str(cfg.data.events), "")}],
+                          "sha256": manifest["inputs"].get(str(cfg.data.source), "")}],
              "coverage": panel.attrs.get("coverage", {}), "citation": citation, "dropped": info.get("dropped", {}),
              "unknown_provinces": info.get("unknown_provinces", []), "warnings": manifest["warnings"]}),
         methods=tuple(Method(**m) for m in methods),
