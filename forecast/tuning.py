@@ -86,7 +86,7 @@ class TuneResult:
 
 def tune(spec: Any, panel: pd.DataFrame, grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Sequence[Any]]],
          horizon: int, n_origins: int, *, refit_every: int = 1, window: str | int = "expanding",
-         metric: str = "log", seed: int = 0, jobs: int = 1, alpha: float = 0.05,
+         metric: str = "log", seed: int = 0, jobs: int = 1, step: int = 1, alpha: float = 0.05,
          progress: bool | None = False) -> TuneResult:
     """Backtest every combination of ``grid`` values on ``spec`` and pick the best.
 
@@ -100,8 +100,9 @@ def tune(spec: Any, panel: pd.DataFrame, grid: Mapping[str, Sequence[Any]] | Seq
         ``spec.clone().set_params(**params)``. The key ``"window"`` — when the spec has no
         parameter of that name — sets the backtest's training window instead (``"expanding"``
         or a number of most recent periods).
-    horizon, n_origins, refit_every, window, seed, jobs : as in :func:`forecast.backtest`;
-        ``window`` is the training window of candidates whose window is not in the grid.
+    horizon, n_origins, refit_every, window, seed, jobs, step : as in :func:`forecast.backtest`
+        (the last ``n_origins`` cutoffs, ``step`` periods apart); ``window`` is the training
+        window of candidates whose window is not in the grid.
     metric : ``"log"`` (mean unfloored log score, :math:`-\\log p(y)`) or ``"rps"``; lower is better.
     alpha : level of the paired test of the best against the default.
     progress : show the backtest's progress bar.
@@ -136,6 +137,12 @@ def tune(spec: Any, panel: pd.DataFrame, grid: Mapping[str, Sequence[Any]] | Seq
     from forecast.combine import resolve_models
     from forecast.models.base import ModelSpec
 
+    from forecast.models.base import positive_int
+
+    bad = [f"{name} must be an int >= 1. Got {v!r} instead."
+           for name, v in (("horizon", horizon), ("n_origins", n_origins), ("step", step)) if not positive_int(v)]
+    if bad:
+        raise ConfigError("\n".join(bad))
     if metric not in METRICS:
         raise ConfigError(f"metric must be one of {', '.join(METRICS)}. Got {metric!r} instead.")
     if isinstance(spec, ModelSpec):
@@ -153,7 +160,7 @@ def tune(spec: Any, panel: pd.DataFrame, grid: Mapping[str, Sequence[Any]] | Seq
     frame["ds"] = pd.to_datetime(frame["ds"])
     frame.attrs = dict(panel.attrs)
     periods = pd.DatetimeIndex(sorted(frame["ds"].unique()))
-    origins = choose_origins(periods, horizon, n_origins=n_origins)
+    origins = choose_origins(periods, horizon, n_origins=n_origins, step=step)
     parts = []
     for w in dict.fromkeys(c["window"] for c in cands.values()):
         specs = {label: c["spec"] for label, c in cands.items() if c["window"] == w}
