@@ -11,6 +11,7 @@ build_panel(events, freq="month", ...)  events -> zero-filled count panel
 load_sample(name)                        bundled sample logs
 load_model(name)                         model spec from models/<name>.toml
 backtest(panel, models, horizon, ...)    rolling-origin backtest (specs or spec names)
+tune(spec, panel, grid, horizon, ...)    hyperparameter grid search by backtest, vs the default
 load_panel(path, freq="month", ...)      panel from an events file or a panel CSV
 run_demo(out=None)                       the whole run on the bundled simulated log
 Gazetteer                                province-name normalisation
@@ -42,13 +43,14 @@ _LAZY = {
     "save_model": ("forecast.specs", "save_model"),
     "effects": ("forecast.interventions", "effects"),
     "backtest": ("forecast.pipeline", "backtest"),  # takes spec names too
+    "tune": ("forecast.tuning", "tune"),
     "load_panel": ("forecast.pipeline", "load_panel"),
     "run_demo": ("forecast.pipeline", "run_demo"),
     "load_config": ("forecast.config", "load_config"),
 }
 _SUBMODULES = ("datasets", "ingest", "panel", "gazetteer", "schema", "sources", "distributions", "plots",
                "backtesting", "comparison", "scoring", "calibration", "report", "config",
-               "models", "specs", "combine", "pipeline")
+               "models", "specs", "combine", "tuning", "pipeline")
 
 __all__ = [
     "__version__",

@@ -12,6 +12,23 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
+from forecast.scoring import IMPOSSIBLE_P
+
+
+def impossible_flags(point_scores: pd.DataFrame) -> np.ndarray | None:
+    """1.0 where a forecast gave its outcome probability below ``IMPOSSIBLE_P`` (1e-12), else 0.0.
+
+    From the ``impossible`` column of the point scores; results built without it (by hand,
+    or before it existed) fall back to the unfloored ``log`` column. NaN where the forecast
+    has no log score; None when neither column exists.
+    """
+    if "impossible" in point_scores.columns:
+        return point_scores["impossible"].to_numpy(dtype=float)
+    if "log" in point_scores.columns:
+        log = point_scores["log"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isnan(log), np.nan, (log > -np.log(IMPOSSIBLE_P)).astype(float))
+    return None
 
 
 @dataclass
@@ -23,8 +40,9 @@ class BacktestResult:
     forecasts : ``unique_id, ds, cutoff, h, model, y, mean, lo-*, hi-*, p_ge_*``
         (+ ``country, province, event_type``), one row per scored forecast.
     point_scores : per-forecast scores aligned with ``forecasts`` rows
-        (``log, rps, dss, brier_ge_k, coverage_l, interval_l, abs_error,
-        sq_error, bias, mase, pit_lo, pit_hi``).
+        (``log, log_floored, impossible, rps, dss, brier_ge_k, coverage_l, interval_l,
+        abs_error, sq_error, bias, mase, pit_lo, pit_hi``). ``log`` is unfloored: ``+inf``
+        where a forecast gave its outcome probability 0 (see :mod:`forecast.scoring`).
     diagnostics : per model, cutoff and series: fallback rung and reason.
     """
 
@@ -74,7 +92,11 @@ class BacktestResult:
         """Mean scores per model and horizon as a wide table (``mae`` is the mean absolute error).
 
         ``n`` is the number of forecasts per (model, h); a column ``n_<metric>`` appears
-        when some of them have no finite score for that metric, so unequal counts show.
+        when some of them have no score for that metric, so unequal counts show.
+        ``n_impossible`` and ``share_impossible`` count the forecasts that gave the observed
+        count probability below 1e-12 ("impossible outcomes", a calibration failure). The
+        mean log score is the plain mean of the unfloored scores: ``inf`` when any outcome
+        had probability 0, always to be read with ``n_impossible``.
         """
         tidy = self.scores(("model", "h"))
         tidy["metric"] = tidy["metric"].replace({"abs_error": "mae"})
@@ -87,4 +109,11 @@ class BacktestResult:
         for m in [m for m in metrics if m in counts.columns]:
             if (counts[m].to_numpy() != n.to_numpy()).any():
                 out[f"n_{m}"] = counts[m].to_numpy().astype(np.int64)
+        flags = impossible_flags(self.point_scores)
+        if flags is not None:
+            g = pd.Series(flags, index=self.forecasts.index).groupby(
+                [self.forecasts["model"], self.forecasts["h"]], observed=True)
+            k = g.sum().reindex(out.index)
+            out["n_impossible"] = k.to_numpy().astype(np.int64)
+            out["share_impossible"] = (k / g.count().reindex(out.index)).to_numpy()
         return out.reset_index()

@@ -35,6 +35,10 @@ def scores_by_horizon(scores_tidy: pd.DataFrame, *, metric: str = "rps", uncerta
         mean ± 1.96·sd/√(number of origins).
     uncertainty : per-origin means (``model, h, cutoff, metric, value``) for the error
         bars when ``scores_tidy`` has no ``cutoff``.
+
+    An infinite mean (the unfloored log score of a model that gave an observed count
+    probability 0) cannot sit on the axis: it is drawn as a hollow triangle at the top
+    edge, marked "∞", and the model's legend entry names the horizons where it occurs.
     """
     plt = _pyplot()
     scores_tidy, per_origin = (H.metric_rows(f, metric) for f in (scores_tidy, uncertainty))
@@ -50,12 +54,28 @@ def scores_by_horizon(scores_tidy: pd.DataFrame, *, metric: str = "rps", uncerta
     fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
     width = 0.25 / max(len(models) - 1, 1) if len(models) > 1 else 0
     hs = sorted(means.index.get_level_values("h").unique())
+    off_scale = []
     for i, m in enumerate(models):
         s = means.xs(m, level="model").reindex(hs)  # a missing horizon breaks the line
         off = (i - (len(models) - 1) / 2) * width  # dodge so error bars do not overlap
         e = None if err is None else err.xs(m, level="model").reindex(hs).fillna(0).to_numpy()
-        ax.errorbar(s.index.to_numpy(float) + off, s.to_numpy(), yerr=e, color=OKABE_ITO[i % 8], lw=1.6,
-                    marker=H.MARKERS[i % len(H.MARKERS)], ms=6, capsize=3, label=m)
+        inf = np.isinf(s.to_numpy(float))
+        x = s.index.to_numpy(float) + off
+        if inf.any():  # off the scale: a gap in the line, a marker at the top edge after the loop
+            off_scale.append((x[inf], OKABE_ITO[i % 8]))
+            e = None if e is None else np.where(inf, 0, e)
+        label = m if not inf.any() else f"{m} (mean \u221e at h = {', '.join(str(h) for h in np.array(hs)[inf])})"
+        ax.errorbar(x, np.where(inf, np.nan, s.to_numpy(float)), yerr=e, color=OKABE_ITO[i % 8], lw=1.6,
+                    marker=H.MARKERS[i % len(H.MARKERS)], ms=6, capsize=3, label=label)
+    for x, color in off_scale:
+        top = ax.get_xaxis_transform()  # x in data, y in axes fractions
+        ax.plot(x, np.full(x.size, 0.97), transform=top, ls="none", marker="^", ms=9, mfc="white", mec=color,
+                mew=1.6, clip_on=False)
+        for xi in x:
+            ax.annotate("\u221e", (xi, 0.97), xycoords=top, xytext=(0, -14), textcoords="offset points",
+                        ha="center", va="center", fontsize=10, color=color)
+    if off_scale and not np.isfinite(means.to_numpy(float)).any():
+        ax.set_ylim(0, 1)  # nothing finite to scale to: an empty axis from 0, not one around 0
     if target is not None:
         ax.axhline(target, color="0.3", ls="--", lw=1,
                    label=f"target ({target:.0%})" if metric.startswith("cov") else "target")

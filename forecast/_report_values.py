@@ -1,6 +1,9 @@
 """Value normalisation for :mod:`forecast.report_context`: numbers, ints, text and flat rows.
 
 Missing numbers become ``None`` (JSON ``null``), never NaN, so a context round-trips exactly.
+Infinite numbers (the mean log score of a model that gave an observed count probability 0)
+stay ``inf`` in the typed rows and are written as the strings ``"inf"`` / ``"-inf"``: strict
+JSON has no infinity, and ``null`` would read as "missing". :func:`_num` reads them back.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from dataclasses import fields
 from typing import Any, Mapping
 
 def _num(x: Any) -> float | None:
-    """A float, or None for missing (None, NaN, NaT)."""
+    """A float, or None for missing (None, NaN, NaT); ``"inf"``/``"-inf"`` (as written) read as infinities."""
     if x is None:
         return None
     v = float(x)
@@ -19,6 +22,8 @@ def _num(x: Any) -> float | None:
 
 def _int(x: Any) -> int | None:
     v = _num(x)
+    if v is not None and math.isinf(v):
+        raise ValueError(f"{x!r} is not a whole number")
     return None if v is None else int(v)
 
 
@@ -69,4 +74,11 @@ class _Row:
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return {f.name: _json_number(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+
+def _json_number(v: Any) -> Any:
+    """An infinite float as the string ``"inf"``/``"-inf"`` (strict JSON has no infinity); else ``v``."""
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v

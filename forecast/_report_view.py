@@ -87,6 +87,8 @@ def fmt_signed_pct(x: Any) -> str:
     v = _num(x)
     if v is None:
         return "\u2014"
+    if math.isinf(v):
+        return "+\u221e" if v > 0 else f"{_MINUS}\u221e"
     s = f"{abs(v) * 100:.0f}%"
     return s if s == "0%" else (f"+{s}" if v > 0 else f"{_MINUS}{s}")
 
@@ -98,9 +100,16 @@ def fmt_p(p: Any) -> str:
     return "<0.001" if v < 0.001 else f"{v:.3f}"
 
 
-def fmt_score(x: Any) -> str:
+def fmt_score(x: Any, n_impossible: Any = None) -> str:
+    """A mean score to 4 significant digits; an infinite one as "∞ (k impossible outcomes)"."""
     v = _num(x)
-    return "\u2014" if v is None else f"{v:.4g}"
+    if v is None:
+        return "\u2014"
+    if math.isinf(v):
+        k = _num(n_impossible)
+        note = f" ({k:,.0f} impossible outcome{'s' if k != 1 else ''})" if k else ""
+        return ("\u221e" if v > 0 else f"{_MINUS}\u221e") + note
+    return f"{v:.4g}"
 
 
 def month_label(s: Any) -> str:
@@ -254,7 +263,8 @@ def _comparison(c: Mapping) -> dict:
     return {"baseline": _s(c.get("baseline")), "metric": _METRICS.get(metric.lower(), metric),
             "note": _s(c.get("note")), "has_h": has_h,
             "rows": [{"model": _s(r.get("model")), "h": fmt_int(r.get("h")) if r.get("h") is not None else "",
-                      "score": fmt_score(r.get("score")), "baseline_score": fmt_score(r.get("baseline_score")),
+                      "score": fmt_score(r.get("score"), r.get("n_impossible")),
+                      "baseline_score": fmt_score(r.get("baseline_score")),
                       "skill": fmt_signed_pct(r.get("skill")), "p_value": fmt_p(r.get("p_value")),
                       "significant": _significance(r.get("significant")), "verdict": _s(r.get("verdict"))}
                      for r in rows]}

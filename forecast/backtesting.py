@@ -53,13 +53,26 @@ def _resolve_models(models: Any) -> dict[str, ModelSpec]:
     return out
 
 
+#: Default origins by frequency: one year of periods (five for yearly data, four weeks of days).
+DEFAULT_ORIGINS = {"day": 28, "week": 52, "month": 12, "quarter": 4, "year": 5}
+
+
+def default_origins(freq: Any = None) -> int:
+    """The number of origins when none is given: one year of the panel's periods (weekly 52,
+    monthly 12, quarterly 4), 5 for yearly data and 28 for daily; 12 when ``freq`` is unknown."""
+    return DEFAULT_ORIGINS.get(getattr(freq, "kind", None), 12)
+
+
 def choose_origins(periods: pd.DatetimeIndex, horizon: int, *, n_origins: int | None = None,
-                   origins: Sequence[Any] | None = None, step: int = 1, min_train: int = 3) -> list[pd.Timestamp]:
+                   origins: Sequence[Any] | None = None, step: int = 1, min_train: int = 3,
+                   freq: Any = None) -> list[pd.Timestamp]:
     """Cutoffs for a rolling-origin backtest.
 
     Explicit ``origins`` must be period starts of the panel. Otherwise the last
-    ``n_origins`` cutoffs, ``step`` periods apart, such that every horizon of
-    the last origin is observed and the first has ``min_train`` periods.
+    ``n_origins`` cutoffs (default :func:`default_origins` of ``freq``), ``step``
+    periods apart, such that every horizon of the last origin is observed and the
+    first has ``min_train`` periods. (Each model needs its own minimum, e.g. 10
+    for ARIMA, and falls back below it; the backtest keeps the latest origins.)
     """
     if origins is not None:
         cut = [pd.Timestamp(o) for o in origins]
@@ -68,7 +81,7 @@ def choose_origins(periods: pd.DatetimeIndex, horizon: int, *, n_origins: int | 
             raise ConfigError(f"Origins {', '.join(bad)} are not periods of the panel "
                               f"({periods[0].date()} .. {periods[-1].date()}).")
         return sorted(cut)
-    n = 12 if n_origins is None else int(n_origins)
+    n = default_origins(freq) if n_origins is None else int(n_origins)
     if n < 1 or step < 1:
         raise ConfigError(f"n_origins and step must be >= 1. Got {n_origins!r} and {step!r} instead.")
     candidates = periods[min_train - 1: len(periods) - horizon]
@@ -93,7 +106,8 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
         are resolved by ``forecast.backtest`` (:func:`forecast.pipeline.backtest`), not here.
     horizon : periods ahead forecast at every origin.
     n_origins, origins, step : how many cutoffs (the last ones, ``step`` apart) or
-        which (period starts); default 12 origins.
+        which (period starts); default one year of periods (52 weekly, 12 monthly, 4
+        quarterly, 5 yearly: :func:`default_origins`).
     window : ``"expanding"`` (all data ≤ cutoff) or the number of most recent periods.
     refit_every : re-estimate parameters every k origins (see module docstring).
     jobs : local worker processes (joblib/loky); results are identical to ``jobs=1``.
@@ -126,7 +140,7 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     freq = infer_freq(panel)  # a Frequency, carried to the workers on the frame
     frame.attrs = {"freq": freq}
     periods = pd.DatetimeIndex(sorted(frame["ds"].unique()))
-    cutoffs = choose_origins(periods, horizon, n_origins=n_origins, origins=origins, step=step)
+    cutoffs = choose_origins(periods, horizon, n_origins=n_origins, origins=origins, step=step, freq=freq)
     for spec in specs.values():
         spec.check_panel(frame)  # validate once, at the edge, not at every origin
     # Exposure is known ahead; other covariates are read as the panel recorded them (oracle).

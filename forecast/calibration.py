@@ -268,8 +268,10 @@ def calibration_test(fc: CountForecast, y, score: str = "dss", method: int = 1) 
 
     Parameters
     ----------
-    score : ``"dss"`` (Dawid-Sebastiani), ``"log"`` (log score, floored as in
-        :func:`forecast.scoring.log_score`) or ``"rps"``.
+    score : ``"dss"`` (Dawid-Sebastiani), ``"log"`` (the log score floored at
+        ``LOG_FLOOR``, 1e-12: ``log_score(fc, y, floor=LOG_FLOOR)``, the ``log_floored``
+        backtest column; unfloored, one outcome of probability 0 would make z infinite, and
+        such outcomes are counted as impossible outcomes instead) or ``"rps"``.
     method : 1, :math:`z = \\sum_i (S_i - E_i)/\\sqrt{\\sum_i V_i}` (default here;
         ``surveillance``'s ``method = 1``); 2, :math:`z^* = n^{-1/2}\\sum_i (S_i - E_i)/\\sqrt{V_i}`
         (``surveillance``'s default).

@@ -247,7 +247,9 @@ def backtest_cmd(
         with _pandas_display():
             typer.echo(table.round(4).to_string(index=False))
         typer.echo(f"skill = 1 - RPS / RPS({baseline}); p_value: one-sided block-bootstrap test over origins "
-                   f"that the model beats {baseline}. Files in {out}")
+                   f"that the model beats {baseline}. log: unfloored log score (inf: some observed count had "
+                   f"probability 0); n_impossible: forecasts that gave the observed count probability "
+                   f"< 1e-12. Files in {out}")
 
 
 def _pandas_display():

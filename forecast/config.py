@@ -2,7 +2,8 @@
 
 One file names everything a monthly run needs. Sections ``[data]``,
 ``[event_types]``, ``[models]``, ``[backtest]``, ``[forecast]``, ``[output]``,
-``[run]``; only ``[data] events`` is required. The starter written by
+``[run]``; only ``[data] events`` (an incident log) or ``[data] panel`` (a count panel CSV) is
+required, exactly one of them. The starter written by
 :func:`write_starter` (``forecast/templates/config.toml``) explains every key
 and states its default, which is the dataclass default below.
 
@@ -63,8 +64,13 @@ from forecast.parallel import ADDRESS_EXPECTED, is_address
 
 @dataclass(frozen=True)
 class DataSection:
-    """``[data]``: the events file and how to read it into a panel (see ``read_events``, ``build_panel``)."""
-    events: Path = _key(_rule(_PATH, _is_name, _abs))
+    """``[data]``: the events file and how to read it into a panel (see ``read_events``, ``build_panel``),
+    or a ready panel CSV (``unique_id, ds, y``; see :mod:`forecast.panel_csv`): exactly one of them.
+
+    ``freq`` unset: monthly periods for an events file, the panel's own frequency for a panel.
+    """
+    events: Path | None = _key(_rule(_PATH, _is_name, _abs, unset=""), None)
+    panel: Path | None = _key(_rule(_PATH, _is_name, _abs, unset=""), None)
     schema: str = _key(_enum("auto", "native", "acled", "ucdp"), "auto")
     as_of: dt.date | None = _key(_rule("a date written YYYY-MM-DD", lambda v: True, _date, unset=""), None)
     gazetteer: Path | None = _key(_rule(_PATH, _is_name, _abs, unset=""), None)
@@ -74,7 +80,7 @@ class DataSection:
         lambda v: isinstance(v, dict) or _is_list(_is_name)(v), _per_country(_names)), ())
     freq: str = _key(_rule("'month', 'week' (weeks from Monday; 'W-SUN' etc. for another day), 'day', "
                            "'quarter' or 'year'",
-                           _freq_ok), "month")
+                           _freq_ok, unset=""), None)
     coverage: tuple[dt.date, dt.date] | dict[str, tuple[dt.date, dt.date]] | None = _key(_rule(
         "[] or [start, end] (dates YYYY-MM-DD), or a table country = [start, end]",
         lambda v: isinstance(v, (list, dict)), _per_country(_date_pair), unset=[]), None)
@@ -83,6 +89,11 @@ class DataSection:
                                                     optional=True), None)
     value: str = _key(_enum("events", "fatalities"), "events")
     dayfirst: bool = _key(_bool, True)
+
+    @property
+    def source(self) -> Path:
+        """The input file: the events file or the panel CSV."""
+        return self.events if self.events is not None else self.panel  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -106,7 +117,8 @@ class ModelsSection:
 class BacktestSection:
     """``[backtest]``: the rolling-origin evaluation."""
     horizon: int = _key(_int1, 6)
-    origins: int = _key(_int1, 12)
+    # Unset: one year of origins in the panel's periods (forecast.backtesting.default_origins).
+    origins: int | None = _key(_rule("an int >= 1, or '' (one year of periods)", _is_int, unset=""), None)
     step: int = _key(_int1, 1)
     refit_every: int = _key(_int1, 1)
     window: str | int = _key(_rule("'expanding' or an int >= 1 (periods)",
@@ -164,7 +176,7 @@ OVERRIDES: dict[str, tuple[tuple[str, str], ...]] = {
     "out": (("output", "dir"),), "force": (("output", "force"),),
     **{k: (("run", k),) for k in ("seed", "jobs", "dask", "quiet")},
 }
-_PATH_OVERRIDES = ("events", "gazetteer", "out")
+_PATH_OVERRIDES = ("events", "panel", "gazetteer", "out")
 
 
 @dataclass(frozen=True)
@@ -287,10 +299,16 @@ def config_from_dict(doc: dict[str, Any], *, base_dir: str | Path | None = None,
         ev = {}
     event_types = {str(k): v.strip() for k, v in ev.items()}
     data = built["data"]
-    if "events" not in data and not any(p.startswith("[data] events") for p in probs):
-        probs.append("[data] events is required: the incident log (CSV or Parquet), "
-                     "e.g. events = \"data/border_sim_events.csv\".")
-    for key in ("events", "gazetteer"):
+    given = [k for k in ("events", "panel")
+             if data.get(k) is not None or any(p.startswith(f"[data] {k}") for p in probs)]
+    if not given:
+        probs.append("[data] events is required (or [data] panel): the incident log (CSV or Parquet), "
+                     "e.g. events = \"data/border_sim_events.csv\", or a count panel CSV with columns "
+                     "unique_id, ds, y, e.g. panel = \"panel.csv\".")
+    elif len(given) == 2:
+        probs.append("[data] events and [data] panel are both set: give one of them (events: an incident "
+                     "log to count; panel: a count panel CSV), and set the other to \"\" or delete it.")
+    for key in ("events", "panel", "gazetteer"):
         f = data.get(key)
         if f is not None and not f.is_file():
             probs.append(f"[data] {key}: file {f} not found (relative paths are read from {base}).")

@@ -127,7 +127,8 @@ def comp_logpmf(y: np.ndarray, comps: tuple) -> np.ndarray:
     yy = np.broadcast_to(y.astype(float), mu.shape)
     lf = nb_logpmf(yy.ravel(), mu.ravel(), alpha.ravel()).reshape(mu.shape)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        lz = np.where(yy == 0, np.log(pi + (1 - pi) * np.exp(lf)), np.log1p(-pi) + lf)
+        # log(pi + (1 - pi) f(0)) in log space: exp(lf) underflows for means above ~745
+        lz = np.where(yy == 0, np.logaddexp(np.log(pi), np.log1p(-pi) + lf), np.log1p(-pi) + lf)
         return special.logsumexp(lz, axis=0, b=w)  # zero-weight (padding) components drop out
 
 

@@ -140,9 +140,10 @@ class ComparisonRow(_Row):
     significant: bool | None
     verdict: str
     h: int | None = None
+    n_impossible: int | None = None  # forecasts among the n cells that gave the outcome p < 1e-12
 
     _CONVERT = {"score": _num, "baseline_score": _num, "n": _int, "n_excluded": _int, "skill": _num,
-                "mean_diff": _num, "p_value": _num, "significant": _bool, "h": _int}
+                "mean_diff": _num, "p_value": _num, "significant": _bool, "h": _int, "n_impossible": _int}
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()

@@ -8,7 +8,12 @@ Notes
 -----
 With :math:`F` the predictive cdf and :math:`p` the pmf:
 
-- log score :math:`-\log p(y)`, with :math:`p` floored at ``LOG_FLOOR``;
+- log score :math:`-\log p(y)`, unfloored: :math:`+\infty` where the forecast gave the
+  outcome probability 0 (as the peers report it). A floored variant,
+  :math:`-\log\max(p(y), 10^{-12})`, is available explicitly (``floor=LOG_FLOOR``; the
+  ``log_floored`` column of :func:`score_all`), and an outcome with :math:`p(y) < 10^{-12}`
+  (``IMPOSSIBLE_P``) is an *impossible outcome* (``impossible`` column): a calibration
+  failure that backtest summaries count per model;
 - ranked probability score :math:`\sum_{k\ge0}(F(k) - [y\le k])^2`, which for
   integer outcomes equals the CRPS, :math:`E|X-y| - \tfrac12 E|X-X'|`;
 - Dawid-Sebastiani :math:`(y-\mu)^2/\sigma^2 + \log\sigma^2`;
@@ -51,7 +56,8 @@ from forecast._fcrows import _fraction
 from forecast.distributions import QUANTILE_TOL, CountForecast
 from forecast.numerics import nb_sf as _nb_sf  # noqa: F401 (calibration)
 
-LOG_FLOOR = 1e-12        # smallest probability the log score uses: penalty <= 27.63
+LOG_FLOOR = 1e-12        # floor of the explicitly floored log score: penalty <= 27.63
+IMPOSSIBLE_P = 1e-12     # an outcome given less probability than this is an "impossible outcome"
 VAR_FLOOR = 1e-12        # smallest predictive variance the DSS uses
 RPS_TOL = 1e-13          # bound on the RPS mass left out by truncated sums (per row)
 _W0 = 24                 # first width tried for every row
@@ -212,13 +218,17 @@ def _beyond_support(fc, y, m2, targets, ks, lo, hi, rps, q, ge) -> None:
 
 
 # ----------------------------------------------------------------------------- public scores
-def log_score(fc: CountForecast, y, floor: float = LOG_FLOOR) -> np.ndarray:
-    """Log score :math:`-\\log \\max(p(y), \\text{floor})` per row.
+def log_score(fc: CountForecast, y, floor: float = 0.0) -> np.ndarray:
+    """Log score :math:`-\\log p(y)` per row; with ``floor > 0``, :math:`-\\log\\max(p(y), \\text{floor})`.
 
-    The floor matters only for outcomes the forecast declared (next to) impossible:
-    :math:`p(y) = 0` would give :math:`+\\infty`, and one infinite row would dominate
-    every mean and every comparison. Flooring bounds a single forecast's penalty at
-    :math:`-\\log 10^{-12} \\approx 27.6`; probabilities above the floor are untouched.
+    By default unfloored, as published comparisons report it: :math:`+\\infty` where the
+    forecast gave the outcome probability 0 (a point mass at 0 and then a case; an
+    empirical forecast with no mass there), and large but finite where :math:`p(y)` is
+    tiny yet representable in log space (``-log p`` is computed from the parametric form,
+    so it does not underflow to ``inf`` early: Poisson(1e-30) at ``y = 1`` scores 69.08).
+    ``floor=LOG_FLOOR`` gives the floored variant (penalty at most
+    :math:`-\\log 10^{-12} \\approx 27.6`; probabilities above the floor untouched), for
+    uses that need finite scores (e.g. :func:`forecast.calibration.calibration_test`).
     ``p(y)`` is exact for any ``y`` (parametric form beyond ``K``; 0 where there is none).
     """
     y = _outcomes(fc, y)
@@ -344,13 +354,29 @@ def mase(abs_err, scale) -> np.ndarray:
         return np.asarray(abs_err, dtype=float) / np.where(s > 0, s, np.nan)
 
 
+def impossible(fc: CountForecast, y) -> np.ndarray:
+    """1.0 where the forecast gave the outcome less than ``IMPOSSIBLE_P`` (1e-12) probability, else 0.0.
+
+    Such an outcome is a calibration failure made visible: its log score exceeds
+    :math:`-\\log 10^{-12} \\approx 27.6` (``+inf`` where :math:`p(y) = 0`). Backtests count them per model.
+    """
+    return _impossible(_logpmf(fc, _outcomes(fc, y)))
+
+
+def _impossible(logp: np.ndarray) -> np.ndarray:
+    return (logp < np.log(IMPOSSIBLE_P)).astype(float)
+
+
 def score_all(fc: CountForecast, y, *, levels: Sequence[float] = (50, 80, 95),
               thresholds: Sequence[int] = (1, 5)) -> dict[str, np.ndarray]:
     """Every per-row score in one pass over the pmf.
 
-    Returns ``log, rps, dss, brier_ge_<k>, coverage_<lvl>, interval_<lvl>, abs_error,
-    sq_error, bias, pit_lo, pit_hi`` (float64 arrays of length ``n``), where
-    ``pit_lo = F(y-1)`` and ``pit_hi = F(y)`` feed :func:`forecast.calibration.pit_histogram`
+    Returns ``log, log_floored, impossible, rps, dss, brier_ge_<k>, coverage_<lvl>,
+    interval_<lvl>, abs_error, sq_error, bias, pit_lo, pit_hi`` (float64 arrays of length
+    ``n``): ``log`` is the unfloored log score (``+inf`` where :math:`p(y) = 0`),
+    ``log_floored`` the log score with :math:`p(y)` floored at ``LOG_FLOOR`` (1e-12), and
+    ``impossible`` 1.0 where :math:`p(y) <` ``IMPOSSIBLE_P`` (1e-12), else 0.0 (its mean
+    is the share of impossible outcomes); ``pit_lo = F(y-1)`` and ``pit_hi = F(y)`` feed :func:`forecast.calibration.pit_histogram`
     (its ``active_only`` form also needs ``F(0) = fc.pmf[:, 0]``, or ``1 - p_ge_1``).
     """
     y = _outcomes(fc, y)
@@ -358,7 +384,10 @@ def score_all(fc: CountForecast, y, *, levels: Sequence[float] = (50, 80, 95),
     probs = [p for f in fr for p in ((1 - f) / 2, 1 - (1 - f) / 2)]
     ks = np.asarray(thresholds, dtype=np.int64)
     sc = _scan(fc, y, probs, ks)
-    out = {"log": log_score(fc, y), "rps": sc["rps"], "dss": dss(fc, y)}
+    lp = _logpmf(fc, y)
+    log = -lp + 0.0  # no -0.0
+    out = {"log": log, "log_floored": np.minimum(log, -np.log(LOG_FLOOR)), "impossible": _impossible(lp),
+           "rps": sc["rps"], "dss": dss(fc, y)}
     for j, k in enumerate(ks):
         out[f"brier_ge_{k}"] = (sc["ge"][:, j] - (y >= k)) ** 2
     for i, lv in enumerate(levels):

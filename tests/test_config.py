@@ -173,7 +173,7 @@ def test_several_problems_are_reported_at_once_one_line_each(project):
     ("data", "coverage", ["2025-01-01"], "[start, end]"),
     ("data", "coverage", ["2025-06-01", "2025-01-01"], "start <= end"),
     ("data", "countries", "Tajikistan", "a list of names"),
-    ("data", "events", "", "a file path"),
+    ("data", "events", 3, "a file path"),
     ("data", "schema", "", "one of 'auto'"),
     ("data", "dayfirst", 0, "true or false"),
     ("output", "dir", "", "a folder path"),

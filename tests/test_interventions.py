@@ -36,7 +36,7 @@ def panel() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted(panel):
-    return NegBinGLM(seasonality="none", interventions=(STEP, RAMP)).fit(panel)
+    return NegBinGLM(trend="damped", seasonality="none", interventions=(STEP, RAMP)).fit(panel)
 
 
 def test_one_row_per_series_and_term(fitted) -> None:

@@ -2,7 +2,7 @@
 
 Every ``import`` of a ``forecast`` module counts, at module level or inside a function
 (only ``if TYPE_CHECKING:`` blocks are left out: they never run). Floors, top down:
-cli → pipeline → run → combine (ensemble) → backtesting → models → distributions and
+cli → pipeline → run → tuning → combine (ensemble) → backtesting → models → distributions and
 pure numerics → schema / limits / exceptions.
 """
 from __future__ import annotations
@@ -126,7 +126,7 @@ def test_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-HIGH = ("forecast.combine", "forecast.pipeline", "forecast.run", "forecast.cli")
+HIGH = ("forecast.combine", "forecast.tuning", "forecast.pipeline", "forecast.run", "forecast.cli")
 
 
 @pytest.mark.parametrize("module", sorted(m for m in import_graph()
@@ -136,6 +136,13 @@ def test_lower_floors_never_import_higher_ones(module):
     g = import_graph()
     high = {d for d in g[module] if d.startswith(HIGH)}  # a high package's submodules too
     assert not high, f"{module} imports {sorted(high)}"
+
+
+def test_tuning_sits_above_combine_and_below_pipeline():
+    g = import_graph()
+    assert {"forecast.backtesting", "forecast.combine"} <= g["forecast.tuning"]
+    assert not g["forecast.tuning"] & {"forecast.pipeline", "forecast.run", "forecast.cli"}
+    assert "forecast.tuning" not in g["forecast.combine"]
 
 
 def test_backtesting_does_not_read_spec_files():

@@ -154,7 +154,7 @@ def test_log_score_matches_scipy(grid_forecast):
     ref = np.array([-ref_dist(m, a).logpmf(yy) for m, a, yy in zip(mu, alpha, y)])
     ours = scoring.log_score(fc, y, floor=0.0)
     np.testing.assert_allclose(ours, ref, rtol=1e-9)
-    floored = scoring.log_score(fc, y)
+    floored = scoring.log_score(fc, y, floor=scoring.LOG_FLOOR)
     np.testing.assert_allclose(floored, np.minimum(ref, -np.log(1e-12)), rtol=1e-9)
 
 
@@ -166,14 +166,19 @@ def test_log_score_far_above_support():
     ours = scoring.log_score(fc, y, floor=0.0)
     assert np.isfinite(ours).all()
     np.testing.assert_allclose(ours, ref, rtol=1e-11)  # 69.376..., exact, not clipped to K
-    # default floor: p(40) = 7e-31 is floored, p(20) = 7.1e-11 is not
-    np.testing.assert_allclose(scoring.log_score(fc, y)[:2], [-np.log(1e-12), ref[1]], rtol=1e-11)
+    # unfloored by default; the explicit floor: p(40) = 7e-31 is floored, p(20) = 7.1e-11 is not
+    np.testing.assert_allclose(scoring.log_score(fc, y), ref, rtol=1e-11)
+    np.testing.assert_allclose(scoring.log_score(fc, y, floor=scoring.LOG_FLOOR)[:2], [-np.log(1e-12), ref[1]],
+                               rtol=1e-11)
 
 
 def test_log_floor_applies_only_below_floor():
     fc = CountForecast.from_pmf(index(2), [[1 - 2e-12, 2e-12, 0.0], [1 - 5e-13, 5e-13, 0.0]], model="e")
-    np.testing.assert_allclose(scoring.log_score(fc, [1, 1]), [-np.log(2e-12), -np.log(1e-12)], rtol=1e-12)
-    assert scoring.log_score(fc, [2, 2]) == pytest.approx([-np.log(1e-12)] * 2)
+    floor = scoring.LOG_FLOOR
+    np.testing.assert_allclose(scoring.log_score(fc, [1, 1], floor=floor), [-np.log(2e-12), -np.log(1e-12)],
+                               rtol=1e-12)
+    assert scoring.log_score(fc, [2, 2], floor=floor) == pytest.approx([-np.log(1e-12)] * 2)
+    assert (scoring.log_score(fc, [2, 2]) == np.inf).all()  # unfloored by default
 
 
 # --------------------------------------------------------------------------- other scores
@@ -258,10 +263,12 @@ def test_mase_scale_hand_cases():
 def test_score_all_equals_single_scores(grid_forecast):
     mu, alpha, y, fc = grid_forecast
     sc = scoring.score_all(fc, y, levels=(0.5, 95), thresholds=(1, 5))
-    assert set(sc) == {"log", "rps", "dss", "brier_ge_1", "brier_ge_5", "coverage_50", "interval_50",
+    assert set(sc) == {"log", "log_floored", "impossible", "rps", "dss", "brier_ge_1", "brier_ge_5", "coverage_50", "interval_50",
                        "coverage_95", "interval_95", "abs_error", "sq_error", "bias", "pit_lo", "pit_hi"}
     np.testing.assert_array_equal(sc["rps"], scoring.rps(fc, y))
     np.testing.assert_array_equal(sc["log"], scoring.log_score(fc, y))
+    np.testing.assert_array_equal(sc["log_floored"], scoring.log_score(fc, y, floor=scoring.LOG_FLOOR))
+    np.testing.assert_array_equal(sc["impossible"], scoring.impossible(fc, y))
     np.testing.assert_array_equal(sc["dss"], scoring.dss(fc, y))
     np.testing.assert_array_equal(sc["brier_ge_5"], scoring.brier(fc, y, 5))
     np.testing.assert_array_equal(sc["interval_95"], scoring.interval_score(fc, y, 0.95))

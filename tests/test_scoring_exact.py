@@ -128,8 +128,9 @@ def test_other_scores_finite_at_huge_and_tiny_means(mu):
     for name, v in out.items():
         assert np.isfinite(v).all(), name
     d = stats.poisson(mu)
+    np.testing.assert_allclose(out["log"], -d.logpmf(ys), rtol=1e-9, atol=1e-12)  # -log p(0) = 1e-300
     expect_log = np.minimum(-d.logpmf(ys), -np.log(scoring.LOG_FLOOR))
-    np.testing.assert_allclose(out["log"], expect_log, rtol=1e-9, atol=1e-12)  # -log p(0) = 1e-300
+    np.testing.assert_allclose(out["log_floored"], expect_log, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(out["pit_hi"], d.cdf(ys), rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(out["pit_lo"], d.cdf(ys - 1), rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(out["dss"], (ys - mu) ** 2 / max(mu, scoring.VAR_FLOOR)

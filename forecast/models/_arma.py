@@ -11,6 +11,10 @@ import warnings
 from typing import Any
 
 import numpy as np
+from scipy import stats
+
+#: Upper-tail mass left beyond the dense pmf support of the ARIMA forecast (before the support cap).
+TAIL = 1e-6
 
 #: 5% critical value of the KPSS level-stationarity test (Kwiatkowski et al. 1992, table 1).
 KPSS_CRIT_5PCT = 0.463
@@ -206,3 +210,77 @@ def _best(tried: list[dict]) -> dict | None:
     ok = [c for c in tried if not c["error"]]
     pool = [c for c in ok if c["converged"]] or ok
     return min(pool, key=lambda c: c["aicc"]) if pool else None  # min keeps the first of ties
+
+
+# -- annual Fourier regressors for long seasons (weekly data) ---------------------------------
+
+#: Fourier orders compared when ``Arima(fourier_k=None)`` chooses K (weekly data).
+FOURIER_KS = (0, 1, 2)
+
+
+def fourier_matrix(u: np.ndarray, k: int) -> np.ndarray:
+    """Columns sin(2πju), cos(2πju) for j = 1..k (``u`` the position in the year, in [0, 1))."""
+    u = np.asarray(u, dtype=float)
+    cols = [f(2 * np.pi * j * u) for j in range(1, k + 1) for f in (np.sin, np.cos)]
+    return np.column_stack(cols) if cols else np.empty((len(u), 0))
+
+
+def choose_fourier_k(z: np.ndarray, u: np.ndarray, d: int, ks: tuple[int, ...] = FOURIER_KS
+                     ) -> tuple[int, np.ndarray]:
+    """Fourier order K by the AICc of the least-squares regression of (1 - L)^d z on the terms.
+
+    A regression with white-noise errors: cheap (one least-squares solve per K) and
+    the errors' autocorrelation is left to the ARMA search that follows on the
+    residuals. Returns (K, coefficients of the 2K Fourier columns in levels).
+    """
+    best = (np.inf, 0, np.empty(0))
+    for k in ks:
+        F = fourier_matrix(u, k)
+        Xd = np.diff(F, n=d, axis=0)
+        wd = np.diff(z, n=d)
+        X = np.column_stack([np.ones(len(wd)), Xd])
+        coef, *_ = np.linalg.lstsq(X, wd, rcond=None)
+        n, p = len(wd), X.shape[1] + 1  # + the variance
+        rss = float(np.sum((wd - X @ coef) ** 2))
+        if n - p - 1 <= 0 or rss <= 0:
+            continue
+        aicc = n * np.log(rss / n) + 2 * p + 2 * p * (p + 1) / (n - p - 1)
+        if aicc < best[0] - 1e-9:
+            best = (aicc, k, coef[1:])
+    return best[1], best[2]
+
+
+def log1p_gaussian_pmf(mean: np.ndarray, sd: np.ndarray, k_cap: int, tail: float = TAIL) -> np.ndarray:
+    """Count pmf of ``Y = exp(Z) - 1`` rounded to the nearest integer, ``Z ~ N(mean, sd²)``.
+
+    Parameters
+    ----------
+    mean, sd : (h,) mean and standard deviation of ``Z`` (``sd > 0``).
+    k_cap : largest support point allowed.
+    tail : the support ``0..K`` is the smallest for which every row leaves less
+        than ``tail`` beyond ``K`` (unless ``K`` reaches ``k_cap``).
+
+    Returns
+    -------
+    ndarray (h, K+1)
+        ``P(0) = Φ((log 1.5 - m)/s)`` (all mass below 0.5, negatives included),
+        ``P(k) = Φ((log(k+1.5) - m)/s) - Φ((log(k+0.5) - m)/s)``; rows sum to
+        ``1 - P(Y > K)``.
+    """
+    m = np.atleast_1d(np.asarray(mean, dtype=float))
+    s = np.atleast_1d(np.asarray(sd, dtype=float))
+    if (~np.isfinite(m)).any() or (~np.isfinite(s)).any() or (s <= 0).any():
+        raise ValueError("log1p_gaussian_pmf needs finite means and standard deviations > 0.")
+    zq = stats.norm.isf(tail)
+    # Smallest K with log(K + 1.5) > m + s·zq; computed in floats first so a huge
+    # bound (long horizons of a random walk) cannot overflow an int.
+    bound = np.exp(np.minimum(m + s * zq, np.log(k_cap + 2.0)))
+    K = int(min(k_cap, max(0.0, np.floor(bound.max() - 1.5) + 1)))
+    while K < k_cap and (stats.norm.sf((np.log(K + 1.5) - m) / s) >= tail).any():
+        K += 1  # guards the float rounding of the bound; at most one or two steps
+    upper = (np.log(np.arange(K + 1) + 1.5)[None, :] - m[:, None]) / s[:, None]
+    lower = np.concatenate([np.full((len(m), 1), -np.inf), upper[:, :-1]], axis=1)
+    # Differences of the survival function above the median keep upper-tail
+    # probabilities accurate (1 - Φ would cancel to 0 there).
+    return np.where(lower > 0, stats.norm.sf(lower) - stats.norm.sf(upper),
+                    stats.norm.cdf(upper) - stats.norm.cdf(lower))

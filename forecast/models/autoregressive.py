@@ -40,7 +40,7 @@ INGARCH_PARAMS = (
     *design_params(trend="none", seasonality="fourier", fourier_k=1, lags=False, exposure=False),
     Param("n_paths", 1000, "an int >= 1", positive_int, "simulated paths for horizons h > 1"),
 )
-_DESIGN_PARAMS = ("trend", "seasonality", "fourier_k", "exog", "interventions")
+_DESIGN_PARAMS = ("trend", "damping", "seasonality", "fourier_k", "exog", "interventions")
 
 
 class INGARCH(ModelSpec):
@@ -51,7 +51,7 @@ class INGARCH(ModelSpec):
     distribution : "poisson" or "negbin" (default).
     past_obs : lags k of log(1 + y_{t-k}); plays the GLMs' ``lags`` role (there is no ``lags``).
     past_mean : lags l of the log-mean nu_{t-l}; ``()`` gives the GLM with log1p lags.
-    trend, seasonality, fourier_k, exog, interventions : covariates x_t, as in the GLMs.
+    trend, damping, seasonality, fourier_k, exog, interventions : covariates x_t, as in the GLMs.
     n_paths : simulated paths for h > 1.
 
     Notes

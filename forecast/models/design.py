@@ -6,9 +6,12 @@ as the offset log(exposure).
 
 Column definitions
 ------------------
-trend ``"linear"``
+trend ``"linear"``, ``"damped"``
     t / P, with t = 0, 1, … the period index from the series' first period and P
-    the periods per year: the coefficient is a change of log-rate per year.
+    the periods per year: the coefficient is a change of log-rate per year. Both
+    fit the same column; ``"damped"`` holds (or geometrically damps, ``damping``)
+    the trend after the last training period instead of extrapolating it
+    (:mod:`forecast.models._trend` gives the equations).
 seasonality ``"month"`` (calendar seasonality; what it builds depends on the frequency)
     monthly data: dummies for calendar months 2..12 of the period start (January
     is the base); quarterly: dummies for quarters 2..4; weekly and daily data:
@@ -37,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
+from forecast.models._trend import TREND_OPTIONS, future_trend_index, has_trend
 from forecast.models.base import Param, int_tuple, one_of, optional_str, positive_int, str_tuple, Series
 
 INTERVENTION_KINDS = ("step", "pulse", "ramp")
@@ -100,6 +104,7 @@ class DesignSpec:
     """What goes into the design (the GLM-family hyperparameters)."""
 
     trend: str = "none"
+    damping: float = 0.0
     seasonality: str = "none"
     fourier_k: int = 1
     lags: tuple[int, ...] = ()
@@ -109,7 +114,8 @@ class DesignSpec:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "DesignSpec":
-        return cls(trend=params.get("trend", "none"), seasonality=params.get("seasonality", "none"),
+        return cls(trend=params.get("trend", "none"), damping=float(params.get("damping", 0.0)),
+                   seasonality=params.get("seasonality", "none"),
                    fourier_k=int(params.get("fourier_k", 1)), lags=tuple(params.get("lags") or ()),
                    exog=tuple(params.get("exog") or ()),
                    interventions=parse_interventions(params.get("interventions")),
@@ -143,7 +149,7 @@ def deterministic_columns(spec: DesignSpec, s: Series, ds: pd.DatetimeIndex, t: 
     """
     cols, names = [np.ones(len(ds))], ["(Intercept)"]
     ppy = s.periods_per_year
-    if spec.trend == "linear":
+    if has_trend(spec.trend):
         cols.append(t / ppy)
         names.append("trend")
     kind = s.freq.kind
@@ -277,8 +283,7 @@ def future_design(spec: DesignSpec, s: Series, h: int, future: pd.DataFrame | No
     fills the lag columns from observed or simulated counts.
     """
     ds = s.future_ds(h)
-    n = len(s.y)
-    t = np.arange(n, n + h, dtype=float)
+    t = future_trend_index(spec.trend, spec.damping, len(s.y), h) if has_trend(spec.trend) else np.zeros(h)
     need = spec.needed_columns()
     if need and future is None:
         raise ConfigError(f"This model needs future values of {', '.join(need)}: pass "
@@ -349,7 +354,11 @@ def check_design_columns(panel: pd.DataFrame, dspec: DesignSpec) -> None:
         raise DataValidationError(problems, source="panel")
 
 
-def design_params(*, trend: str = "none", seasonality: str = "fourier", fourier_k: int = 1,
+def _is_unit(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= float(v) <= 1
+
+
+def design_params(*, trend: str = "none", damping: float = 0.0, seasonality: str = "fourier", fourier_k: int = 1,
                   lags: bool = True, exposure: bool = True) -> tuple[Param, ...]:
     """The design hyperparameters shared by the log-linear count models, declared once.
 
@@ -357,8 +366,11 @@ def design_params(*, trend: str = "none", seasonality: str = "fourier", fourier_
     (INGARCH has its own ``past_obs``) and an ``exposure`` offset.
     """
     out = [
-        Param("trend", trend, "one of 'none', 'linear'", one_of("none", "linear"),
-              "'linear': log-rate changes linearly, coefficient per year"),
+        Param("trend", trend, "one of 'none', 'damped', 'linear'", one_of(*TREND_OPTIONS),
+              "'damped' and 'linear' estimate a log-linear trend (coefficient per year); 'damped' holds it "
+              "at the last training period in forecasts (or damps it, see damping), 'linear' extrapolates it"),
+        Param("damping", damping, "a float in [0, 1]", lambda v: _is_unit(v),
+              "trend='damped': the trend moves on by damping^j in forecast period j (0 holds it)"),
         Param("seasonality", seasonality, "one of 'none', 'month', 'fourier'", one_of("none", "month", "fourier"),
               "'month': calendar dummies (months, or quarters) on monthly and quarterly data, fourier_k "
               "annual sin/cos pairs on weekly and daily data, none on yearly data; 'fourier': fourier_k "

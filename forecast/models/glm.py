@@ -32,6 +32,7 @@ import pandas as pd
 
 from forecast.models._glmbatch import fit_batch
 from forecast.models._glmglue import _BatchRows, _check_future, _draw, _named_columns
+from forecast.models._trend import EXTRAPOLATION_NOTE
 from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param, Series, SeriesFit,
                                   SeriesForecast, batching, non_negative, positive_int, series_rng)
@@ -54,7 +55,7 @@ BATCH_SIZE = 2000
 
 
 GLM_PARAMS: tuple[Param, ...] = (
-    *design_params(trend="linear", seasonality="month", fourier_k=2),
+    *design_params(trend="none", seasonality="month", fourier_k=2),
     Param("penalty", 0.0, "a float >= 0", non_negative, "ridge weight on every coefficient but the intercept"),
     Param("n_paths", 1000, "an int >= 1", positive_int, "sample paths for multi-step forecasts with lags"),
 )
@@ -115,6 +116,8 @@ class _LogLinearGLM(ModelSpec):
         notes = [f"ridge penalty {self.penalty:g} (penalised, Bayesian-style SEs)"] if self.penalty > 0 else []
         if solver_note:
             notes.append(solver_note)
+        if self.trend == "linear":
+            notes.append(EXTRAPOLATION_NOTE)
         lag_sum = float(np.sum(beta[list(lag_cols)])) if lag_cols else 0.0
         if converged and lag_sum >= 1:
             converged = False
@@ -171,6 +174,8 @@ class _LogLinearGLM(ModelSpec):
             notes.append(f"ridge penalty {self.penalty:g} (penalised, Bayesian-style SEs)")
         if nb and res.boundary[j]:
             notes.append(boundary_note(res.score0[j]))
+        if self.trend == "linear":
+            notes.append(EXTRAPOLATION_NOTE)
         coef = dict(zip(d.names, zip(rows.coef[j], rows.se[j])))
         alpha = rows.alpha[j]
         if nb:
@@ -291,7 +296,10 @@ class PoissonGLM(_LogLinearGLM):
 
     Parameters
     ----------
-    trend : {"none", "linear"}, default "linear"
+    trend : {"none", "damped", "linear"}, default "none"
+        "damped" estimates the trend like "linear" but holds it at the last training
+        period in forecasts (:mod:`forecast.models._trend`); "linear" extrapolates it.
+    damping : float in [0, 1], default 0.0 (trend="damped": 0 holds, 1 is linear)
     seasonality : {"none", "month", "fourier"}, default "month"
     fourier_k : int >= 1, default 2
     lags : tuple of int >= 1, default ()

@@ -166,7 +166,9 @@ class ZIP(_ZeroInflated):
 
     Parameters
     ----------
-    trend : {"none", "linear"}, default "none"
+    trend : {"none", "damped", "linear"}, default "none" ("damped" holds the fitted trend at the
+        last training period in forecasts, "linear" extrapolates it)
+    damping : float in [0, 1], default 0.0
     seasonality : {"none", "month", "fourier"}, default "fourier"
     fourier_k : int, default 1
     lags : tuple of int, default ()

@@ -76,12 +76,15 @@ def context(cfg, events, panel, table, totals, effects, comparison, comparison_h
         figures=tuple(map(FigureRef.from_dict, figures)),
         comparison=Comparison(baseline=baseline, metric="rps", rows=tuple(map(ComparisonRow.from_dict, comp_rows)),
                               note="Skill = 1 − score / baseline score. p-value: one-sided studentised "
-                                   "block-bootstrap test across forecast origins that the model beats the baseline."),
+                                   "block-bootstrap test across forecast origins that the model beats the baseline. "
+                                   "Log score: ∞ when a forecast gave an observed count probability 0; an impossible "
+                                   "outcome is one given probability below 1e-12, and a model with more of them than "
+                                   "the baseline is never counted better."),
         selection=tuple(map(SelectionRow.from_dict, selection[["unique_id", "model", "reason"]].to_dict("records"))),
         data=DataSummary.from_dict(
             {"sources": [{"file": info.get("file", ""), "schema": schema, "rows_read": info.get("rows_read"),
                           "rows_kept": info.get("rows_kept"),
-                          "sha256": manifest["inputs"].get(str(cfg.data.events), "")}],
+                          "sha256": manifest["inputs"].get(str(cfg.data.source), "")}],
              "coverage": panel.attrs.get("coverage", {}), "citation": citation, "dropped": info.get("dropped", {}),
              "unknown_provinces": info.get("unknown_provinces", []), "warnings": manifest["warnings"]}),
         methods=tuple(Method(**m) for m in methods),

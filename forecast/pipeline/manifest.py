@@ -41,7 +41,7 @@ def manifest(cfg, events, panel, diag, warned: list[str], timer: Timer, t_start:
 
     from forecast.parallel import backend_name
 
-    inputs = [Path(cfg.data.events)] + ([Path(cfg.data.gazetteer)] if cfg.data.gazetteer else [])
+    inputs = [Path(cfg.data.source)] + ([Path(cfg.data.gazetteer)] if cfg.data.gazetteer else [])
     if cfg.path is not None:
         inputs.append(Path(cfg.path))
     pkgs = {}

@@ -48,7 +48,7 @@ def run(cfg, *, simulated: bool = False, title: str | None = None, progress: Pro
 
     out = Path(cfg.output.dir)
     # The output folder is replaced as a whole: never one holding the config or an input.
-    protected = [cfg.path, cfg.data.events, cfg.data.gazetteer,
+    protected = [cfg.path, cfg.data.source, cfg.data.gazetteer,
                  *(v for v in (cfg.models.baseline, *cfg.models.labelled().values()) if isinstance(v, Path))]
     where = {"force": cfg.output.force, "protected": protected, "option": "--out or [output] dir"}
     check_writable(out, **where)
@@ -93,7 +93,7 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
     with timer("ingest"):
         events = stages.read_run_events(cfg)
     step("ingest", 1)
-    _say(cfg, f"read {len(events):,} events from {Path(cfg.data.events).name}")
+    _say(cfg, f"read {len(events):,} {'panel rows' if cfg.data.panel else 'events'} from {Path(cfg.data.source).name}")
     step("panel")
     with timer("panel"):
         panel = stages.run_panel(cfg, events)

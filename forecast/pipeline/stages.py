@@ -45,13 +45,45 @@ def load_panel(path: str | Path, *, freq: str = "month", as_of=None, schema: str
 
 
 def read_run_events(cfg) -> pd.DataFrame:
-    """Stage *ingest*: the configured events file as canonical events."""
+    """Stage *ingest*: the configured events file as canonical events, or the configured panel CSV.
+
+    A ``[data] panel`` is read and validated here (:func:`read_run_panel`); :func:`run_panel`
+    then passes it on.
+    """
     from forecast.ingest import read_events
 
     d = cfg.data
+    if d.panel is not None:
+        return read_run_panel(cfg)
     return read_events(d.events, d.schema, event_types=cfg.event_types or None, gazetteer=d.gazetteer,
                        max_date_precision=d.max_date_precision, max_location_precision=d.max_location_precision,
                        as_of=d.as_of, dayfirst=d.dayfirst)
+
+
+def read_run_panel(cfg) -> pd.DataFrame:
+    """The configured ``[data] panel`` CSV (``unique_id, ds, y``; keys and covariates optional:
+    missing keys are filled as ``country = "all"``, ``province = unique_id``, ``event_type = "all"``).
+
+    Its frequency is read from its dates; a ``[data] freq`` that disagrees is an error
+    (the panel's periods cannot be recounted). ``panel.attrs["source"]`` says it is a panel.
+    """
+    from forecast.exceptions import ConfigError
+    from forecast.periods import parse_freq
+
+    d = cfg.data
+    panel = load_panel(d.panel)
+    inferred = panel.attrs.get("freq")
+    if d.freq and inferred is not None and parse_freq(d.freq) != parse_freq(inferred):
+        raise ConfigError(f"[data] freq is '{d.freq}' but the panel {Path(d.panel).name} has {inferred} "
+                          "periods; delete freq (it is read from the panel) or give the panel's own.")
+    # The report groups by country, province and event type: a panel without them is one
+    # province per series, in a country and of a type named "all".
+    fill = {"country": "all", "province": panel["unique_id"], "event_type": "all"}
+    for col, value in fill.items():
+        if col not in panel.columns:
+            panel[col] = value
+    panel.attrs["source"] = "panel"
+    return panel
 
 
 def run_panel(cfg, events: pd.DataFrame) -> pd.DataFrame:
@@ -59,7 +91,9 @@ def run_panel(cfg, events: pd.DataFrame) -> pd.DataFrame:
     from forecast.panel import build_panel
 
     d = cfg.data
-    return build_panel(events, d.freq, coverage=d.coverage, as_of=d.as_of, provinces=d.provinces or None,
+    if d.panel is not None:
+        return events  # already the panel (read_run_events)
+    return build_panel(events, d.freq or "month", coverage=d.coverage, as_of=d.as_of, provinces=d.provinces or None,
                        countries=d.countries or None, value=d.value, gazetteer=d.gazetteer)
 
 

@@ -152,7 +152,7 @@ def test_recovers_nb_parameters_and_effect_with_nominal_coverage() -> None:
     panel = pd.DataFrame({"unique_id": np.repeat([f"s{i:03d}" for i in range(R)], T),
                           "ds": np.tile(ds, R), "y": Y.ravel()})
     iv = {"name": "closure", "date": "2018-07-15", "kind": "step"}
-    fitted = NegBinGLM(seasonality="fourier", fourier_k=1, interventions=(iv,)).fit(panel)
+    fitted = NegBinGLM(trend="damped", seasonality="fourier", fourier_k=1, interventions=(iv,)).fit(panel)
     assert (fitted.diagnostics()["fallback"] == "none").all()
     c = fitted.coefficients()
     z = stats.norm.ppf(0.975)
@@ -257,7 +257,7 @@ def test_explosive_lags_fall_back_and_say_why(cls) -> None:
 
 # --- degenerate series, validation, covariates ---------------------------------------------
 
-@pytest.mark.parametrize("kw", [{}, FOURIER1, {"lags": (1,)}])
+@pytest.mark.parametrize("kw", [{}, {**FOURIER1, "trend": "damped"}, {"lags": (1,)}])
 @pytest.mark.parametrize("cls", [PoissonGLM, NegBinGLM])
 def test_degenerate_series_never_crash(ref_panel, cls, kw) -> None:
     degenerate = ref_panel.loc[ref_panel.unique_id == "degenerate", "y"].tolist()
@@ -279,7 +279,7 @@ def test_degenerate_series_never_crash(ref_panel, cls, kw) -> None:
 @pytest.mark.parametrize(("cls", "kw", "message"), [
     (NegBinGLM, {"penalty": -1}, "The 'penalty' parameter of NegBinGLM must be a float >= 0. Got -1 instead."),
     (PoissonGLM, {"trend": "quadratic"},
-     "The 'trend' parameter of PoissonGLM must be one of 'none', 'linear'. Got 'quadratic' instead."),
+     "The 'trend' parameter of PoissonGLM must be one of 'none', 'damped', 'linear'. Got 'quadratic' instead."),
     (NegBinGLM, {"seasonality": "weekly"}, "The 'seasonality' parameter of NegBinGLM must be one of 'none', "
                                            "'month', 'fourier'. Got 'weekly' instead."),
     (NegBinGLM, {"fourier_k": 0}, "The 'fourier_k' parameter of NegBinGLM must be an int >= 1. Got 0 instead."),
@@ -356,7 +356,7 @@ def test_dropped_column_is_nan_and_said(ref_panel) -> None:
 def test_rank_deficient_design_falls_back_to_penalised() -> None:
     n = 60
     panel = frame({"r": np.random.default_rng(1).poisson(3, n).tolist()}).assign(x=np.arange(n) * 2.0)
-    d = NegBinGLM(seasonality="none", exog=("x",)).fit(panel).diagnostics().iloc[0]  # x = 24 * trend
+    d = NegBinGLM(trend="damped", seasonality="none", exog=("x",)).fit(panel).diagnostics().iloc[0]  # x = 24 * trend
     assert d["fallback"] == "penalised" and d["converged"]
     assert "rank-deficient design" in d["reason"] and "column(s) x aliased" in d["reason"]
 
