@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
+from forecast.models._pooled import groups_of, pooling_panel
 from forecast.models.fitted import FittedModel
 from forecast.models.guard import describe, is_numeric_error
 from forecast.models.ladder import batched_engine, batching, fit_many  # noqa: F401  (re-exported)
@@ -137,7 +138,8 @@ class ModelSpec:
     def fit_data(self, data: PanelData) -> FittedModel:
         """Fit already split and validated series (backtests split the panel once, not per origin)."""
         spec = self.clone()  # the fitted model keeps a frozen copy of the hyperparameters
-        return FittedModel(spec=spec, data=data, fits=spec._fit_many(data.series))
+        with pooling_panel(data.series, groups_of(data)):  # rungs that pool read the whole panel
+            return FittedModel(spec=spec, data=data, fits=spec._fit_many(data.series))
 
     def required_columns(self) -> tuple[str, ...]:
         """Extra panel columns the model reads (exogenous, exposure)."""
