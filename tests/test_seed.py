@@ -88,9 +88,7 @@ def test_backtest_scores_are_bit_identical_to_before(seed):
     names = sorted({n for n, s in REFERENCE if s == seed})
     res = forecast.backtest(P, names, horizon=3, n_origins=3, seed=seed, progress=False)
     for name in names:
-        # The all-zero series falls back to the pooled climatology since issue 12 (a small
-        # positive rate, no longer a point mass at 0): the reference holds for the others.
-        rows = ((res.forecasts["model"] == name) & (res.forecasts["unique_id"] != "zeros")).to_numpy()
+        rows = (res.forecasts["model"] == name).to_numpy()
         got = (res.point_scores.loc[rows, "rps"].sum(), res.forecasts.loc[rows, "mean"].sum())
         np.testing.assert_allclose(got, REFERENCE[(name, seed)], rtol=1e-12, atol=0)
 
@@ -104,12 +102,7 @@ def test_score_weighted_ensemble_is_identical_to_before():
     w = fitted.weights().iloc[:, 1:].to_numpy()
     np.testing.assert_allclose(w[:, 0], [0.480264716515, 0.511295329834, 0.343539711589, 0.569638720266, 0.5],
                                atol=1e-11)
-    fc = fitted.forecast(3, seed=5)
-    # (the all-zero series' negbin_glm_ar falls back to the pooled climatology since issue 12:
-    # a small positive mean where it was 0; the other series keep the reference)
-    others = (fc.index["unique_id"] != "zeros").to_numpy()
-    assert fc.mean[others].sum() == pytest.approx(47.17985797481103, rel=1e-12)
-    assert np.all(fc.mean[~others] > 0)
+    assert fitted.forecast(3, seed=5).mean.sum() == pytest.approx(47.17985797481103, rel=1e-12)
 
 
 # -- the ensemble lives above the backtester; spec names are resolved once --------------------

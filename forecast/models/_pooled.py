@@ -9,9 +9,11 @@ subset of them it is asked to fit.
 Notation (series i): S_i the sum of its last W_i counts (the window), T_i and n_i the sum
 and number of all its counts (the whole training history), g(i) its group.
 
-* Pooled rate of a group: r̄_g = Σ_{i in g} T_i / Σ_{i in g} n_i.
+* Pooled rate of a group: r̄_g = Σ T_i / Σ n_i over the series of g that ever had an event.
 * Shrunk long-run rate: m_i = (T_i + c·r̄_g) / (n_i + c), c = :data:`LONG_RUN_PSEUDO`
-  pseudo-periods; m_i > 0 for every series of a group that ever had an event.
+  pseudo-periods, for a series that ever had an event (so m_i > 0); m_i = 0 for one that
+  never had (no evidence of any rate: it stays a point mass at 0, and adding or removing
+  it changes no other series).
 * Prior: λ_i ~ Gamma(shape b_g·m_i, rate b_g); b_g (pseudo-periods) maximises the
   marginal likelihood Σ_{i in g} log NB(S_i; b_g·m_i, b_g/(b_g + W_i)) (the window counts
   given their sum are multinomial, free of λ, so the sum carries all the information).
@@ -36,19 +38,23 @@ B_BOUNDS = (1e-3, 1e5)
 
 
 def group_rates(totals: np.ndarray, lengths: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Each series' group pooled rate r̄_g = Σ T / Σ n over the series of its group."""
+    """Each series' group pooled rate r̄_g = Σ T / Σ n over the series of its group that
+    ever had an event (series without events do not dilute it, so they change nothing)."""
     _, inv = np.unique(groups, return_inverse=True)
-    t = np.bincount(inv, weights=totals.astype(float))
-    n = np.bincount(inv, weights=lengths.astype(float))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(n > 0, t / np.maximum(n, 1), 0.0)
+    had = totals > 0
+    t = np.bincount(inv, weights=np.where(had, totals, 0.0).astype(float))
+    n = np.bincount(inv, weights=np.where(had, lengths, 0.0).astype(float))
+    rate = np.where(n > 0, t / np.maximum(n, 1), 0.0)
     return rate[inv]
 
 
 def long_run_rates(totals: np.ndarray, lengths: np.ndarray, groups: np.ndarray,
                    c: float = LONG_RUN_PSEUDO) -> np.ndarray:
-    """m_i = (T_i + c·r̄_g) / (n_i + c): the series' rate shrunk a little to its group's."""
-    return (totals + c * group_rates(totals, lengths, groups)) / (lengths + c)
+    """m_i = (T_i + c·r̄_g) / (n_i + c) for a series that ever had an event (> 0), 0 for one
+    that never had: its rate shrunk a little to its group's."""
+    totals = np.asarray(totals, dtype=float)
+    m = (totals + c * group_rates(totals, lengths, groups)) / (np.asarray(lengths, dtype=float) + c)
+    return np.where(totals > 0, m, 0.0)
 
 
 def marginal_loglik(b: float, m: np.ndarray, S: np.ndarray, W: np.ndarray) -> float:
@@ -93,12 +99,14 @@ def predictive(b: np.ndarray | float, m: np.ndarray, S: np.ndarray, W: np.ndarra
 
 
 def pooled_fit(series: Sequence[Any], groups: Sequence[Any], windows: np.ndarray,
-               within: np.ndarray | None = None) -> dict[str, Any]:
+               within: np.ndarray | None = None, fixed_b: np.ndarray | None = None) -> dict[str, Any]:
     """Pool every series in ``series`` (objects with ``.y``) by group; window W_i given.
 
     ``within`` (optional, per series): the dispersion α_w of the counts around the window's
     rate, Y | λ ~ NB2(λ, α_w); the predictive is then the NB with the mixture's mean μ and
     variance μ + μ²·(α_w·(1 + 1/shape) + 1/shape) (moment-matched), shape = b·m_i + S_i.
+
+    ``fixed_b`` (optional, per series): the prior strength to use instead of estimating it.
 
     Returns per-series arrays ``m``, ``S``, ``W``, ``b``, ``mu``, ``alpha``, ``loglik``
     (the series' marginal log-likelihood of its window sum) and ``group``.
@@ -109,10 +117,13 @@ def pooled_fit(series: Sequence[Any], groups: Sequence[Any], windows: np.ndarray
     W = np.minimum(np.asarray(windows, dtype=float), lengths)
     S = np.array([float(np.sum(s.y[len(s.y) - int(w):])) if w > 0 else 0.0 for s, w in zip(series, W)])
     m = long_run_rates(totals, lengths, groups)
-    b = np.empty(len(series))
-    for g in dict.fromkeys(groups):  # first-seen order: deterministic
-        idx = groups == g
-        b[idx] = fit_prior_strength(m[idx], S[idx], W[idx])
+    if fixed_b is not None:
+        b = np.asarray(fixed_b, dtype=float)
+    else:
+        b = np.empty(len(series))
+        for g in dict.fromkeys(groups):  # first-seen order: deterministic
+            idx = groups == g
+            b[idx] = fit_prior_strength(m[idx], S[idx], W[idx])
     mu, alpha = predictive(b, m, S, W)
     if within is not None:  # Y | λ ~ NB2(λ, within): moment-matched NB of the mixture
         alpha = within * (1.0 + alpha) + alpha
@@ -125,14 +136,19 @@ def pooled_fit(series: Sequence[Any], groups: Sequence[Any], windows: np.ndarray
 
 # -- the pooling panel -------------------------------------------------------------------
 
-_PANEL: contextvars.ContextVar[tuple[list, list] | None] = contextvars.ContextVar("forecast_pool_panel",
+_PANEL: contextvars.ContextVar[tuple[list, list] | str | None] = contextvars.ContextVar("forecast_pool_panel",
                                                                                   default=None)
 
 
+#: The pooling panel of a ladder's lower rungs: every series pooled with itself only.
+SEPARATE = "separate"
+
+
 @contextlib.contextmanager
-def pooling_panel(series: Sequence[Any], groups: Sequence[Any] | None = None, *,
+def pooling_panel(series: Sequence[Any] | str, groups: Sequence[Any] | None = None, *,
                   replace: bool = True) -> Iterator[None]:
-    """Pool over ``series`` (with ``groups``, default one group) inside this block.
+    """Pool over ``series`` (with ``groups``, default one group) inside this block;
+    ``series=SEPARATE``: each series alone (its own group).
 
     With ``replace=False`` an outer panel already set is kept (a ladder inside a fit
     pools over the fit's whole panel, not the subset it is given).
@@ -140,7 +156,11 @@ def pooling_panel(series: Sequence[Any], groups: Sequence[Any] | None = None, *,
     if not replace and _PANEL.get() is not None:
         yield
         return
-    token = _PANEL.set((list(series), ["all"] * len(series) if groups is None else list(groups)))
+    if isinstance(series, str):
+        value: Any = series
+    else:
+        value = (list(series), ["all"] * len(series) if groups is None else list(groups))
+    token = _PANEL.set(value)
     try:
         yield
     finally:
@@ -149,16 +169,23 @@ def pooling_panel(series: Sequence[Any], groups: Sequence[Any] | None = None, *,
 
 def panel_for(series: Sequence[Any]) -> tuple[list, list]:
     """The series and groups to pool over when fitting ``series``: the pooling panel when
-    it holds every one of them, else ``series`` themselves as one group."""
+    it holds every one of them, each series alone under :data:`SEPARATE`, else ``series``
+    themselves as one group."""
     panel = _PANEL.get()
+    if panel == SEPARATE:
+        return list(series), [s.uid for s in series]
     if panel is not None:
-        have = {id(s) for s in panel[0]}
         uids = {s.uid for s in panel[0]}
-        if all(id(s) in have or s.uid in uids for s in series):
+        if all(s.uid in uids for s in series):
             # A series may be a new object for the same uid (a forecast-time refit): use the given one.
             given = {s.uid: s for s in series}
             return [given.get(s.uid, s) for s in panel[0]], panel[1]
     return list(series), ["all"] * len(series)
+
+
+def pooling_separately() -> bool:
+    """Whether series are pooled each alone here (the lower rungs of a ladder)."""
+    return _PANEL.get() == SEPARATE
 
 
 def groups_of(data: Any) -> list[str] | None:

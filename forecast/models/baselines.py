@@ -9,7 +9,7 @@ from scipy import special, stats
 
 from forecast.distributions import K_CAP_MAX
 from forecast.models._glmbatch import nb_intercept_mle_batch
-from forecast.models._pooled import long_run_rates, panel_for, pooled_fit
+from forecast.models._pooled import long_run_rates, panel_for, pooled_fit, pooling_separately
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
                                   one_of, positive_int)
 from forecast.periods import Frequency
@@ -185,9 +185,13 @@ class Climatology(_Windowed):
     see :mod:`forecast.models._pooled`); α_w,i is the window's maximum-likelihood NB2
     dispersion (0 when not overdispersed), so Y | λ_i ~ NB2(λ_i, α_w,i) and μ_i, α_i
     match the mixture's mean and variance. A quiet window therefore shrinks toward a
-    small positive rate: 0 < P(Y ≥ 1) for every series of a group with events.
-    Pooling reads every series of the panel being fitted, so the fit is the same
-    whatever subset of series a ladder rung is handed (``pools_series``).
+    small positive rate: 0 < P(Y ≥ 1) for every series that ever had an event; a series
+    that never had one (m_i = 0) stays a point mass at 0 and changes no other series.
+    Pooling reads every series of the panel being fitted (``pools_series``: backtests do
+    not chunk its series). As a lower rung of another model's ladder each series is pooled
+    with itself only (r̄ = its own rate; one window sum cannot estimate b, so b = W_i: the
+    long-run rate weighs as much as the window), so a fallback never depends on which
+    other series failed or how a backtest chunked them.
 
     ``prior="none"``: Y ~ NB2(mu, alpha), Var = mu + alpha·mu², mu the mean of the
     last W counts and alpha their maximum-likelihood dispersion (0, i.e. Poisson,
@@ -246,7 +250,10 @@ class Climatology(_Windowed):
         keep = [i for i, s in enumerate(pool) if len(s.y)]
         pool, groups = [pool[i] for i in keep], [groups[i] for i in keep]
         windows = np.array([min(self._window_of(s), len(s.y)) for s in pool])
-        res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows))
+        # Alone (a lower ladder rung) one window sum cannot estimate b: the prior then
+        # weighs as much as the window (b = W_i).
+        res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows),
+                         fixed_b=windows.astype(float) if pooling_separately() else None)
         where = {s.uid: j for j, s in enumerate(pool)}
         out: list[SeriesFit | FitFailure] = []
         for s in series:
@@ -263,7 +270,7 @@ class Climatology(_Windowed):
             fit = self._series_fit(float(res["mu"][j]), float(res["alpha"][j]), ll, W,
                                    prior_strength=float(res["b"][j]), long_run_rate=float(res["m"][j]))
             fit.n_params = 1
-            fit.engine = "pooled"
+            fit.engine = "batched" if batching() else "per-series"
             out.append(fit)
         return out
 
@@ -284,19 +291,20 @@ def _within_alpha(series: list[Series], windows: np.ndarray) -> np.ndarray:
 
 
 class LongRunRate(ModelSpec):
-    """Poisson at the series' long-run rate shrunk to its group's: the last rung of the ladders.
+    """Poisson at the series' long-run rate: the last rung of the ladders.
 
     Notes
     -----
     Y_{T+h} ~ Poisson(m_i), m_i = (T_i + r̄_g)/(n_i + 1), T_i and n_i the sum and number of
-    the series' counts, r̄_g the pooled rate of its group (see :class:`Climatology`). Cannot
-    fail; m_i > 0 for every series of a group with events, so no certain zero. Runs in
-    place of :class:`Zero` at the end of every fallback ladder.
+    the series' counts, r̄_g the pooled rate of its group (see :class:`Climatology`); as a
+    ladder rung each series is its own group, so m_i = T_i/n_i. Cannot fail; m_i > 0 for
+    every series that had events, so no certain zero. Runs in place of :class:`Zero` at
+    the end of every fallback ladder.
     """
 
     name = "long_run"
     draws = False
-    description = "Poisson at the series' long-run rate shrunk to its group's (last fallback)"
+    description = "Poisson at the series' long-run rate (last fallback)"
     params = ()
     fallbacks = ()
     pools_series = True

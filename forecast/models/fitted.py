@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
-from forecast.models._pooled import groups_of, pooling_panel
+from forecast.models._pooled import SEPARATE, groups_of, pooling_panel
 from forecast.models.guard import (MEAN_CAP_FACTOR, MEAN_FLOOR_FRACTION, bad_forecast, cap_many, describe,
                                    floor_many, is_numeric_error, recording_caps, screen)
 from forecast.models.ladder import batched_engine, batching, guarded_fit_many, rungs_of
@@ -82,8 +82,8 @@ class FittedModel:
         for i, fit in enumerate(fits):  # rungs of a ladder are separate specs: forecast each group together
             groups.setdefault(id(fit.spec), []).append(i)  # one spec object per rung and fit call
         fallbacks: dict[int, tuple[str, str, str]] = {}
-        # (a forecast-time refit of a pooled rung pools over the fitted panel, as the fit did)
-        with recording_caps() as capped_uids, pooling_panel(series, groups_of(self._data)):
+        # (a forecast-time refit of a lower rung pools the series alone, as the fit's ladder does)
+        with recording_caps() as capped_uids, pooling_panel(SEPARATE):
             for idx in groups.values():
                 spec = fits[idx[0]].spec
                 got = _guarded_forecast_many(spec, [fits[i] for i in idx], [series[i] for i in idx], h, future,

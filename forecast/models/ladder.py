@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from forecast.models._pooled import pooling_panel
+from forecast.models._pooled import SEPARATE, pooling_panel
 from forecast.models.guard import describe, is_numeric_error
 from forecast.models.results import FitFailure, SeriesFit
 
@@ -62,9 +62,11 @@ def fit_many(top: Any, series: list) -> list[SeriesFit]:
     non-finite likelihood or parameters, or does not converge; the reason, naming the
     error, is kept in the fit's ``reason``.
 
-    Rungs that pool across series (pooled climatology, the long-run rung) pool over the
-    enclosing pooling panel (:func:`~forecast.models._pooled.pooling_panel`, set by
-    ``fit_data`` to the whole panel) or, without one, over ``series``.
+    A top rung that pools across series (pooled climatology) pools over the enclosing
+    pooling panel (:func:`~forecast.models._pooled.pooling_panel`, set by ``fit_data`` to
+    the whole panel) or, without one, over ``series``. Lower rungs pool each series with
+    itself only: which series reach a rung depends on the others' failures and, in a
+    backtest, on how series are chunked, and a fallback must depend on neither.
     """
     with pooling_panel(series, replace=False):
         return _fit_many(top, series)
@@ -80,7 +82,11 @@ def _fit_many(top: Any, series: list) -> list[SeriesFit]:
             break
         name = spec.name if label == "none" else label
         last = r == len(rungs) - 1
-        results = guarded_fit_many(spec, [series[i] for i in pending])
+        if r == 0:
+            results = guarded_fit_many(spec, [series[i] for i in pending])
+        else:  # lower rungs pool each series alone: a fallback cannot depend on which others failed
+            with pooling_panel(SEPARATE):
+                results = guarded_fit_many(spec, [series[i] for i in pending])
         left = []
         for i, res in zip(pending, results):
             if isinstance(res, FitFailure):
