@@ -215,7 +215,7 @@ def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.
     blocks = [cutoffs[i:i + refit_every] for i in range(0, len(cutoffs), refit_every)]
     tasks = []
     for label, spec in specs.items():
-        if _splits_once(spec):
+        if _splits_once(spec) and not getattr(spec, "pools_series", False):  # pooling reads every series
             groups = [uids[i:i + SERIES_CHUNK] for i in range(0, len(uids), SERIES_CHUNK)]
         else:
             groups = [uids]
@@ -358,7 +358,7 @@ def _truncate(full, cutoff: pd.Timestamp, first: pd.Timestamp | None, horizon: i
             train.append((i, Series(s.uid, ds[a:m], s.y[a:m], s.freq, exog)))
     train.sort(key=lambda t: t[0])  # back to the panel's series order
     keep = np.array([i for i, _ in train], dtype=int)
-    data = PanelData([t for _, t in train], full.freq, None)
+    data = PanelData([t for _, t in train], full.freq, full.keys)  # (keys: the pooling groups)
     return data, ahead[keep], scale[keep]
 
 

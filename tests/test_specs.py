@@ -24,7 +24,7 @@ def test_every_bundled_spec_loads_validates_and_has_a_comment(name):
 
 
 def test_name_resolves_to_models_folder_and_path_works(tmp_path, monkeypatch):
-    assert load_model("climatology") == Climatology(window=36)
+    assert load_model("climatology") == Climatology()  # window: 3 years of the panel (issue 12)
     f = tmp_path / "mine.toml"
     f.write_text('model = "climatology"\nwindow = 12\n')
     assert load_model(f) == Climatology(window=12)

@@ -11,8 +11,8 @@ Models fit each series on its own through :meth:`ModelSpec._fit_series`. The
 base class runs the model's *fallback ladder*: when a rung fails for a series
 (raises :class:`FitFailure` or a numeric error such as ``LinAlgError`` or
 ``OverflowError``, gives a non-finite likelihood or parameters, or does not
-converge) the next, simpler rung is tried, ending at ``climatology`` and
-``zero``, so degenerate series (all zeros, one event, separation, a huge
+converge) the next, simpler rung is tried, ending at ``climatology`` and a
+Poisson at the series' long-run rate (in place of ``zero``), so degenerate series (all zeros, one event, separation, a huge
 spike) never crash a run; a batch that raises is retried series by series, so
 one series never fails another. Forecasts that come out unusable (non-finite
 means) move the series further down at forecast time. ``diagnostics()``
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
+from forecast.models._pooled import groups_of, pooling_panel
 from forecast.models.fitted import FittedModel
 from forecast.models.guard import describe, is_numeric_error
 from forecast.models.ladder import batched_engine, batching, fit_many  # noqa: F401  (re-exported)
@@ -137,7 +138,8 @@ class ModelSpec:
     def fit_data(self, data: PanelData) -> FittedModel:
         """Fit already split and validated series (backtests split the panel once, not per origin)."""
         spec = self.clone()  # the fitted model keeps a frozen copy of the hyperparameters
-        return FittedModel(spec=spec, data=data, fits=spec._fit_many(data.series))
+        with pooling_panel(data.series, groups_of(data)):  # a top rung that pools reads the whole panel
+            return FittedModel(spec=spec, data=data, fits=spec._fit_many(data.series))
 
     def required_columns(self) -> tuple[str, ...]:
         """Extra panel columns the model reads (exogenous, exposure)."""

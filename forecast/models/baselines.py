@@ -3,12 +3,33 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Any, ClassVar
+
+from scipy import special, stats
+
 from forecast.distributions import K_CAP_MAX
 from forecast.models._glmbatch import nb_intercept_mle_batch
+from forecast.models._pooled import long_run_rates, panel_for, pooled_fit, pooling_separately
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
-                                  positive_int)
+                                  one_of, positive_int)
+from forecast.periods import Frequency
 
-WINDOW = Param("window", 36, "an int >= 1", positive_int, "number of most recent periods used")
+#: The default window, in years (converted to periods of the panel's frequency).
+WINDOW_YEARS = 3
+WINDOW = Param("window", None, "an int >= 1 or None (3 years of the panel's frequency)",
+               lambda v: v is None or positive_int(v),
+               "number of most recent periods used; None: 3 years (36 months, 156 weeks, 12 quarters, 3 years)")
+PRIOR = Param("prior", "pooled", "'pooled' or 'none'", one_of("pooled", "none"),
+              "'pooled': Gamma-Poisson posterior predictive shrunk to the series' long-run rate, "
+              "prior strength pooled across series; 'none': NB fitted to the window alone")
+
+
+def window_periods(window: int | None, freq: Frequency) -> int:
+    """A window in periods: ``window`` when given, else :data:`WINDOW_YEARS` years of ``freq``
+    (whole periods: 36 months, 156 weeks, 12 quarters, 3 years, 1095 days)."""
+    if window is not None:
+        return int(window)
+    return max(1, int(WINDOW_YEARS * freq.periods_per_year + 1e-9))
 
 
 class Zero(ModelSpec):
@@ -16,15 +37,23 @@ class Zero(ModelSpec):
 
     Notes
     -----
-    P(Y_{T+h} = 0) = 1. The last rung of every fallback ladder; useful as a
-    floor in comparisons (a model that cannot beat it is useless).
+    P(Y_{T+h} = 0) = 1. Useful as a floor in comparisons (a model that cannot
+    beat it is useless). Declared as the last rung of the fallback ladders, where
+    the ladder driver runs :class:`LongRunRate` in its place.
     """
 
     name = "zero"
     draws = False
-    description = "Point mass at zero (floor of every comparison, last fallback)"
+    description = "Point mass at zero (floor of every comparison)"
     params = ()
     fallbacks = ()
+    #: a point mass at 0 is this model's forecast, not an underflow to repair
+    floors_mean: ClassVar[bool] = False
+
+    def as_last_rung(self) -> "ModelSpec":
+        """What runs in place of this model as the last rung of another model's ladder: a
+        Poisson at the series' shrunk long-run rate (no certain zero after past events)."""
+        return LongRunRate()
 
     def _fit_series(self, s: Series) -> SeriesFit:
         return SeriesFit(self, n_obs=len(s.y), loglik=float(np.where(s.y == 0, 0.0, -np.inf).sum()))
@@ -33,17 +62,33 @@ class Zero(ModelSpec):
         return SeriesForecast("poisson", mu=np.zeros(h))
 
 
+def after_zero_rate(y: np.ndarray, lag: int = 1) -> float:
+    """The mean count ``lag`` periods after a zero, shrunk to the series' mean.
+
+    (Σ_{t: y_{t-lag} = 0} y_t + ȳ) / (#{t: y_{t-lag} = 0} + 1), ȳ the mean of all counts:
+    > 0 for every series that ever had an event, 0 for one that never had.
+    """
+    y = np.asarray(y, dtype=float)
+    if len(y) == 0:
+        return 0.0
+    after = y[lag:][y[:-lag] == 0] if len(y) > lag else y[:0]
+    return float((after.sum() + y.mean()) / (len(after) + 1))
+
+
 class Naive(ModelSpec):
-    """Poisson with the last observed count as its mean.
+    """Poisson with the last observed count as its mean (after a zero: the rate after zeros).
 
     Notes
     -----
-    Y_{T+h} ~ Poisson(y_T) for every h.
+    Y_{T+h} ~ Poisson(y_T) for every h when y_T > 0; after y_T = 0 the mean is the
+    series' mean count one period after a zero, shrunk to its mean ȳ:
+    (Σ_{t: y_{t-1}=0} y_t + ȳ) / (#{t: y_{t-1}=0} + 1) (> 0 when the series ever had
+    an event), so a quiet period is not a certain zero.
     """
 
     name = "naive"
     draws = False
-    description = "Poisson with mean = last observed count"
+    description = "Poisson with mean = last observed count (after a zero: the rate after zeros)"
     params = ()
     fallbacks = (Zero,)
 
@@ -56,16 +101,18 @@ class Naive(ModelSpec):
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         # The last value is data, not a parameter: read it from the series being
         # forecast (which may extend the fitted one, see FittedModel.update).
-        return SeriesForecast("poisson", mu=np.full(h, float(s.y[-1])))
+        last = float(s.y[-1])
+        return SeriesForecast("poisson", mu=np.full(h, last if last > 0 else after_zero_rate(s.y, 1)))
 
 
 class SeasonalNaive(ModelSpec):
-    """Poisson with the count one season earlier as its mean.
+    """Poisson with the count one season earlier as its mean (a zero there: the rate after zeros).
 
     Notes
     -----
     Y_{T+h} ~ Poisson(y_{T+h-m·ceil(h/m)}), m the season length (12 months,
-    52 weeks, 7 days).
+    52 weeks, 7 days); where that count is 0, the mean is the series' mean count
+    one season after a zero, shrunk to its mean ȳ (see :class:`Naive`).
     """
 
     name = "seasonal_naive"
@@ -82,6 +129,8 @@ class SeasonalNaive(ModelSpec):
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         season = s.y[-s.season_length:].astype(float)
+        if not season.all():
+            season = np.where(season > 0, season, after_zero_rate(s.y, s.season_length))
         return SeriesForecast("poisson", mu=season[np.arange(h) % len(season)])
 
 
@@ -106,46 +155,88 @@ class _Windowed(ModelSpec):
     params = (WINDOW,)
     fallbacks = (Zero,)
 
+    def _window_of(self, s: Series) -> int:
+        return window_periods(self.window, s.freq)
+
     def _last_window(self, s: Series) -> np.ndarray:
         if len(s.y) == 0:
             raise FitFailure("empty series")
-        return s.y[-self.window:]
+        return s.y[-self._window_of(s):]
 
 
 class Climatology(_Windowed):
-    """Negative binomial fitted to the last ``window`` periods.
+    r"""Negative binomial for the next count from the last ``window`` periods, shrunk to
+    the series' long-run rate (``prior="pooled"``) or from the window alone (``"none"``).
 
     Notes
     -----
-    Y_{T+h} ~ NB2(mu, alpha), Var = mu + alpha·mu², with mu the mean of the last
-    W counts and alpha their maximum-likelihood dispersion (0, i.e. Poisson,
-    when they are not overdispersed). The same distribution for every h. A
-    window of zeros gives a point mass at 0.
+    Y_{T+h} ~ NB2(μ_i, α_i), Var = μ_i + α_i·μ_i², μ_i = (b·m_i + S_i)/(b + W_i),
+    α_i = α_w,i·(1 + 1/r_i) + 1/r_i, r_i = b·m_i + S_i: the Gamma–Poisson posterior
+    predictive of series i (S_i the sum of its last W_i counts, m_i its long-run rate, b
+    the prior strength in pseudo-periods), widened by the overdispersion α_w,i of the
+    window's counts around their rate. The same distribution for every h.
+
+    ``prior="pooled"`` (default), empirical Bayes: m_i = (T_i + c·r̄_g)/(n_i + c), T_i
+    and n_i the sum and number of all the series' training counts, r̄_g = ΣT/Σn the
+    pooled rate of its group g (the series of its ``event_type`` when the panel has
+    that key, else all series), c = 1 pseudo-period; the rate λ_i of the window has
+    the prior Gamma(shape b_g·m_i, rate b_g), and b_g maximises the group's marginal
+    likelihood Σ_{i in g} log NB(S_i; b_g·m_i, b_g/(b_g + W_i)) (bounded 1-D search,
+    see :mod:`forecast.models._pooled`); α_w,i is the window's maximum-likelihood NB2
+    dispersion (0 when not overdispersed), so Y | λ_i ~ NB2(λ_i, α_w,i) and μ_i, α_i
+    match the mixture's mean and variance. A quiet window therefore shrinks toward a
+    small positive rate: 0 < P(Y ≥ 1) for every series that ever had an event; a series
+    that never had one (m_i = 0) stays a point mass at 0 and changes no other series.
+    Pooling reads every series of the panel being fitted (``pools_series``: backtests do
+    not chunk its series). As a lower rung of another model's ladder each series is pooled
+    with itself only (r̄ = its own rate; one window sum cannot estimate b, so b = W_i: the
+    long-run rate weighs as much as the window), so a fallback never depends on which
+    other series failed or how a backtest chunked them.
+
+    ``prior="none"``: Y ~ NB2(mu, alpha), Var = mu + alpha·mu², mu the mean of the
+    last W counts and alpha their maximum-likelihood dispersion (0, i.e. Poisson,
+    when not overdispersed); a window of zeros gives a point mass at 0.
+
+    ``window=None`` (default): 3 years of the panel's frequency (36 months, 156 weeks,
+    12 quarters, 3 years); an int is a number of periods.
     """
 
     name = "climatology"
-    description = "Negative binomial fitted to the last W periods (default baseline)"
+    description = "Gamma-Poisson (NB) of the last 3 years shrunk to the long-run rate (default baseline)"
+    params = (WINDOW, PRIOR)
+
+    @property
+    def pools_series(self) -> bool:
+        """Whether fits read every series of the panel (then backtests must not chunk series)."""
+        return self.prior == "pooled"
 
     def _fit_series(self, s: Series) -> SeriesFit:
+        if self.prior == "pooled":
+            res = self._pooled_fits([s])[0]
+            if isinstance(res, FitFailure):
+                raise res
+            return res
         w = self._last_window(s)
         mu, alpha, ll = nb_intercept_mle(w)
         return self._series_fit(mu, alpha, ll, len(w))
 
-    def _series_fit(self, mu: float, alpha: float, ll: float, n: int) -> SeriesFit:
-        return SeriesFit(self, n_obs=n, loglik=ll, n_params=2 if alpha > 0 else 1,
-                         coef={"mean": (mu, float(np.sqrt((mu + alpha * mu * mu) / n))),
-                               "alpha": (alpha, float("nan"))},
+    def _series_fit(self, mu: float, alpha: float, ll: float, n: int, **extra: Any) -> SeriesFit:
+        coef = {"mean": (mu, float(np.sqrt((mu + alpha * mu * mu) / n))), "alpha": (alpha, float("nan"))}
+        coef.update({k: (v, float("nan")) for k, v in extra.items()})
+        return SeriesFit(self, n_obs=n, loglik=ll, n_params=2 if alpha > 0 else 1, coef=coef,
                          state={"mu": mu, "alpha": alpha})
 
     def _try_fit_many(self, series: list[Series]) -> list[SeriesFit | FitFailure]:
-        """All windows of one length in one batched solve."""
-        if not batching():
+        """All windows of one length in one batched solve; pooled: one solve per group."""
+        if not batching():  # per series (pooled: each still pools over the pooling panel)
             return super()._try_fit_many(series)
+        if self.prior == "pooled":
+            return self._pooled_fits(series)
         out: list[SeriesFit | FitFailure] = [FitFailure("empty series")] * len(series)
         by_len: dict[int, list[int]] = {}
         for i, s in enumerate(series):
             if len(s.y):
-                by_len.setdefault(min(len(s.y), self.window), []).append(i)
+                by_len.setdefault(min(len(s.y), self._window_of(s)), []).append(i)
         for n, idx in by_len.items():
             mu, alpha, ll = nb_intercept_mle_batch(np.stack([series[i].y[-n:] for i in idx]))
             for j, i in enumerate(idx):
@@ -153,8 +244,89 @@ class Climatology(_Windowed):
                 out[i].engine = "batched"
         return out
 
+    def _pooled_fits(self, series: list[Series]) -> list[SeriesFit | FitFailure]:
+        """Pool over the pooling panel (every series of the fit), then read off ``series``."""
+        pool, groups = panel_for(series)
+        keep = [i for i, s in enumerate(pool) if len(s.y)]
+        pool, groups = [pool[i] for i in keep], [groups[i] for i in keep]
+        windows = np.array([min(self._window_of(s), len(s.y)) for s in pool])
+        # Alone (a lower ladder rung) one window sum cannot estimate b: the prior then
+        # weighs as much as the window (b = W_i).
+        res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows),
+                         fixed_b=windows.astype(float) if pooling_separately() else None)
+        where = {s.uid: j for j, s in enumerate(pool)}
+        out: list[SeriesFit | FitFailure] = []
+        for s in series:
+            j = where.get(s.uid)
+            if j is None or not len(s.y):
+                out.append(FitFailure("empty series"))
+                continue
+            W, S = int(res["W"][j]), res["S"][j]
+            w = s.y[len(s.y) - W:]
+            # The window counts' marginal log-likelihood: NB of their sum times the
+            # multinomial of the counts given the sum (uniform cells).
+            ll = float(res["loglik"][j] + special.gammaln(S + 1.0) - special.gammaln(w + 1.0).sum()
+                       - S * np.log(W))
+            fit = self._series_fit(float(res["mu"][j]), float(res["alpha"][j]), ll, W,
+                                   prior_strength=float(res["b"][j]), long_run_rate=float(res["m"][j]))
+            fit.n_params = 1
+            fit.engine = "batched" if batching() else "per-series"
+            out.append(fit)
+        return out
+
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         return SeriesForecast("negbin", mu=np.full(h, fit.state["mu"]), alpha=np.full(h, fit.state["alpha"]))
+
+
+def _within_alpha(series: list[Series], windows: np.ndarray) -> np.ndarray:
+    """Each window's maximum-likelihood NB2 dispersion (0 when not overdispersed), batched by length."""
+    out = np.zeros(len(series))
+    by_len: dict[int, list[int]] = {}
+    for i, w in enumerate(windows):
+        by_len.setdefault(int(w), []).append(i)
+    for n, idx in by_len.items():
+        _, alpha, _ = nb_intercept_mle_batch(np.stack([series[i].y[len(series[i].y) - n:] for i in idx]))
+        out[idx] = alpha
+    return out
+
+
+class LongRunRate(ModelSpec):
+    """Poisson at the series' long-run rate: the last rung of the ladders.
+
+    Notes
+    -----
+    Y_{T+h} ~ Poisson(m_i), m_i = (T_i + r̄_g)/(n_i + 1), T_i and n_i the sum and number of
+    the series' counts, r̄_g the pooled rate of its group (see :class:`Climatology`); as a
+    ladder rung each series is its own group, so m_i = T_i/n_i. Cannot fail; m_i > 0 for
+    every series that had events, so no certain zero. Runs in place of :class:`Zero` at
+    the end of every fallback ladder.
+    """
+
+    name = "long_run"
+    draws = False
+    description = "Poisson at the series' long-run rate (last fallback)"
+    params = ()
+    fallbacks = ()
+    pools_series = True
+
+    def _fit_series(self, s: Series) -> SeriesFit:
+        return self._try_fit_many([s])[0]  # type: ignore[return-value]
+
+    def _try_fit_many(self, series: list[Series]) -> list[SeriesFit | FitFailure]:
+        pool, groups = panel_for(series)
+        m = long_run_rates(np.array([float(np.sum(s.y)) for s in pool]),
+                           np.array([float(len(s.y)) for s in pool]), np.asarray(groups, dtype=object))
+        rate = {s.uid: float(r) for s, r in zip(pool, m)}
+        out: list[SeriesFit | FitFailure] = []
+        for s in series:
+            r = rate.get(s.uid, 0.0)
+            ll = float(stats.poisson.logpmf(s.y, r).sum()) if r > 0 else 0.0
+            out.append(SeriesFit(self, n_obs=len(s.y), n_params=1, loglik=ll, coef={"rate": (r, float("nan"))},
+                                 state={"rate": r}))
+        return out
+
+    def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
+        return SeriesForecast("poisson", mu=np.full(h, fit.state["rate"]))
 
 
 class Empirical(_Windowed):
@@ -162,7 +334,8 @@ class Empirical(_Windowed):
 
     Notes
     -----
-    P(Y_{T+h} = k) = #{t in last W periods: y_t = k} / W for every h.
+    P(Y_{T+h} = k) = #{t in last W periods: y_t = k} / W for every h. ``window=None``
+    (default): W = 3 years of the panel's frequency (see :class:`Climatology`).
 
     The dense support is capped like every forecast's (``K_CAP_MAX`` of
     :mod:`forecast.distributions`): the frequency of counts above the cap is kept
@@ -171,7 +344,7 @@ class Empirical(_Windowed):
     """
 
     name = "empirical"
-    description = "Empirical distribution of the last W periods (conflictology)"
+    description = "Empirical distribution of the last 3 years (conflictology)"
 
     def _fit_series(self, s: Series) -> SeriesFit:
         w = self._last_window(s)

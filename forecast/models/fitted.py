@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
-from forecast.models.guard import (MEAN_CAP_FACTOR, bad_forecast, cap_many, describe, is_numeric_error,
-                                   recording_caps, screen)
-from forecast.models.ladder import batched_engine, batching, guarded_fit_many
+from forecast.models._pooled import SEPARATE, groups_of, pooling_panel
+from forecast.models.guard import (MEAN_CAP_FACTOR, MEAN_FLOOR_FRACTION, bad_forecast, cap_many, describe,
+                                   floor_many, is_numeric_error, recording_caps, screen)
+from forecast.models.ladder import batched_engine, batching, guarded_fit_many, rungs_of
 from forecast.models.params import check_seed, positive_int
 from forecast.models.results import FitFailure, SeriesFit, SeriesForecast
 from forecast.models.series import PanelData, future_dates
@@ -34,6 +35,7 @@ class FittedModel:
         # a rung that replaced an unusable forecast, and whether a mean was capped.
         self._forecast_fallback: dict[int, tuple[str, str, str]] = {}
         self._capped = np.zeros(len(fits), dtype=bool)
+        self._floored = np.zeros(len(fits), dtype=bool)
 
     @property
     def spec(self) -> ModelSpec:
@@ -80,7 +82,8 @@ class FittedModel:
         for i, fit in enumerate(fits):  # rungs of a ladder are separate specs: forecast each group together
             groups.setdefault(id(fit.spec), []).append(i)  # one spec object per rung and fit call
         fallbacks: dict[int, tuple[str, str, str]] = {}
-        with recording_caps() as capped_uids:
+        # (a forecast-time refit of a lower rung pools the series alone, as the fit's ladder does)
+        with recording_caps() as capped_uids, pooling_panel(SEPARATE):
             for idx in groups.values():
                 spec = fits[idx[0]].spec
                 got = _guarded_forecast_many(spec, [fits[i] for i in idx], [series[i] for i in idx], h, future,
@@ -97,7 +100,12 @@ class FittedModel:
         sfs, capped = cap_many(sfs, MEAN_CAP_FACTOR * np.maximum(np.array(hmaxes, dtype=float), 1.0))
         if capped_uids:
             capped |= np.array([s.uid in capped_uids for s in series], dtype=bool)
-        self._forecast_fallback, self._capped = fallbacks, capped
+        # No certain zero for a series that had events: means that underflow are floored.
+        floors = MEAN_FLOOR_FRACTION * np.array([float(np.mean(s.y)) if len(s.y) else 0.0 for s in series])
+        apply = np.array([getattr(fits[i].spec if i not in fallbacks else None, "floors_mean", True)
+                          for i in range(len(fits))], dtype=bool)
+        sfs, floored = floor_many(sfs, floors, apply)
+        self._forecast_fallback, self._capped, self._floored = fallbacks, capped, floored
         hmaxes = [max(m, 1) if history_max is None else history_max for m in hmaxes]
         ahead = future_dates(np.array([s.ds_values[-1] for s in series]).astype("datetime64[ns]"), h,
                              self._data.freq)
@@ -133,7 +141,10 @@ class FittedModel:
         """:meth:`update` on series already split and validated (backtests split the panel once)."""
         old = self.fits()
         new = [s for s in data.series if s.uid not in old]
-        fresh = dict(zip((s.uid for s in new), self._spec._fit_many(new))) if new else {}
+        fresh = {}
+        if new:
+            with pooling_panel(data.series, groups_of(data)):
+                fresh = dict(zip((s.uid for s in new), self._spec._fit_many(new)))
         fits = [old[s.uid] if s.uid in old else fresh[s.uid] for s in data.series]
         return FittedModel(spec=self._spec, data=data, fits=fits)
 
@@ -145,7 +156,7 @@ class FittedModel:
 
     def diagnostics(self) -> pd.DataFrame:
         """Per series: ``unique_id, converged, fallback, reason, model_used, loglik, aic, n_obs,
-        message, engine, mean_capped``.
+        message, engine, mean_capped, mean_floored``.
 
         ``engine``: "batched", or "per-series" and why the batch handed it back.
         ``fallback`` / ``model_used`` name the rung whose forecast was used: when the
@@ -153,6 +164,9 @@ class FittedModel:
         non-finite means), the rung that replaced it, with ``reason`` ending in
         ``forecast: ...``. ``mean_capped``: whether the last forecast capped a mean at
         ``MEAN_CAP_FACTOR x max(largest count, 1)`` (False before any forecast).
+        ``mean_floored``: whether the last forecast raised a mean below
+        ``MEAN_FLOOR_FRACTION x the series' mean count`` to that floor (an underflow, e.g. a
+        fitted mean of 0 after past events; a point mass at 0 became Poisson(floor)).
         """
         rows = []
         for i, (s, f) in enumerate(zip(self._data.series, self._fits)):
@@ -162,7 +176,8 @@ class FittedModel:
                 reason = "; ".join(r for r in (reason, f"forecast: {note}") if r)
             rows.append({"unique_id": s.uid, "converged": f.converged, "fallback": fallback, "reason": reason,
                          "model_used": used, "loglik": f.loglik, "aic": f.aic, "n_obs": f.n_obs,
-                         "message": f.message, "engine": f.engine, "mean_capped": bool(self._capped[i])})
+                         "message": f.message, "engine": f.engine, "mean_capped": bool(self._capped[i]),
+                         "mean_floored": bool(self._floored[i])})
         return pd.DataFrame(rows)
 
     def __repr__(self) -> str:
@@ -191,11 +206,11 @@ def _guarded_forecast_many(spec: ModelSpec, fits: list[SeriesFit], series: list,
 def _ladder_forecast(top: ModelSpec, fit: SeriesFit, s, h: int, future: pd.DataFrame | None, seed: int,
                      why: str) -> tuple[SeriesForecast, str, str, str]:
     """A usable forecast for a series whose fitted rung gave none: the rungs below it, each
-    fitted to this series and forecast, until one works (``zero`` at the end).
+    fitted to this series and forecast, until one works (the long-run rung at the end).
 
     Returns (forecast, rung label, model name, note naming every failure on the way).
     """
-    rungs = top._rungs()
+    rungs = rungs_of(top)
     labels = [label for label, _ in rungs]
     notes = [f"{fit.spec.name}: {why}"]
     start = labels.index(fit.fallback) + 1 if fit.fallback in labels else len(rungs)
@@ -212,8 +227,10 @@ def _ladder_forecast(top: ModelSpec, fit: SeriesFit, s, h: int, future: pd.DataF
             notes.append(f"{name}: {bad}")
             continue
         return sf, label, spec.name, "; ".join(notes) + f"; used {name}"
-    # Every rung failed (cannot happen with the zero rung; kept so no series is ever lost).
-    return SeriesForecast("poisson", mu=np.zeros(h)), "zero", "zero", "; ".join(notes) + "; used zero"
+    # Every rung failed (cannot happen with the long-run rung; kept so no series is ever lost):
+    # the series' mean count (a finite Poisson; the floor guard never sees a certain zero).
+    mean = float(np.mean(s.y)) if len(s.y) else 0.0
+    return SeriesForecast("poisson", mu=np.full(h, mean)), "mean", "mean", "; ".join(notes) + "; used the mean count"
 
 
 def _stacked_forecast(family: str, sfs: list[SeriesForecast], index: pd.DataFrame, model: str,

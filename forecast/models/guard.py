@@ -164,3 +164,74 @@ def cap_forecast(sf: SeriesForecast, cap: float) -> tuple[SeriesForecast, bool]:
         paths[over] = np.minimum(paths[over], int(cap))
         return SeriesForecast(sf.family, paths=paths), True
     return sf, False
+
+
+# -- no certain zeros ------------------------------------------------------------------------
+
+#: A forecast mean below this fraction of the series' mean count is an underflow, not a
+#: forecast: it is raised to that fraction (a series that had events is never a certain zero).
+MEAN_FLOOR_FRACTION = 1e-2
+
+
+def mean_floor(y: np.ndarray) -> float:
+    """The smallest forecast mean allowed for a series with history ``y`` (0 if it never had an event)."""
+    return MEAN_FLOOR_FRACTION * float(np.mean(y)) if len(y) else 0.0
+
+
+def _poisson_rows(mu: float, n: int, width: int) -> np.ndarray:
+    from scipy import stats
+
+    k = max(width, int(mu + 12 * np.sqrt(mu) + 12))
+    return np.tile(stats.poisson.pmf(np.arange(k), mu), (n, 1))
+
+
+def floor_forecast(sf: SeriesForecast, floor: float) -> tuple[SeriesForecast, bool]:
+    """The forecast with every period's mean at ``floor`` or above; whether anything changed.
+
+    Parametric families raise ``mu`` (dispersion and zero inflation kept). Simulated paths
+    and dense pmfs cannot be shifted: the periods whose mean is below the floor (in practice
+    all paths, or all mass, at 0) become Poisson(``floor``) and the forecast a dense pmf.
+    """
+    if floor <= 0:
+        return sf, False
+    if sf.mu is not None:
+        mu = np.asarray(sf.mu, dtype=float)
+        if not np.any(mu < floor):
+            return sf, False
+        return SeriesForecast(sf.family, mu=np.maximum(mu, floor), alpha=sf.alpha, pi=sf.pi), True
+    if sf.paths is not None:
+        paths = np.asarray(sf.paths)
+        low = paths.mean(axis=-1) < floor
+        if not low.any():
+            return sf, False
+        width = int(paths.max(initial=0)) + 1
+        pmf = np.stack([np.bincount(row.astype(np.int64), minlength=width) / row.size for row in paths])
+    elif sf.pmf is not None:
+        pmf = np.asarray(sf.pmf, dtype=float)
+        low = pmf @ np.arange(pmf.shape[1]) < floor
+        # (a row with mass beyond its support, the tail, has a larger mean than its dense part)
+        low &= pmf.sum(axis=1) > 1 - 1e-9
+        if not low.any():
+            return sf, False
+    else:  # pragma: no cover
+        return sf, False
+    rows = _poisson_rows(floor, int(low.sum()), pmf.shape[1])
+    out = np.zeros((len(pmf), max(pmf.shape[1], rows.shape[1])))
+    out[:, :pmf.shape[1]] = pmf
+    out[low] = 0.0
+    out[low, :rows.shape[1]] = rows
+    return SeriesForecast("pmf", pmf=out), True
+
+
+def floor_many(sfs: list, floors: np.ndarray, apply: np.ndarray) -> tuple[list, np.ndarray]:
+    """:func:`floor_forecast` for many series (only where ``apply``; a vectorised screen of
+    the parametric means first). Returns (forecasts, floored flags)."""
+    floored = np.zeros(len(sfs), dtype=bool)
+    out = list(sfs)
+    for i, sf in enumerate(sfs):
+        if not apply[i] or floors[i] <= 0:
+            continue
+        if sf.mu is not None and isinstance(sf.mu, np.ndarray) and sf.mu.min(initial=np.inf) >= floors[i]:
+            continue
+        out[i], floored[i] = floor_forecast(sf, float(floors[i]))
+    return out, floored

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from forecast.models._pooled import SEPARATE, pooling_panel
 from forecast.models.guard import describe, is_numeric_error
 from forecast.models.results import FitFailure, SeriesFit
 
@@ -37,6 +38,21 @@ def batched_engine(enabled: bool = True) -> Iterator[None]:
         _BATCHED.pop()
 
 
+def rungs_of(top: Any) -> list[tuple[str, Any]]:
+    """``top``'s ladder as it runs: its declared rungs (``top._rungs()``), where a rung below
+    the top that names a replacement (``as_last_rung``: the ``zero`` rung) runs that
+    replacement instead (a Poisson at the shrunk long-run rate), so no ladder ends in a
+    certain zero for a series that had events."""
+    out = []
+    for r, (label, spec) in enumerate(top._rungs()):
+        swap = getattr(spec, "as_last_rung", None) if r > 0 else None
+        if swap is not None:
+            spec = swap()
+            label = spec.name
+        out.append((label, spec))
+    return out
+
+
 def fit_many(top: Any, series: list) -> list[SeriesFit]:
     """Fit many series, each through ``top``'s fallback ladder, one rung at a time for all
     series still unfitted (so every rung can use a batched engine).
@@ -45,8 +61,19 @@ def fit_many(top: Any, series: list) -> list[SeriesFit]:
     (see :func:`~forecast.models.guard.is_numeric_error`), returns a fit with a
     non-finite likelihood or parameters, or does not converge; the reason, naming the
     error, is kept in the fit's ``reason``.
+
+    A top rung that pools across series (pooled climatology) pools over the enclosing
+    pooling panel (:func:`~forecast.models._pooled.pooling_panel`, set by ``fit_data`` to
+    the whole panel) or, without one, over ``series``. Lower rungs pool each series with
+    itself only: which series reach a rung depends on the others' failures and, in a
+    backtest, on how series are chunked, and a fallback must depend on neither.
     """
-    rungs = top._rungs()
+    with pooling_panel(series, replace=False):
+        return _fit_many(top, series)
+
+
+def _fit_many(top: Any, series: list) -> list[SeriesFit]:
+    rungs = rungs_of(top)
     out: list[SeriesFit | None] = [None] * len(series)
     reasons: list[list[str]] = [[] for _ in series]
     pending = list(range(len(series)))
@@ -55,7 +82,11 @@ def fit_many(top: Any, series: list) -> list[SeriesFit]:
             break
         name = spec.name if label == "none" else label
         last = r == len(rungs) - 1
-        results = guarded_fit_many(spec, [series[i] for i in pending])
+        if r == 0:
+            results = guarded_fit_many(spec, [series[i] for i in pending])
+        else:  # lower rungs pool each series alone: a fallback cannot depend on which others failed
+            with pooling_panel(SEPARATE):
+                results = guarded_fit_many(spec, [series[i] for i in pending])
         left = []
         for i, res in zip(pending, results):
             if isinstance(res, FitFailure):

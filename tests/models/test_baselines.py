@@ -27,8 +27,12 @@ def test_naive_and_seasonal_naive_means():
     fc = Naive().fit(P).forecast(3)
     assert fc.mean[:3].tolist() == [3.0, 3.0, 3.0]
     sn = SeasonalNaive().fit(P).forecast(14)
-    # one season (12 months) back from each target month
-    assert sn.mean[:14].tolist() == [float(v) for v in (Y[4:16] + Y[4:6])]
+    # one season (12 months) back from each target month; where that count is 0, the mean
+    # count one season after a zero, shrunk to the series' mean (brute force here)
+    after = [Y[t] for t in range(12, len(Y)) if Y[t - 12] == 0]
+    floor = (sum(after) + np.mean(Y)) / (len(after) + 1)
+    assert sn.mean[:14].tolist() == pytest.approx([float(v) if v else floor for v in (Y[4:16] + Y[4:6])],
+                                                  rel=1e-14)
 
 
 def test_seasonal_naive_falls_back_to_naive_on_short_series():
@@ -48,7 +52,7 @@ def test_climatology_is_the_nb_maximum_likelihood_fit():
     ref = optimize.minimize_scalar(negll, bounds=(1e-6, 50), method="bounded", options={"xatol": 1e-12})
     assert alpha == pytest.approx(ref.x, rel=1e-6)
     assert ll == pytest.approx(-ref.fun, rel=1e-10)
-    fc = Climatology(window=16).fit(P).forecast(2)
+    fc = Climatology(window=16, prior="none").fit(P).forecast(2)
     k = np.arange(6)
     assert np.allclose(fc.pmf[0, :6], stats.nbinom.pmf(k, 1 / alpha, 1 / (1 + alpha * mu)), atol=1e-12)
 
@@ -59,7 +63,7 @@ def test_climatology_without_overdispersion_is_poisson():
 
 
 def test_climatology_window_uses_only_recent_periods():
-    fit = Climatology(window=4).fit(P)
+    fit = Climatology(window=4, prior="none").fit(P)
     assert fit.coefficients().query("unique_id == 'a' and term == 'mean'")["estimate"].item() == np.mean(Y[-4:])
 
 
@@ -70,7 +74,8 @@ def test_empirical_pmf_is_the_window_frequency():
 
 
 def test_all_zero_and_constant_series_give_valid_distributions():
-    for spec in (Zero(), Naive(), SeasonalNaive(), Climatology(), Empirical()):
+    # (a series that never had an event stays a point mass at 0, pooled or not)
+    for spec in (Zero(), Naive(), SeasonalNaive(), Climatology(), Climatology(prior="none"), Empirical()):
         fc = spec.fit(P).forecast(4)
         assert np.allclose(fc.pmf.sum(axis=1) + fc.tail, 1.0)
         zero_rows = fc.index["unique_id"] == "b"
@@ -88,7 +93,7 @@ def test_forecast_rows_follow_the_fitted_series_order_and_dates():
 
 def test_params_roundtrip_clone_and_repr():
     spec = Climatology(window=12)
-    assert spec.get_params() == {"window": 12}
+    assert spec.get_params() == {"window": 12, "prior": "pooled"}
     assert repr(spec) == "Climatology(window=12)"
     c = spec.clone()
     assert c == spec and c is not spec
@@ -111,7 +116,8 @@ def test_limits_are_checked_at_fit_with_one_message_shape():
     spec = Climatology(window=-1)  # stored as given
     with pytest.raises(ConfigError) as err:
         spec.fit(P)
-    assert str(err.value) == "The 'window' parameter of Climatology must be an int >= 1. Got -1 instead."
+    assert str(err.value) == ("The 'window' parameter of Climatology must be an int >= 1 or None (3 years of the "
+                              "panel's frequency). Got -1 instead.")
 
 
 def test_fitted_model_does_not_share_state_with_the_spec():
@@ -172,9 +178,9 @@ def test_window_baselines_keep_their_contract():
     from forecast.models.base import FitFailure, Series
 
     empty = Series("e", np.array([], dtype="datetime64[ns]"), np.array([], dtype=np.int64), "MS", None)
-    for cls in (Climatology, Empirical):
-        assert [p.name for p in cls.params] == ["window"] and cls().window == 36
+    for cls, extra in ((Climatology, ["prior"]), (Empirical, [])):
+        assert [p.name for p in cls.params] == ["window", *extra] and cls().window is None
         assert cls.fallbacks == (Zero,) and cls.draws is False
-        assert list(inspect.signature(cls).parameters) == ["self", "window"]
+        assert list(inspect.signature(cls).parameters) == ["self", "window", *extra]
         with pytest.raises(FitFailure, match="empty series"):
             cls()._fit_series(empty)
