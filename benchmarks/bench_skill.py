@@ -327,7 +327,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-default", action="store_true", help="skip the 'default (today)' row")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 panels, 3 models, 4 origins")
     ap.add_argument("--out", default=str(RESULTS / "skill.md"), help="markdown file (a .csv is written beside it)")
+    ap.add_argument("--merge", help="comma-separated skill CSVs of earlier (e.g. parallel) runs: table them "
+                    "together into --out instead of running")
     args = ap.parse_args(argv)
+    if args.merge:
+        files = args.merge.split(",")
+        note = f"Merged from {len(files)} runs ({', '.join(Path(f).name for f in files)}) of the same protocol.\n"
+        return merge(files, Path(args.out), protocol_text(args) + "\n" + note)
 
     from _panels import border_panel, real_panels
 
@@ -355,6 +361,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = pd.concat(parts, ignore_index=True)
         table.to_csv(out.with_suffix(".csv"), index=False)  # after every panel: a long run keeps its numbers
     text = markdown(table, protocol_text(args))
+    out.write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+def merge(csvs: Sequence[str], out: Path, header: str) -> int:
+    """One table from several runs' CSVs (panels in first-seen order, today's default last)."""
+    table = pd.concat([pd.read_csv(c) for c in csvs], ignore_index=True)
+    table["note"] = table["note"].fillna("")
+    panels = list(dict.fromkeys(table["panel"]))
+    table["_p"] = table["panel"].map(panels.index)
+    table["_d"] = table["model"] == DEFAULT_LABEL
+    table = table.sort_values(["_p", "h", "_d", "model"], kind="stable").drop(columns=["_p", "_d"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out.with_suffix(".csv"), index=False)
+    text = markdown(table, header)
     out.write_text(text, encoding="utf-8")
     print(text)
     return 0
