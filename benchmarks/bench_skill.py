@@ -287,7 +287,7 @@ def markdown(table: pd.DataFrame, header: str = "") -> str:
                       f"{int(g['n'].max())} cells, {g['cpu_s'].sum():.0f} CPU-s)", "",
                   "| model | log (unfloored) | impossible | log floored | RPS | MAE | CPU s | wall s | note |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-        lbest = g["log"].min() if g["log"].notna().any() else np.nan
+        lbest = g["log"].min() if np.isfinite(g["log"]).any() else np.nan  # no bold when every log is +inf
         rbest = g["rps"].min() if g["rps"].notna().any() else np.nan
         for _, r in g.iterrows():
             lines.append(f"| {r['model']} | {_fmt(r['log'], r['log'] == lbest)} | {int(r['impossible'])} | "
