@@ -370,7 +370,10 @@ def merge(csvs: Sequence[str], out: Path, header: str) -> int:
     """One table from several runs' CSVs (panels in first-seen order, today's default last)."""
     table = pd.concat([pd.read_csv(c) for c in csvs], ignore_index=True)
     table["note"] = table["note"].fillna("")
-    panels = list(dict.fromkeys(table["panel"]))
+    kinds = ("week", "month", "year")  # weekly panels first, then by name; the simulated log last
+    first = table.drop_duplicates("panel").set_index("panel")["freq"]
+    panels = sorted(first.index, key=lambda p: (p == "border_sim", kinds.index(first[p]) if first[p] in kinds
+                                                else len(kinds), p.lower()))
     table["_p"] = table["panel"].map(panels.index)
     table["_d"] = table["model"] == DEFAULT_LABEL
     table = table.sort_values(["_p", "h", "_d", "model"], kind="stable").drop(columns=["_p", "_d"])
