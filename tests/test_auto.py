@@ -136,7 +136,7 @@ def test_compute_once_backtest_equals_refitting_auto_at_every_cutoff(horizon, re
     spec = _small_auto()
     res = backtest(panel, {"auto": spec}, horizon, n_origins=4, refit_every=refit_every, progress=False)
     cutoffs = [pd.Timestamp(c) for c in res.settings["origins"]]
-    ref = _nested(spec, panel, horizon, cutoffs, refit_every=refit_every)
+    ref = _nested(spec.for_horizon(horizon), panel, horizon, cutoffs, refit_every=refit_every)
     got = pd.concat([res.forecasts[["unique_id", "ds", "cutoff"]], res.point_scores], axis=1)
     key = ["cutoff", "unique_id", "ds"]
     got, ref = got.sort_values(key).reset_index(drop=True), ref.sort_values(key).reset_index(drop=True)

@@ -29,6 +29,7 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
                 periods: pd.DatetimeIndex, jobs: int = 1, progress: Any = None, backend: Any = None,
                 dask: Any = None) -> list[dict]:
     """Backtest blocks of ``spec`` (an :class:`~forecast.combine.auto.Auto`) at ``cutoffs``."""
+    spec = spec.for_horizon(horizon)  # inner_horizon None: learn from the horizon being backtested
     if window != "expanding" or spec.inner_refit_every != 1:
         return _run_block(label, spec, cutoffs, frame, horizon=horizon, window=window, refit_every=refit_every,
                           seed=seed, levels=levels, thresholds=thresholds, keep_pmf=keep_pmf, periods=periods)

@@ -17,8 +17,9 @@ from forecast.stacking import rps_gram, series_rps_weights, series_weights
 
 
 def default_inner_origins(periods_per_year: float) -> int:
-    """Half a year of origins, at least 6 and at most 26 (weekly 26, monthly 6, yearly 6)."""
-    return int(min(26, max(6, round(periods_per_year / 2))))
+    """Two years of origins, at least 12 and at most 52 (weekly 52, monthly 24, quarterly and
+    yearly 12; fewer when the training data is shorter)."""
+    return int(min(52, max(12, round(2 * periods_per_year))))
 
 
 def inner_cutoffs(spec: Any, periods: pd.DatetimeIndex, periods_per_year: float) -> list[pd.Timestamp]:

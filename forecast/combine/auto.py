@@ -56,8 +56,10 @@ class Auto(ModelSpec):
               + ", ".join(DEFAULT_MEMBERS) + ")"),
         Param("metric", "log", "one of 'log', 'rps'", one_of("log", "rps"), "score the pool's weights optimise"),
         Param("inner_origins", None, "None or an int >= 1", _origins_ok,
-              "origins of the internal backtest (None: half a year of periods, 6 to 26)"),
-        Param("inner_horizon", 1, "an int >= 1", positive_int, "horizon of the internal backtest"),
+              "origins of the internal backtest (None: two years of periods, 12 to 52)"),
+        Param("inner_horizon", None, "None or an int >= 1", _origins_ok,
+              "horizon of the internal backtest; its cells of every step 1..h weigh the members "
+              "(None: the horizon being forecast — a backtest's, or the run's [forecast] horizon; 1 in a bare fit)"),
         Param("inner_refit_every", 1, "an int >= 1", positive_int, "refit members every k internal origins"),
         Param("pool", "event_type", "one of 'event_type', 'global'", one_of("event_type", "global"),
               "which series share pooled weights"),
@@ -91,10 +93,17 @@ class Auto(ModelSpec):
         """Label -> (a clone of) each member spec."""
         return {label: m.clone() for label, m in member_items(self.members)}
 
+    def for_horizon(self, horizon: int) -> "Auto":
+        """This spec with ``inner_horizon`` set to ``horizon`` when it is None (the default)."""
+        spec = self.clone()
+        if spec.inner_horizon is None:
+            spec.set_params(inner_horizon=int(horizon))
+        return spec
+
     def fit(self, panel: pd.DataFrame, *, seed: int = 0) -> "AutoFitted":
         """Learn the weights by an internal backtest on ``panel``, then fit every member on it."""
         self.validate()
-        spec = self.clone()
+        spec = self.for_horizon(1)
         members = spec.member_specs()
         for m in members.values():
             m.validate()

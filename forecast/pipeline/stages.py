@@ -210,6 +210,8 @@ def _fit_chosen(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFram
             spec = Ensemble(members={str(v): load_model(v) for v in labelled.values()})
         else:
             spec = load_model(labelled[lab])
+        if hasattr(spec, "for_horizon"):  # the auto model learns its weights for the forecast horizon
+            spec = spec.for_horizon(cfg.forecast.horizon)
         ids = chosen.index[chosen == lab]
         fit = spec.fit(panel[panel["unique_id"].isin(ids)], seed=cfg.run.seed)
         fitted[lab] = fit
