@@ -256,18 +256,45 @@ def _significance(sig: Any) -> str:
     return "Yes \u2014 unlikely to be chance" if bool(sig) else "No \u2014 could be chance"
 
 
+#: What each comparison metric rewards, one sentence for the report.
+_REWARDS = {
+    "rps": "The ranked probability score (RPS) rewards forecasts whose whole distribution sits close to "
+           "the count that happened (near misses cost little; it is in counts, like an absolute error).",
+    "log": "The log score rewards giving the count that happened a high probability, and punishes "
+           "without limit a forecast that called it impossible.",
+}
+
+
 def _comparison(c: Mapping) -> dict:
+    """The comparison as one table per metric (each labelled, the baseline row first, then by
+    score), all-horizons rows before per-horizon ones."""
     rows = _records(c.get("rows"))
-    has_h = any(r.get("h") is not None for r in rows)
     metric = _s(c.get("metric"))
+    tables: dict[str, list] = {}
+    for r in rows:
+        tables.setdefault(_s(r.get("metric")) or metric, []).append(r)
+
+    def order(r: Mapping) -> tuple:
+        h = r.get("h")
+        score = r.get("score")
+        score = float("inf") if not isinstance(score, (int, float)) or math.isnan(score) else score
+        return (h is not None, h or 0, r.get("verdict") != "baseline", score)
+
+    out = []
+    for m, rs in tables.items():
+        rs = sorted(rs, key=order)
+        name = _METRICS.get(m.lower(), m)
+        out.append({"metric": name, "title": name[:1].upper() + name[1:], "rewards": _REWARDS.get(m.lower(), ""),
+                    "has_h": any(r.get("h") is not None for r in rs),
+                    "rows": [{"model": _s(r.get("model")) + (" (baseline)" if r.get("verdict") == "baseline" else ""),
+                              "h": fmt_int(r.get("h")) if r.get("h") is not None else "all",
+                              "score": fmt_score(r.get("score"), r.get("n_impossible")),
+                              "baseline_score": fmt_score(r.get("baseline_score")),
+                              "skill": fmt_signed_pct(r.get("skill")), "p_value": fmt_p(r.get("p_value")),
+                              "significant": _significance(r.get("significant")), "verdict": _s(r.get("verdict"))}
+                             for r in rs]})
     return {"baseline": _s(c.get("baseline")), "metric": _METRICS.get(metric.lower(), metric),
-            "note": _s(c.get("note")), "has_h": has_h,
-            "rows": [{"model": _s(r.get("model")), "h": fmt_int(r.get("h")) if r.get("h") is not None else "",
-                      "score": fmt_score(r.get("score"), r.get("n_impossible")),
-                      "baseline_score": fmt_score(r.get("baseline_score")),
-                      "skill": fmt_signed_pct(r.get("skill")), "p_value": fmt_p(r.get("p_value")),
-                      "significant": _significance(r.get("significant")), "verdict": _s(r.get("verdict"))}
-                     for r in rows]}
+            "note": _s(c.get("note")), "tables": out, "rows": [r for t in out for r in t["rows"]]}
 
 
 def _data(d: Mapping) -> dict:

@@ -310,8 +310,10 @@ def test_report_writes_infinity_as_a_string_and_shows_the_impossible_count():
     back = Comparison.from_dict(d)
     assert back == comp and back.rows[0].score == np.inf
     view = _comparison(d)
-    assert view["rows"][0]["score"] == "\u221e (3 impossible outcomes)"
-    assert view["rows"][0]["skill"] == "\u2212\u221e" and view["rows"][1]["score"] == "2"
+    by_model = {r["model"]: r for r in view["rows"]}  # one table per metric, the baseline row first
+    assert [r["model"] for r in view["tables"][0]["rows"]] == ["climatology (baseline)", "zero"]
+    assert by_model["zero"]["score"] == "\u221e (3 impossible outcomes)"
+    assert by_model["zero"]["skill"] == "\u2212\u221e" and by_model["climatology (baseline)"]["score"] == "2"
     assert fmt_score("inf", 1) == "\u221e (1 impossible outcome)" and fmt_score(np.inf) == "\u221e"
     assert fmt_signed_pct(np.inf) == "+\u221e"
     # a row written before n_impossible existed still reads
@@ -343,6 +345,7 @@ def _specs():
         name = "test_point_zero"
         params = ()
         fallbacks = ()
+        floors_mean = False  # opts out of the no-certain-zero guard, to stay over-confident
 
         def _fit_series(self, s):
             return SeriesFit(self, n_obs=len(s.y))
