@@ -175,3 +175,34 @@ def test_bundled_auto_spec_loads_and_checks_its_parameters():
     with pytest.raises(ConfigError, match="shrinkage"):
         Auto(shrinkage=-1.0).validate()
     Auto(shrinkage=float("inf")).validate()
+
+
+def _weekly_nb_ar(n_series=20, years=5, seed=11):
+    """Series from the NB2 count autoregression the toolkit's negbin_glm_ar fits on weekly data:
+    log mu_t = b0_i + 0.5 log(1 + y_{t-1}) + 0.6 sin(2 pi u_t) + 0.3 cos(2 pi u_t), alpha = 0.3,
+    u_t the position in the year (weeks / 52.18)."""
+    rng = np.random.default_rng(seed)
+    n = int(years * 52)
+    ds = pd.date_range("2015-01-05", periods=n, freq="W-MON")
+    u = (ds.dayofyear.to_numpy() - 1) / 365.25
+    rows = []
+    alpha = 0.3
+    for i in range(n_series):
+        b0 = rng.uniform(-0.5, 1.0)
+        y = np.zeros(n, dtype=np.int64)
+        prev = 0
+        for t in range(n):
+            mu = np.exp(b0 + 0.5 * np.log1p(prev) + 0.6 * np.sin(2 * np.pi * u[t]) + 0.3 * np.cos(2 * np.pi * u[t]))
+            y[t] = rng.negative_binomial(1 / alpha, 1 / (1 + alpha * mu))
+            prev = y[t]
+        rows.append(pd.DataFrame({"unique_id": f"s{i:02d}", "ds": ds, "y": y}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_auto_scores_within_two_percent_of_the_true_model_on_a_simulated_weekly_nb_ar_panel():
+    panel = _weekly_nb_ar()
+    true = NegBinGLM(trend="none", seasonality="fourier", fourier_k=1, lags=(1,))
+    res = backtest(panel, {"true": true, "auto": Auto(inner_origins=20)}, 1, n_origins=10, progress=False)
+    log = res.point_scores.groupby(res.forecasts["model"].to_numpy())["log"].mean()
+    assert np.isfinite(log).all()
+    assert log["auto"] <= 1.02 * log["true"], log.to_dict()
