@@ -19,7 +19,9 @@ class _BatchRows:
         self.alpha, self.alpha_se, self.loglik = res.alpha.tolist(), res.alpha_se.tolist(), res.loglik.tolist()
         lag = list(d.lag_cols)
         self.lag_sum = res.coef[:, lag].sum(axis=1).tolist() if lag else [0.0] * len(self.coef)
-        self.n_obs = d.X.shape[1]
+        # rows of the fit per series (the design's rows, less missing ones)
+        n = d.X.shape[1]
+        self.n_obs = [n] * len(self.coef) if d.rows is None else d.rows.sum(axis=1).tolist()
 
 
 def _draw(rng: np.random.Generator, mu: np.ndarray, alpha: float) -> np.ndarray:

@@ -88,13 +88,15 @@ class _LogLinearGLM(ModelSpec):
     def _fit_series(self, s: Series) -> SeriesFit:
         d = build_design(DesignSpec.from_params(self.get_params()), s)
         names, keep = d.names, d.keep
-        X = d.X[:, keep]
+        X, y, offset = d.X[:, keep], d.y, d.offset
+        if d.rows is not None:  # missing periods: only rows whose count and lags are observed
+            X, y, offset = X[d.rows], y[d.rows], offset[d.rows]
         n, p = X.shape
         if n <= p:
             raise FitFailure(f"too few rows: {n} observation(s) for {p} column(s)")
         nb = self.family == "negbin"
         with np.errstate(all="ignore"):
-            g = (fit_negbin if nb else fit_poisson)(X, d.y, d.offset, penalty=float(self.penalty))
+            g = (fit_negbin if nb else fit_poisson)(X, y, offset, penalty=float(self.penalty))
         kept_names = [nm for nm, k in zip(names, keep) if k]
         beta, se = np.full(len(names), np.nan), np.full(len(names), np.nan)
         beta[keep], se[keep] = g.coef, g.std_error
@@ -148,7 +150,8 @@ class _LogLinearGLM(ModelSpec):
                 idx = group[chunk:chunk + BATCH_SIZE]
                 d = build_design_batch(dspec, [series[i] for i in idx])
                 full = d.keep.all(axis=1)
-                res = fit_batch(d.X, d.y, d.offset, penalty=float(self.penalty), nb=nb) if full.any() else None
+                res = (fit_batch(d.X, d.y, d.offset, penalty=float(self.penalty), nb=nb, rows=d.rows)
+                       if full.any() else None)
                 rows = _BatchRows(res, d) if res is not None else None
                 for j, i in enumerate(idx):
                     if res is not None and j in res.diverging:  # separation: this rung fails, as alone
@@ -189,7 +192,7 @@ class _LogLinearGLM(ModelSpec):
         state = {"beta": res.coef[j], "alpha": alpha if nb else 0.0, "cov": res.cov[j], "names": d.names,
                  "lag_sum": lag_sum}
         fit = SeriesFit(self, converged=converged, loglik=rows.loglik[j], n_params=len(d.names) + int(nb),
-                        n_obs=rows.n_obs, coef=coef, state=state, message="; ".join(notes))
+                        n_obs=rows.n_obs[j], coef=coef, state=state, message="; ".join(notes))
         fit.engine = "batched"
         return fit
 
@@ -206,7 +209,8 @@ class _LogLinearGLM(ModelSpec):
         cov[div, :] = np.nan
         cov[:, div] = np.nan
         fit = self._series_fit(d.names, d.keep[j], d.lag_cols, res.coef[j], np.sqrt(np.diag(cov)), cov,
-                               float(res.alpha[j]), float(res.alpha_se[j]), float(res.loglik[j]), d.X.shape[1],
+                               float(res.alpha[j]), float(res.alpha_se[j]), float(res.loglik[j]),
+                               d.X.shape[1] if d.rows is None else int(d.rows[j].sum()),
                                False, _named_columns("; ".join(notes), list(d.names)))
         fit.engine = "batched"
         return fit
@@ -326,6 +330,7 @@ class PoissonGLM(_LogLinearGLM):
     """
 
     name = "poisson_glm"
+    handles_missing = True
     description = "Poisson log-linear GLM (trend, seasonality, lags, covariates, interventions)"
     family = "poisson"
 
@@ -352,6 +357,7 @@ class NegBinGLM(_LogLinearGLM):
     """
 
     name = "negbin_glm"
+    handles_missing = True
     description = "Negative-binomial (NB2) log-linear GLM, alpha by maximum likelihood"
     family = "negbin"
 
