@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from forecast.models._glmbatch import fit_batch
-from forecast.models._glmglue import _BatchRows, _check_future, _draw, _named_columns
+from forecast.models._glmglue import _BatchRows, _check_future, _draw, _named_columns, in_sample_eta, start_history
+from forecast.models._missing import lag_window
 from forecast.models._trend import EXTRAPOLATION_NOTE
 from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param, Series, SeriesFit,
@@ -226,10 +227,13 @@ class _LogLinearGLM(ModelSpec):
         eta = X @ beta + offset  # lag columns are 0 here; their part is added below
         if dspec.lags:
             gamma = beta[list(lag_cols)]
-            if h == 1:
+            # Missing counts among the lags the forecast reads are simulated forward (paths).
+            gap = lag_window(s.observed, dspec.lags)
+            if h == 1 and not gap:
                 eta = eta + lag_values(s.y.astype(float), dspec.lags) @ gamma
             else:
-                paths = self._simulate(eta, gamma, dspec.lags, s, alpha, cap, rng)
+                pre = in_sample_eta(dspec, s, beta, gap) if gap else None
+                paths = self._simulate(eta, gamma, dspec.lags, s, alpha, cap, rng, pre)
                 return SeriesForecast("samples", paths=paths)
         mu = capped_mean(np.exp(eta), cap, s.uid)
         if self.family == "negbin":
@@ -244,7 +248,15 @@ class _LogLinearGLM(ModelSpec):
         if dspec.needed_columns() or not batching():
             return super()._forecast_many(fits, series, h, future, seed)
         out: list[SeriesForecast | None] = [None] * len(series)
-        for idx in group_by_periods(series):
+        # Series whose last lags are missing simulate them first: per series.
+        gaps = [i for i, s in enumerate(series) if dspec.lags and lag_window(s.observed, dspec.lags)]
+        if gaps:
+            for i, f in zip(gaps, super()._forecast_many([fits[i] for i in gaps], [series[i] for i in gaps],
+                                                          h, future, seed)):
+                out[i] = f
+        rest = [i for i in range(len(series)) if out[i] is None]
+        for sub in group_by_periods([series[i] for i in rest]):
+            idx = [rest[k] for k in sub]
             group = [series[i] for i in idx]
             X, offset, lag_cols = future_design(dspec, group[0], h, None)
             B = np.stack([fits[i].state["beta"] for i in idx])
@@ -284,15 +296,29 @@ class _LogLinearGLM(ModelSpec):
         return hist[:, :, L:].transpose(0, 2, 1).astype(np.int64)
 
     def _simulate(self, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], s: Series, alpha: float,
-                  cap: float, rng: np.random.Generator) -> np.ndarray:
-        """Sample paths (h, n_paths): draw y_{T+j} given the simulated past, step by step."""
+                  cap: float, rng: np.random.Generator, pre: np.ndarray | None = None) -> np.ndarray:
+        """Sample paths (h, n_paths): draw y_{T+j} given the simulated past, step by step.
+
+        ``pre`` (the lag-free linear predictor of the last w periods, see
+        :func:`~forecast.models._missing.lag_window`): the missing counts among them are
+        drawn first, from the last observed ones forward, so each path carries its own
+        value of a missing lag.
+        """
         h, L = len(eta), max(lags)
-        hist = np.empty((self.n_paths, L + h))
-        hist[:, :L] = s.y[-L:]
-        for j in range(h):  # vectorised over paths; the recursion forces a loop over steps
-            mu = capped_mean(np.exp(eta[j] + lag_values(hist[:, :L + j], lags) @ gamma), cap, s.uid)
+        w = 0 if pre is None else len(pre)
+        hist = np.empty((self.n_paths, L + w + h))
+        hist[:, :L + w] = start_history(s, L + w) if w else s.y[-L:]
+        n = len(s.y)
+        for j in range(w):  # in-sample periods T-w .. T-1: draw the missing ones
+            t = n - w + j
+            if s.observed[t] or not np.isfinite(pre[j]):
+                continue  # observed, or before the first fitted row (start_history filled it)
+            mu = capped_mean(np.exp(pre[j] + lag_values(hist[:, :L + j], lags) @ gamma), cap, s.uid)
             hist[:, L + j] = _draw(rng, mu, alpha)
-        return hist[:, L:].T.astype(np.int64)
+        for j in range(h):  # vectorised over paths; the recursion forces a loop over steps
+            mu = capped_mean(np.exp(eta[j] + lag_values(hist[:, :L + w + j], lags) @ gamma), cap, s.uid)
+            hist[:, L + w + j] = _draw(rng, mu, alpha)
+        return hist[:, L + w:].T.astype(np.int64)
 
 
 class PoissonGLM(_LogLinearGLM):

@@ -119,3 +119,45 @@ def test_batched_equals_per_series_with_missing_and_fast_path_unchanged():
         a = spec._fit_series(s)
         np.testing.assert_allclose(_coefs(a, list(a.coef)), _coefs(b, list(a.coef)), atol=1e-7)
         assert a.n_obs == b.n_obs
+
+
+def test_glm_forecast_simulates_a_missing_last_lag():
+    """With y_T missing, Y_{T+1} mixes over Y_T ~ NB(mu_T): E[Y_{T+1}] = exp(eta_{T+1}) E[(1+Y_T)^g]."""
+    from scipy import stats
+
+    n = 96
+    y = _nb_counts(n, 7)
+    obs = np.ones(n, dtype=bool)
+    obs[-1] = False
+    s = _series(y, obs)
+    spec = NegBinGLM(seasonality="fourier", fourier_k=1, lags=(1,), n_paths=40000)
+    fit = spec._fit_series(s)
+    b, alpha = fit.state["beta"], fit.state["alpha"]
+
+    def eta0(month):  # lag-free linear predictor of a period in that calendar month
+        u = month / 12
+        return b[0] + b[1] * np.sin(2 * np.pi * u) + b[2] * np.cos(2 * np.pi * u)
+
+    last = pd.Timestamp(s.ds[-1])
+    mu_T = np.exp(eta0(last.month) + b[3] * np.log1p(y[-2]))  # y_{T-1} is observed
+    k = np.arange(2000)
+    r = 1 / alpha
+    pk = stats.nbinom.pmf(k, r, r / (r + mu_T))
+    want = np.exp(eta0((last + pd.DateOffset(months=1)).month)) * np.sum(pk * (1 + k) ** b[3])
+    fc = spec._forecast_many([fit], [s], 1, None, seed=3)[0]
+    assert fc.family == "samples"
+    draws = fc.paths[0]
+    # Monte Carlo: 40000 draws, 5 standard errors
+    assert abs(draws.mean() - want) < 5 * draws.std() / np.sqrt(draws.size)
+    # and it is not the forecast that reads the 0 held at the missing period as a count
+    wrong = np.exp(eta0((last + pd.DateOffset(months=1)).month))
+    assert abs(want - wrong) > 10 * draws.std() / np.sqrt(draws.size)
+    # the batched path hands such series to the per-series one (same draws)
+    with batching_on():
+        fc2 = spec._forecast_many([fit, fit], [s, s], 3, None, seed=3)
+    np.testing.assert_array_equal(fc2[0].paths, spec._forecast_many([fit], [s], 3, None, seed=3)[0].paths)
+
+
+def batching_on():
+    from forecast.models.ladder import batched_engine
+    return batched_engine(True)
