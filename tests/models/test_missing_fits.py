@@ -161,3 +161,57 @@ def test_glm_forecast_simulates_a_missing_last_lag():
 def batching_on():
     from forecast.models.ladder import batched_engine
     return batched_engine(True)
+
+
+def _zi_counts(n, seed):
+    rng = np.random.default_rng(seed)
+    y = _nb_counts(n, seed, lam=3.0)
+    return np.where(rng.random(n) < 0.3, 0, y)
+
+
+@pytest.mark.parametrize("name", ["zip", "zinb"])
+def test_zero_inflated_with_missing_rows_equals_the_fit_on_the_rows_deleted(name):
+    from forecast.models.zeroinflated import ZINB, ZIP
+
+    n = 84
+    y, obs = _zi_counts(n, 11), _observed(n)
+    spec = (ZIP if name == "zip" else ZINB)(seasonality="month")
+    masked = spec._fit_series(_series(y, obs))
+    ds = pd.date_range("2015-01-01", periods=n, freq="MS")
+    deleted = spec._fit_series(Series("a", ds[obs], y[obs], "MS"))  # same model, rows gone
+    assert masked.converged and deleted.converged
+    assert masked.n_obs == deleted.n_obs == n - len(MISSING)
+    names = list(deleted.coef)
+    assert names == list(masked.coef)
+    np.testing.assert_allclose(_coefs(masked, names), _coefs(deleted, names), atol=1e-6)
+    assert masked.loglik == pytest.approx(deleted.loglik, abs=1e-6)
+    # and not the fit that reads the zeros held at the missing periods as counts
+    zeros = spec._fit_series(_series(np.where(obs, y, 0)))
+    assert abs(zeros.loglik - masked.loglik) > 1.0
+
+
+def test_zero_inflated_forecast_simulates_a_missing_last_lag():
+    from forecast.models.zeroinflated import ZIP
+
+    n = 96
+    y = _zi_counts(n, 12) + 2 * _nb_counts(n, 13)
+    obs = np.ones(n, dtype=bool)
+    obs[-1] = False
+    s = _series(y, obs)
+    spec = ZIP(seasonality="none", lags=(1,), n_paths=40000)
+    fit = spec._fit_series(s)
+    assert fit.converged
+    fc = spec._forecast_many([fit], [s], 1, None, seed=1)[0]
+    assert fc.family == "samples"  # the closed form would read the 0 held at the gap as y_T
+    # E[Y_{T+1}] = (1 - pi) exp(b0) E[(1 + Y_T)^g], Y_T ~ ZIP(exp(b0 + g log(1 + y_{T-1})), pi)
+    from scipy import stats
+    b0, g = fit.coef["count_(Intercept)"][0], fit.coef["count_lag1"][0]
+    pi = fit.state["pi"]
+    k = np.arange(500)
+    pk = (1 - pi) * stats.poisson.pmf(k, np.exp(b0 + g * np.log1p(y[-2])))
+    pk[0] += pi
+    want = (1 - pi) * np.exp(b0) * np.sum(pk * (1 + k) ** g)
+    draws = fc.paths[0]
+    assert abs(draws.mean() - want) < 5 * draws.std() / np.sqrt(draws.size)
+    full = spec._forecast_many([fit], [_series(y)], 1, None, seed=1)[0]
+    assert full.family == "zi"
