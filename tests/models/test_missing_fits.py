@@ -215,3 +215,82 @@ def test_zero_inflated_forecast_simulates_a_missing_last_lag():
     assert abs(draws.mean() - want) < 5 * draws.std() / np.sqrt(draws.size)
     full = spec._forecast_many([fit], [_series(y)], 1, None, seed=1)[0]
     assert full.family == "zi"
+
+
+def _ingarch_counts(n, seed):
+    rng = np.random.default_rng(seed)
+    y, nu = np.zeros(n, dtype=np.int64), np.log(5.0)
+    for t in range(n):
+        prev = np.log1p(y[t - 1]) if t else np.log(5.0)
+        nu = 0.6 + 0.35 * prev + 0.3 * nu
+        y[t] = rng.poisson(rng.gamma(5.0, np.exp(nu) / 5.0))
+    return y
+
+
+def test_ingarch_missing_objective_equals_the_filter_when_nothing_is_missing():
+    from forecast.models._ingarchfit import ingarch_objective
+    from forecast.models._ingarchmiss import ingarch_objective_missing
+
+    y = _ingarch_counts(80, 21)
+    X = np.column_stack([np.ones(79), np.log1p(y[:-1])])
+    x = np.array([0.5, 0.3, 0.25, np.log(0.2)])
+    fast = ingarch_objective(X, y[1:], (1,), 1.2, nb=True)(x, 2)
+    slow = ingarch_objective_missing(X, y[1:], (1,), 1.2, (), np.ones(79, bool), nb=True)(x, 2)
+    assert slow[0] == pytest.approx(fast[0], rel=1e-12)
+    np.testing.assert_allclose(slow[1], fast[1], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(slow[2], fast[2], rtol=1e-5, atol=1e-5)  # central differences
+
+
+def test_ingarch_without_missing_values_is_unchanged():
+    from forecast.models.autoregressive import INGARCH
+
+    y = _ingarch_counts(90, 22)
+    spec = INGARCH(past_obs=(1,), past_mean=(1,), seasonality="none")
+    a, b = spec._fit_series(_series(y)), spec._fit_series(_series(y, np.ones(90, bool)))
+    assert a.coef == b.coef and a.loglik == b.loglik and a.n_obs == b.n_obs
+
+
+def test_ingarch_with_one_missing_value_maximises_the_brute_force_likelihood():
+    """y_s missing: nu_{s+1} reads log(1 + exp(nu_s)) and the likelihood skips period s."""
+    from scipy import stats
+    from forecast.models.autoregressive import INGARCH
+
+    n, gap = 150, 40
+    y = _ingarch_counts(n, 21)
+    obs = np.ones(n, dtype=bool)
+    obs[gap] = False
+    s = _series(y, obs)
+    spec = INGARCH(past_obs=(1,), past_mean=(1,), seasonality="none", distribution="negbin")
+    fit = spec._fit_series(s)
+    assert fit.converged and fit.n_obs == n - 2  # first period (lag) and the missing one
+
+    m = min(n, 12)  # nu before the window: log((sum of the observed first season + 1/2) / count)
+    nu0 = np.log((y[:m].sum() + 0.5) / m)
+
+    def loglik(b0, b1, a1, alpha):
+        total, nu_prev, lam = 0.0, nu0, {}
+        for t in range(1, n):
+            prev = np.log1p(y[t - 1]) if obs[t - 1] else np.log1p(np.exp(lam[t - 1]))
+            nu = b0 + b1 * prev + a1 * nu_prev
+            lam[t], nu_prev = nu, nu
+            if obs[t]:
+                r = 1 / alpha
+                total += stats.nbinom.logpmf(y[t], r, r / (r + np.exp(nu)))
+        return total
+
+    x = [fit.coef["(Intercept)"][0], fit.coef["obs_lag1"][0], fit.coef["mean_lag1"][0], fit.coef["dispersion"][0]]
+    assert fit.loglik == pytest.approx(loglik(*x), abs=1e-7)
+    for i in range(4):  # a maximum: every coordinate step lowers the brute-force likelihood
+        for e in (1e-3, -1e-3):
+            z = list(x)
+            z[i] += e
+            assert loglik(*z) < fit.loglik
+    # forecasts run, and a missing last count enters as its conditional mean
+    obs2 = obs.copy()
+    obs2[-1] = False
+    s2 = _series(y, obs2)
+    f2 = spec._fit_series(s2)
+    fc = spec._forecast_many([f2], [s2], 3, None, seed=0)
+    assert fc[0].family == "samples" and np.isfinite(fc[0].paths).all()
+    assert f2.state["y_hist"][-1] != 0 and f2.state["y_hist"][-1] == pytest.approx(
+        np.exp(f2.state["nu_hist"][-1]))
