@@ -294,3 +294,81 @@ def test_ingarch_with_one_missing_value_maximises_the_brute_force_likelihood():
     assert fc[0].family == "samples" and np.isfinite(fc[0].paths).all()
     assert f2.state["y_hist"][-1] != 0 and f2.state["y_hist"][-1] == pytest.approx(
         np.exp(f2.state["nu_hist"][-1]))
+
+
+def _arima_series(n, seed, obs):
+    rng = np.random.default_rng(seed)
+    z = np.empty(n)
+    z[0] = 2.0
+    for t in range(1, n):
+        z[t] = 2.0 + 0.6 * (z[t - 1] - 2.0) + 0.4 * rng.standard_normal()
+    y = np.round(np.expm1(np.maximum(z, 0))).astype(np.int64)
+    return _series(y, obs), y
+
+
+def _sm_sarimax(z, order, trend="c"):
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+    return SARIMAX(z, order=order, trend=trend, enforce_stationarity=True, enforce_invertibility=True,
+                   concentrate_scale=True)
+
+
+def test_arima_fixed_order_with_missing_values_equals_statsmodels_sarimax_on_the_nan_series():
+    from forecast.models.arima import Arima
+
+    n = 80
+    obs = _observed(n)
+    s, y = _arima_series(n, 31, obs)
+    spec = Arima(order=(1, 0, 0), seasonal=False)
+    fit = spec._fit_series(s)
+    z = np.log1p(y.astype(float))
+    z[~obs] = np.nan
+    ref = _sm_sarimax(z, (1, 0, 0)).fit(disp=False, maxiter=100)
+    np.testing.assert_allclose(fit.state["params"], ref.params, atol=1e-6)
+    assert fit.loglik == pytest.approx(ref.llf, abs=1e-6)
+    assert fit.n_obs == n - len(MISSING)
+    # the AICc counts the observed values only
+    k = int(ref.df_model)
+    assert fit.state["aicc"] == pytest.approx(-2 * ref.llf + 2 * k + 2 * k * (k + 1) / (n - len(MISSING) - k - 1))
+    # a missing last value is forecast by the state space, not read as log(1 + 0)
+    obs2 = obs.copy()
+    obs2[-2:] = False
+    s2, _ = _arima_series(n, 31, obs2)
+    from forecast.models.arima import z_forecast
+    mean, sd = z_forecast(fit, s2.y, 3, observed=obs2)
+    z2 = np.log1p(y.astype(float))
+    z2[~obs2] = np.nan
+    fc = _sm_sarimax(z2, (1, 0, 0)).filter(fit.state["params"]).get_forecast(3)
+    np.testing.assert_allclose(mean, fc.predicted_mean, atol=1e-10)
+    np.testing.assert_allclose(sd, np.sqrt(fc.var_pred_mean), atol=1e-10)
+    out = spec._forecast_many([spec._fit_series(s2)], [s2], 3, None, seed=0)[0]
+    np.testing.assert_allclose(out.pmf.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_arima_search_likelihood_with_missing_values_equals_the_kalman_filter():
+    """The order search's exact likelihood leaves NaN out; SARIMAX's Kalman filter on the NaN
+    series gives the same marginal likelihood of the observed values (d = 0)."""
+    from forecast.models._arma import arma_exact_llf
+
+    n = 80
+    obs = _observed(n)
+    _, y = _arima_series(n, 32, obs)
+    z = np.log1p(y.astype(float))
+    z[~obs] = np.nan
+    ref = _sm_sarimax(z, (1, 0, 0)).fit(disp=False, maxiter=200)
+    phi = ref.params[1]
+    llf, mu, sigma2 = arma_exact_llf(z, np.array([1.0, -phi]), np.array([1.0]), mean=True)
+    # (mu and sigma2 are concentrated out here; at the SARIMAX optimum they agree with its values)
+    assert llf == pytest.approx(ref.llf, abs=1e-5)
+    assert mu == pytest.approx(ref.params[0] / (1 - phi), abs=1e-4)
+
+
+def test_arima_search_runs_with_missing_values():
+    from forecast.models.arima import Arima
+
+    n = 96
+    obs = _observed(n)
+    s, _ = _arima_series(n, 33, obs)
+    fit = Arima()._fit_series(s)
+    assert fit.converged and np.isfinite(fit.loglik) and fit.n_obs == n - len(MISSING)
+    fc = Arima()._forecast_many([fit], [s], 6, None, seed=0)[0]
+    assert np.isfinite(fc.pmf).all()
