@@ -50,59 +50,68 @@ def ingarch_objective_missing(X: np.ndarray, y: np.ndarray, past_mean: Sequence[
         by_row.setdefault(int(i), []).append((int(j), int(s)))
 
     def run(x: np.ndarray, grad: bool):
-        beta, a = x[:p], x[p:p + L]
-        nu = np.empty(n)
-        J = np.zeros((n, p + L)) if grad else None
+        """nu (B, n) and, with ``grad``, J = d nu / d(beta, a) (B, n, p + L) for B parameter vectors."""
+        B = x.shape[0]
+        beta, a = x[:, :p], x[:, p:p + L]
+        nu = np.empty((B, n))
+        J = np.zeros((B, n, p + L)) if grad else None
         for t in range(n):
-            xt = X[t].copy()
-            for j, s in by_row.get(t, ()):
-                xt[j] = np.logaddexp(0.0, nu[s])  # log(1 + lambda_s)
-            v = xt @ beta + off[t]
-            for l, k in enumerate(q):
-                v += a[l] * (nu[t - k] if t >= k else c)
-            nu[t] = v
+            xt = np.broadcast_to(X[t], (B, p))
+            fl = by_row.get(t, ())
+            if fl:
+                xt = xt.copy()
+                for j, s in fl:
+                    xt[:, j] = np.logaddexp(0.0, nu[:, s])  # log(1 + lambda_s)
+            past = [nu[:, t - k] if t >= k else np.full(B, c) for k in q]
+            v = np.einsum("bp,bp->b", xt, beta) + off[t]
+            for l in range(L):
+                v = v + a[:, l] * past[l]
+            nu[:, t] = v
             if grad:
-                jt = np.r_[xt, [nu[t - k] if t >= k else c for k in q]]
+                jt = np.concatenate([xt] + [pv[:, None] for pv in past], axis=1)
                 for l, k in enumerate(q):
                     if t >= k:
-                        jt += a[l] * J[t - k]
-                for j, s in by_row.get(t, ()):
-                    jt += beta[j] * special.expit(nu[s]) * J[s]
-                J[t] = jt
+                        jt += a[:, l, None] * J[:, t - k]
+                for j, s in fl:
+                    jt += (beta[:, j] * special.expit(nu[:, s]))[:, None] * J[:, s]
+                J[:, t] = jt
         return nu, J
 
-    def gradient(x: np.ndarray):
-        alpha = float(np.exp(x[p + L])) if nb else 0.0
-        nu, J = run(x, True)
-        if not np.all(np.isfinite(nu)) or nu.max(initial=-np.inf) > 700:
-            return -np.inf, None
-        t = _nb_terms(yi, nu, alpha, lgy, 2 if nb else 1)
-        g = J[m].T @ t[1][m]
-        if nb:
-            g = np.r_[g, alpha * float(np.sum(t[3][m]))]
-        return float(np.sum(t[0][m])), g
+    def gradients(xs: np.ndarray):
+        """Log-likelihood and exact gradient at each row of ``xs`` (None where nu overflows)."""
+        nu, J = run(xs, True)
+        out = []
+        for b in range(xs.shape[0]):
+            if not np.all(np.isfinite(nu[b])) or nu[b].max(initial=-np.inf) > 700:
+                out.append((-np.inf, None))
+                continue
+            alpha = float(np.exp(xs[b, p + L])) if nb else 0.0
+            t = _nb_terms(yi, nu[b], alpha, lgy, 2 if nb else 1)
+            g = J[b][m].T @ t[1][m]
+            if nb:
+                g = np.r_[g, alpha * float(np.sum(t[3][m]))]
+            out.append((float(np.sum(t[0][m])), g))
+        return out
 
     def fun(x: np.ndarray, order: int):
         if order == 0:
             alpha = float(np.exp(x[p + L])) if nb else 0.0
-            nu, _ = run(x, False)
+            nu = run(x[None, :], False)[0][0]
             if not np.all(np.isfinite(nu)) or nu.max(initial=-np.inf) > 700:
                 return -np.inf
             return float(np.sum(_nb_terms(yi, nu, alpha, lgy, 0)[m]))
-        f, g = gradient(x)
-        if g is None:
-            return -np.inf, None, None
         k = len(x)
-        H = np.empty((k, k))
-        for i in range(k):
-            hstep = _FD_STEP * max(1.0, abs(x[i]))
-            e = np.zeros(k)
-            e[i] = hstep
-            gp, gm = gradient(x + e)[1], gradient(x - e)[1]
-            if gp is None or gm is None:
-                return -np.inf, None, None
-            H[:, i] = (gp - gm) / (2 * hstep)
+        steps = _FD_STEP * np.maximum(1.0, np.abs(x))
+        # x, then x +- step_i e_i: the recursion runs once for all 2k + 1 vectors.
+        xs = np.vstack([x, x + np.diag(steps), x - np.diag(steps)])
+        res = gradients(xs)
+        f, g = res[0]
+        if g is None or any(r[1] is None for r in res[1:]):
+            return -np.inf, None, None
+        gp = np.array([r[1] for r in res[1:k + 1]])
+        gm = np.array([r[1] for r in res[k + 1:]])
+        H = ((gp - gm) / (2 * steps[:, None])).T
         return f, g, 0.5 * (H + H.T)
 
-    fun.nu = lambda x: run(x, False)[0]  # type: ignore[attr-defined]
+    fun.nu = lambda x: run(np.asarray(x, dtype=float)[None, :], False)[0][0]  # type: ignore[attr-defined]
     return fun

@@ -78,6 +78,11 @@ class INGARCH(ModelSpec):
     recursion with the series' random stream (empirical pmf per period).
     Coefficients: ``(Intercept)``, ``obs_lag<k>``, ``mean_lag<l>``, the design's
     covariate names, ``dispersion`` (NB2 alpha).
+
+    Missing periods: a missing count y_s enters the recursion as its conditional mean,
+    log(1 + y_s) read as log(1 + lambda_s), and its period is left out of the likelihood
+    (:mod:`forecast.models._ingarchmiss`); forecasts read a missing last count the same
+    way. nu before the window is then the mean of the observed counts of the first season.
     """
 
     name = "ingarch"

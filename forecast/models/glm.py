@@ -353,6 +353,12 @@ class PoissonGLM(_LogLinearGLM):
     Interventions and covariates whose column is constant over the fit window
     are dropped (coefficient NaN, 0 in forecasts). A lag-coefficient sum >= 1
     (explosive) fails the fit and the fallback ladder moves on.
+
+    Missing periods (``Series.observed``) are left out: a row whose count, or a
+    count one of its lags reads, is missing has weight 0 (as if deleted: the
+    estimates equal the fit on the other rows). When the lags of the first forecast
+    read a missing count, it is simulated forward from the last observed ones and
+    the forecast is ``n_paths`` paths, also at h = 1.
     """
 
     name = "poisson_glm"
