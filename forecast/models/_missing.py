@@ -7,7 +7,7 @@ own count and every lagged count it reads are observed; the others get weight 0
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -24,11 +24,6 @@ def kept_rows(observed: np.ndarray | None, lags: Sequence[int], first: int) -> n
         ok[k:] &= observed[:-k]
         ok[:k] = False
     return ok[first:]
-
-
-def handles_missing(cls: Any) -> bool:
-    """Whether a spec fits around missing periods (``ModelSpec.handles_missing``, default False)."""
-    return bool(getattr(cls, "handles_missing", False))
 
 
 def lag_window(observed: np.ndarray | None, lags: Sequence[int]) -> int:
