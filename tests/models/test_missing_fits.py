@@ -372,3 +372,24 @@ def test_arima_search_runs_with_missing_values():
     assert fit.converged and np.isfinite(fit.loglik) and fit.n_obs == n - len(MISSING)
     fc = Arima()._forecast_many([fit], [s], 6, None, seed=0)[0]
     assert np.isfinite(fc.pmf).all()
+
+
+@pytest.mark.parametrize("engine", ["per-series", "batched"])
+def test_separation_and_column_checks_use_the_kept_rows_only(engine):
+    """A pulse at a missing period: read as a 0 count it would separate (mu -> 0); on the
+    kept rows it is an empty column, dropped, and the rest equals statsmodels."""
+    n = 60
+    y, obs = _nb_counts(n, 41), np.ones(n, dtype=bool)
+    obs[30] = False
+    ds = pd.date_range("2015-01-01", periods=n, freq="MS")
+    spec = PoissonGLM(seasonality="none", interventions=[{"name": "pulse", "date": str(ds[30].date()),
+                                                          "kind": "pulse"}])
+    s = _series(y, obs)
+    fit = (spec._try_fit_many([s, _series(_nb_counts(n, 42))])[0] if engine == "batched"
+           else spec._fit_series(s))
+    assert fit.converged and "separation" not in fit.message
+    assert np.isnan(fit.coef["pulse"][0])
+    ref = sm.GLM(y[obs], np.ones((obs.sum(), 1)), family=sm.families.Poisson()).fit()
+    assert fit.coef["(Intercept)"][0] == pytest.approx(ref.params[0], abs=1e-6)
+    zeros = spec._fit_series(_series(np.where(obs, y, 0)))  # the 0 read as a count: separation
+    assert not zeros.converged and "separation" in zeros.message
