@@ -271,5 +271,6 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
         alpha_se = alpha * float(se[-1]) if nb_fit else np.nan
         return IngarchFit(coef=x[:p + L], std_error=se[:p + L], cov=cov, alpha=alpha, alpha_se=alpha_se,
-                          loglik=float(f), n_obs=n if rows is None else int(rows.sum()), converged=converged, n_iter=int(it), grad_norm=gn,
+                          loglik=float(f), n_obs=n if rows is None else int(rows.sum()), converged=converged,
+                          n_iter=int(it), grad_norm=gn,
                           stationarity=v, message="; ".join(notes), nu=fun.nu(x))

@@ -13,7 +13,6 @@ import statsmodels.api as sm
 
 from forecast.models.base import Series
 from forecast.models.glm import NegBinGLM, PoissonGLM
-from forecast.models.ladder import batching
 
 
 def _series(y, observed=None, uid="a", start="2015-01-01", freq="MS"):
