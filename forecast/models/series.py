@@ -28,11 +28,13 @@ class Series:
     (thousands of series in a batched fit never need theirs).
     """
 
-    __slots__ = ("uid", "ds_values", "y", "freq", "exog", "_ds", "_calendar")
+    __slots__ = ("uid", "ds_values", "y", "freq", "exog", "observed", "_ds", "_calendar")
 
     def __init__(self, uid: str, ds: pd.DatetimeIndex | np.ndarray, y: np.ndarray, freq: Frequency | str,
-                 exog: pd.DataFrame | None = None) -> None:
+                 exog: pd.DataFrame | None = None, observed: np.ndarray | None = None) -> None:
         self.uid, self.y, self.freq, self.exog = uid, y, parse_freq(freq), exog
+        # None: every period observed; else bool (len(y),), False where y is missing (y holds 0 there)
+        self.observed = observed
         self._ds = ds if isinstance(ds, pd.DatetimeIndex) else None
         self.ds_values = np.asarray(ds).astype("datetime64[ns]", copy=False)
         self._calendar: tuple | None = None
