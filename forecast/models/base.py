@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Iterable
 import numpy as np
 import pandas as pd
 
-from forecast.exceptions import ConfigError
+from forecast.exceptions import ConfigError, DataValidationError, Problem
 from forecast.models._pooled import groups_of, pooling_panel
 from forecast.models.fitted import FittedModel
 from forecast.models.guard import describe, is_numeric_error
@@ -53,6 +53,7 @@ from forecast.models.series import (  # noqa: F401  (re-exported: models import 
     period_range,
     series_rng,
 )
+from forecast.periods import format_dates
 
 #: Ridge penalty of the penalised rung added after a penalisable fallback model.
 PENALTY_FALLBACK = 1.0
@@ -69,6 +70,9 @@ class ModelSpec:
     fallbacks: ClassVar[tuple[type["ModelSpec"], ...]] = ()
     #: whether forecasts draw random numbers (if not, no per-series stream is made)
     draws: ClassVar[bool] = True
+    #: whether the fit honours ``Series.observed`` (missing periods); a spec that does
+    #: not is refused a panel with missing periods rather than reading the placeholder zeros
+    handles_missing: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -136,7 +140,15 @@ class ModelSpec:
         """Model-specific checks of the panel's columns, all failures at once (default: none)."""
 
     def fit_data(self, data: PanelData) -> FittedModel:
-        """Fit already split and validated series (backtests split the panel once, not per origin)."""
+        """Fit already split and validated series (backtests split the panel once, not per origin).
+
+        Raises
+        ------
+        DataValidationError
+            When a series has missing periods and the model does not handle them.
+        """
+        if not self.handles_missing:
+            check_no_missing(self.name or type(self).__name__, data)
         spec = self.clone()  # the fitted model keeps a frozen copy of the hyperparameters
         with pooling_panel(data.series, groups_of(data)):  # a top rung that pools reads the whole panel
             return FittedModel(spec=spec, data=data, fits=spec._fit_many(data.series))
@@ -222,6 +234,21 @@ class ModelSpec:
         """The model equation, for reports (first paragraph of the class Notes)."""
         doc = inspect.getdoc(type(self)) or ""
         return doc.split("Notes\n-----\n", 1)[-1].split("\n\n")[0].strip() if "Notes" in doc else doc
+
+
+def check_no_missing(model: str, data: PanelData) -> None:
+    """Raise a :class:`DataValidationError` naming the series with missing periods, if any."""
+    gaps = [s for s in data.series if s.observed is not None]
+    if not gaps:
+        return
+    s = gaps[0]
+    when = format_dates(s.ds_values[~s.observed], s.freq)
+    raise DataValidationError([Problem(
+        "y", f"model '{model}' does not handle missing periods, and {len(gaps)} series "
+             f"{'have' if len(gaps) > 1 else 'has'} them ({s.uid!r} lacks {when})",
+        provinces=[g.uid for g in gaps[:10]],
+        hint="Use a model that handles missing periods (climatology, naive, seasonal_naive, empirical, "
+             "croston, tsb, ...), or fill the missing counts before fitting.")], source="panel")
 
 
 def _same(a: Any, b: Any) -> bool:
