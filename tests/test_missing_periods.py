@@ -89,6 +89,8 @@ def test_a_model_that_does_not_handle_missing_refuses_them():
     Plain().fit(full)  # no missing period: fine
     with pytest.raises(DataValidationError, match=r"model 'plain' does not handle missing periods.*'a' lacks 2018-02"):
         Plain().fit(_panel({"a": [1, np.nan, 3, 4]}))
+    with pytest.raises(DataValidationError, match="model 'plain' does not handle missing periods"):
+        Plain().fit(full).update(_panel({"a": [1, 2, 3, 4, np.nan, 5]}))  # (backtests between refits)
 
 
 # -- baselines --------------------------------------------------------------------------

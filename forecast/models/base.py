@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Iterable
 import numpy as np
 import pandas as pd
 
-from forecast.exceptions import ConfigError, DataValidationError, Problem
+from forecast.exceptions import ConfigError
 from forecast.models._pooled import groups_of, pooling_panel
 from forecast.models.fitted import FittedModel
 from forecast.models.guard import describe, is_numeric_error
@@ -48,12 +48,12 @@ from forecast.models.series import (  # noqa: F401  (re-exported: models import 
     PanelData,
     Series,
     _future_of,
+    check_no_missing,
     future_dates,
     infer_freq,
     period_range,
     series_rng,
 )
-from forecast.periods import format_dates
 
 #: Ridge penalty of the penalised rung added after a penalisable fallback model.
 PENALTY_FALLBACK = 1.0
@@ -234,21 +234,6 @@ class ModelSpec:
         """The model equation, for reports (first paragraph of the class Notes)."""
         doc = inspect.getdoc(type(self)) or ""
         return doc.split("Notes\n-----\n", 1)[-1].split("\n\n")[0].strip() if "Notes" in doc else doc
-
-
-def check_no_missing(model: str, data: PanelData) -> None:
-    """Raise a :class:`DataValidationError` naming the series with missing periods, if any."""
-    gaps = [s for s in data.series if s.observed is not None]
-    if not gaps:
-        return
-    s = gaps[0]
-    when = format_dates(s.ds_values[~s.observed], s.freq)
-    raise DataValidationError([Problem(
-        "y", f"model '{model}' does not handle missing periods, and {len(gaps)} series "
-             f"{'have' if len(gaps) > 1 else 'has'} them ({s.uid!r} lacks {when})",
-        provinces=[g.uid for g in gaps[:10]],
-        hint="Use a model that handles missing periods (climatology, naive, seasonal_naive, empirical, "
-             "croston, tsb, ...), or fill the missing counts before fitting.")], source="panel")
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from forecast.exceptions import DataValidationError, Problem
 from forecast.models.streams import series_rng  # noqa: F401  (re-exported: the streams live there)
-from forecast.periods import Frequency, check_starts, parse_freq
+from forecast.periods import Frequency, check_starts, format_dates, parse_freq
 from forecast.periods import infer_freq as infer_freq_of_dates
 from forecast.schema import MAX_PANEL_COUNT, require_columns
 
@@ -165,6 +165,21 @@ class PanelData:
         if {"country", "province", "event_type"} <= set(frame.columns):
             keys = frame.groupby("unique_id", sort=False)[["country", "province", "event_type"]].first()
         return cls(out, freq, keys)
+
+
+def check_no_missing(model: str, data: PanelData) -> None:
+    """Raise a :class:`DataValidationError` naming the series with missing periods, if any."""
+    gaps = [s for s in data.series if s.observed is not None]
+    if not gaps:
+        return
+    s = gaps[0]
+    when = format_dates(s.ds_values[~s.observed], s.freq)
+    raise DataValidationError([Problem(
+        "y", f"model '{model}' does not handle missing periods, and {len(gaps)} series "
+             f"{'have' if len(gaps) > 1 else 'has'} them ({s.uid!r} lacks {when})",
+        provinces=[g.uid for g in gaps[:10]],
+        hint="Use a model that handles missing periods (climatology, naive, seasonal_naive, empirical, "
+             "croston, tsb, ...), or fill the missing counts before fitting.")], source="panel")
 
 
 def _period_numbers(freq: Frequency, ds_all: np.ndarray) -> np.ndarray:
