@@ -17,6 +17,7 @@ from forecast.models._glmbatch import nb_intercept_mle_batch
 from forecast.models._pooled import long_run_rates, panel_for, pooled_fit, pooling_separately
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
                                   one_of, positive_int)
+from forecast.models.series import last_observed, observed_values  # noqa: F401  (intermittent imports them here)
 from forecast.periods import Frequency
 
 #: The default window, in years (converted to periods of the panel's frequency).
@@ -35,14 +36,6 @@ def window_periods(window: int | None, freq: Frequency) -> int:
     if window is not None:
         return int(window)
     return max(1, int(WINDOW_YEARS * freq.periods_per_year + 1e-9))
-
-
-def observed_values(s: Series, span: int | None = None) -> np.ndarray:
-    """The observed counts among the last ``span`` periods of ``s`` (all periods: None)."""
-    y = s.y if span is None else s.y[len(s.y) - min(span, len(s.y)):]
-    if s.observed is None:
-        return y
-    return y[s.observed[len(s.observed) - len(y):]]
 
 
 class Zero(ModelSpec):
@@ -94,13 +87,6 @@ def after_zero_rate(y: np.ndarray, lag: int = 1, observed: np.ndarray | None = N
     return float((after.sum() + y[ob].mean()) / (len(after) + 1))
 
 
-def _last_observed(s: Series) -> float:
-    """The last observed count of ``s``."""
-    if s.observed is None:
-        return float(s.y[-1])
-    return float(s.y[np.flatnonzero(s.observed)[-1]])
-
-
 class Naive(ModelSpec):
     """Poisson with the last observed count as its mean (after a zero: the rate after zeros).
 
@@ -122,13 +108,13 @@ class Naive(ModelSpec):
     def _fit_series(self, s: Series) -> SeriesFit:
         if s.n_observed == 0:
             raise FitFailure("empty series")
-        last = _last_observed(s)
+        last = last_observed(s)
         return SeriesFit(self, n_obs=s.n_observed, coef={"last": (last, float("nan"))})
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         # The last value is data, not a parameter: read it from the series being
         # forecast (which may extend the fitted one, see FittedModel.update).
-        last = _last_observed(s)
+        last = last_observed(s)
         return SeriesForecast("poisson", mu=np.full(h, last if last > 0 else after_zero_rate(s.y, 1, s.observed)))
 
 
@@ -166,7 +152,7 @@ class SeasonalNaive(ModelSpec):
         if zero.any():
             season = np.where(zero, after_zero_rate(s.y, m, s.observed), season)
         if np.isnan(season).any():  # a season never observed: the naive forecast
-            last = _last_observed(s)
+            last = last_observed(s)
             season = np.where(np.isnan(season), last if last > 0 else after_zero_rate(s.y, 1, s.observed), season)
         return SeriesForecast("poisson", mu=season[np.arange(h) % len(season)])
 

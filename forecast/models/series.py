@@ -167,6 +167,21 @@ class PanelData:
         return cls(out, freq, keys)
 
 
+def observed_values(s: Series, span: int | None = None) -> np.ndarray:
+    """The observed counts among the last ``span`` periods of ``s`` (all periods: None)."""
+    y = s.y if span is None else s.y[len(s.y) - min(span, len(s.y)):]
+    if s.observed is None:
+        return y
+    return y[s.observed[len(s.observed) - len(y):]]
+
+
+def last_observed(s: Series) -> float:
+    """The last observed count of ``s``."""
+    if s.observed is None:
+        return float(s.y[-1])
+    return float(s.y[np.flatnonzero(s.observed)[-1]])
+
+
 def check_no_missing(model: str, data: PanelData) -> None:
     """Raise a :class:`DataValidationError` naming the series with missing periods, if any."""
     gaps = [s for s in data.series if s.observed is not None]
