@@ -306,3 +306,15 @@ def test_plots_draw_missing_periods_as_gaps():
     fig = plots.fan_chart(p, table, unique_id="a")
     observed = [ln for ln in fig.axes[0].lines if ln.get_label() == "observed"][0]
     assert np.isnan(np.asarray(observed.get_ydata(), float)).sum() == 2
+
+
+def test_config_coverage_gaps_key(tmp_path):
+    from forecast.config import config_from_dict
+    from forecast.exceptions import ConfigError
+
+    (tmp_path / "p.csv").write_text("unique_id,ds,y\na,2024-01-01,1\na,2024-02-01,2\n", encoding="utf-8")
+    assert config_from_dict({"data": {"panel": "p.csv"}}, base_dir=tmp_path).data.coverage_gaps == "missing"
+    cfg = config_from_dict({"data": {"panel": "p.csv", "coverage_gaps": "zero"}}, base_dir=tmp_path)
+    assert cfg.data.coverage_gaps == "zero"
+    with pytest.raises(ConfigError, match="coverage_gaps"):
+        config_from_dict({"data": {"panel": "p.csv", "coverage_gaps": "drop"}}, base_dir=tmp_path)
