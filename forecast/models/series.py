@@ -39,10 +39,9 @@ class Series:
     def __init__(self, uid: str, ds: pd.DatetimeIndex | np.ndarray, y: np.ndarray, freq: Frequency | str,
                  exog: pd.DataFrame | None = None, observed: np.ndarray | None = None) -> None:
         self.uid, self.y, self.freq, self.exog = uid, y, parse_freq(freq), exog
-        # None: every period observed; else bool (len(y),), False where y is missing (y holds 0 there)
-        self.observed = observed
         self._ds = ds if isinstance(ds, pd.DatetimeIndex) else None
         self.ds_values = np.asarray(ds).astype("datetime64[ns]", copy=False)
+        # None: every period observed; else bool (len(y),), False where y is missing (y holds 0 there)
         if observed is not None:
             observed = np.asarray(observed, dtype=bool)
             if observed.all():  # an all-True mask is the fast path
