@@ -195,6 +195,20 @@ def period(frame: pd.DataFrame) -> tuple[Frequency, str, str]:
     return fq, f"incidents per {fq.label}", fq.adjective
 
 
+def on_calendar(hist: pd.DataFrame, fq: Frequency) -> pd.DataFrame:
+    """One series' ``ds, y`` on every period from its first to its last (sorted): an absent
+    period gets ``y`` NaN, so a line drawn through it breaks (a gap, never a zero or a
+    straight line across the missing periods)."""
+    h = hist[["ds", "y"]].assign(ds=pd.to_datetime(hist["ds"]), y=pd.to_numeric(hist["y"], errors="coerce"))
+    h = h.sort_values("ds")
+    if len(h) < 2:
+        return h.reset_index(drop=True)
+    full = fq.range(h["ds"].iloc[0], h["ds"].iloc[-1])
+    if len(full) == len(h):
+        return h.reset_index(drop=True)
+    return h.set_index("ds").reindex(full).rename_axis("ds").reset_index()
+
+
 def tint(colour: str, strength: float) -> tuple:
     """``colour`` mixed with white: ``strength`` 1 is the colour, 0 white (opaque, so legends match)."""
     from matplotlib.colors import to_rgb
@@ -312,10 +326,12 @@ def draw_fan(ax, hist: pd.DataFrame, fc: pd.DataFrame, *, last_n: int, compact: 
     """History, nested interval bands, mean and later observations on one axis."""
     fc = fc.sort_values("ds")
     origin = fc["ds"].min() if len(fc) else None
-    hist = hist.sort_values("ds").dropna(subset=["y"])
+    # Missing periods stay in as NaN (absent ones added): the observed line breaks there.
+    hist = on_calendar(hist, period(hist)[0])
     past = hist if origin is None else hist[hist["ds"] < origin]
     past = past.tail(last_n)
     later = hist.iloc[0:0] if origin is None else hist[(hist["ds"] >= origin) & (hist["ds"] <= fc["ds"].max())]
+    later = later.dropna(subset=["y"])
     top = [past["y"].max(), later["y"].max()]
     # Bands are drawn as one block per month: integer interval bounds joined by
     # sloping lines would draw spikes and fractions of incidents that no forecast implies.
@@ -327,7 +343,7 @@ def draw_fan(ax, hist: pd.DataFrame, fc: pd.DataFrame, *, last_n: int, compact: 
         top.append(hi.max(initial=0))
     ms = 2.5 if compact else 3.5
     if len(fc):
-        anchor = past.tail(1)  # the mean line continues from the last observation
+        anchor = past.dropna(subset=["y"]).tail(1)  # the mean line continues from the last observation
         ax.plot(list(anchor["ds"]) + list(fc["ds"]), list(anchor["y"]) + list(fc["mean"]), color="#004B7A",
                 lw=1.4 if compact else 2, label="forecast (mean)")
         top.append(fc["mean"].max())

@@ -89,6 +89,9 @@ class DataSection:
                                                     optional=True), None)
     value: str = _key(_enum("events", "fatalities"), "events")
     dayfirst: bool = _key(_bool, True)
+    #: a period with no event at all although its neighbours make that implausible (see
+    #: forecast.coverage_gaps): "missing" (default) or kept as "zero"
+    coverage_gaps: str = _key(_enum("missing", "zero"), "missing")
 
     @property
     def source(self) -> Path:

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from forecast._parse import parse_date_text
+from forecast.coverage_gaps import MODES as GAP_MODES
+from forecast.coverage_gaps import apply_coverage_gaps
 from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
 from forecast.periods import Frequency, parse_freq  # noqa: F401  (re-exported: tests and users import them here)
 from forecast.schema import ALL_LABEL, make_unique_id, require_columns
@@ -34,6 +36,7 @@ def build_panel(
     exposure: pd.DataFrame | None = None,
     adjacency: pd.DataFrame | str | Path | None = None,
     gazetteer: Any = None,
+    coverage_gaps: str = "missing",
 ) -> pd.DataFrame:
     """Aggregate events into a zero-filled long panel inside coverage.
 
@@ -63,16 +66,25 @@ def build_panel(
         ``event_type``), merged onto the panel as column ``exposure``.
     adjacency : CSV path or frame of neighbour pairs (``country_a, province_a,
         country_b, province_b``), carried in ``panel.attrs["adjacency"]``.
+    coverage_gaps : ``"missing"`` (default) or ``"zero"``: what a *coverage gap*
+        becomes, a period whose panel total is 0 although its neighbours make 0
+        implausible (see :mod:`forecast.coverage_gaps`): missing (``y`` NaN for
+        every series) or a zero as counted. Either way the gaps are listed in
+        ``panel.attrs["coverage_gaps"]`` (ISO dates) and in a warning.
 
     Returns
     -------
     pandas.DataFrame
         ``unique_id, ds, y, country, province, event_type`` (+ ``aggregate``,
-        ``exposure``), sorted by ``unique_id, ds``; ``y`` is int64. The
-        ``attrs`` hold ``freq`` (a :class:`~forecast.periods.Frequency`), ``coverage`` (per country), ``warnings``.
+        ``exposure``), sorted by ``unique_id, ds``; ``y`` is int64 (float64 with NaN
+        at coverage gaps treated as missing). The ``attrs`` hold ``freq`` (a
+        :class:`~forecast.periods.Frequency`), ``coverage`` (per country),
+        ``coverage_gaps``, ``warnings``.
     """
     require_columns(events, ("date", "country", "province", "event_type"), what="events")
     fq = parse_freq(freq)
+    if coverage_gaps not in GAP_MODES:
+        raise ConfigError(f"coverage_gaps must be 'missing' or 'zero'. Got {coverage_gaps!r} instead.")
     if value not in ("events", "fatalities"):
         raise ConfigError(f"value must be 'events' or 'fatalities'. Got '{value}' instead.")
     warn: list[str] = []
@@ -138,10 +150,18 @@ def build_panel(
     if not totals:
         panel = panel.drop(columns="aggregate")
     panel = panel.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    panel, gaps = apply_coverage_gaps(panel, coverage_gaps, fq)
+    if gaps:
+        shown = ", ".join(gaps[:10]) + (f" and {len(gaps) - 10} more" if len(gaps) > 10 else "")
+        warn.append(f"{len(gaps)} period{'s' if len(gaps) > 1 else ''} with no event at all although the "
+                    f"neighbouring periods make that implausible (coverage gaps): {shown}; "
+                    + ("treated as missing" if coverage_gaps == "missing" else "kept as zeros (coverage_gaps='zero')")
+                    + ".")
     panel.attrs = {
         "freq": fq,
         "value": value,
         "coverage": {c: (str(a.date()), str(b.date())) for c, (a, b) in cover.items()},
+        "coverage_gaps": gaps,
         "warnings": warn,
     }
     if adjacency is not None:

@@ -4,10 +4,14 @@ A panel written by ``forecast panel`` or a run (``panel.csv``) can be read back
 for backtests and forecasts. Every problem is reported at once, one line each,
 naming the column, the check and the rows as a spreadsheet shows them (header =
 row 1): missing columns, a column given twice, unreadable or out-of-range
-period dates, counts that are not whole numbers ``0..MAX_PANEL_COUNT`` or are
-missing, empty series ids, a series with the same period twice, and dates
-that are not period starts (the frequency is inferred here, once, and kept in
-``panel.attrs["freq"]``).
+period dates, counts that are not whole numbers ``0..MAX_PANEL_COUNT``, empty
+series ids, a series with the same period twice, and dates that are not period
+starts (the frequency is inferred here, once, and kept in ``panel.attrs["freq"]``).
+
+An empty ``y`` cell is a *missing* count (a period without data), read as NaN and
+treated as missing by every model, backtest and plot; it is not a zero. (In an
+events file an empty count cell stays an error: there a row is one incident.) A
+period absent from a series is missing in the same way.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ _TEXT_COLUMNS = ("unique_id", *PANEL_KEYS)
 
 
 def read_panel_csv(path: str | Path) -> pd.DataFrame:
-    """The panel in ``path``: ``ds`` datetime64[ns], ``y`` int64, other columns as inferred.
+    """The panel in ``path``: ``ds`` datetime64[ns], ``y`` int64 (float64 with NaN where a
+    cell is empty: a missing count), other columns as inferred.
 
     Raises
     ------
@@ -62,7 +67,8 @@ def read_panel_csv(path: str | Path) -> pd.DataFrame:
     problems += date_problems(ds_status, ds_text, "ds", rows, prov)
     y_text = raw["y"].astype("string").fillna("").str.strip()
     y, y_status = parse_counts(y_text, MAX_PANEL_COUNT)
-    problems += count_problems(y_status, y_text, "y", MAX_PANEL_COUNT, rows, prov, empty_ok=False)
+    # An empty y is a missing count (NaN below), not an error.
+    problems += count_problems(y_status, y_text, "y", MAX_PANEL_COUNT, rows, prov, empty_ok=True)
 
     key = pd.DataFrame({"u": uid.to_numpy(), "d": ds})
     dup = key.duplicated(keep=False).to_numpy() & ~np.isnat(ds) & ~no_id
@@ -76,7 +82,8 @@ def read_panel_csv(path: str | Path) -> pd.DataFrame:
 
     freq = infer_freq(ds, rows=rows, source=path.name)
     panel["ds"] = ds
-    panel["y"] = y
+    empty = (y_text == "").to_numpy()
+    panel["y"] = np.where(empty, np.nan, y) if empty.any() else y
     for c in raw.columns:
         if c not in panel.columns:
             panel[c] = _infer(raw[c])

@@ -57,10 +57,11 @@ def monthly_counts(panel: pd.DataFrame, *, title: str | None = None, unit: str |
     nrow = int(np.ceil(n / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.9 * ncol, 2.4 * nrow + 0.9), sharex=True,
                              squeeze=False, constrained_layout=True)
+    fq = H.period(panel)[0]
     for ax, (country, province) in zip(axes.flat, units.itertuples(index=False)):
         sub = panel[(panel["country"] == country) & (panel["province"] == province)]
         for t in types:
-            s = sub[sub["event_type"] == t]
+            s = H.on_calendar(sub[sub["event_type"] == t], fq)  # a missing period breaks the line
             ax.plot(s["ds"], s["y"], color=colours[t], lw=1.1, label=t)
         ax.set_title(f"{province} ({country})", fontsize=10)
         ax.grid(alpha=0.3, lw=0.5)

@@ -76,7 +76,8 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, what: str) -
 def check_panel(panel: pd.DataFrame) -> None:
     """Check the long panel contract: ``unique_id, ds, y`` with integer-valued ``y``.
 
-    ``y`` may hold missing values (a period without data), never negative or
+    ``y`` may hold missing values (NaN: a period without data; a period absent
+    between a series' first and last period is missing too), never negative or
     fractional counts. Each ``(unique_id, ds)`` pair appears once.
     """
     require_columns(panel, PANEL_COLUMNS, what="panel")

@@ -142,9 +142,12 @@ def cases() -> list[Case]:
     rows = good_panel_rows()
     pred = ("predict", "panel.csv", "--model", "climatology", "--horizon", "2", "--out", "f.csv")
     for name, val in [("panel_y_1e300", "1e300"), ("panel_y_negative", "-1"), ("panel_y_fraction", "0.5"),
-                      ("panel_y_empty", ""), ("panel_y_over_max", "1000000001")]:
+                      ("panel_y_over_max", "1000000001")]:
         bad = rows[:4] + [rows[4].rsplit(",", 1)[0] + "," + val] + rows[5:]
         c.append(Case(name, {"panel.csv": _panel(bad)}, pred, 1, ("y", "6")))
+    # Issue 12: an empty y in a panel CSV is a missing count (not a zero, not an error).
+    gap = rows[:4] + [rows[4].rsplit(",", 1)[0] + ","] + rows[5:]
+    c.append(Case("panel_y_empty_is_missing", {"panel.csv": _panel(gap)}, pred, 0, (), "f.csv"))
     # The largest count a panel may hold: fitted without building a table as long as the count.
     big = rows[:4] + [rows[4].rsplit(",", 1)[0] + ",1000000000"] + rows[5:]
     for model in ("climatology", "negbin_glm", "zinb", "ingarch"):

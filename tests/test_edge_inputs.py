@@ -256,7 +256,7 @@ def test_panel_csv_problems_name_spreadsheet_rows(tmp_path):
         "Correct the day or month; write dates as YYYY-MM-DD. Values found: '2024-02-30'.",
         f"panel.csv: column 'y': not a whole number from 0 to {MAX_PANEL_COUNT}; in 1 row (5). "
         "Values found: '1e300'. Write counts as whole numbers >= 0 with the digits 0-9.",
-        "panel.csv: column 'y': missing count; in 1 row (4). Give every row a count (0 for none).",
+        # (issue 12: the empty y of row 4 is a missing count, no longer an error)
         "panel.csv: column 'unique_id, ds': the same period of a series more than once (series A); "
         "in 2 rows (6, 7). Keep one row per series and period (sum the counts).",
     ]

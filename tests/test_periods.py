@@ -142,8 +142,14 @@ def test_yearly_panel_with_a_missing_year_names_it(tmp_path):
     years = [d for d in pd.date_range("2001-01-01", periods=12, freq="YS") if d.year not in (2005, 2006)]
     panel = load_panel(write(tmp_path, "gap.csv", years))
     assert panel.attrs["freq"] == Frequency("year")
-    with pytest.raises(DataValidationError, match=r"'a' lacks 2005, 2006\).*one row per year"):
-        Climatology().fit(panel)
+    # Issue 12: the absent years are missing periods, no longer an error.
+    from forecast.models.series import PanelData, check_no_missing
+
+    s = PanelData.from_frame(panel).series[0]
+    assert [d.year for d in s.ds[~s.observed]] == [2005, 2006]
+    with pytest.raises(DataValidationError, match=r"'a' lacks 2005, 2006\)"):
+        check_no_missing("some_model", PanelData.from_frame(panel))
+    assert Climatology().fit(panel).forecast(1).index["ds"].iloc[0] == pd.Timestamp("2013-01-01")
 
 
 # -- yearly and quarterly end to end -----------------------------------------------------------

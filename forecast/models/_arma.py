@@ -114,6 +114,9 @@ def arma_exact_llf(w: np.ndarray, ar: np.ndarray, ma: np.ndarray, mean: bool) ->
     # Toeplitz matrix as a strided view of [γ_{n-1} .. γ_1, γ_0 .. γ_{n-1}], copied once.
     full = np.r_[g[:0:-1], g]
     G = np.lib.stride_tricks.as_strided(full[n - 1:], shape=(n, n), strides=(-full.strides[0], full.strides[0]))
+    seen = np.isfinite(w)
+    if not seen.all():  # missing values (NaN): the exact marginal likelihood of the observed ones
+        G, w, n = G[np.ix_(seen, seen)], w[seen], int(seen.sum())
     L, info = lapack.dpotrf(np.array(G), lower=1, clean=0)
     if info != 0:
         return -np.inf, np.nan, np.nan
@@ -139,13 +142,14 @@ def _search_candidate(w: np.ndarray, order: tuple, seasonal_order: tuple, trend:
     ``start``: unconstrained start values (see the code for when zeros, white
     noise, are tried as well).
     AICc with k = coefficients + (μ) + σ² and n = len(w), as statsmodels
-    counts them.
+    counts them; missing values (NaN in ``w``) are left out of the likelihood
+    (:func:`arma_exact_llf`) and of n.
     """
     from scipy import optimize
 
     p, _, q = order
     P, _, Q, m = seasonal_order
-    n, k_coef = len(w), p + q + P + Q
+    n, k_coef = int(np.isfinite(w).sum()), p + q + P + Q
     k = k_coef + (trend == "c") + 1
     out: dict[str, Any] = {"order": order, "seasonal_order": seasonal_order, "trend": trend,
                            "aicc": np.inf, "converged": False, "error": ""}
@@ -218,6 +222,17 @@ def _best(tried: list[dict]) -> dict | None:
 FOURIER_KS = (0, 1, 2)
 
 
+def aicc_observed(res: Any, z: np.ndarray) -> float:
+    """AICc of a SARIMAX result whose series ``z`` has missing values (NaN).
+
+    statsmodels counts missing periods in ``nobs_effective``; the AICc's n here is the
+    number of observed values after the likelihood burn-in.
+    """
+    n = int(np.isfinite(np.asarray(z, dtype=float)[int(res.loglikelihood_burn):]).sum())
+    k = int(res.df_model)
+    return float(-2 * res.llf + 2 * k + 2 * k * (k + 1) / (n - k - 1)) if n - k - 1 > 0 else float("inf")
+
+
 def fourier_matrix(u: np.ndarray, k: int) -> np.ndarray:
     """Columns sin(2πju), cos(2πju) for j = 1..k (``u`` the position in the year, in [0, 1))."""
     u = np.asarray(u, dtype=float)
@@ -239,6 +254,8 @@ def choose_fourier_k(z: np.ndarray, u: np.ndarray, d: int, ks: tuple[int, ...] =
         Xd = np.diff(F, n=d, axis=0)
         wd = np.diff(z, n=d)
         X = np.column_stack([np.ones(len(wd)), Xd])
+        seen = np.isfinite(wd)  # missing periods (NaN in z) leave their rows out
+        X, wd = X[seen], wd[seen]
         coef, *_ = np.linalg.lstsq(X, wd, rcond=None)
         n, p = len(wd), X.shape[1] + 1  # + the variance
         rss = float(np.sum((wd - X @ coef) ** 2))

@@ -62,12 +62,17 @@ class BatchFit:
 class _Objective:
     """Penalised log-likelihood of a batch in x = beta (Poisson) or (beta, log alpha) (NB)."""
 
-    def __init__(self, X: _Stacked, y, off, pen, lgy, nb: bool):
+    def __init__(self, X: _Stacked, y, off, pen, lgy, nb: bool, mask: np.ndarray | None = None):
         self.X, self.y, self.off, self.pen, self.lgy, self.nb = X, y, off, pen, lgy, nb
-        self.p = X.p
+        self.p, self.mask = X.p, mask
 
     def take(self, rows: np.ndarray) -> "_Objective":
-        return _Objective(self.X.take(rows), self.y[rows], self.off[rows], self.pen, self.lgy[rows], self.nb)
+        return _Objective(self.X.take(rows), self.y[rows], self.off[rows], self.pen, self.lgy[rows], self.nb,
+                          None if self.mask is None else self.mask[rows])
+
+    def w(self, v: np.ndarray) -> np.ndarray:
+        """Per-row terms with masked rows (missing periods) at weight 0."""
+        return v if self.mask is None else _masked(v, self.mask)
 
     def __call__(self, x: np.ndarray, order: int):
         X, y, pen, p = self.X, self.y, self.pen, self.p
@@ -76,25 +81,25 @@ class _Objective:
         eta = X.xb(beta) + self.off
         mu = np.exp(eta)
         if not self.nb:
-            ll = np.sum(y * eta - mu - self.lgy, axis=1) - ridge
+            ll = np.sum(self.w(y * eta - mu - self.lgy), axis=1) - ridge
             if order == 0:
                 return ll
-            g = X.xtv(y - mu) - pen * beta
-            H = -X.xtwx(mu) - np.diag(pen)
+            g = X.xtv(self.w(y - mu)) - pen * beta
+            H = -X.xtwx(self.w(mu)) - np.diag(pen)
             return ll, g, H
         alpha = np.exp(x[:, p])
         u = alpha[:, None] * mu
         sums = _dispersion_sums(y, alpha, order)
-        ll = np.sum(sums[0] - self.lgy + y * eta - y * np.log1p(u) - mu * _log1p_ratio(u), axis=1) - ridge
+        ll = np.sum(self.w(sums[0] - self.lgy + y * eta - y * np.log1p(u) - mu * _log1p_ratio(u)), axis=1) - ridge
         if order == 0:
             return ll
         s1, s2 = sums[1], sums[2]
         q = 1.0 / (1.0 + u)
-        score, w_obs = (y - mu) * q, mu * (1.0 + alpha[:, None] * y) * q * q
+        score, w_obs = self.w((y - mu) * q), self.w(mu * (1.0 + alpha[:, None] * y) * q * q)
         h, dh = _h_and_dh(u)
-        g_a = np.sum(s1 + mu * mu * h - y * mu * q, axis=1)
-        h_aa = np.sum(-s2 + mu**3 * dh + y * (mu * q) ** 2, axis=1)
-        h_ea = -(y - mu) * mu * q * q
+        g_a = np.sum(self.w(s1 + mu * mu * h - y * mu * q), axis=1)
+        h_aa = np.sum(self.w(-s2 + mu**3 * dh + y * (mu * q) ** 2), axis=1)
+        h_ea = self.w(-(y - mu) * mu * q * q)
         S = y.shape[0]
         g = np.empty((S, p + 1))
         g[:, :p] = X.xtv(score) - pen * beta
@@ -161,8 +166,12 @@ def _newton(fun: _Objective, x0: np.ndarray, tol: float, max_iter: int):
     return x, g, H, n_iter, converged & ~failed
 
 
+def _masked(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.where(mask, v, 0.0)
+
+
 def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float = 0.0, nb: bool = False,
-              tol: float = 1e-8, max_iter: int | None = None) -> BatchFit:
+              tol: float = 1e-8, max_iter: int | None = None, rows: np.ndarray | None = None) -> BatchFit:
     """Fit S Poisson (``nb=False``) or NB2 log-linear GLMs on stacked designs.
 
     Parameters
@@ -171,6 +180,11 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
     y : (S, n) counts; off : (S, n) offsets; penalty : ridge weight on columns 1..p-1.
     tol, max_iter : as :func:`~forecast.models._glmfit.fit_poisson` (default 100
         iterations) and :func:`~forecast.models._glmfit.fit_negbin` (200).
+    rows : (S, n) bool or None
+        Rows each fit uses (False: a missing count, or a lag of one). Masked rows get
+        weight 0 in every sum (likelihood, score, information, dispersion, separation and
+        rank checks), so a series equals its per-series fit on the kept rows while the
+        series still share one calendar design. None: every row (the fast path).
 
     Returns
     -------
@@ -198,28 +212,35 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
                cov=np.full((S, p, p), np.nan), alpha=np.zeros(S), alpha_se=np.full(S, np.nan),
                loglik=np.full(S, np.nan), n_iter=np.zeros(S, dtype=int), boundary=np.zeros(S, dtype=bool),
                score0=np.full(S, np.nan), diverging={})
-    ok = y.any(axis=1) & (y.max(axis=1, initial=0) <= BATCH_MAX_Y) & (n > p)
+    mask = None if rows is None else np.asarray(rows, dtype=bool)
+    if mask is None:
+        ok = y.any(axis=1) & (y.max(axis=1, initial=0) <= BATCH_MAX_Y) & (n > p)
+    else:
+        ok = (y * mask).any(axis=1) & (y.max(axis=1, initial=0) <= BATCH_MAX_Y) & (mask.sum(axis=1) > p)
     rows = np.flatnonzero(ok)
     if rows.size == 0:
         return BatchFit(ok=ok, **out)
     # Work with shared columns first (order); results are put back in column order below.
     Xr, order = _Stacked.from_array(X[rows])
     pen_o = pen[order]
-    full_rank = _clearly_full_rank(Xr, pen_o)
+    full_rank = _clearly_full_rank(Xr, pen_o, None if mask is None else mask[rows])
     if not full_rank.all():  # borderline or deficient: R's QR rule decides, as per series
         unsure = np.flatnonzero(~full_rank)
-        full_rank[unsure] = ~_aliased(X[rows[unsure]], pen)
+        Xu = X[rows[unsure]] if mask is None else X[rows[unsure]] * mask[rows[unsure]][:, :, None]
+        full_rank[unsure] = ~_aliased(Xu, pen)  # (zero rows leave the QR's R unchanged)
         ok[rows[~full_rank]] = False
         rows, Xr = rows[full_rank], Xr.take(np.flatnonzero(full_rank))
     if rows.size == 0:
         return BatchFit(ok=ok, **out)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         yr, offr, lgyr = y[rows], off[rows], lgy[rows]
+        mr = None if mask is None else mask[rows]
+        wm = (lambda v: v) if mr is None else (lambda v: _masked(v, mr))  # noqa: E731
         # R's start: one weighted least-squares step from mu = y + 0.1.
         mu0 = yr + 0.1
-        A = Xr.xtwx(mu0) + np.diag(pen_o)
-        b0, solved = _newton_steps(A, Xr.xtv(mu0 * (np.log(mu0) - offr)))
-        pois = _Objective(Xr, yr, offr, pen_o, lgyr, nb=False)
+        A = Xr.xtwx(wm(mu0)) + np.diag(pen_o)
+        b0, solved = _newton_steps(A, Xr.xtv(wm(mu0 * (np.log(mu0) - offr))))
+        pois = _Objective(Xr, yr, offr, pen_o, lgyr, nb=False, mask=mr)
         beta, g, H, it0, conv = _newton(pois, b0, tol, max_iter)
         good = solved & conv
         alpha = np.zeros(rows.size)
@@ -228,12 +249,13 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
         n_iter = it0.copy()
         if nb:
             mu = np.exp(Xr.xb(beta) + offr)
-            score0 = 0.5 * np.sum((yr - mu) ** 2 - yr, axis=1)
+            score0 = 0.5 * np.sum(wm((yr - mu) ** 2 - yr), axis=1)
             boundary = score0 <= 0
             inner = np.flatnonzero(good & ~boundary)
             if inner.size:
-                a0 = 2 * score0[inner] / np.sum(mu[inner] ** 2, axis=1)
-                fun = _Objective(Xr.take(inner), yr[inner], offr[inner], pen_o, lgyr[inner], nb=True)
+                a0 = 2 * score0[inner] / np.sum(wm(mu**2)[inner], axis=1)
+                fun = _Objective(Xr.take(inner), yr[inner], offr[inner], pen_o, lgyr[inner], nb=True,
+                                 mask=None if mr is None else mr[inner])
                 x, g2, H2, it, conv2 = _newton(fun, np.c_[beta[inner], np.log(a0)], tol, max_iter)
                 beta[inner] = x[:, :p]
                 alpha[inner] = np.exp(x[:, p])
@@ -254,16 +276,17 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
         eta = Xr.xb(beta) + offr
         mu = np.exp(eta)
         # Fitted means ~0 where y = 0 may be separation: the per-series solver's LP decides.
-        near_zero = np.any((mu < _SEPARATION_MU) & (yr == 0), axis=1)
+        near_zero = np.any((mu < _SEPARATION_MU) & (yr == 0) & (True if mr is None else mr), axis=1)
         good &= np.all(np.isfinite(beta), axis=1)
         for j in np.flatnonzero(good & near_zero):  # the exact test, as the per-series solver runs it
-            div = _diverging_columns(X[rows[j]], yr[j], pen == 0)
+            kr = slice(None) if mr is None else mr[j]  # on the kept rows only
+            div = _diverging_columns(X[rows[j]][kr], yr[j][kr], pen == 0)
             if div.size:
                 out["diverging"][int(rows[j])] = div
                 good[j] = False
         a_col = alpha[:, None]
-        ll = np.where(a_col > 0, _nb_loglik_rows(yr, eta, mu, alpha, lgyr), yr * eta - mu - lgyr).sum(axis=1)
-        info = Xr.xtwx(mu / (1.0 + a_col * mu)) + np.diag(pen_o)
+        ll = wm(np.where(a_col > 0, _nb_loglik_rows(yr, eta, mu, alpha, lgyr), yr * eta - mu - lgyr)).sum(axis=1)
+        info = Xr.xtwx(wm(mu / (1.0 + a_col * mu))) + np.diag(pen_o)
         chol_ok = np.ones(rows.size, dtype=bool)
         if good.any():
             _, chol_ok = _newton_steps(info, np.ones((rows.size, p)))

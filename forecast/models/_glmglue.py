@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
-from forecast.models.design import DesignSpec
+from forecast.models.design import DesignSpec, build_design
 
 
 class _BatchRows:
@@ -19,7 +19,9 @@ class _BatchRows:
         self.alpha, self.alpha_se, self.loglik = res.alpha.tolist(), res.alpha_se.tolist(), res.loglik.tolist()
         lag = list(d.lag_cols)
         self.lag_sum = res.coef[:, lag].sum(axis=1).tolist() if lag else [0.0] * len(self.coef)
-        self.n_obs = d.X.shape[1]
+        # rows of the fit per series (the design's rows, less missing ones)
+        n = d.X.shape[1]
+        self.n_obs = [n] * len(self.coef) if d.rows is None else d.rows.sum(axis=1).tolist()
 
 
 def _draw(rng: np.random.Generator, mu: np.ndarray, alpha: float) -> np.ndarray:
@@ -49,3 +51,29 @@ def _check_future(dspec: DesignSpec, future: pd.DataFrame | None, uid: str) -> N
                           f"series '{uid}': give unique_id, ds and {', '.join(need)}.")
     if dspec.exposure and (future[dspec.exposure].to_numpy(dtype=float) < 0).any():
         raise ConfigError(f"Future exposure of series '{uid}' must be >= 0.")
+
+
+def in_sample_eta(dspec: DesignSpec, s, beta: np.ndarray, w: int) -> np.ndarray:
+    """Linear predictor without the lag part for the last ``w`` periods of the series
+    (NaN before the first fitted row, which has no design row)."""
+    d = build_design(dspec, s)
+    X = d.X.copy()
+    X[:, list(d.lag_cols)] = 0.0
+    eta = X @ beta + d.offset
+    out = np.full(w, np.nan)
+    k = min(w, len(eta))
+    if k:
+        out[w - k:] = eta[len(eta) - k:]
+    return out
+
+
+def start_history(s, n_back: int) -> np.ndarray:
+    """The last ``n_back`` counts; periods before the series' start and missing periods
+    before the first fitted row (which the model cannot draw) take the observed mean."""
+    y = np.asarray(s.y, dtype=float)
+    obs = np.ones(len(y), dtype=bool) if s.observed is None else np.asarray(s.observed, dtype=bool)
+    fill = float(np.round(y[obs].mean())) if obs.any() else 0.0
+    out = np.full(n_back, fill)
+    k = min(n_back, len(y))
+    out[n_back - k:] = np.where(obs[len(y) - k:], y[len(y) - k:], fill)
+    return out

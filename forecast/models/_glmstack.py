@@ -126,13 +126,14 @@ def _newton_steps(A: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return d, ok & np.all(np.isfinite(d), axis=1)
 
 
-def _clearly_full_rank(X: _Stacked, pen: np.ndarray) -> np.ndarray:
+def _clearly_full_rank(X: _Stacked, pen: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Rows whose (ridge-augmented) design is far from any aliasing: every pivot of the
     Cholesky factor of X'X + P (the |R_jj| of a QR in that column order) exceeds 1e-4 of
     its column norm, 1000x R's 1e-7 aliasing tolerance, so rounding in the Gram matrix
     cannot matter. The rest go to the exact QR test (:func:`_aliased`)."""
     S = X.Z.shape[0]
-    G = X.xtwx(np.ones((S, X.D.shape[0]))) + np.diag(pen)
+    # (with missing periods: the Gram matrix of the kept rows, masked rows at weight 0)
+    G = X.xtwx(np.ones((S, X.D.shape[0])) if mask is None else mask.astype(float)) + np.diag(pen)
     norms = np.sqrt(np.maximum(np.diagonal(G, axis1=1, axis2=2), np.finfo(float).tiny))
     try:
         L = np.linalg.cholesky(G)

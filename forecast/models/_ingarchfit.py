@@ -14,6 +14,7 @@ from numpy.typing import ArrayLike
 from scipy import linalg, signal, special
 
 from forecast.models._glmfit import _nb_terms, fit_poisson
+from forecast.models._ingarchmiss import ingarch_objective_missing
 
 __all__ = ["IngarchFit", "fit_ingarch", "ingarch_objective", "initial_log_mean"]
 
@@ -174,7 +175,8 @@ def _ascend(fun: Callable, x0: np.ndarray, measure: Callable, tol: float, max_it
 
 def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_cols: Sequence[int],
                 nu_init: float, distribution: str = "negbin", offset: ArrayLike | None = None,
-                tol: float = 1e-8, max_iter: int = 100) -> IngarchFit:
+                tol: float = 1e-8, max_iter: int = 100, fills: Sequence[tuple[int, int, int]] = (),
+                rows: np.ndarray | None = None) -> IngarchFit:
     """Fit the log-linear INGARCH by conditional maximum likelihood (Newton, exact derivatives).
 
     Parameters
@@ -185,6 +187,9 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
     nu_init : nu before the first fitted period (see :func:`initial_log_mean`).
     distribution : "poisson" or "negbin" (NB2, alpha estimated jointly as log alpha).
     tol : Newton stops when max |score| <= tol; a fit counts as converged at <= 1e-5.
+    fills, rows : missing periods (see :func:`~forecast.models._ingarchmiss.ingarch_objective_missing`):
+        a missing count enters the recursion as its conditional mean and is left out of the
+        likelihood; ``rows`` None (default) when every count is observed.
 
     Notes
     -----
@@ -209,7 +214,22 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
             x[p:p + L] *= _START_MAX / v
         return x
 
-    glm = fit_poisson(X, yv, offset)
+    if rows is not None:
+        # The Poisson GLM start on the periods in the likelihood, the lags of missing counts at their
+        # start value (log(1 + exp(nu_init))).
+        rows = np.asarray(rows, dtype=bool)
+        X = X.copy()
+        for i, j, _ in fills:
+            X[i, j] = np.logaddexp(0.0, nu_init)
+        glm = fit_poisson(X[rows], yv[rows], None if offset is None else np.asarray(offset, float)[rows])
+    else:
+        glm = fit_poisson(X, yv, offset)
+
+    def objective(nb: bool) -> Callable:
+        if rows is None:
+            return ingarch_objective(X, yv, past_mean, nu_init, offset=offset, nb=nb)
+        return ingarch_objective_missing(X, yv, past_mean, nu_init, fills, rows, offset=offset, nb=nb)
+    kept = slice(None) if rows is None else rows
     # No finite GLM MLE: a diverging covariate diverges here too, a diverging lag meets |b| < 1.
     if glm.message.startswith(("separation", "all counts")):
         nan = np.full(p + L, np.nan)
@@ -218,17 +238,17 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
     start = inside(np.r_[np.nan_to_num(glm.coef), np.zeros(L)])
     notes: list[str] = []
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        fun = ingarch_objective(X, yv, past_mean, nu_init, offset=offset, nb=False)
+        fun = objective(False)
         x, f, g, H, it, status = _ascend(fun, start, measure, tol, max_iter)
         alpha, nb_fit = 0.0, False
         if distribution == "negbin":
-            mu = np.exp(fun.nu(x))
-            score0 = 0.5 * float(np.sum((yv - mu) ** 2 - yv))
+            mu = np.exp(fun.nu(x))[kept]
+            score0 = 0.5 * float(np.sum((yv[kept] - mu) ** 2 - yv[kept]))
             if status == "converged" and score0 <= 0:
                 notes.append(f"alpha at the boundary 0 (score in alpha at 0 = {score0:.3g} <= 0): Poisson fit")
             else:
                 a0 = max(2 * score0 / np.sum(mu**2), 1e-3)
-                fun = ingarch_objective(X, yv, past_mean, nu_init, offset=offset, nb=True)
+                fun = objective(True)
                 x, f, g, H, it2, status = _ascend(fun, np.r_[inside(x), np.log(a0)], measure, tol, max_iter)
                 it, nb_fit, alpha = it + it2, True, float(np.exp(x[-1]))
         gn = float(np.max(np.abs(g), initial=0.0)) if g is not None else np.nan
@@ -251,5 +271,6 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
         alpha_se = alpha * float(se[-1]) if nb_fit else np.nan
         return IngarchFit(coef=x[:p + L], std_error=se[:p + L], cov=cov, alpha=alpha, alpha_se=alpha_se,
-                          loglik=float(f), n_obs=n, converged=converged, n_iter=int(it), grad_norm=gn,
+                          loglik=float(f), n_obs=n if rows is None else int(rows.sum()), converged=converged,
+                          n_iter=int(it), grad_norm=gn,
                           stationarity=v, message="; ".join(notes), nu=fun.nu(x))

@@ -62,7 +62,7 @@ def marginal_loglik(b: float, m: np.ndarray, S: np.ndarray, W: np.ndarray) -> fl
     m_i = 0 have S_i = 0 and contribute 0)."""
     a = b * m
     return float(np.sum(special.gammaln(a + S) - special.gammaln(a) - special.gammaln(S + 1.0)
-                        + a * np.log(b / (b + W)) + S * np.log(W / (b + W)), where=a > 0))
+                        + a * np.log(b / (b + W)) + S * np.log(np.maximum(W, 1e-300) / (b + W)), where=a > 0))
 
 
 def fit_prior_strength(m: np.ndarray, S: np.ndarray, W: np.ndarray,
@@ -100,7 +100,8 @@ def predictive(b: np.ndarray | float, m: np.ndarray, S: np.ndarray, W: np.ndarra
 
 def pooled_fit(series: Sequence[Any], groups: Sequence[Any], windows: np.ndarray,
                within: np.ndarray | None = None, fixed_b: np.ndarray | None = None) -> dict[str, Any]:
-    """Pool every series in ``series`` (objects with ``.y``) by group; window W_i given.
+    """Pool every series in ``series`` (objects with ``.y``, optional ``.observed``) by group;
+    ``windows``: the last periods each window spans (W_i: its observed periods).
 
     ``within`` (optional, per series): the dispersion α_w of the counts around the window's
     rate, Y | λ ~ NB2(λ, α_w); the predictive is then the NB with the mixture's mean μ and
@@ -112,10 +113,15 @@ def pooled_fit(series: Sequence[Any], groups: Sequence[Any], windows: np.ndarray
     (the series' marginal log-likelihood of its window sum) and ``group``.
     """
     groups = np.asarray([str(g) for g in groups], dtype=object)
-    lengths = np.array([len(s.y) for s in series], dtype=float)
+    # Missing periods (``s.observed`` False, y a placeholder 0) add nothing to a sum and
+    # are not counted in n_i or W_i: both count observed periods only.
+    obs = [np.ones(len(s.y), dtype=bool) if getattr(s, "observed", None) is None else s.observed
+           for s in series]
+    lengths = np.array([float(o.sum()) for o in obs])
     totals = np.array([float(np.sum(s.y)) for s in series])
-    W = np.minimum(np.asarray(windows, dtype=float), lengths)
-    S = np.array([float(np.sum(s.y[len(s.y) - int(w):])) if w > 0 else 0.0 for s, w in zip(series, W)])
+    span = np.minimum(np.asarray(windows, dtype=int), [len(s.y) for s in series])  # calendar periods
+    W = np.array([float(o[len(o) - w:].sum()) if w > 0 else 0.0 for o, w in zip(obs, span)])
+    S = np.array([float(np.sum(s.y[len(s.y) - int(w):])) if w > 0 else 0.0 for s, w in zip(series, span)])
     m = long_run_rates(totals, lengths, groups)
     if fixed_b is not None:
         b = np.asarray(fixed_b, dtype=float)
@@ -130,7 +136,8 @@ def pooled_fit(series: Sequence[Any], groups: Sequence[Any], windows: np.ndarray
     a = b * m
     with np.errstate(divide="ignore", invalid="ignore"):
         ll = np.where(a > 0, special.gammaln(a + S) - special.gammaln(np.where(a > 0, a, 1.0))
-                      - special.gammaln(S + 1.0) + a * np.log(b / (b + W)) + S * np.log(W / (b + W)), 0.0)
+                      - special.gammaln(S + 1.0) + a * np.log(b / (b + W))
+                      + S * np.log(np.maximum(W, 1e-300) / (b + W)), 0.0)
     return dict(m=m, S=S, W=W, b=b, mu=mu, alpha=alpha, loglik=ll, group=groups)
 
 

@@ -23,6 +23,7 @@ from forecast.models._arma import (  # noqa: F401 (re-exported: the tests and ca
     _nested_start,
     _pacf_to_poly,
     _search_candidate,
+    aicc_observed,
     arma_acov,
     arma_exact_llf,
     choose_fourier_k,
@@ -94,7 +95,7 @@ def _fit_candidate(z: np.ndarray, order: tuple, seasonal_order: tuple, trend: st
     # parameters" notes concern start values, which statsmodels then replaces.
     out["warnings"] = sorted({str(w.message).splitlines()[0] for w in caught
                               if issubclass(w.category, ConvergenceWarning)})
-    aicc, scale = float(res.aicc), _scale(res)
+    aicc, scale = (float(res.aicc) if not np.isnan(z).any() else aicc_observed(res, z)), _scale(res)
     if not (np.isfinite(aicc) and np.isfinite(res.llf) and scale > 1e-12):
         out["error"] = "degenerate fit (non-finite AICc or zero innovation variance)"
         return out
@@ -200,6 +201,7 @@ class Arima(ModelSpec):
     """
 
     name = "arima"
+    handles_missing = True
     description = "ARIMA on log(1+y), orders by KPSS + AICc, discretised to a count pmf"
     fallbacks = (Climatology, Zero)
     params = (
@@ -305,13 +307,18 @@ class Arima(ModelSpec):
     def _fit_one(self, s: Series) -> SeriesFit:
         y = np.asarray(s.y)
         n, m = len(y), s.season_length
-        if n < MIN_OBS:
-            raise FitFailure(f"needs at least {MIN_OBS} periods, has {n}")
+        z = np.log1p(y.astype(float))
+        if s.observed is not None and not s.observed.all():
+            # Missing periods are NaN: the state space skips them (SARIMAX), the search leaves them out.
+            z[~np.asarray(s.observed, dtype=bool)] = np.nan
+            y = y[np.asarray(s.observed, dtype=bool)]
+        if len(y) < MIN_OBS:
+            raise FitFailure(f"needs at least {MIN_OBS} periods, has {len(y)}"
+                             + (" observed" if len(y) < n else ""))
         if (y == y[0]).all():
             raise FitFailure(f"constant series (every count is {int(y[0])}): log(1 + y) has zero variance")
-        z = np.log1p(y.astype(float))
-        if self.order is None:
-            d, kpss_stat = kpss_differences(z)
+        if self.order is None:  # (KPSS on the observed values, in order)
+            d, kpss_stat = kpss_differences(z[np.isfinite(z)])
         else:
             d, kpss_stat = int(self.order[1]), float("nan")
         k, coef = 0, np.empty(0)
@@ -362,12 +369,13 @@ class Arima(ModelSpec):
                  "kpss_stat": kpss_stat, "aicc": best["aicc"],
                  "candidates": [(c["order"], c["seasonal_order"], c["trend"], c["aicc"]) for c in compared],
                  "refits": len(tried) if searched else 0, "fourier_k": k}
+        n_obs = int(res.nobs_effective) - int(np.isnan(z[int(res.loglikelihood_burn):]).sum())
         return SeriesFit(self, converged=best["converged"], loglik=float(res.llf), n_params=int(res.df_model),
-                         n_obs=int(res.nobs_effective), coef=coef, state=state, message="; ".join(msg))
+                         n_obs=n_obs, coef=coef, state=state, message="; ".join(msg))
 
     def _forecast_series(self, fit: SeriesFit, s: Series, h: int, future, rng) -> SeriesForecast:
         F, Ff = _fourier_exog(s, fit.state.get("fourier_k", 0), h)
-        mean, sd = z_forecast(fit, s.y, h, F, Ff)
+        mean, sd = z_forecast(fit, s.y, h, F, Ff, observed=s.observed)
         # The mean cap of every model, on the log scale: the back-transformed median
         # exp(mean) - 1 stays at or below MEAN_CAP_FACTOR x max(largest count, 1).
         top = np.log1p(mean_cap(s.y))
@@ -393,16 +401,21 @@ def _fourier_exog(s: Series, k: int, h: int) -> tuple[np.ndarray | None, np.ndar
 
 
 def z_forecast(fit: SeriesFit, y: np.ndarray, h: int, exog: np.ndarray | None = None,
-               exog_future: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               exog_future: np.ndarray | None = None, *, observed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of the h-step forecasts of ``z = log(1 + y)``.
 
     The stored parameters are re-filtered through ``y`` (cheap, and the fit
     object then need not keep the filter's large state arrays). ``exog`` and
     ``exog_future``: the Fourier regressors over ``y``'s periods and the next ``h``
-    when the fit has them (``state["fourier_k"] > 0``).
+    when the fit has them (``state["fourier_k"] > 0``). ``observed``: False at missing
+    periods, which the filter skips (NaN), so a missing last value is forecast, not read.
     """
     st = fit.state
     so = (*st["seasonal_order"], st["period"])
-    res = _sarimax(np.log1p(np.asarray(y, dtype=float)), st["order"], so, st["trend"], exog).filter(st["params"])
+    z = np.log1p(np.asarray(y, dtype=float))
+    if observed is not None:
+        z[~np.asarray(observed, dtype=bool)] = np.nan
+    res = _sarimax(z, st["order"], so, st["trend"], exog).filter(st["params"])
     fc = res.get_forecast(h, exog=exog_future)
     return np.asarray(fc.predicted_mean, dtype=float), np.sqrt(np.asarray(fc.var_pred_mean, dtype=float))

@@ -7,6 +7,7 @@ design builder (:mod:`forecast.models.design`) and adds the recursive mean lags 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -77,9 +78,15 @@ class INGARCH(ModelSpec):
     recursion with the series' random stream (empirical pmf per period).
     Coefficients: ``(Intercept)``, ``obs_lag<k>``, ``mean_lag<l>``, the design's
     covariate names, ``dispersion`` (NB2 alpha).
+
+    Missing periods: a missing count y_s enters the recursion as its conditional mean,
+    log(1 + y_s) read as log(1 + lambda_s), and its period is left out of the likelihood
+    (:mod:`forecast.models._ingarchmiss`); forecasts read a missing last count the same
+    way. nu before the window is then the mean of the observed counts of the first season.
     """
 
     name = "ingarch"
+    handles_missing = True
     description = "Log-linear Poisson/NB count autoregression (INGARCH, tscount family)"
     params = INGARCH_PARAMS
     fallbacks = (Climatology, Zero)  # after negbin_glm, see fallback_specs
@@ -117,25 +124,39 @@ class INGARCH(ModelSpec):
             raise FitFailure(f"{len(s.y)} periods, past_obs needs more than {dspec.max_lag}")
         d = build_design(dspec, s)
         y = d.y.astype(np.int64)
+        miss = _missing_inputs(s, d, dspec)  # None when every count is observed
+        if miss is not None:
+            X, fills, rows, nu_init = miss
+            d = replace(d, X=X)
+            if not y[rows].any():
+                raise FitFailure("all observed counts in the fit window are zero: no rate is estimable")
         if not y.any():
             raise FitFailure("all counts in the fit window are zero: no rate is estimable")
         cols, nb, L = d.keep.copy(), self.distribution == "negbin", len(self.past_mean)
-        if len(y) <= int(cols.sum()) + L + nb:
-            raise FitFailure(f"{len(y)} observations for {int(cols.sum()) + L + nb} parameters")
+        n_obs = len(y) if miss is None else int(rows.sum())
+        if n_obs <= int(cols.sum()) + L + nb:
+            raise FitFailure(f"{n_obs} observations for {int(cols.sum()) + L + nb} parameters")
         # Aliased columns (R's QR rule) are dropped and reported as NaN, like uninformative ones.
         r = np.abs(np.diag(np.linalg.qr(d.X[:, cols], mode="r")))
         cols[np.flatnonzero(cols)[r <= _ALIAS_TOL * np.maximum(np.linalg.norm(d.X[:, cols], axis=0), 1e-300)]] = False
         k = int(cols.sum()) + L + nb
         idx = np.flatnonzero(cols)
         obs = [j for j, c in enumerate(idx) if c in d.lag_cols]
-        nu_init = initial_log_mean(s.y, min(len(s.y), s.season_length))
-        res = fit_ingarch(d.X[:, cols], y, past_mean=self.past_mean, obs_cols=obs, nu_init=nu_init,
-                          distribution=self.distribution, offset=d.offset)
+        if miss is None:
+            nu_init = initial_log_mean(s.y, min(len(s.y), s.season_length))
+            res = fit_ingarch(d.X[:, cols], y, past_mean=self.past_mean, obs_cols=obs, nu_init=nu_init,
+                              distribution=self.distribution, offset=d.offset)
+        else:
+            where = np.full(len(cols), -1)
+            where[idx] = np.arange(len(idx))  # design column -> column of the reduced X
+            res = fit_ingarch(d.X[:, cols], y, past_mean=self.past_mean, obs_cols=obs, nu_init=nu_init,
+                              distribution=self.distribution, offset=d.offset, rows=rows,
+                              fills=[(i, int(where[j]), src) for i, j, src in fills if where[j] >= 0])
         names = [f"obs_{nm}" if j in d.lag_cols else nm for j, nm in enumerate(d.names)]
         msg = re.sub(r"(columns? )(\d+(?:, \d+)*)", lambda m: m.group(1) + ", ".join(  # positions -> names
             names[idx[int(i)]] for i in m.group(2).split(", ")), res.message)
         if not res.converged:
-            return SeriesFit(self, converged=False, loglik=res.loglik, n_params=k, n_obs=len(y), message=msg)
+            return SeriesFit(self, converged=False, loglik=res.loglik, n_params=k, n_obs=n_obs, message=msg)
         dropped = [nm for j, nm in enumerate(names) if not cols[j]]
         if dropped:
             msg = "; ".join(filter(None, [msg, f"no information in the fit window for {', '.join(dropped)}: "
@@ -153,10 +174,16 @@ class INGARCH(ModelSpec):
             coef["dispersion"] = (res.alpha, res.alpha_se)
         Q = max(self.past_mean, default=0)
         nu_hist = np.r_[np.full(Q, nu_init), res.nu][-Q:] if Q else np.zeros(0)
-        return SeriesFit(self, converged=True, loglik=res.loglik, n_params=k, n_obs=len(y), coef=coef,
-                         message=msg,
-                         state={"beta": np.nan_to_num(beta), "a": res.coef[len(idx):], "alpha": res.alpha,
-                                "nu_hist": nu_hist, "stationarity": res.stationarity})
+        state = {"beta": np.nan_to_num(beta), "a": res.coef[len(idx):], "alpha": res.alpha,
+                 "nu_hist": nu_hist, "stationarity": res.stationarity}
+        if miss is not None and dspec.lags:
+            # The lags forecasts read: a missing count as its conditional mean, as in the fit.
+            kmax, first = dspec.max_lag, dspec.max_lag
+            t = np.arange(len(s.y) - kmax, len(s.y))
+            lam = np.exp(np.where(t >= first, res.nu[np.maximum(t - first, 0)], nu_init))
+            state["y_hist"] = np.where(s.observed[t], s.y[t], lam)
+        return SeriesFit(self, converged=True, loglik=res.loglik, n_params=k, n_obs=n_obs, coef=coef,
+                         message=msg, state=state)
 
     def _forecast_series(self, fit: SeriesFit, s: Series, h: int, future, rng: np.random.Generator
                          ) -> SeriesForecast:
@@ -168,7 +195,7 @@ class INGARCH(ModelSpec):
         if h == 1 or not P:  # closed form: nu_{T+j} is known when no simulated count enters it
             nus = list(st["nu_hist"])
             for j in range(h):
-                obs = lag_values(s.y.astype(float), self.past_obs) @ b if P else 0.0
+                obs = lag_values(st.get("y_hist", s.y).astype(float), self.past_obs) @ b if P else 0.0
                 nus.append(base[j] + obs + sum(aq * nus[-q] for q, aq in zip(qs, a)))
             mu = capped_mean(np.exp(np.minimum(nus[Q:], _NU_MAX)), mean_cap(s.y), s.uid)
             if self.distribution == "poisson":
@@ -176,7 +203,7 @@ class INGARCH(ModelSpec):
             return SeriesForecast("negbin", mu=mu, alpha=np.full(h, alpha))
         n, kmax = self.n_paths, max(self.past_obs, default=0)
         Y = np.empty((n, kmax + h))
-        Y[:, :kmax] = s.y[len(s.y) - kmax:]
+        Y[:, :kmax] = st["y_hist"] if "y_hist" in st else s.y[len(s.y) - kmax:]
         N = np.empty((n, Q + h))
         N[:, :Q] = st["nu_hist"]
         out = np.empty((h, n), dtype=np.int64)
@@ -191,3 +218,31 @@ class INGARCH(ModelSpec):
             draw = rng.negative_binomial(1 / alpha, 1 / (1 + alpha * mu)) if alpha > 0 else rng.poisson(mu)
             out[j], Y[:, kmax + j], N[:, Q + j] = draw, draw, nu
         return SeriesForecast("samples", paths=out)
+
+
+def _missing_inputs(s: Series, d, dspec: DesignSpec):
+    """The fit inputs of a series with missing periods, or None when every count is observed.
+
+    Returns (X, fills, rows, nu_init): X with the lags of missing counts before the window
+    at log(1 + exp(nu_init)); fills (design row, column, source row) for those inside it,
+    which the recursion fills with log(1 + lambda_source); rows, the periods whose count is
+    observed (the likelihood's); nu_init from the observed counts of the first season.
+    """
+    if s.observed is None or s.observed.all():
+        return None
+    obs = np.asarray(s.observed, dtype=bool)
+    m = min(len(s.y), s.season_length)
+    first_obs = s.y[:m][obs[:m]]
+    nu_init = initial_log_mean(first_obs if first_obs.size else s.y[obs], max(first_obs.size, 1))
+    first = dspec.max_lag
+    X = d.X.copy()
+    fills = []
+    for j, k in zip(d.lag_cols, dspec.lags):
+        for i in range(X.shape[0]):
+            src = i + first - k  # the period the lag reads
+            if not obs[src]:
+                if src >= first:
+                    fills.append((i, j, src - first))
+                else:
+                    X[i, j] = np.logaddexp(0.0, nu_init)
+    return X, fills, obs[first:], nu_init

@@ -48,6 +48,7 @@ from forecast.models.series import (  # noqa: F401  (re-exported: models import 
     PanelData,
     Series,
     _future_of,
+    check_no_missing,
     future_dates,
     infer_freq,
     period_range,
@@ -69,6 +70,9 @@ class ModelSpec:
     fallbacks: ClassVar[tuple[type["ModelSpec"], ...]] = ()
     #: whether forecasts draw random numbers (if not, no per-series stream is made)
     draws: ClassVar[bool] = True
+    #: whether the fit honours ``Series.observed`` (missing periods); a spec that does
+    #: not is refused a panel with missing periods rather than reading the placeholder zeros
+    handles_missing: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -136,7 +140,15 @@ class ModelSpec:
         """Model-specific checks of the panel's columns, all failures at once (default: none)."""
 
     def fit_data(self, data: PanelData) -> FittedModel:
-        """Fit already split and validated series (backtests split the panel once, not per origin)."""
+        """Fit already split and validated series (backtests split the panel once, not per origin).
+
+        Raises
+        ------
+        DataValidationError
+            When a series has missing periods and the model does not handle them.
+        """
+        if not self.handles_missing:
+            check_no_missing(self.name or type(self).__name__, data)
         spec = self.clone()  # the fitted model keeps a frozen copy of the hyperparameters
         with pooling_panel(data.series, groups_of(data)):  # a top rung that pools reads the whole panel
             return FittedModel(spec=spec, data=data, fits=spec._fit_many(data.series))

@@ -1,4 +1,9 @@
-"""Baselines: the forecasts every model must beat (and the last rungs of every fallback ladder)."""
+"""Baselines: the forecasts every model must beat (and the last rungs of every fallback ladder).
+
+Every baseline handles missing periods (``Series.observed``): windows span the last W
+periods of the calendar and use the observed counts among them; "last count" means the
+last *observed* count.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -12,6 +17,7 @@ from forecast.models._glmbatch import nb_intercept_mle_batch
 from forecast.models._pooled import long_run_rates, panel_for, pooled_fit, pooling_separately
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
                                   one_of, positive_int)
+from forecast.models.series import last_observed, observed_values  # noqa: F401  (intermittent imports them here)
 from forecast.periods import Frequency
 
 #: The default window, in years (converted to periods of the panel's frequency).
@@ -44,6 +50,7 @@ class Zero(ModelSpec):
 
     name = "zero"
     draws = False
+    handles_missing = True
     description = "Point mass at zero (floor of every comparison)"
     params = ()
     fallbacks = ()
@@ -56,23 +63,28 @@ class Zero(ModelSpec):
         return LongRunRate()
 
     def _fit_series(self, s: Series) -> SeriesFit:
-        return SeriesFit(self, n_obs=len(s.y), loglik=float(np.where(s.y == 0, 0.0, -np.inf).sum()))
+        y = observed_values(s)
+        return SeriesFit(self, n_obs=len(y), loglik=float(np.where(y == 0, 0.0, -np.inf).sum()))
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         return SeriesForecast("poisson", mu=np.zeros(h))
 
 
-def after_zero_rate(y: np.ndarray, lag: int = 1) -> float:
+def after_zero_rate(y: np.ndarray, lag: int = 1, observed: np.ndarray | None = None) -> float:
     """The mean count ``lag`` periods after a zero, shrunk to the series' mean.
 
     (Σ_{t: y_{t-lag} = 0} y_t + ȳ) / (#{t: y_{t-lag} = 0} + 1), ȳ the mean of all counts:
-    > 0 for every series that ever had an event, 0 for one that never had.
+    > 0 for every series that ever had an event, 0 for one that never had. With
+    ``observed`` (False at missing periods) only pairs with both counts observed count,
+    and ȳ is the mean of the observed counts.
     """
     y = np.asarray(y, dtype=float)
-    if len(y) == 0:
+    ob = np.ones(len(y), dtype=bool) if observed is None else np.asarray(observed, dtype=bool)
+    if not ob.any():
         return 0.0
-    after = y[lag:][y[:-lag] == 0] if len(y) > lag else y[:0]
-    return float((after.sum() + y.mean()) / (len(after) + 1))
+    pair = (y[:-lag] == 0) & ob[:-lag] & ob[lag:] if len(y) > lag else np.zeros(0, dtype=bool)
+    after = y[lag:][pair]
+    return float((after.sum() + y[ob].mean()) / (len(after) + 1))
 
 
 class Naive(ModelSpec):
@@ -88,21 +100,22 @@ class Naive(ModelSpec):
 
     name = "naive"
     draws = False
+    handles_missing = True
     description = "Poisson with mean = last observed count (after a zero: the rate after zeros)"
     params = ()
     fallbacks = (Zero,)
 
     def _fit_series(self, s: Series) -> SeriesFit:
-        if len(s.y) == 0:
+        if s.n_observed == 0:
             raise FitFailure("empty series")
-        last = float(s.y[-1])
-        return SeriesFit(self, n_obs=len(s.y), coef={"last": (last, float("nan"))})
+        last = last_observed(s)
+        return SeriesFit(self, n_obs=s.n_observed, coef={"last": (last, float("nan"))})
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         # The last value is data, not a parameter: read it from the series being
         # forecast (which may extend the fitted one, see FittedModel.update).
-        last = float(s.y[-1])
-        return SeriesForecast("poisson", mu=np.full(h, last if last > 0 else after_zero_rate(s.y, 1)))
+        last = last_observed(s)
+        return SeriesForecast("poisson", mu=np.full(h, last if last > 0 else after_zero_rate(s.y, 1, s.observed)))
 
 
 class SeasonalNaive(ModelSpec):
@@ -112,11 +125,14 @@ class SeasonalNaive(ModelSpec):
     -----
     Y_{T+h} ~ Poisson(y_{T+h-m·ceil(h/m)}), m the season length (12 months,
     52 weeks, 7 days); where that count is 0, the mean is the series' mean count
-    one season after a zero, shrunk to its mean ȳ (see :class:`Naive`).
+    one season after a zero, shrunk to its mean ȳ (see :class:`Naive`). Where that
+    count is missing, the same season's last observed count (one more season back),
+    else the :class:`Naive` mean.
     """
 
     name = "seasonal_naive"
     draws = False
+    handles_missing = True
     description = "Poisson with mean = count one season earlier"
     params = ()
     fallbacks = (Naive, Zero)
@@ -128,10 +144,29 @@ class SeasonalNaive(ModelSpec):
         return SeriesFit(self, n_obs=len(s.y))
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
-        season = s.y[-s.season_length:].astype(float)
-        if not season.all():
-            season = np.where(season > 0, season, after_zero_rate(s.y, s.season_length))
+        m = s.season_length
+        season = s.y[-m:].astype(float)
+        if s.observed is not None:
+            season = self._last_observed_season(s, m)
+        zero = np.isfinite(season) & (season == 0)
+        if zero.any():
+            season = np.where(zero, after_zero_rate(s.y, m, s.observed), season)
+        if np.isnan(season).any():  # a season never observed: the naive forecast
+            last = last_observed(s)
+            season = np.where(np.isnan(season), last if last > 0 else after_zero_rate(s.y, 1, s.observed), season)
         return SeriesForecast("poisson", mu=season[np.arange(h) % len(season)])
+
+    @staticmethod
+    def _last_observed_season(s: Series, m: int) -> np.ndarray:
+        """Per position of the last season, the last observed count of that season (NaN: none)."""
+        n = len(s.y)
+        out = np.full(m, np.nan)
+        for j in range(m):  # positions n-m+j, n-2m+j, ...: the first observed one
+            pos = np.arange(n - m + j, -1, -m)
+            hit = pos[s.observed[pos]]
+            if len(hit):
+                out[j] = float(s.y[hit[0]])
+        return out
 
 
 def nb_intercept_mle(y: np.ndarray) -> tuple[float, float, float]:
@@ -152,6 +187,7 @@ class _Windowed(ModelSpec):
     """Shared skeleton of the baselines that read only the last ``window`` counts."""
 
     draws = False
+    handles_missing = True
     params = (WINDOW,)
     fallbacks = (Zero,)
 
@@ -159,9 +195,13 @@ class _Windowed(ModelSpec):
         return window_periods(self.window, s.freq)
 
     def _last_window(self, s: Series) -> np.ndarray:
+        """The observed counts of the last ``window`` periods."""
         if len(s.y) == 0:
             raise FitFailure("empty series")
-        return s.y[-self._window_of(s):]
+        w = observed_values(s, self._window_of(s))
+        if len(w) == 0:
+            raise FitFailure(f"no observed count in the last {self._window_of(s)} periods")
+        return w
 
 
 class Climatology(_Windowed):
@@ -234,11 +274,14 @@ class Climatology(_Windowed):
             return self._pooled_fits(series)
         out: list[SeriesFit | FitFailure] = [FitFailure("empty series")] * len(series)
         by_len: dict[int, list[int]] = {}
+        windows = [observed_values(s, self._window_of(s)) for s in series]
         for i, s in enumerate(series):
-            if len(s.y):
-                by_len.setdefault(min(len(s.y), self._window_of(s)), []).append(i)
+            if len(s.y) and not len(windows[i]):
+                out[i] = FitFailure(f"no observed count in the last {self._window_of(s)} periods")
+            elif len(s.y):
+                by_len.setdefault(len(windows[i]), []).append(i)
         for n, idx in by_len.items():
-            mu, alpha, ll = nb_intercept_mle_batch(np.stack([series[i].y[-n:] for i in idx]))
+            mu, alpha, ll = nb_intercept_mle_batch(np.stack([windows[i] for i in idx]))
             for j, i in enumerate(idx):
                 out[i] = self._series_fit(float(mu[j]), float(alpha[j]), float(ll[j]), n)
                 out[i].engine = "batched"
@@ -252,8 +295,9 @@ class Climatology(_Windowed):
         windows = np.array([min(self._window_of(s), len(s.y)) for s in pool])
         # Alone (a lower ladder rung) one window sum cannot estimate b: the prior then
         # weighs as much as the window (b = W_i).
+        seen = np.array([len(observed_values(s, int(w))) for s, w in zip(pool, windows)], dtype=float)
         res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows),
-                         fixed_b=windows.astype(float) if pooling_separately() else None)
+                         fixed_b=np.maximum(seen, 1.0) if pooling_separately() else None)
         where = {s.uid: j for j, s in enumerate(pool)}
         out: list[SeriesFit | FitFailure] = []
         for s in series:
@@ -262,12 +306,12 @@ class Climatology(_Windowed):
                 out.append(FitFailure("empty series"))
                 continue
             W, S = int(res["W"][j]), res["S"][j]
-            w = s.y[len(s.y) - W:]
+            w = observed_values(s, windows[j])
             # The window counts' marginal log-likelihood: NB of their sum times the
             # multinomial of the counts given the sum (uniform cells).
             ll = float(res["loglik"][j] + special.gammaln(S + 1.0) - special.gammaln(w + 1.0).sum()
-                       - S * np.log(W))
-            fit = self._series_fit(float(res["mu"][j]), float(res["alpha"][j]), ll, W,
+                       - (S * np.log(W) if W > 0 else 0.0))
+            fit = self._series_fit(float(res["mu"][j]), float(res["alpha"][j]), ll, max(W, 1),
                                    prior_strength=float(res["b"][j]), long_run_rate=float(res["m"][j]))
             fit.n_params = 1
             fit.engine = "batched" if batching() else "per-series"
@@ -279,13 +323,16 @@ class Climatology(_Windowed):
 
 
 def _within_alpha(series: list[Series], windows: np.ndarray) -> np.ndarray:
-    """Each window's maximum-likelihood NB2 dispersion (0 when not overdispersed), batched by length."""
+    """Each window's maximum-likelihood NB2 dispersion (0 when not overdispersed), batched by
+    the number of observed counts in the window (none: 0)."""
     out = np.zeros(len(series))
+    values = [observed_values(s, int(w)) for s, w in zip(series, windows)]
     by_len: dict[int, list[int]] = {}
-    for i, w in enumerate(windows):
-        by_len.setdefault(int(w), []).append(i)
+    for i, v in enumerate(values):
+        if len(v):
+            by_len.setdefault(len(v), []).append(i)
     for n, idx in by_len.items():
-        _, alpha, _ = nb_intercept_mle_batch(np.stack([series[i].y[len(series[i].y) - n:] for i in idx]))
+        _, alpha, _ = nb_intercept_mle_batch(np.stack([values[i] for i in idx]))
         out[idx] = alpha
     return out
 
@@ -304,6 +351,7 @@ class LongRunRate(ModelSpec):
 
     name = "long_run"
     draws = False
+    handles_missing = True
     description = "Poisson at the series' long-run rate (last fallback)"
     params = ()
     fallbacks = ()
@@ -314,14 +362,14 @@ class LongRunRate(ModelSpec):
 
     def _try_fit_many(self, series: list[Series]) -> list[SeriesFit | FitFailure]:
         pool, groups = panel_for(series)
-        m = long_run_rates(np.array([float(np.sum(s.y)) for s in pool]),
-                           np.array([float(len(s.y)) for s in pool]), np.asarray(groups, dtype=object))
+        m = long_run_rates(np.array([float(np.sum(s.y)) for s in pool]),  # placeholders add 0
+                           np.array([float(s.n_observed) for s in pool]), np.asarray(groups, dtype=object))
         rate = {s.uid: float(r) for s, r in zip(pool, m)}
         out: list[SeriesFit | FitFailure] = []
         for s in series:
             r = rate.get(s.uid, 0.0)
-            ll = float(stats.poisson.logpmf(s.y, r).sum()) if r > 0 else 0.0
-            out.append(SeriesFit(self, n_obs=len(s.y), n_params=1, loglik=ll, coef={"rate": (r, float("nan"))},
+            ll = float(stats.poisson.logpmf(observed_values(s), r).sum()) if r > 0 else 0.0
+            out.append(SeriesFit(self, n_obs=s.n_observed, n_params=1, loglik=ll, coef={"rate": (r, float("nan"))},
                                  state={"rate": r}))
         return out
 

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
+from forecast.models._missing import kept_rows
 from forecast.models._trend import TREND_OPTIONS, future_trend_index, has_trend
 from forecast.models.base import Param, int_tuple, one_of, optional_str, positive_int, str_tuple, Series
 
@@ -139,6 +140,7 @@ class Design:
     names: tuple[str, ...]
     lag_cols: tuple[int, ...]  # positions of the lag columns in X
     keep: np.ndarray  # bool (p,): columns with information in the fit window
+    rows: np.ndarray | None = None  # bool (n,): rows a fit uses (missing y or lag: False); None: all
 
 
 def deterministic_columns(spec: DesignSpec, s: Series, ds: pd.DatetimeIndex, t: np.ndarray
@@ -221,12 +223,14 @@ def build_design(spec: DesignSpec, s: Series) -> Design:
     offset = np.zeros(len(y))
     if spec.exposure:
         offset = np.log(s.exog[spec.exposure].to_numpy(dtype=float))[first:]
+    rows = kept_rows(s.observed, spec.lags, first)
     keep = np.ones(X.shape[1], dtype=bool)
+    Xk = X if rows is None else X[rows]
     for j in range(1, X.shape[1]):
-        col = X[:, j]
+        col = Xk[:, j]
         if j not in lag_cols and (np.ptp(col) == 0 if len(col) else True):
             keep[j] = False  # constant in the window: confounded with the intercept or empty
-    return Design(X, y, offset, all_names, lag_cols, keep)
+    return Design(X, y, offset, all_names, lag_cols, keep, rows)
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,7 @@ class BatchDesign:
     names: tuple[str, ...]
     lag_cols: tuple[int, ...]
     keep: np.ndarray  # (S, p)
+    rows: np.ndarray | None = None  # (S, n) bool, rows each fit uses; None: all rows of every series
 
 
 def group_by_periods(series: Sequence[Series]) -> list[list[int]]:
@@ -255,7 +260,9 @@ def build_design_batch(spec: DesignSpec, series: Sequence[Series]) -> BatchDesig
     The deterministic and intervention columns are built once; lag, exogenous and
     exposure columns are filled per series. Row s equals ``build_design(spec, series[s])``.
     """
-    d0 = build_design(spec, series[0])
+    s0 = series[0]
+    # The shared columns and the column check of a fully observed series (masks come below).
+    d0 = build_design(spec, s0 if s0.observed is None else Series(s0.uid, s0.ds_values, s0.y, s0.freq, s0.exog))
     S, (n, p), first = len(series), d0.X.shape, spec.max_lag
     X = np.empty((S, n, p))
     X[:] = d0.X
@@ -269,10 +276,23 @@ def build_design_batch(spec: DesignSpec, series: Sequence[Series]) -> BatchDesig
     if spec.exposure:
         offset = np.log(np.stack([s.exog[spec.exposure].to_numpy(dtype=float)[first:] for s in series]))
     keep = np.broadcast_to(d0.keep, (S, p)).copy()
+    rows = None
+    if any(s.observed is not None for s in series):
+        rows = np.ones((S, n), dtype=bool)
+        for i, s in enumerate(series):
+            r = kept_rows(s.observed, spec.lags, first)
+            if r is not None:
+                rows[i] = r
+                keep[i] = build_design(spec, s).keep  # columns constant on the kept rows
     if spec.exog and n:
         cols = np.arange(start, start + len(spec.exog))
-        keep[:, cols] = np.ptp(X[:, :, cols], axis=1) != 0
-    return BatchDesign(X, Y[:, first:].astype(float), offset, d0.names, d0.lag_cols, keep)
+        if rows is None:
+            keep[:, cols] = np.ptp(X[:, :, cols], axis=1) != 0
+        else:
+            big = np.where(rows[:, :, None], X[:, :, cols], np.inf)
+            small = np.where(rows[:, :, None], X[:, :, cols], -np.inf)
+            keep[:, cols] = big.min(axis=1) != small.max(axis=1)
+    return BatchDesign(X, Y[:, first:].astype(float), offset, d0.names, d0.lag_cols, keep, rows)
 
 
 def future_design(spec: DesignSpec, s: Series, h: int, future: pd.DataFrame | None

@@ -19,7 +19,7 @@ from forecast.models.guard import (MEAN_CAP_FACTOR, MEAN_FLOOR_FRACTION, bad_for
 from forecast.models.ladder import batched_engine, batching, guarded_fit_many, rungs_of
 from forecast.models.params import check_seed, positive_int
 from forecast.models.results import FitFailure, SeriesFit, SeriesForecast
-from forecast.models.series import PanelData, future_dates
+from forecast.models.series import PanelData, check_no_missing, future_dates
 
 # ``spec`` below is a :class:`~forecast.models.base.ModelSpec`; it is used only through its
 # methods, so this module does not import base (base imports it).
@@ -139,6 +139,8 @@ class FittedModel:
 
     def update_data(self, data: PanelData) -> "FittedModel":
         """:meth:`update` on series already split and validated (backtests split the panel once)."""
+        if not self._spec.handles_missing:  # newer data may bring missing periods the fit never saw
+            check_no_missing(self._spec.name or type(self._spec).__name__, data)
         old = self.fits()
         new = [s for s in data.series if s.uid not in old]
         fresh = {}

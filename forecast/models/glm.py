@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from forecast.models._glmbatch import fit_batch
-from forecast.models._glmglue import _BatchRows, _check_future, _draw, _named_columns
+from forecast.models._glmglue import _BatchRows, _check_future, _draw, _named_columns, in_sample_eta, start_history
+from forecast.models._missing import lag_window
 from forecast.models._trend import EXTRAPOLATION_NOTE
 from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param, Series, SeriesFit,
@@ -88,13 +89,15 @@ class _LogLinearGLM(ModelSpec):
     def _fit_series(self, s: Series) -> SeriesFit:
         d = build_design(DesignSpec.from_params(self.get_params()), s)
         names, keep = d.names, d.keep
-        X = d.X[:, keep]
+        X, y, offset = d.X[:, keep], d.y, d.offset
+        if d.rows is not None:  # missing periods: only rows whose count and lags are observed
+            X, y, offset = X[d.rows], y[d.rows], offset[d.rows]
         n, p = X.shape
         if n <= p:
             raise FitFailure(f"too few rows: {n} observation(s) for {p} column(s)")
         nb = self.family == "negbin"
         with np.errstate(all="ignore"):
-            g = (fit_negbin if nb else fit_poisson)(X, d.y, d.offset, penalty=float(self.penalty))
+            g = (fit_negbin if nb else fit_poisson)(X, y, offset, penalty=float(self.penalty))
         kept_names = [nm for nm, k in zip(names, keep) if k]
         beta, se = np.full(len(names), np.nan), np.full(len(names), np.nan)
         beta[keep], se[keep] = g.coef, g.std_error
@@ -148,7 +151,8 @@ class _LogLinearGLM(ModelSpec):
                 idx = group[chunk:chunk + BATCH_SIZE]
                 d = build_design_batch(dspec, [series[i] for i in idx])
                 full = d.keep.all(axis=1)
-                res = fit_batch(d.X, d.y, d.offset, penalty=float(self.penalty), nb=nb) if full.any() else None
+                res = (fit_batch(d.X, d.y, d.offset, penalty=float(self.penalty), nb=nb, rows=d.rows)
+                       if full.any() else None)
                 rows = _BatchRows(res, d) if res is not None else None
                 for j, i in enumerate(idx):
                     if res is not None and j in res.diverging:  # separation: this rung fails, as alone
@@ -189,7 +193,7 @@ class _LogLinearGLM(ModelSpec):
         state = {"beta": res.coef[j], "alpha": alpha if nb else 0.0, "cov": res.cov[j], "names": d.names,
                  "lag_sum": lag_sum}
         fit = SeriesFit(self, converged=converged, loglik=rows.loglik[j], n_params=len(d.names) + int(nb),
-                        n_obs=rows.n_obs, coef=coef, state=state, message="; ".join(notes))
+                        n_obs=rows.n_obs[j], coef=coef, state=state, message="; ".join(notes))
         fit.engine = "batched"
         return fit
 
@@ -206,7 +210,8 @@ class _LogLinearGLM(ModelSpec):
         cov[div, :] = np.nan
         cov[:, div] = np.nan
         fit = self._series_fit(d.names, d.keep[j], d.lag_cols, res.coef[j], np.sqrt(np.diag(cov)), cov,
-                               float(res.alpha[j]), float(res.alpha_se[j]), float(res.loglik[j]), d.X.shape[1],
+                               float(res.alpha[j]), float(res.alpha_se[j]), float(res.loglik[j]),
+                               d.X.shape[1] if d.rows is None else int(d.rows[j].sum()),
                                False, _named_columns("; ".join(notes), list(d.names)))
         fit.engine = "batched"
         return fit
@@ -222,10 +227,13 @@ class _LogLinearGLM(ModelSpec):
         eta = X @ beta + offset  # lag columns are 0 here; their part is added below
         if dspec.lags:
             gamma = beta[list(lag_cols)]
-            if h == 1:
+            # Missing counts among the lags the forecast reads are simulated forward (paths).
+            gap = lag_window(s.observed, dspec.lags)
+            if h == 1 and not gap:
                 eta = eta + lag_values(s.y.astype(float), dspec.lags) @ gamma
             else:
-                paths = self._simulate(eta, gamma, dspec.lags, s, alpha, cap, rng)
+                pre = in_sample_eta(dspec, s, beta, gap) if gap else None
+                paths = self._simulate(eta, gamma, dspec.lags, s, alpha, cap, rng, pre)
                 return SeriesForecast("samples", paths=paths)
         mu = capped_mean(np.exp(eta), cap, s.uid)
         if self.family == "negbin":
@@ -240,7 +248,15 @@ class _LogLinearGLM(ModelSpec):
         if dspec.needed_columns() or not batching():
             return super()._forecast_many(fits, series, h, future, seed)
         out: list[SeriesForecast | None] = [None] * len(series)
-        for idx in group_by_periods(series):
+        # Series whose last lags are missing simulate them first: per series.
+        gaps = [i for i, s in enumerate(series) if dspec.lags and lag_window(s.observed, dspec.lags)]
+        if gaps:
+            for i, f in zip(gaps, super()._forecast_many([fits[i] for i in gaps], [series[i] for i in gaps],
+                                                          h, future, seed)):
+                out[i] = f
+        rest = [i for i in range(len(series)) if out[i] is None]
+        for sub in group_by_periods([series[i] for i in rest]):
+            idx = [rest[k] for k in sub]
             group = [series[i] for i in idx]
             X, offset, lag_cols = future_design(dspec, group[0], h, None)
             B = np.stack([fits[i].state["beta"] for i in idx])
@@ -280,15 +296,29 @@ class _LogLinearGLM(ModelSpec):
         return hist[:, :, L:].transpose(0, 2, 1).astype(np.int64)
 
     def _simulate(self, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], s: Series, alpha: float,
-                  cap: float, rng: np.random.Generator) -> np.ndarray:
-        """Sample paths (h, n_paths): draw y_{T+j} given the simulated past, step by step."""
+                  cap: float, rng: np.random.Generator, pre: np.ndarray | None = None) -> np.ndarray:
+        """Sample paths (h, n_paths): draw y_{T+j} given the simulated past, step by step.
+
+        ``pre`` (the lag-free linear predictor of the last w periods, see
+        :func:`~forecast.models._missing.lag_window`): the missing counts among them are
+        drawn first, from the last observed ones forward, so each path carries its own
+        value of a missing lag.
+        """
         h, L = len(eta), max(lags)
-        hist = np.empty((self.n_paths, L + h))
-        hist[:, :L] = s.y[-L:]
-        for j in range(h):  # vectorised over paths; the recursion forces a loop over steps
-            mu = capped_mean(np.exp(eta[j] + lag_values(hist[:, :L + j], lags) @ gamma), cap, s.uid)
+        w = 0 if pre is None else len(pre)
+        hist = np.empty((self.n_paths, L + w + h))
+        hist[:, :L + w] = start_history(s, L + w) if w else s.y[-L:]
+        n = len(s.y)
+        for j in range(w):  # in-sample periods T-w .. T-1: draw the missing ones
+            t = n - w + j
+            if s.observed[t] or not np.isfinite(pre[j]):
+                continue  # observed, or before the first fitted row (start_history filled it)
+            mu = capped_mean(np.exp(pre[j] + lag_values(hist[:, :L + j], lags) @ gamma), cap, s.uid)
             hist[:, L + j] = _draw(rng, mu, alpha)
-        return hist[:, L:].T.astype(np.int64)
+        for j in range(h):  # vectorised over paths; the recursion forces a loop over steps
+            mu = capped_mean(np.exp(eta[j] + lag_values(hist[:, :L + w + j], lags) @ gamma), cap, s.uid)
+            hist[:, L + w + j] = _draw(rng, mu, alpha)
+        return hist[:, L + w:].T.astype(np.int64)
 
 
 class PoissonGLM(_LogLinearGLM):
@@ -323,9 +353,16 @@ class PoissonGLM(_LogLinearGLM):
     Interventions and covariates whose column is constant over the fit window
     are dropped (coefficient NaN, 0 in forecasts). A lag-coefficient sum >= 1
     (explosive) fails the fit and the fallback ladder moves on.
+
+    Missing periods (``Series.observed``) are left out: a row whose count, or a
+    count one of its lags reads, is missing has weight 0 (as if deleted: the
+    estimates equal the fit on the other rows). When the lags of the first forecast
+    read a missing count, it is simulated forward from the last observed ones and
+    the forecast is ``n_paths`` paths, also at h = 1.
     """
 
     name = "poisson_glm"
+    handles_missing = True
     description = "Poisson log-linear GLM (trend, seasonality, lags, covariates, interventions)"
     family = "poisson"
 
@@ -352,6 +389,7 @@ class NegBinGLM(_LogLinearGLM):
     """
 
     name = "negbin_glm"
+    handles_missing = True
     description = "Negative-binomial (NB2) log-linear GLM, alpha by maximum likelihood"
     family = "negbin"
 

@@ -5,6 +5,10 @@ exactly the shape of a quiet province. They produce a single *rate* (expected
 count per period), flat over the horizon. Here that rate is the mean of a
 Poisson distribution, so the methods give full predictive distributions and
 are scored like every other model.
+
+Missing periods (``Series.observed`` False) are skipped: the recursions run over the
+observed counts only, as if the missing rows were not there (a missing period may have
+had demand, so it is counted neither as a zero nor in an interval).
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from forecast.models.base import FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast
-from forecast.models.baselines import Climatology, Zero
+from forecast.models.baselines import Climatology, Zero, observed_values
 
 
 def _unit_interval(v: Any) -> bool:
@@ -76,8 +80,10 @@ def _one_step_loglik(y: np.ndarray, rates: np.ndarray) -> tuple[float, int]:
 class _Intermittent(ModelSpec):
     """Shared fitting skeleton: a flat Poisson forecast at the final rate."""
 
+    handles_missing = True
+
     def _check(self, s: Series) -> None:
-        if not (np.asarray(s.y) > 0).any():
+        if not (np.asarray(s.y) > 0).any():  # placeholders are 0: the same test on observed counts
             raise FitFailure("all counts are zero: no demand to smooth")
 
     def _forecast_series(self, fit: SeriesFit, s: Series, h: int, future, rng) -> SeriesForecast:
@@ -115,7 +121,7 @@ class Croston(_Intermittent):
 
     def _fit_series(self, s: Series) -> SeriesFit:
         self._check(s)
-        y = np.asarray(s.y)
+        y = np.asarray(observed_values(s))
         sizes, intervals, rates = croston_rates(y, float(self.alpha_smoothing), bool(self.sba))
         size, interval, rate = float(sizes[-1]), float(intervals[-1]), float(rates[-1])
         ll, n_obs = _one_step_loglik(y, rates)
@@ -154,7 +160,7 @@ class TSB(_Intermittent):
 
     def _fit_series(self, s: Series) -> SeriesFit:
         self._check(s)
-        y = np.asarray(s.y)
+        y = np.asarray(observed_values(s))
         prob, size, rate = tsb_rates(y, float(self.alpha_smoothing), float(self.beta_smoothing))
         ll, n_obs = _one_step_loglik(y, rate)
         nan = float("nan")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from forecast.exceptions import DataValidationError, Problem
 from forecast.models.streams import series_rng  # noqa: F401  (re-exported: the streams live there)
-from forecast.periods import Frequency, check_starts, format_dates, missing_periods, parse_freq
+from forecast.periods import Frequency, check_starts, format_dates, parse_freq
 from forecast.periods import infer_freq as infer_freq_of_dates
 from forecast.schema import MAX_PANEL_COUNT, require_columns
 
@@ -26,16 +26,37 @@ class Series:
     ``ds`` may be given as a DatetimeIndex or a datetime64 array; ``ds_values``
     (datetime64[ns]) is always there, the DatetimeIndex is built on first use
     (thousands of series in a batched fit never need theirs).
+
+    Missing periods: ``observed`` is ``None`` when every period has a count (the fast
+    path, and every panel without missing values), else a bool array of ``len(y)``,
+    False where the count is missing. At a missing period ``y`` holds 0, a placeholder
+    that keeps ``y`` an int64 array (and batched designs shared by calendar) working;
+    ``observed`` says not to use it. The mask is per series, not part of ``calendar``.
     """
 
-    __slots__ = ("uid", "ds_values", "y", "freq", "exog", "_ds", "_calendar")
+    __slots__ = ("uid", "ds_values", "y", "freq", "exog", "observed", "_ds", "_calendar")
 
     def __init__(self, uid: str, ds: pd.DatetimeIndex | np.ndarray, y: np.ndarray, freq: Frequency | str,
-                 exog: pd.DataFrame | None = None) -> None:
+                 exog: pd.DataFrame | None = None, observed: np.ndarray | None = None) -> None:
         self.uid, self.y, self.freq, self.exog = uid, y, parse_freq(freq), exog
         self._ds = ds if isinstance(ds, pd.DatetimeIndex) else None
         self.ds_values = np.asarray(ds).astype("datetime64[ns]", copy=False)
+        # None: every period observed; else bool (len(y),), False where y is missing (y holds 0 there)
+        if observed is not None:
+            observed = np.asarray(observed, dtype=bool)
+            if observed.all():  # an all-True mask is the fast path
+                observed = None
+        self.observed: np.ndarray | None = observed
         self._calendar: tuple | None = None
+
+    @property
+    def n_observed(self) -> int:
+        """The number of periods with a count (``len(y)`` when none is missing)."""
+        return len(self.y) if self.observed is None else int(self.observed.sum())
+
+    def observed_mask(self) -> np.ndarray:
+        """``observed`` as a bool array of ``len(y)`` (all True on the fast path)."""
+        return np.ones(len(self.y), dtype=bool) if self.observed is None else self.observed
 
     @property
     def calendar(self) -> tuple:
@@ -52,7 +73,8 @@ class Series:
         return self._ds
 
     def __repr__(self) -> str:
-        return f"Series({self.uid!r}, {len(self.y)} periods, freq={str(self.freq)!r})"
+        miss = "" if self.observed is None else f", {len(self.y) - self.n_observed} missing"
+        return f"Series({self.uid!r}, {len(self.y)} periods{miss}, freq={str(self.freq)!r})"
 
     @property
     def periods_per_year(self) -> float:
@@ -76,19 +98,35 @@ class PanelData:
 
     @classmethod
     def from_frame(cls, panel: pd.DataFrame, extra: Sequence[str] = ()) -> "PanelData":
+        """Validate a long frame and split it into series.
+
+        ``y`` may be NaN (a missing count), and a period absent between a series'
+        first and last period is added as missing; both end up as ``y = 0`` with
+        ``Series.observed`` False there. Exogenous values of an added period are
+        carried from the nearest earlier period of the series (the model gives the
+        period no weight, but a design must stay finite).
+
+        Raises
+        ------
+        DataValidationError
+            Negative, fractional or too large counts, a period given twice, dates
+            that are not period starts.
+        """
         require_columns(panel, ("unique_id", "ds", "y", *extra), what="panel")
         frame = panel.copy()
         frame["ds"] = pd.to_datetime(frame["ds"])
         frame = frame.sort_values(["unique_id", "ds"], kind="stable")
         problems = []
         y = pd.to_numeric(frame["y"], errors="coerce")
+        # A text cell that is no number is an error, not a missing count.
+        unreadable = y.isna() & frame["y"].notna() & ~frame["y"].astype(str).str.strip().isin(["", "nan", "<NA>"])
         # Above MAX_PANEL_COUNT (inf and 1e300 included) the int64 cast below would wrap.
-        bad = y.isna() | (y < 0) | (y != np.round(y)) | (y > MAX_PANEL_COUNT)
+        bad = unreadable | (y < 0) | (y.notna() & (y != np.round(y))) | (y > MAX_PANEL_COUNT)
         if bad.any():
-            problems.append(Problem("y", f"missing, negative or non-integer count (or above {MAX_PANEL_COUNT})",
+            problems.append(Problem("y", f"negative or non-integer count (or above {MAX_PANEL_COUNT})",
                                     rows=(np.flatnonzero(bad.to_numpy()) + 1).tolist(),
                                     provinces=frame.loc[bad, "unique_id"].unique().tolist(),
-                                    hint="Models need whole counts >= 0 on every period of a series."))
+                                    hint="Give whole counts >= 0; leave y empty (NaN) where the count is missing."))
         if frame.duplicated(["unique_id", "ds"]).any():
             problems.append(Problem("unique_id, ds", "a series has the same period twice"))
         if problems:
@@ -99,43 +137,75 @@ class PanelData:
         # far cheaper than a pandas group-by when there are thousands of series.
         uids = frame["unique_id"].astype(str).to_numpy()
         ds_all = frame["ds"].to_numpy(dtype="datetime64[ns]")
-        y_all = frame["y"].to_numpy(dtype="int64")
+        obs_all = y.notna().to_numpy()
+        y_all = np.where(obs_all, y.fillna(0).to_numpy(), 0).astype("int64")
         bounds = np.r_[0, np.flatnonzero(uids[1:] != uids[:-1]) + 1, len(uids)]
-        _check_regular(freq, uids, ds_all, bounds)
+        idx = _period_numbers(freq, ds_all)
         exog = frame[cols].reset_index(drop=True) if cols else None
         out = []
         for a, b in zip(bounds[:-1], bounds[1:]):
-            out.append(Series(uids[a], ds_all[a:b], y_all[a:b], freq,
-                              exog.iloc[a:b].reset_index(drop=True) if exog is not None else None))
+            ds, yy, ob = ds_all[a:b], y_all[a:b], obs_all[a:b]
+            ex = exog.iloc[a:b].reset_index(drop=True) if exog is not None else None
+            n = int(idx[b - 1] - idx[a]) + 1 if b > a else 0
+            if n != b - a:  # absent periods inside the series: fill them as missing
+                pos = (idx[a:b] - idx[a]).astype(np.int64)
+                ds = freq.steps(ds_all[a:a + 1], 0, n)[0]
+                full_y, full_ob = np.zeros(n, dtype="int64"), np.zeros(n, dtype=bool)
+                full_y[pos], full_ob[pos] = yy, ob
+                yy, ob = full_y, full_ob
+                if ex is not None:
+                    ex = ex.set_axis(pos).reindex(np.arange(n)).ffill().reset_index(drop=True)
+            out.append(Series(uids[a], ds, yy, freq, ex, None if ob.all() else ob))
+        empty = [s.uid for s in out if s.n_observed == 0]
+        if empty:
+            raise DataValidationError([Problem("y", f"series {', '.join(map(repr, empty[:10]))} "
+                                                    f"{'have' if len(empty) > 1 else 'has'} no observed count",
+                                               hint="Drop the series, or give at least one count.")],
+                                      source="panel")
         keys = None
         if {"country", "province", "event_type"} <= set(frame.columns):
             keys = frame.groupby("unique_id", sort=False)[["country", "province", "event_type"]].first()
         return cls(out, freq, keys)
 
 
-def _check_regular(freq: Frequency, uids: np.ndarray, ds_all: np.ndarray, bounds: np.ndarray) -> None:
-    """Every date a period start and every series without gaps, else one clear error."""
-    if not len(ds_all):
+def observed_values(s: Series, span: int | None = None) -> np.ndarray:
+    """The observed counts among the last ``span`` periods of ``s`` (all periods: None)."""
+    y = s.y if span is None else s.y[len(s.y) - min(span, len(s.y)):]
+    if s.observed is None:
+        return y
+    return y[s.observed[len(s.observed) - len(y):]]
+
+
+def last_observed(s: Series) -> float:
+    """The last observed count of ``s``."""
+    if s.observed is None:
+        return float(s.y[-1])
+    return float(s.y[np.flatnonzero(s.observed)[-1]])
+
+
+def check_no_missing(model: str, data: PanelData) -> None:
+    """Raise a :class:`DataValidationError` naming the series with missing periods, if any."""
+    gaps = [s for s in data.series if s.observed is not None]
+    if not gaps:
         return
+    s = gaps[0]
+    when = format_dates(s.ds_values[~s.observed], s.freq)
+    raise DataValidationError([Problem(
+        "y", f"model '{model}' does not handle missing periods, and {len(gaps)} series "
+             f"{'have' if len(gaps) > 1 else 'has'} them ({s.uid!r} lacks {when})",
+        provinces=[g.uid for g in gaps[:10]],
+        hint="Use a model that handles missing periods (climatology, naive, seasonal_naive, empirical, "
+             "croston, tsb, ...), or fill the missing counts before fitting.")], source="panel")
+
+
+def _period_numbers(freq: Frequency, ds_all: np.ndarray) -> np.ndarray:
+    """Every date a period start (else the "write the period start" error); its period number."""
+    if not len(ds_all):
+        return np.zeros(0, dtype=np.int64)
     check_starts(freq, ds_all)
     # Period numbers of the few distinct dates, looked up for every row.
     uniq = np.sort(pd.unique(ds_all))
-    idx = freq.index(uniq, uniq[0])[np.searchsorted(uniq, ds_all)]
-    step_ok = np.ones(len(ds_all), dtype=bool)
-    step_ok[1:] = np.diff(idx) == 1
-    step_ok[bounds[:-1]] = True  # a new series starts anywhere
-    if step_ok.all():
-        return
-    bad = list(dict.fromkeys(uids[~step_ok]))
-    a = int(bounds[np.searchsorted(bounds, np.flatnonzero(~step_ok)[0], side="right") - 1])
-    b = int(bounds[np.searchsorted(bounds, a, side="right")])
-    gone = format_dates(missing_periods(freq, ds_all[a:b]), freq)
-    raise DataValidationError([Problem("ds", f"series {', '.join(repr(u) for u in bad[:10])} "
-                                             f"{'have' if len(bad) > 1 else 'has'} gaps or irregular periods"
-                                             + (f" ({bad[0]!r} lacks {gone})" if gone else ""),
-                                       hint=f"Give one row per {freq.label}; missing {freq.label}s "
-                                            "inside a series are not supported by the models yet.")],
-                              source="panel")
+    return np.asarray(freq.index(uniq, uniq[0]), dtype=np.int64)[np.searchsorted(uniq, ds_all)]
 
 
 def period_range(start: pd.Timestamp, n: int, freq: Frequency | str) -> pd.DatetimeIndex:

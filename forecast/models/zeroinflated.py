@@ -15,6 +15,8 @@ import pandas as pd
 from scipy import special
 
 from forecast.exceptions import ConfigError
+from forecast.models._glmglue import in_sample_eta, start_history
+from forecast.models._missing import lag_window
 from forecast.models._zifit import ZIFit, fit_zinb, fit_zip
 from forecast.models.base import FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, positive_int
 from forecast.models.baselines import Climatology, Zero
@@ -76,16 +78,18 @@ class _ZeroInflated(ModelSpec):
         if n_rows < 3:
             raise FitFailure(f"{n_rows} usable periods after lags; a zero-inflated fit needs more")
         d = build_design(dspec, s)
-        X = d.X[:, d.keep]
+        X, y, offset = d.X[:, d.keep], d.y, d.offset
+        if d.rows is not None:  # missing periods: a row whose count or lags are missing has weight 0
+            X, y, offset = X[d.rows], y[d.rows], offset[d.rows]
         fitter = fit_zinb if self._nb else fit_zip
-        fit: ZIFit = fitter(X, d.y, offset=d.offset)
+        fit: ZIFit = fitter(X, y, offset=offset)
         n_params = X.shape[1] + 1 + int(self._nb)
         if not fit.converged:
             # the solver's message names the cause: all zeros, no zeros, boundary, too few rows
             return SeriesFit(self, converged=False, loglik=fit.loglik, n_params=n_params, n_obs=fit.n_obs,
                              message=fit.message)
         if getattr(self, "_zinb_boundary", False):
-            score = _alpha_score(d.y, fit.mu, fit.pi)
+            score = _alpha_score(y, fit.mu, fit.pi)
             if score > 0:
                 raise FitFailure(f"the data are overdispersed beyond a ZIP (ZINB score in alpha at 0 is "
                                  f"{score:.3g} > 0), so ZIP is not the boundary ZINB fit")
@@ -133,7 +137,8 @@ class _ZeroInflated(ModelSpec):
         beta[keep] = st["beta"]
         cap = MEAN_CAP_FACTOR * max(int(s.y.max(initial=0)), 1)
         lags = dspec.lags
-        if not lags or h <= min(lags):
+        gap = lag_window(s.observed, lags)  # missing counts among the lags read: simulated first
+        if not gap and (not lags or h <= min(lags)):
             # every lagged count is observed: the ZI law is exact at each step
             for col, k in zip(lag_cols, lags):
                 X[:, col] = np.log1p(s.y[len(s.y) - k + np.arange(h)])
@@ -141,24 +146,34 @@ class _ZeroInflated(ModelSpec):
             return SeriesForecast("zi", mu=mu, pi=np.full(h, pi),
                                   alpha=None if alpha is None else np.full(h, alpha))
         eta = X @ beta + offset  # lag columns are 0 here; their part is added per path
+        pre = in_sample_eta(dspec, s, beta, gap) if gap else None
         return SeriesForecast("samples", paths=self._simulate(s, eta, beta[list(lag_cols)], lags, pi, alpha,
-                                                               cap, rng))
+                                                               cap, rng, pre))
 
     def _simulate(self, s: Series, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], pi: float,
-                  alpha: float | None, cap: float, rng: np.random.Generator) -> np.ndarray:
-        """Sample paths (h, n_paths), each step drawn given the path's own earlier counts."""
+                  alpha: float | None, cap: float, rng: np.random.Generator,
+                  pre: np.ndarray | None = None) -> np.ndarray:
+        """Sample paths (h, n_paths), each step drawn given the path's own earlier counts.
+
+        ``pre``: the lag-free linear predictor of the last w periods; their missing counts
+        are drawn first, from the last observed ones forward (each path its own value).
+        """
         h, P, m = len(eta), int(self.n_paths), max(lags)
-        # per-path history: the last m observed counts, then the simulated ones
-        hist = np.zeros((P, m + h), dtype=np.int64)
-        hist[:, :m] = s.y[-m:]
-        for t in range(h):  # vectorised over paths; the recursion forces a loop over steps
-            lagged = np.log1p(np.stack([hist[:, m + t - k] for k in lags], axis=1))
-            mu = capped_mean(np.exp(eta[t] + lagged @ gamma), cap, s.uid)
+        w = 0 if pre is None else len(pre)
+        # per-path history: the last m (+ w) observed counts, then the simulated ones
+        hist = np.zeros((P, m + w + h), dtype=np.int64)
+        hist[:, :m + w] = start_history(s, m + w) if w else s.y[-m:]
+        steps = [(eta[t], m + w + t) for t in range(h)]
+        n = len(s.y)
+        steps[:0] = [(pre[j], m + j) for j in range(w) if not s.observed[n - w + j] and np.isfinite(pre[j])]
+        for e, col in steps:  # vectorised over paths; the recursion forces a loop over steps
+            lagged = np.log1p(np.stack([hist[:, col - k] for k in lags], axis=1))
+            mu = capped_mean(np.exp(e + lagged @ gamma), cap, s.uid)
             if alpha is not None and alpha > 0:
                 mu = rng.gamma(1.0 / alpha, alpha * mu)  # NB2 as gamma-Poisson: mean mu, var alpha mu^2
             counts = rng.poisson(mu)
-            hist[:, m + t] = np.where(rng.random(P) < pi, 0, counts)
-        return hist[:, m:].T.copy()
+            hist[:, col] = np.where(rng.random(P) < pi, 0, counts)
+        return hist[:, m + w:].T.copy()
 
 
 class ZIP(_ZeroInflated):
@@ -206,6 +221,7 @@ class ZIP(_ZeroInflated):
     """
 
     name = "zip"
+    handles_missing = True
     description = "Zero-inflated Poisson with the GLM count design (many excess zeros)"
     fallbacks = (PoissonGLM, Climatology, Zero)
     _nb = False
@@ -237,6 +253,7 @@ class ZINB(_ZeroInflated):
     """
 
     name = "zinb"
+    handles_missing = True
     description = "Zero-inflated negative binomial with the GLM count design (many excess zeros)"
     fallbacks = (ZIP, NegBinGLM, Climatology, Zero)
     _nb = True

@@ -68,6 +68,8 @@ def manifest(cfg, events, panel, diag, warned: list[str], timer: Timer, t_start:
                       "dask": cfg.run.dask},
         "ingest": {k: v for k, v in events.attrs.get("ingest", {}).items() if k != "warnings"},
         "coverage": panel.attrs.get("coverage", {}),
+        # Periods with no event at all where the neighbours made that implausible, and what they became.
+        "coverage_gaps": {"periods": list(panel.attrs.get("coverage_gaps", [])), "treated_as": cfg.data.coverage_gaps},
         "fallbacks": fallbacks.to_dict("records"),
         "mean_capped": sorted(map(str, capped)),
         "pool_weights": pool_weights(selection),

@@ -87,14 +87,28 @@ def read_run_panel(cfg) -> pd.DataFrame:
 
 
 def run_panel(cfg, events: pd.DataFrame) -> pd.DataFrame:
-    """Stage *panel*: the zero-filled count panel the configuration asks for."""
+    """Stage *panel*: the zero-filled count panel the configuration asks for, its coverage
+    gaps treated as ``[data] coverage_gaps`` says (listed in ``panel.attrs["coverage_gaps"]``)."""
+    import warnings
+
+    from forecast.coverage_gaps import apply_coverage_gaps
+    from forecast.exceptions import ForecastWarning
     from forecast.panel import build_panel
 
     d = cfg.data
-    if d.panel is not None:
-        return events  # already the panel (read_run_events)
+    if d.panel is not None:  # already the panel (read_run_events): only its coverage gaps to mark
+        panel, gaps = apply_coverage_gaps(events, d.coverage_gaps)
+        panel.attrs["coverage_gaps"] = gaps
+        if gaps:
+            warnings.warn(f"{len(gaps)} period{'s' if len(gaps) > 1 else ''} of the panel with no event at all "
+                          f"although the neighbouring periods make that implausible (coverage gaps): "
+                          f"{', '.join(gaps[:10])}; "
+                          + ("treated as missing" if d.coverage_gaps == "missing" else "kept as zeros") + ".",
+                          ForecastWarning, stacklevel=2)
+        return panel
     return build_panel(events, d.freq or "month", coverage=d.coverage, as_of=d.as_of, provinces=d.provinces or None,
-                       countries=d.countries or None, value=d.value, gazetteer=d.gazetteer)
+                       countries=d.countries or None, value=d.value, gazetteer=d.gazetteer,
+                       coverage_gaps=d.coverage_gaps)
 
 
 def label(spec: Any) -> str:

@@ -329,7 +329,7 @@ def test_uninformative_columns_are_nan_and_exposure_is_an_offset(ref_panel):
 
 def test_hyperparameters_are_checked_at_fit(ref_panel):
     data = ref_panel[ref_panel["unique_id"] == "zinb"]
-    with pytest.raises(ConfigError, match=r"The 'trend' parameter of ZIP must be one of 'none', 'linear'\. "
+    with pytest.raises(ConfigError, match=r"The 'trend' parameter of ZIP must be one of 'none', 'damped', 'linear'\. "
                                           r"Got 'quadratic' instead\."):
         ZIP(trend="quadratic").fit(data)
     with pytest.raises(ConfigError, match="'lags' parameter of ZINB"):
