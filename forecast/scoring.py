@@ -343,7 +343,9 @@ def mase_scale(history_y, season_length: int) -> float:
     lag = m if h.size >= m + 1 else 1
     if h.size <= lag:
         return float("nan")
-    scale = float(np.mean(np.abs(h[lag:] - h[:-lag])))
+    d = np.abs(h[lag:] - h[:-lag])
+    d = d[np.isfinite(d)]  # missing periods (NaN): pairs where both counts are observed
+    scale = float(np.mean(d)) if d.size else 0.0
     return scale if scale > 0 else float("nan")
 
 

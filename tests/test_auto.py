@@ -206,3 +206,19 @@ def test_auto_scores_within_two_percent_of_the_true_model_on_a_simulated_weekly_
     log = res.point_scores.groupby(res.forecasts["model"].to_numpy())["log"].mean()
     assert np.isfinite(log).all()
     assert log["auto"] <= 1.02 * log["true"], log.to_dict()
+
+
+def test_auto_fits_around_missing_periods_and_its_backtest_still_equals_refitting():
+    panel = _panel()
+    panel["y"] = panel["y"].astype(float)
+    panel.loc[[5, 70, 130, 200, 230, 58, 237], "y"] = np.nan  # missing counts, two of them scored targets
+    spec = _small_auto()
+    res = backtest(panel, {"auto": spec}, 1, n_origins=4, progress=False)
+    cutoffs = [pd.Timestamp(c) for c in res.settings["origins"]]
+    ref = _nested(spec.for_horizon(1), panel, 1, cutoffs)
+    got = pd.concat([res.forecasts[["unique_id", "ds", "cutoff"]], res.point_scores], axis=1)
+    key = ["cutoff", "unique_id", "ds"]
+    ref = ref.sort_values(key).reset_index(drop=True)
+    got = got.sort_values(key).reset_index(drop=True)
+    assert len(got) == len(ref) == 14  # the missing targets are not scored
+    np.testing.assert_allclose(got["log"].to_numpy(), ref["log"].to_numpy(), rtol=1e-10)

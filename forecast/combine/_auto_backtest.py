@@ -61,7 +61,10 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
         if parts is None:
             continue
         fcs = [parts[m][0] for m in labels]
-        uids = list(pd.unique(fcs[0].index["unique_id"].astype(str)))
+        # every series fitted at o (not only those with an observed target): the pooled weights
+        # learn from all of them, as the fit at o would
+        d0 = outer_res.diagnostics
+        uids = sorted(pd.unique(d0.loc[(d0["cutoff"] == o) & (d0["model"] == labels[0]), "unique_id"].astype(str)))
         if i % refit_every == 0:
             weights, notes = _weights_at(spec, labels, inner_res, inner[o], uids, frame)
             w_by_uid = dict(zip(uids, weights.T))

@@ -68,6 +68,7 @@ class Auto(ModelSpec):
         Param("kappa", 1.0, "a float >= 0", non_negative, "Dirichlet pseudo-count toward equal weights"),
     )
     fallbacks = ()
+    handles_missing = True  # each member checks the panel itself when it is fitted
     draws = True
 
     def __init__(self, **params: Any) -> None:

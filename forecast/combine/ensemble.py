@@ -68,6 +68,7 @@ class Ensemble(ModelSpec):
         Param("weight_horizon", 1, "an int >= 1", positive_int, "horizon of the internal weighting backtest"),
     )
     fallbacks = ()
+    handles_missing = True  # each member checks the panel itself when it is fitted
 
     def __init__(self, **params: Any) -> None:
         if "members" not in params:  # fresh default members: specs are mutable (set_params)
