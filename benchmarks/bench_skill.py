@@ -105,7 +105,9 @@ def cell_rows(result: Any) -> pd.DataFrame:
         pmax.append(obj.pmf.max(axis=1))
         start += obj.n_rows
     out = fc[["unique_id", "ds", "cutoff", "h", "y", "mean"]].copy()
-    out[["log", "rps", "abs_error"]] = result.point_scores[["log", "rps", "abs_error"]].to_numpy()
+    ps = result.point_scores
+    floored = "log_floored" if "log_floored" in ps else "log"  # older versions floored "log" itself
+    out[["log", "rps", "abs_error"]] = ps[[floored, "rps", "abs_error"]].to_numpy()
     out["log_unfloored"] = np.concatenate(logs) if logs else np.array([])
     out["pmax"] = np.concatenate(pmax) if pmax else np.array([])
     return out
@@ -218,7 +220,8 @@ def summarise(rows: pd.DataFrame) -> dict[str, Any]:
         return dict(n=0, log=np.nan, impossible=0, log_floored=np.nan, rps=np.nan, mae=np.nan)
     lu = rows["log_unfloored"].to_numpy(dtype=float)
     return dict(n=len(rows), log=float(lu.mean()), impossible=int((lu > -np.log(IMPOSSIBLE)).sum()),
-                log_floored=float(rows["log"].mean()), rps=float(rows["rps"].mean()),
+                log_floored=float(rows["log"].mean()),
+                rps=float(rows["rps"].mean()),
                 mae=float(rows["abs_error"].mean()))
 
 

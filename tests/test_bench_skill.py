@@ -91,20 +91,21 @@ def test_point_mass_choice_reverts_to_the_baseline():
 def test_evaluate_panel_unfloored_log_matches_poisson_and_default_row():
     rng = np.random.default_rng(0)
     y = rng.poisson(3.0, size=(2, 40))
-    y[0, 36] = 0  # naive then forecasts a point mass at 0, and 5 arrive
-    y[0, 37] = 5
+    y[:, 35:39] = np.maximum(y[:, 35:39], 1)  # naive after a positive count is Poisson(y_t)
+    y[0, 39] = 0  # one zero target: the point mass at 0 gets it right once
     ds = pd.date_range("2019-01-01", periods=40, freq="MS")
     panel = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 40), "ds": np.tile(ds, 2), "y": y.ravel()})
-    table = bench.evaluate_panel(panel, ["climatology", "naive"], name="sim", protocol={"month": ((1, 4),)},
-                                 log=lambda s: None)
-    assert list(table["model"]) == ["climatology", "naive", bench.DEFAULT_LABEL]
+    table = bench.evaluate_panel(panel, ["climatology", "naive", "zero"], name="sim",
+                                 protocol={"month": ((1, 4),)}, log=lambda s: None)
+    assert list(table["model"]) == ["climatology", "naive", "zero", bench.DEFAULT_LABEL]
     assert (table["n"] == 8).all()
     naive = table.set_index("model").loc["naive"]
     # naive at origin t is Poisson(y_t) for y_{t+1}: brute force over the 4 last targets of both series
     ref = [-stats.poisson.logpmf(y[s, t + 1], y[s, t]) for s in range(2) for t in range(35, 39)]
-    assert np.isinf(naive["log"]) and np.isinf(np.mean(ref))
-    assert naive["impossible"] == sum(np.isinf(ref)) == 1
-    finite = [r for r in ref if np.isfinite(r)]
-    assert naive["log_floored"] == pytest.approx((sum(finite) - np.log(1e-12)) / 8, rel=1e-9)
+    assert naive["log"] == pytest.approx(np.mean(ref), rel=1e-9) and naive["impossible"] == 0
+    # the point mass at 0: every positive target is impossible (+inf), the zero one costs nothing
+    zero = table.set_index("model").loc["zero"]
+    assert np.isinf(zero["log"]) and zero["impossible"] == 7
+    assert zero["log_floored"] == pytest.approx(-7 * np.log(1e-12) / 8, rel=1e-9)
     clim = table.set_index("model").loc["climatology"]
     assert np.isfinite(clim["log"]) and clim["log"] == pytest.approx(clim["log_floored"], rel=1e-12)
