@@ -19,7 +19,7 @@ Metrics per model: the mean log score **unfloored** (−log p(y) from the foreca
 "impossible" outcomes (p(y) < 1e-12), the backtest's floored log score, RPS, MAE, and CPU and wall
 seconds of the model's backtest.
 
-"default (today)" is what ``forecast run`` chooses with today's defaults (candidates climatology,
+"previous default" is what ``forecast run`` chose by default before the ``auto`` model (candidates climatology,
 seasonal_naive, negbin_glm; baseline climatology; selection per series by the floored log score
 with a paired block-bootstrap test at alpha 0.05 over a 12-origin, horizon-6 backtest). At each
 outer origin ``o`` the selection uses exactly the backtest ``forecast run`` would make on the data up
@@ -46,7 +46,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _panels, when run as a script or imported
 
-#: What ``forecast run`` does by default today (forecast/config.py, pipeline/stages.py ``choose``).
+#: What ``forecast run`` did by default before ``auto`` (per-series choice among three candidates);
+#: today's default is the ``auto`` model, a row like any other (``--models auto,...``).
 TODAY = dict(candidates=("climatology", "seasonal_naive", "negbin_glm"), baseline="climatology",
              by="series", metric="log", alpha=0.05, origins=12, horizon=6)
 #: Bundled specs left out by default: the floor (``zero``) and the fixed pool (``ensemble``).
@@ -57,7 +58,7 @@ PROTOCOL = {"week": ((1, 52),), "month": ((1, 24), (6, 24)), "year": ((1, 5),)}
 #: ARIMA's search costs several CPU-seconds a fit on weekly data even without seasonal terms.
 SLOW = {"week": {"arima": ({"seasonal": False}, 13)}, "month": {"arima": ({}, 6)}}
 IMPOSSIBLE = 1e-12
-DEFAULT_LABEL = "default (today)"
+DEFAULT_LABEL = "previous default"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -327,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--refit-every", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--no-default", action="store_true", help="skip the 'default (today)' row")
+    ap.add_argument("--no-default", action="store_true", help="skip the 'previous default' row")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 panels, 3 models, 4 origins")
     ap.add_argument("--out", default=str(RESULTS / "skill.md"), help="markdown file (a .csv is written beside it)")
     ap.add_argument("--merge", help="comma-separated skill CSVs of earlier (e.g. parallel) runs: table them "
