@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from forecast._config_models import check_models, is_file, label
 from forecast._config_rules import (  # noqa: F401 (_Bad, _date: re-exported for the CLI)
     _abs,
     _Bad,
@@ -113,7 +114,7 @@ class ModelsSection:
 
     def labelled(self) -> dict[str, str | Path]:
         """Label -> spec name or path, as :func:`forecast.backtest` takes ``models``."""
-        return {_label(c): c for c in self.candidates}
+        return {label(c): c for c in self.candidates}
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ def _apply_overrides(doc: dict[str, Any], flat: dict[str, Any]) -> dict[str, Any
         if k in ("models", "countries", "provinces") and isinstance(v, str):
             v = [m.strip() for m in v.split(",") if m.strip()]  # a comma-separated flag
         if k == "models":
-            v = [Path.cwd() / Path(m).expanduser() if _is_file(m) else m for m in v]
+            v = [Path.cwd() / Path(m).expanduser() if is_file(m) else m for m in v]
             models = doc.get("models")
             if isinstance(models, dict) and models.get("selection") == "auto" and "auto" not in map(str, v):
                 models.pop("selection")  # --models without auto: choose among them as before
@@ -315,7 +316,7 @@ def config_from_dict(doc: dict[str, Any], *, base_dir: str | Path | None = None,
         f = data.get(key)
         if f is not None and not f.is_file():
             probs.append(f"[data] {key}: file {f} not found (relative paths are read from {base}).")
-    _check_models(built["models"], base, probs)
+    check_models(built["models"], base, probs, ModelsSection)
     bh, fh = built["backtest"].get("horizon", 6), built["forecast"].get("horizon", 6)
     if bh < fh:
         probs.append(f"[backtest] horizon ({bh}) must be at least [forecast] horizon ({fh}): the backtest "
@@ -327,60 +328,6 @@ def config_from_dict(doc: dict[str, Any], *, base_dir: str | Path | None = None,
         raise ConfigError("\n".join(prefix + p for p in probs))
     sections = {name: SECTIONS[name](**kw) for name, kw in built.items()}
     return RunConfig(event_types=event_types, path=None, base_dir=base, **sections)
-
-
-def _check_models(m: dict[str, Any], base: Path, probs: list[str]) -> None:
-    """Resolve and load every spec; the baseline joins the candidates (first) when missing."""
-    from forecast.combine import load_model  # every spec type known (ensemble files too)
-
-    wanted = [("baseline", m.get("baseline", ModelsSection.baseline))]
-    wanted += [("candidates", c) for c in m.get("candidates", ModelsSection.candidates)]
-    found: list[str | Path] = []
-    for key, name in wanted:
-        try:
-            found.append(_resolve_model(name, base))
-            load_model(found[-1])
-        except ConfigError as exc:
-            probs.extend(f"[models] {key}: {line}" for line in exc.lines())
-    if len(found) < len(wanted):
-        return
-    by_label: dict[str, str | Path] = {}
-    for r in found:
-        if by_label.setdefault(_label(r), r) != r:
-            probs.append(f"[models] two specs share the label '{_label(r)}' ({by_label[_label(r)]} and {r}); "
-                         f"rename one file.")
-    baseline, cands = found[0], found[1:]
-    m["candidates"] = tuple(dict.fromkeys(([] if baseline in cands else [baseline]) + cands))
-    m["baseline"] = _label(baseline)
-    if m.get("selection") == "ensemble" and len(m["candidates"]) < 2:
-        probs.append("[models] selection 'ensemble' needs at least two candidates.")
-    has_auto = "auto" in {_label(c) for c in m["candidates"]}
-    if "selection" not in m:  # explicit candidates without the auto model choose as before
-        m["selection"] = "auto" if has_auto else "series"
-    elif m["selection"] == "auto" and not has_auto:
-        probs.append("[models] selection 'auto' uses the auto model for every series: add \"auto\" to "
-                     "candidates, or choose another selection.")
-
-
-def _resolve_model(name: str | Path, base: Path) -> str | Path:
-    """A spec name stays a name unless ``<config folder>/models/<name>.toml`` exists; paths become absolute."""
-    from forecast.specs import spec_path
-
-    if _is_file(name):
-        return spec_path(_abs(name, base)).resolve()
-    local = base / "models" / f"{name}.toml"
-    if local.is_file():
-        return local.resolve()
-    spec_path(name)
-    return str(name)
-
-
-def _is_file(name: str | Path) -> bool:
-    return isinstance(name, Path) or str(name).endswith(".toml") or any(c in str(name) for c in "/\\")
-
-
-def _label(spec: str | Path) -> str:
-    return Path(spec).stem if _is_file(spec) else str(spec)
 
 
 def _hint(key: str, allowed, bracket: bool = False) -> str:

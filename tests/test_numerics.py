@@ -133,7 +133,7 @@ def test_solver_modules_do_not_import_model_specs(solver):
 # -- the split modules stay small and the old import paths keep working ---------------------
 
 SPLIT = ["distributions.py", "numerics.py", "_fcrows.py", "_countnum.py", "report.py", "_report_view.py",
-         "config.py", "_config_rules.py", "ingest.py", "_ingest_cols.py", "models/arima.py", "models/_arma.py",
+         "config.py", "_config_rules.py", "_config_models.py", "ingest.py", "_ingest_cols.py", "models/arima.py", "models/_arma.py",
          "models/autoregressive.py", "models/_ingarchfit.py", "models/_glmbatch.py", "models/_glmstack.py",
          "models/_glmfit.py", "models/_glmcheck.py", "models/_zifit.py", "models/_zilik.py", "models/glm.py",
          "models/_glmglue.py"]
