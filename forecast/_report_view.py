@@ -291,7 +291,8 @@ def _comparison(c: Mapping) -> dict:
                               "score": fmt_score(r.get("score"), r.get("n_impossible")),
                               "baseline_score": fmt_score(r.get("baseline_score")),
                               "skill": fmt_signed_pct(r.get("skill")), "p_value": fmt_p(r.get("p_value")),
-                              "significant": _significance(r.get("significant")), "verdict": _s(r.get("verdict"))}
+                              "significant": "\u2014" if r.get("verdict") == "baseline"
+                              else _significance(r.get("significant")), "verdict": _s(r.get("verdict"))}
                              for r in rs]})
     return {"baseline": _s(c.get("baseline")), "metric": _METRICS.get(metric.lower(), metric),
             "note": _s(c.get("note")), "tables": out, "rows": [r for t in out for r in t["rows"]]}
