@@ -136,7 +136,8 @@ SPLIT = ["distributions.py", "numerics.py", "_fcrows.py", "_countnum.py", "repor
          "config.py", "_config_rules.py", "ingest.py", "_ingest_cols.py", "models/arima.py", "models/_arma.py",
          "models/autoregressive.py", "models/_ingarchfit.py", "models/_glmbatch.py", "models/_glmstack.py",
          "models/_glmfit.py", "models/_glmcheck.py", "models/_zifit.py", "models/_zilik.py", "models/glm.py",
-         "models/_glmglue.py", "models/_sarimax.py"]
+         "models/_glmglue.py", "models/_sarimax.py",
+         "models/design.py", "models/_interventions.py"]
 
 
 @pytest.mark.parametrize("module", SPLIT)
@@ -152,6 +153,8 @@ def test_module_is_under_400_lines(module):
      ["z_forecast", "FIT_OPTIONS", "MODEL_OPTIONS", "_fit_candidate", "_sarimax", "_scale", "_fourier_exog"]),
     ("forecast.models.autoregressive", "forecast.models._ingarchfit",
      ["IngarchFit", "fit_ingarch", "ingarch_objective", "initial_log_mean"]),
+    ("forecast.models.design", "forecast.models._interventions",
+     ["Intervention", "INTERVENTION_KINDS", "parse_interventions", "valid_interventions"]),
     ("forecast.models._zifit", "forecast.models._zilik", ["zi_loglik"]),
     ("forecast.models._glmbatch", "forecast.models._glmstack", ["_dispersion_sums"]),
     ("forecast.distributions", "forecast._fcrows", ["K_CAP_MAX", "K_CAP_MIN"]),
