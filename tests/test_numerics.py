@@ -137,7 +137,8 @@ SPLIT = ["distributions.py", "numerics.py", "_fcrows.py", "_countnum.py", "repor
          "models/autoregressive.py", "models/_ingarchfit.py", "models/_glmbatch.py", "models/_glmstack.py",
          "models/_glmfit.py", "models/_glmcheck.py", "models/_zifit.py", "models/_zilik.py", "models/glm.py",
          "models/_glmglue.py", "models/_sarimax.py",
-         "models/design.py", "models/_interventions.py"]
+         "models/design.py", "models/_interventions.py",
+         "models/baselines.py", "models/_pooled.py"]
 
 
 @pytest.mark.parametrize("module", SPLIT)
@@ -155,6 +156,7 @@ def test_module_is_under_400_lines(module):
      ["IngarchFit", "fit_ingarch", "ingarch_objective", "initial_log_mean"]),
     ("forecast.models.design", "forecast.models._interventions",
      ["Intervention", "INTERVENTION_KINDS", "parse_interventions", "valid_interventions"]),
+    ("forecast.models.baselines", "forecast.models._pooled", ["_within_alpha"]),
     ("forecast.models._zifit", "forecast.models._zilik", ["zi_loglik"]),
     ("forecast.models._glmbatch", "forecast.models._glmstack", ["_dispersion_sums"]),
     ("forecast.distributions", "forecast._fcrows", ["K_CAP_MAX", "K_CAP_MIN"]),
