@@ -30,18 +30,8 @@ Mass beyond ``K`` without a parametric form (empirical rows) has no known
 location: the RPS treats it as sitting at ``K + 1`` (the least extreme place it
 can be, which keeps the score finite); the other scores follow ``CountForecast``.
 
-**Speed.** Scores need the cdf, i.e. row-wise cumulative sums of the pmf. Most rows
-carry their mass on a few dozen counts while ``K`` is set by the widest row, so each
-row is summed over a prefix ``0..w-1`` only: ``w = 24`` first, or at once a wider
-``w`` when the last two pmf values at 24 already show (extrapolated geometrically)
-too much mass beyond. A row is accepted at width ``w`` when ``y < w`` and at most
-:math:`R = \min(10^{-9}, (10^{-13}/\sqrt{EY^2})^{2/3})` of its mass lies beyond;
-the others are regrouped at their predicted width (multiples of 16, up to ``K + 1``).
-Dropping the columns beyond ``w`` changes the RPS by at most
-:math:`\sum_{k\ge w} S(k)^2 \le R\,E[(Y-w)^+] \le R^{3/2}\sqrt{E Y^2} \le 10^{-13}`
-(:math:`S = 1 - F`, Cauchy-Schwarz); PIT values, exceedances (``w`` is at least the
-largest threshold) and quantiles (every level is below :math:`1 - R`) are unaffected.
-Work proceeds in blocks of about ``_CELLS`` cells, so temporaries stay small.
+**Speed.** :func:`score_all` and the cdf-based scores read the pmf in one pass
+(:mod:`forecast._scorescan`, whose docstring gives the truncation and its error bound).
 """
 from __future__ import annotations
 
@@ -50,20 +40,25 @@ from typing import Sequence
 import numpy as np
 from scipy import special
 
-from forecast._countnum import crps_zinb, rps_beyond, single_component
 from forecast._countnum import param_sf_block as _param_sf_block  # noqa: F401 (calibration)
 from forecast._fcrows import _fraction
-from forecast.distributions import QUANTILE_TOL, CountForecast
+from forecast._scorescan import (  # noqa: F401 (re-exported: the one pass lives there)
+    _CELLS,
+    _SUM_TERMS,
+    _W0,
+    _W_STEP,
+    RPS_TOL,
+    _beyond_support,
+    _enqueue,
+    _predict_width,
+    _scan,
+)
+from forecast.distributions import QUANTILE_TOL, CountForecast  # noqa: F401 (QUANTILE_TOL: importable here as before)
 from forecast.numerics import nb_sf as _nb_sf  # noqa: F401 (calibration)
 
 LOG_FLOOR = 1e-12        # floor of the explicitly floored log score: penalty <= 27.63
 IMPOSSIBLE_P = 1e-12     # an outcome given less probability than this is an "impossible outcome"
 VAR_FLOOR = 1e-12        # smallest predictive variance the DSS uses
-RPS_TOL = 1e-13          # bound on the RPS mass left out by truncated sums (per row)
-_W0 = 24                 # first width tried for every row
-_W_STEP = 16             # later widths are multiples of this (rows grouped by width)
-_CELLS = 1 << 16         # rows x width per block: temporaries stay in cache
-_SUM_TERMS = 2000        # beyond this many tail terms a single-component row uses the closed form
 _TINY_P = 1e-280         # dense pmf values below this are recomputed in log space
 
 
@@ -84,29 +79,6 @@ def _label(level: float) -> str:
     return f"{round(_fraction(level) * 100, 6):g}"
 
 
-def _predict_width(last2: np.ndarray, R: np.ndarray, y: np.ndarray, r_max: np.ndarray, w: int, K: int):
-    """Width at which rows left with mass ``R`` beyond ``w`` should pass (``> w``, ``<= K + 1``).
-
-    The mass beyond ``w`` is extrapolated geometrically with the ratio of the last two
-    pmf values ``last2`` (NB tails are asymptotically geometric); rows also need
-    ``y < width``. A wrong guess costs one more round, never a wrong score.
-    """
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        rho = last2[:, 1] / last2[:, 0]
-        steps = np.log(np.minimum(r_max / np.maximum(R, 1e-300), 1)) / np.log(rho)
-    steps = np.where((rho > 0) & (rho < 1) & np.isfinite(steps), steps, w)
-    need = np.maximum(np.maximum(w + np.ceil(1.2 * steps) + 2, y + 1), w + _W_STEP // 2)
-    return np.minimum(np.ceil(need / _W_STEP) * _W_STEP, K + 1).astype(np.int64)
-
-
-def _enqueue(queue: dict, rows: np.ndarray, widths: np.ndarray) -> None:
-    order = np.argsort(widths, kind="stable")
-    rows, widths = rows[order], widths[order]
-    cuts = np.flatnonzero(np.diff(widths)) + 1
-    for part, width in zip(np.split(rows, cuts), widths[np.r_[0, cuts]] if rows.size else []):
-        queue.setdefault(int(width), []).append(part)
-
-
 def _logpmf(fc: CountForecast, y: np.ndarray) -> np.ndarray:
     """log p(y): dense pmf where it is representable, else the forecast's exact form."""
     inside = np.flatnonzero(y <= fc.K)
@@ -119,102 +91,6 @@ def _logpmf(fc: CountForecast, y: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):
             out[redo] = fc.subset(redo).logpmf_at(y[redo])
     return out
-
-
-# ----------------------------------------------------------------------------- the pass
-def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Sequence[int] = ()) -> dict:
-    """One pass over the pmf: F(y-1), F(y), RPS, quantiles ``probs``, P(Y >= k) for ``ks``."""
-    n, K = fc.n_rows, fc.K
-    targets = np.asarray(probs, dtype=float) - QUANTILE_TOL
-    ks = np.asarray(ks, dtype=np.int64)
-    lo, hi, rps = np.empty(n), np.empty(n), np.empty(n)
-    q, ge = np.empty((targets.size, n), np.int64), np.empty((ks.size, n))  # rows last: cheap writes
-    # E[Y^2] bound for the truncation check (tail mass counted at K + 1: only makes it larger)
-    m2 = np.maximum(fc.var, 0) + fc.mean**2 + (K + 1.0) ** 2 * fc.tail
-    r_max = np.minimum(1e-9, (RPS_TOL / np.sqrt(np.maximum(m2, 1e-300))) ** (2 / 3))
-    # Every row is tried at width w0 (>= max k: P(Y >= k) reads F(k - 1)) unless the pmf's
-    # last two columns there already show too much mass beyond (extrapolated geometrically):
-    # those rows, and rows failing the exact check, are queued at their predicted width.
-    queue: dict[int, list] = {}
-    w0 = min(max(_W0, int(ks.max(initial=0))), K + 1)
-    if w0 < K + 1 and w0 >= 2:
-        last2 = fc.pmf[:, w0 - 2:w0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rho = last2[:, 1] / last2[:, 0]
-            R_est = np.where(last2[:, 1] == 0, 0.0, np.where(rho < 1, last2[:, 1] * rho / (1 - rho), np.inf))
-        doomed = (y >= w0) | (R_est > 10 * r_max)
-        _enqueue(queue, np.flatnonzero(doomed), _predict_width(last2[doomed], R_est[doomed], y[doomed],
-                                                               r_max[doomed], w0, K))
-        queue.setdefault(w0, []).append(np.flatnonzero(~doomed))
-    else:
-        queue[w0] = [np.arange(n)]
-    while queue:
-        w = min(queue)
-        pending = np.concatenate(queue.pop(w))
-        full, step, col = w == K + 1, max(1, _CELLS // w), np.arange(w)
-        failed: list[tuple] = []
-        for start in range(0, pending.size, step):
-            rows = pending[start:start + step]
-            P = fc.pmf[rows, :w]
-            F = np.cumsum(P, axis=1)
-            yb = y[rows]
-            ok = np.ones(rows.size, bool) if full else (yb < w) & (1 - F[:, -1] <= r_max[rows])
-            if not ok.all():
-                bad = ~ok
-                failed.append((rows[bad], _predict_width(P[:, -2:][bad], 1 - F[bad, -1], yb[bad],
-                                                         r_max[rows[bad]], w, K)))
-                rows, yb, F = rows[ok], yb[ok], F[ok]
-            r = np.arange(rows.size)
-            lo[rows] = np.where(yb >= 1, F[r, np.clip(yb - 1, 0, w - 1)], 0.0)
-            hi[rows] = F[r, np.minimum(yb, w - 1)]
-            for j, k in enumerate(ks):
-                ge[j, rows] = 1 - F[:, k - 1] if 1 <= k <= w else float(k <= 0)
-            if targets.size:  # F rises along rows: the count of F < t is the quantile, and
-                # beyond the first column where every row has reached t nothing counts
-                cols = np.searchsorted(F.min(axis=0, initial=1.0), targets) + 1
-                for j, t in enumerate(targets):
-                    q[j, rows] = (F[:, :cols[j]] < t).sum(axis=1)
-            D = np.subtract(F, col >= yb[:, None], out=F)
-            rps[rows] = np.einsum("ij,ij->i", D, D)
-        if failed:
-            _enqueue(queue, np.concatenate([f[0] for f in failed]), np.concatenate([f[1] for f in failed]))
-    q, ge = q.T, ge.T  # (n, len(probs)), (n, len(ks)) views
-    _beyond_support(fc, y, m2, targets, ks, lo, hi, rps, q, ge)
-    return dict(lo=lo, hi=hi, rps=rps, q=q, ge=ge)
-
-
-def _beyond_support(fc, y, m2, targets, ks, lo, hi, rps, q, ge) -> None:
-    """Fix, in place, every quantity that needs k > K (rows scanned at full width)."""
-    K = fc.K
-    far = y > K
-    tail_live = fc.tail**1.5 * np.sqrt(m2) > RPS_TOL
-    rows = np.flatnonzero(far | tail_live | (q == K + 1).any(axis=1) | bool((ks > K + 1).any()))
-    if not rows.size:
-        return
-    sub = fc.subset(rows)
-    yr = y[rows]
-    # One (zero-inflated) Poisson/NB component with a long tail beyond K: the closed form
-    # (~15 us a row, whatever the mean) replaces the whole sum; short tails, and mixtures,
-    # add their terms beyond K by summation (~10 ns a term).
-    long_tail = np.maximum(fc.mean[rows] - K, 0) + 40 * np.sqrt(np.maximum(fc.var[rows], 0)) > _SUM_TERMS
-    one = single_component(sub.components) & long_tail
-    c = tuple(a[:, one] for a in sub.components)
-    if one.any():
-        first = c[0].argmax(axis=0), np.arange(c[0].shape[1])
-        rps[rows[one]] = crps_zinb(yr[one], c[1][first], c[2][first], c[3][first])
-    mix = ~one
-    if mix.any():
-        rps[rows[mix]] += rps_beyond(tuple(a[:, mix] for a in sub.components), K, yr[mix], m2[rows[mix]], RPS_TOL)
-    f = np.flatnonzero(far[rows])
-    if f.size:
-        lo[rows[f]] = sub.subset(f).cdf(yr[f] - 1)
-        hi[rows[f]] = sub.subset(f).cdf(yr[f])
-    beyond_k = np.flatnonzero(ks > K + 1)
-    for j in beyond_k:
-        ge[rows, j] = sub.prob_at_least(ks[j])
-    need = np.flatnonzero((q[rows] == K + 1).any(axis=1))
-    if need.size and targets.size:
-        q[rows[need]] = sub.subset(need).quantile(targets + QUANTILE_TOL).reshape(need.size, -1)
 
 
 # ----------------------------------------------------------------------------- public scores

@@ -1,7 +1,8 @@
 """Empirical-Bayes Gamma–Poisson pooling across series: the solver behind the pooled
 climatology and the long-run-rate rung.
 
-Pure numerics on arrays (one entry per series), plus the *pooling panel*: the series a
+Pure numerics on arrays (one entry per series), the within-window dispersion the pooled
+climatology feeds them (:func:`_within_alpha`), plus the *pooling panel*: the series a
 fit pools over (all series of the panel being fitted, with their group labels), held in a
 context variable so that every rung of every ladder pools over the same series whatever
 subset of them it is asked to fit.
@@ -29,6 +30,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 from scipy import optimize, special
+
+from forecast.models._glmbatch import nb_intercept_mle_batch
+from forecast.models.series import observed_values
 
 #: Pseudo-periods of the group's pooled rate in each series' long-run rate.
 LONG_RUN_PSEUDO = 1.0
@@ -139,6 +143,21 @@ def pooled_fit(series: Sequence[Any], groups: Sequence[Any], windows: np.ndarray
                       - special.gammaln(S + 1.0) + a * np.log(b / (b + W))
                       + S * np.log(np.maximum(W, 1e-300) / (b + W)), 0.0)
     return dict(m=m, S=S, W=W, b=b, mu=mu, alpha=alpha, loglik=ll, group=groups)
+
+
+def _within_alpha(series: Sequence[Any], windows: np.ndarray) -> np.ndarray:
+    """Each window's maximum-likelihood NB2 dispersion (0 when not overdispersed), batched by
+    the number of observed counts in the window (none: 0)."""
+    out = np.zeros(len(series))
+    values = [observed_values(s, int(w)) for s, w in zip(series, windows)]
+    by_len: dict[int, list[int]] = {}
+    for i, v in enumerate(values):
+        if len(v):
+            by_len.setdefault(len(v), []).append(i)
+    for n, idx in by_len.items():
+        _, alpha, _ = nb_intercept_mle_batch(np.stack([values[i] for i in idx]))
+        out[idx] = alpha
+    return out
 
 
 # -- the pooling panel -------------------------------------------------------------------

@@ -5,11 +5,11 @@ as it stands (negative, non-integer, symmetric). Here it is fitted to
 ``z = log(1 + y)`` with statsmodels' ``SARIMAX`` and its Gaussian forecast is
 turned into a distribution over the integers 0, 1, 2, ... so it can be scored
 against the count models on the same footing. The exact ARMA likelihood and the
-order-search helpers live in :mod:`forecast.models._arma`.
+order-search helpers live in :mod:`forecast.models._arma`, the SARIMAX fitting
+and re-filtering in :mod:`forecast.models._sarimax`.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -31,16 +31,18 @@ from forecast.models._arma import (  # noqa: F401 (re-exported: the tests and ca
     kpss_differences,
     log1p_gaussian_pmf,
 )
+from forecast.models._sarimax import (  # noqa: F401 (re-exported: the tests and callers import them from here)
+    FIT_OPTIONS,
+    MODEL_OPTIONS,
+    _fit_candidate,
+    _fourier_exog,
+    _sarimax,
+    _scale,
+    z_forecast,
+)
 from forecast.models.baselines import Climatology, Zero
 from forecast.models.guard import mean_cap, note_capped
 
-#: Options of every ``SARIMAX`` built here (the scale is concentrated out of the
-#: likelihood: one parameter fewer for the optimiser, 20-65% fewer likelihood calls in trials).
-MODEL_OPTIONS: dict[str, Any] = {"enforce_stationarity": True, "enforce_invertibility": True,
-                                 "concentrate_scale": True}
-#: Options of every ``fit``; ``maxiter`` above statsmodels' 50 because seasonal
-#: ARMA(2,2) candidates often need 60-80 L-BFGS iterations.
-FIT_OPTIONS: dict[str, Any] = {"disp": False, "maxiter": 100}
 #: Shortest series the search is tried on.
 MIN_OBS = 10
 #: Seasons longer than this (weekly data, m = 52) get annual Fourier regressors instead of
@@ -63,45 +65,6 @@ def _order3(max_d: int):
 def _int_ge0(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
 
-
-def _sarimax(z: np.ndarray, order: tuple, seasonal_order: tuple, trend: str, exog: np.ndarray | None = None):
-    from statsmodels.tsa.statespace.sarimax import SARIMAX
-
-    options = dict(MODEL_OPTIONS)
-    if exog is not None and exog.shape[1] == 0:
-        exog = None
-    if trend == "n" and exog is None and not any((order[0], order[2], seasonal_order[0], seasonal_order[2])):
-        # A random walk without drift has no parameter but the scale, and statsmodels
-        # cannot optimise an empty vector: keep sigma2 as an ordinary parameter.
-        options["concentrate_scale"] = False
-    return SARIMAX(z, exog=exog, order=order, seasonal_order=seasonal_order, trend=trend, **options)
-
-
-def _fit_candidate(z: np.ndarray, order: tuple, seasonal_order: tuple, trend: str,
-                   exog: np.ndarray | None = None) -> dict[str, Any]:
-    """Fit one candidate; ``error`` set when it failed (it is then skipped)."""
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning
-
-    out: dict[str, Any] = {"order": order, "seasonal_order": seasonal_order, "trend": trend,
-                           "aicc": np.inf, "converged": False, "warnings": [], "error": ""}
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            res = _sarimax(z, order, seasonal_order, trend, exog).fit(cov_type="none", **FIT_OPTIONS)
-    except Exception as exc:  # noqa: BLE001 - any failing candidate order is skipped
-        out["error"] = f"{type(exc).__name__}: {exc}"
-        return out
-    # Only the optimiser's own complaints are kept: the "non-stationary starting
-    # parameters" notes concern start values, which statsmodels then replaces.
-    out["warnings"] = sorted({str(w.message).splitlines()[0] for w in caught
-                              if issubclass(w.category, ConvergenceWarning)})
-    aicc, scale = (float(res.aicc) if not np.isnan(z).any() else aicc_observed(res, z)), _scale(res)
-    if not (np.isfinite(aicc) and np.isfinite(res.llf) and scale > 1e-12):
-        out["error"] = "degenerate fit (non-finite AICc or zero innovation variance)"
-        return out
-    out.update(aicc=aicc, converged=bool(res.mle_retvals.get("converged", True)) and not out["warnings"],
-               params=np.asarray(res.params, dtype=float), llf=float(res.llf))
-    return out
 
 
 ORDER = Param("order", None, "None or a tuple (p, d, q) of ints >= 0 with d <= 1", _order3(1),
@@ -384,38 +347,3 @@ class Arima(ModelSpec):
             mean = np.minimum(mean, top)
         k_cap = int(max(200, 10 * int(np.max(s.y, initial=0))))
         return SeriesForecast("pmf", pmf=log1p_gaussian_pmf(mean, sd, k_cap))
-
-
-def _scale(res) -> float:
-    """Innovation variance σ² of a SARIMAX result (concentrated or a parameter)."""
-    names = list(res.model.param_names)
-    return float(res.params[names.index("sigma2")]) if "sigma2" in names else float(res.scale)
-
-
-def _fourier_exog(s: Series, k: int, h: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Annual Fourier regressors (K pairs) over the series' periods and the next ``h`` (None if K = 0)."""
-    if not k:
-        return None, None
-    return (fourier_matrix(s.freq.year_fraction(s.ds), k),
-            fourier_matrix(s.freq.year_fraction(s.future_ds(h)), k))
-
-
-def z_forecast(fit: SeriesFit, y: np.ndarray, h: int, exog: np.ndarray | None = None,
-               exog_future: np.ndarray | None = None, *, observed: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of the h-step forecasts of ``z = log(1 + y)``.
-
-    The stored parameters are re-filtered through ``y`` (cheap, and the fit
-    object then need not keep the filter's large state arrays). ``exog`` and
-    ``exog_future``: the Fourier regressors over ``y``'s periods and the next ``h``
-    when the fit has them (``state["fourier_k"] > 0``). ``observed``: False at missing
-    periods, which the filter skips (NaN), so a missing last value is forecast, not read.
-    """
-    st = fit.state
-    so = (*st["seasonal_order"], st["period"])
-    z = np.log1p(np.asarray(y, dtype=float))
-    if observed is not None:
-        z[~np.asarray(observed, dtype=bool)] = np.nan
-    res = _sarimax(z, st["order"], so, st["trend"], exog).filter(st["params"])
-    fc = res.get_forecast(h, exog=exog_future)
-    return np.asarray(fc.predicted_mean, dtype=float), np.sqrt(np.asarray(fc.var_pred_mean, dtype=float))

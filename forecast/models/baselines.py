@@ -14,7 +14,7 @@ from scipy import special, stats
 
 from forecast.distributions import K_CAP_MAX
 from forecast.models._glmbatch import nb_intercept_mle_batch
-from forecast.models._pooled import long_run_rates, panel_for, pooled_fit, pooling_separately
+from forecast.models._pooled import _within_alpha, long_run_rates, panel_for, pooled_fit, pooling_separately
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
                                   one_of, positive_int)
 from forecast.models.series import last_observed, observed_values  # noqa: F401  (intermittent imports them here)
@@ -320,21 +320,6 @@ class Climatology(_Windowed):
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         return SeriesForecast("negbin", mu=np.full(h, fit.state["mu"]), alpha=np.full(h, fit.state["alpha"]))
-
-
-def _within_alpha(series: list[Series], windows: np.ndarray) -> np.ndarray:
-    """Each window's maximum-likelihood NB2 dispersion (0 when not overdispersed), batched by
-    the number of observed counts in the window (none: 0)."""
-    out = np.zeros(len(series))
-    values = [observed_values(s, int(w)) for s, w in zip(series, windows)]
-    by_len: dict[int, list[int]] = {}
-    for i, v in enumerate(values):
-        if len(v):
-            by_len.setdefault(len(v), []).append(i)
-    for n, idx in by_len.items():
-        _, alpha, _ = nb_intercept_mle_batch(np.stack([values[i] for i in idx]))
-        out[idx] = alpha
-    return out
 
 
 class LongRunRate(ModelSpec):

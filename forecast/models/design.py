@@ -43,61 +43,12 @@ from forecast.exceptions import ConfigError, DataValidationError, ForecastWarnin
 from forecast.models._missing import kept_rows
 from forecast.models._trend import TREND_OPTIONS, future_trend_index, has_trend
 from forecast.models.base import Param, int_tuple, one_of, optional_str, positive_int, str_tuple, Series
-
-INTERVENTION_KINDS = ("step", "pulse", "ramp")
-
-
-@dataclass(frozen=True)
-class Intervention:
-    """A dated change: ``name``, ``date`` (any date inside the first affected period), ``kind``."""
-
-    name: str
-    date: pd.Timestamp
-    kind: str = "step"
-
-
-def parse_interventions(value: Any) -> tuple[Intervention, ...]:
-    """Read interventions from dicts (``{name, date, kind}``), tuples or ``"kind@date"`` strings."""
-    out = []
-    for i, item in enumerate(value or ()):
-        if isinstance(item, Intervention):
-            out.append(item)
-            continue
-        if isinstance(item, str):
-            kind, _, date = item.partition("@") if "@" in item else ("step", "", item)
-            item = {"date": date, "kind": kind}
-        elif isinstance(item, (tuple, list)):
-            item = dict(zip(("name", "date", "kind"), item))
-        if not isinstance(item, dict) or "date" not in item:
-            raise ConfigError(f"Intervention {i + 1} must give a date, e.g. "
-                              "{name = \"takeover\", date = \"2021-08-01\", kind = \"step\"}. Got "
-                              f"{item!r} instead.")
-        unknown = set(item) - {"name", "date", "kind"}
-        if unknown:
-            raise ConfigError(f"Intervention {i + 1} has unknown key(s) {', '.join(sorted(unknown))}; "
-                              "allowed: name, date, kind.")
-        kind = item.get("kind", "step")
-        if kind not in INTERVENTION_KINDS:
-            raise ConfigError(f"Intervention kind must be one of {', '.join(INTERVENTION_KINDS)}. Got '{kind}'.")
-        try:
-            date = pd.Timestamp(item["date"])
-        except (ValueError, TypeError):
-            raise ConfigError(f"Intervention {i + 1} has an unreadable date {item['date']!r}; "
-                              "use YYYY-MM-DD.") from None
-        name = item.get("name") or f"{kind}_{date.date()}"
-        out.append(Intervention(str(name), date, kind))
-    names = [iv.name for iv in out]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"Intervention names must be unique. Got {', '.join(names)}.")
-    return tuple(out)
-
-
-def valid_interventions(value: Any) -> bool:
-    try:
-        parse_interventions(value)
-    except (ConfigError, TypeError):
-        return False
-    return True
+from forecast.models._interventions import (  # noqa: F401 (re-exported: callers import them from here)
+    INTERVENTION_KINDS,
+    Intervention,
+    parse_interventions,
+    valid_interventions,
+)
 
 
 @dataclass(frozen=True)
