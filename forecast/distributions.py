@@ -21,7 +21,8 @@ so NB2 tends to the Poisson without cancellation.
 
 **Parametric form.** ``components = (w, mu, alpha, pi)``, four ``(C, n_rows)`` arrays.
 Poisson/NB/ZI forecasts have ``C = 1, w = 1``; empirical ones (samples, dense pmf)
-``C = 0``; a mixture stacks its members' components with weights multiplied, so rows
+``C = 0``; path mixtures (:meth:`CountForecast.from_path_means`) ``C = 1`` with ``w = 1``
+on rows whose paths share one law and ``w = 0`` on the others; a mixture stacks its members' components with weights multiplied, so rows
 pooling an empirical member have :math:`\sum_c w_c < 1`. Beyond ``K``
 
 .. math:: F(k) = F(K) + \sum_c w_c\,[S_c(K) - S_c(k)], \qquad S_c(k) = P_c(Y>k),
@@ -55,6 +56,7 @@ from forecast._fcrows import (  # noqa: F401 (K_CAP_MIN, K_CAP_MAX: re-exported)
     samples_pmf,
     stack,
 )
+from forecast._pathpmf import path_forecast
 from forecast.numerics import comp_logpmf, comp_sf, nb_pmf_grid, nb_sf, needed_k, search_beyond
 
 TAIL_TOL = 1e-6         # K: smallest k leaving P(Y > k) < TAIL_TOL on every row
@@ -65,14 +67,14 @@ class CountForecast:
     """Predictive count distribution for many forecast rows.
 
     Build one with :meth:`poisson`, :meth:`negbin`, :meth:`zero_inflated`,
-    :meth:`from_samples`, :meth:`from_pmf`, :meth:`mixture` or :meth:`concat`;
+    :meth:`from_samples`, :meth:`from_path_means`, :meth:`from_pmf`, :meth:`mixture` or :meth:`concat`;
     ``__init__`` takes already-checked arrays and serves those constructors.
 
     Attributes
     ----------
     index : DataFrame with ``unique_id, ds, h`` (optionally ``cutoff``), RangeIndex.
     model : model name shown by :meth:`to_frame`.
-    family : ``poisson, negbin, zip, zinb, samples, pmf, mixture`` or ``mixed``.
+    family : ``poisson, negbin, zip, zinb, samples, pathmix, pmf, mixture`` or ``mixed``.
     n_rows, K : number of rows; the dense support is ``0..K``.
     pmf : (n_rows, K+1) float64 :math:`P(Y=k)`; rows sum to ``1 - tail``. Read-only.
     tail : (n_rows,) :math:`P(Y>K)`; below ``TAIL_TOL`` unless ``K`` hit its cap.
@@ -145,6 +147,21 @@ class CountForecast:
         kept = paths.view()
         kept.flags.writeable = False  # a read-only view: the caller's array keeps its flags
         return cls(index, model, pmf, tail, _no_components(len(index)), mean, var, kept, family="samples")
+
+    @classmethod
+    def from_path_means(cls, index, mu_paths, *, alpha=0.0, pi=0.0, paths=None, model: str,
+                        history_max: float | None = None) -> CountForecast:
+        """Simulated paths, each row the average of the paths' conditional laws (Rao-Blackwellised).
+
+        Row ``i`` is :math:`\\frac1P\\sum_p` (ZI)NB2(``mu_paths[i, p]``, ``alpha``, ``pi``), so
+        every count has positive probability (:mod:`forecast._pathpmf`); ``alpha``, ``pi``
+        scalar, per row or (rows, P). ``K`` as for the parametric families, ``tail`` exact.
+        Rows whose paths share one law keep it as their parametric form, the others have none.
+        ``paths`` (n_series, horizon, P), the joint draws, are kept as in :meth:`from_samples`.
+        """
+        index = _check_index(index)
+        arrays = path_forecast(index, mu_paths, alpha, pi, paths, _cap(history_max), TAIL_TOL)
+        return cls(index, model, *arrays, family="pathmix")
 
     @classmethod
     def from_pmf(cls, index, pmf, *, model: str, tail=None) -> CountForecast:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from forecast.exceptions import ConfigError
 from forecast.models.design import DesignSpec, build_design
+from forecast.models.results import SeriesForecast
 
 
 class _BatchRows:
@@ -29,6 +30,15 @@ def _draw(rng: np.random.Generator, mu: np.ndarray, alpha: float) -> np.ndarray:
     if alpha > 0:
         mu = rng.gamma(1.0 / alpha, alpha * mu)  # mean mu, variance alpha mu^2
     return rng.poisson(mu)
+
+
+def pathmix(paths: np.ndarray, mus: np.ndarray, alpha: float | None = 0.0, pi: float | None = None
+            ) -> SeriesForecast:
+    """Simulated paths (h, n_paths) with the mean each count was drawn with: each step's pmf is
+    the average of the paths' conditional (ZI)NB2 laws (``CountForecast.from_path_means``)."""
+    h = len(mus)
+    return SeriesForecast("pathmix", paths=paths, path_mu=mus, alpha=np.full(h, 0.0 if alpha is None else float(alpha)),
+                          pi=None if pi is None else np.full(h, float(pi)))
 
 
 def _named_columns(message: str, names: list[str]) -> str:

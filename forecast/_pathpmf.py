@@ -1,0 +1,185 @@
+r"""The predictive pmf of simulated paths, Rao-Blackwellised (``CountForecast.from_path_means``).
+
+A model with lags forecasts step ``h`` by simulating paths: on path ``p`` the count
+:math:`Y_h` is drawn from a (zero-inflated) NB2 with conditional mean :math:`\mu_h^{(p)}`,
+which depends on the path's own earlier draws. The histogram of the draws gives
+probability 0 to every count no path happened to draw; the average of the conditional
+laws
+
+.. math:: p(y) = \frac1P \sum_p f(y \mid \mu^{(p)}, \alpha^{(p)}, \pi^{(p)})
+
+estimates the same predictive distribution with full support and lower Monte-Carlo
+variance (Rao-Blackwell: it is the conditional expectation of the histogram given the
+paths' means). Its moments are exact mixture moments: mean :math:`\bar m`,
+:math:`m_p = (1-\pi_p)\mu_p`, and variance
+:math:`\frac1P\sum_p (1-\pi_p)\mu_p(1+\alpha_p\mu_p+\pi_p\mu_p) + \frac1P\sum_p (m_p-\bar m)^2`.
+
+**Cost.** Paths that share their conditional law (at ``h = 2`` with one lag the mean
+depends only on the count drawn at ``h = 1``, so a handful of values among 1000 paths) are
+merged first, each distinct law weighted by its number of paths; the pmf is then one grid
+per distinct law, built in row-aligned blocks so temporaries stay near 32 MB whatever
+``rows x K x paths`` is. Every row's sums run over its own laws in a fixed (sorted) order,
+so a row's numbers do not depend on which other rows share the call (batching, jobs).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from forecast._fcrows import _no_components, samples_pmf
+from forecast.numerics import _LOG_TINY, log1p_ratio, nb_pmf_grid, nb_sf, needed_k
+
+_CELLS = 1 << 22        # grid cells (atoms x (K+1)) per pass: 32 MB of float64
+_ROWS = 1 << 12         # rows deduplicated at a time
+_B = 64                 # atoms per block (fixed: a row's sums must not depend on K or the call)
+
+
+def _per_path(value, n: int, P: int, name: str, upper: float) -> np.ndarray:
+    """``value`` (scalar, (n,) or (n, P)) as a read-only (n, P) view, checked."""
+    a = np.asarray(value, dtype=float)
+    if a.ndim == 1:
+        a = a[:, None]
+    try:
+        a = np.broadcast_to(a, (n, P))
+    except ValueError:
+        raise ValueError(f"'{name}' must be a scalar, ({n},) or ({n}, {P}); got shape {np.shape(value)}.") from None
+    bad = ~(np.isfinite(a) & (a >= 0) & (a <= upper))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"'{name}' must be finite and in [0, {upper}]; {int(bad.sum())} value(s) fail "
+                         f"(first: row {r}, path {c}, value {a[r, c]!r}).")
+    return a
+
+
+def _atoms(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, per_path: bool) -> tuple:
+    """Distinct conditional laws of rows ``mu`` (m, P): (row, mu, alpha, pi, weight), sorted by row.
+
+    With one alpha and pi per row, paths of equal mean are merged (weight = share of paths);
+    with per-path alpha or pi every path is its own law (weight 1/P).
+    """
+    m, P = mu.shape
+    if per_path:
+        rows = np.repeat(np.arange(m), P)
+        return rows, mu.ravel(), alpha.ravel(), pi.ravel(), np.full(m * P, 1.0 / P)
+    ms = np.sort(mu, axis=1)
+    new = np.ones((m, P), dtype=bool)
+    new[:, 1:] = ms[:, 1:] != ms[:, :-1]
+    pos = np.flatnonzero(new.ravel())
+    rows = pos // P
+    # each row starts a new law, so the next law's position also ends the last law of a row
+    count = np.diff(np.append(pos, m * P))
+    return rows, ms.ravel()[pos], alpha[rows, 0], pi[rows, 0], count / P
+
+
+def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float) -> tuple:
+    """``(pmf, tail, mean, var, single)`` of the path mixture; see the module docstring.
+
+    ``mu_paths`` (n, P) conditional means; ``alpha``, ``pi`` scalar, (n,) or (n, P).
+    ``K`` is the smallest value leaving every path's own tail below ``tail_tol``
+    (so the mixture's too), at most ``cap``; the tail is the exact mixture of the
+    paths' survival functions at ``K``. ``single`` (n,) marks rows whose paths all share
+    one law (a deterministic step such as ``h = 1``).
+    """
+    mu = np.asarray(mu_paths, dtype=float)
+    if mu.ndim != 2 or mu.shape[1] < 1:
+        raise ValueError(f"mu_paths must be a float array (rows, n_paths); got shape {mu.shape}.")
+    n, P = mu.shape
+    mu = _per_path(mu, n, P, "mu_paths", np.inf)
+    alpha, pi = _per_path(alpha, n, P, "alpha", np.inf), _per_path(pi, n, P, "pi", 1.0)
+    per_path = bool((np.ptp(alpha, axis=1) > 0).any() or (np.ptp(pi, axis=1) > 0).any()) if n else False
+    parts = [_atoms(mu[s], alpha[s], pi[s], per_path) for s in (slice(i, i + _ROWS) for i in range(0, n, _ROWS))]
+    rows = np.concatenate([p[0] + i * _ROWS for i, p in enumerate(parts)]) if parts else np.empty(0, np.intp)
+    a_mu, a_alpha, a_pi, a_w = (np.concatenate([p[j] for p in parts]) if parts else np.empty(0)
+                                for j in range(1, 5))
+    starts = np.searchsorted(rows, np.arange(n + 1))  # atoms of row r: starts[r]:starts[r + 1]
+    # NB2 and ZI laws grow stochastically with mu at fixed alpha, pi: a row's largest mean sets its K
+    top = np.arange(a_mu.size) if per_path else np.maximum(starts[1:] - 1, 0)
+    K = needed_k(a_mu[top], a_alpha[top], a_pi[top], cap, tail_tol) if a_mu.size else 0
+    pmf = _mixture_grid(rows, starts, a_mu, a_alpha, a_pi, a_w, K, per_path)
+    tail = np.bincount(rows, a_w * (1 - a_pi) * nb_sf(np.full(a_mu.size, float(K)), a_mu, a_alpha), minlength=n)
+    m = (1 - pi) * mu
+    mean = m.mean(axis=1)
+    var = ((1 - pi) * mu * (1 + alpha * mu + pi * mu)).mean(axis=1) + m.var(axis=1)
+    return pmf, tail, mean, var, np.diff(starts) == 1
+
+
+def _mixture_grid(rows, starts, mu, alpha, pi, w, K: int, per_path: bool) -> np.ndarray:
+    r"""Sum of ``w (ZI)NB2(mu, alpha, pi)`` pmfs on 0..K per row, (n, K+1).
+
+    Atoms go in blocks of ``_B`` of one row (zero-weight padding), whatever ``K`` or the
+    other rows: each block is a cumulative product of the ratios
+    :math:`f(k)/f(k-1) = c\,g(k)`, :math:`c = \mu/(1+\alpha\mu)`,
+    :math:`g(k) = (1+\alpha(k-1))/k`, started at :math:`w(1-\pi)f(0)` and summed over its
+    atoms; block sums are added into their row in order, so a row's numbers never depend
+    on the call. Atoms whose start underflows (means above ~700) are done in log space.
+    """
+    n = starts.size - 1
+    k = np.arange(1, K + 1, dtype=float)
+    pmf = np.zeros((n, K + 1))
+    if not mu.size:
+        return pmf
+    with np.errstate(divide="ignore"):
+        lead = np.log(w) + np.log1p(-pi) - mu * log1p_ratio(alpha * mu)  # log w (1 - pi) f(0)
+    low = lead < _LOG_TINY
+    # atom j of row r goes to block (r's first block + j // _B), slot j % _B
+    nblk = -(-np.diff(starts) // _B)
+    first = np.concatenate([[0], np.cumsum(nblk)])
+    j = np.arange(mu.size) - starts[rows]
+    blk, slot = first[rows] + j // _B, j % _B
+    blk_row = np.repeat(np.arange(n), nblk)
+    per = max(1, _CELLS // (_B * (K + 1)))
+    for b0 in range(0, blk_row.size, per):
+        b1 = min(b0 + per, blk_row.size)
+        sel = np.arange(np.searchsorted(blk, b0), np.searchsorted(blk, b1))  # blk ascends with the atoms
+        ok = sel[~low[sel]]
+        bi, si = blk[ok] - b0, slot[ok]
+        f = np.zeros((b1 - b0, _B, K + 1))
+        c = np.zeros((b1 - b0, _B))
+        c[bi, si] = mu[ok] / (1 + alpha[ok] * mu[ok])
+        if per_path:
+            a = np.zeros((b1 - b0, _B))
+            a[bi, si] = alpha[ok]
+            np.multiply(a[:, :, None], k - 1, out=f[:, :, 1:])
+            f[:, :, 1:] += 1
+            f[:, :, 1:] *= c[:, :, None]
+            f[:, :, 1:] /= k
+        else:  # one alpha per row, hence per block: g(k) once per block
+            g = (1 + alpha[starts[blk_row[b0:b1]]][:, None] * (k - 1)) / k
+            np.multiply(c[:, :, None], g[:, None, :], out=f[:, :, 1:])
+        f[bi, si, 0] = np.exp(lead[ok])
+        np.cumprod(f, axis=2, out=f)
+        for i in sel[low[sel]]:  # rare: log space, one atom at a time
+            f[blk[i] - b0, slot[i]] = w[i] * (1 - pi[i]) * nb_pmf_grid(mu[i:i + 1], alpha[i:i + 1], K,
+                                                                       uniform=False)[0]
+        f[blk[sel] - b0, slot[sel], 0] += w[sel] * pi[sel]
+        sums = f.sum(axis=1)
+        for i in range(b1 - b0):
+            pmf[blk_row[b0 + i]] += sums[i]
+    return pmf
+
+
+def path_forecast(index, mu_paths, alpha, pi, paths, cap: int, tail_tol: float) -> tuple:
+    """``(pmf, tail, components, mean, var, paths)`` of ``CountForecast.from_path_means``."""
+    n = len(index)
+    if np.shape(mu_paths)[:1] != (n,):
+        raise ValueError(f"mu_paths must have one row per index row ({n}); got shape {np.shape(mu_paths)}.")
+    pmf, tail, mean, var, single = path_mixture(mu_paths, alpha, pi, cap, tail_tol)
+    kept = None
+    if paths is not None:
+        kept = np.asarray(paths).view()  # a read-only view: the caller's array keeps its flags
+        if kept.ndim != 3 or kept.shape[2] != np.shape(mu_paths)[1]:
+            raise ValueError(f"paths must be (n_series, horizon, {np.shape(mu_paths)[1]}); got {kept.shape}.")
+        samples_pmf(index, kept[..., :1], 0)  # the shape and row-order checks of from_samples
+        kept.flags.writeable = False
+    return pmf, tail, _single_components(mu_paths, alpha, pi, single), mean, var, kept
+
+
+def _single_components(mu_paths, alpha, pi, single: np.ndarray) -> tuple:
+    """One component, weight 1 on the rows whose paths share one law (``single``) and
+    zero-weight padding elsewhere (as ``concat`` pads); none when no row is single."""
+    n = single.size
+    if not single.any():
+        return _no_components(n)
+    shape = np.shape(mu_paths)
+    first = [np.broadcast_to(np.asarray(v, dtype=float).reshape(-1, 1) if np.ndim(v) == 1
+                             else np.asarray(v, dtype=float), shape)[:, 0] for v in (mu_paths, alpha, pi)]
+    return tuple(np.where(single, a, 0.0)[None, :] for a in (np.ones(n), *first))
