@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecast._fcrows import _no_components, samples_pmf
+from forecast._fcrows import samples_pmf
 from forecast.numerics import _LOG_TINY, log1p_ratio, nb_pmf_grid, nb_sf, needed_k
 
 _CELLS = 1 << 22        # grid cells (atoms x (K+1)) per pass: 32 MB of float64
 _ROWS = 1 << 12         # rows deduplicated at a time
+_TOP = 8                # laws per row kept as the parametric form beyond K
 _B = 64                 # atoms per block (fixed: a row's sums must not depend on K or the call)
 
 
@@ -71,13 +72,15 @@ def _atoms(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, per_path: bool) ->
 
 
 def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float) -> tuple:
-    """``(pmf, tail, mean, var, single)`` of the path mixture; see the module docstring.
+    """``(pmf, tail, comps, mean, var)`` of the path mixture; see the module docstring.
 
     ``mu_paths`` (n, P) conditional means; ``alpha``, ``pi`` scalar, (n,) or (n, P).
     ``K`` is the smallest value leaving every path's own tail below ``tail_tol``
     (so the mixture's too), at most ``cap``; the tail is the exact mixture of the
-    paths' survival functions at ``K``. ``single`` (n,) marks rows whose paths all share
-    one law (a deterministic step such as ``h = 1``).
+    paths' survival functions at ``K``. ``comps`` (C <= ``_TOP`` components) are the
+    row's laws with the most mass beyond ``K``, weighted by their share of paths: the
+    exact law where a row has at most ``_TOP`` distinct ones (a deterministic step such
+    as ``h = 1`` has one), else a lower bound beyond ``K`` (the rest sits at ``K + 1``).
     """
     mu = np.asarray(mu_paths, dtype=float)
     if mu.ndim != 2 or mu.shape[1] < 1:
@@ -95,11 +98,22 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float) -> tuple:
     top = np.arange(a_mu.size) if per_path else np.maximum(starts[1:] - 1, 0)
     K = needed_k(a_mu[top], a_alpha[top], a_pi[top], cap, tail_tol) if a_mu.size else 0
     pmf = _mixture_grid(rows, starts, a_mu, a_alpha, a_pi, a_w, K, per_path)
-    tail = np.bincount(rows, a_w * (1 - a_pi) * nb_sf(np.full(a_mu.size, float(K)), a_mu, a_alpha), minlength=n)
-    m = (1 - pi) * mu
-    mean = m.mean(axis=1)
-    var = ((1 - pi) * mu * (1 + alpha * mu + pi * mu)).mean(axis=1) + m.var(axis=1)
-    return pmf, tail, mean, var, np.diff(starts) == 1
+    beyond = a_w * (1 - a_pi) * nb_sf(np.full(a_mu.size, float(K)), a_mu, a_alpha)
+    tail = np.bincount(rows, beyond, minlength=n)
+    # the parametric form beyond K: each row's laws holding the most mass there (all of them
+    # when a row has at most _TOP, e.g. a deterministic step), so far outcomes keep a probability
+    order = np.lexsort((-beyond, rows))
+    rank = np.arange(order.size) - starts[rows[order]]
+    top = order[rank < _TOP]
+    C = int(min(_TOP, np.diff(starts).max(initial=0)))
+    comps = tuple(np.zeros((C, n)) for _ in range(4))
+    for arr, v in zip(comps, (a_w, a_mu, a_alpha, a_pi)):
+        arr[rank[rank < _TOP], rows[top]] = v[top]
+    m, v = (1 - pi) * mu, (1 - pi) * mu * (1 + alpha * mu + pi * mu)
+    one = np.diff(starts) == 1  # one law: its own moments, not an average of P equal numbers
+    mean = np.where(one, m[:, 0], m.mean(axis=1))
+    var = np.where(one, v[:, 0], v.mean(axis=1) + m.var(axis=1))
+    return pmf, tail, comps, mean, var
 
 
 def _mixture_grid(rows, starts, mu, alpha, pi, w, K: int, per_path: bool) -> np.ndarray:
@@ -162,7 +176,7 @@ def path_forecast(index, mu_paths, alpha, pi, paths, cap: int, tail_tol: float) 
     n = len(index)
     if np.shape(mu_paths)[:1] != (n,):
         raise ValueError(f"mu_paths must have one row per index row ({n}); got shape {np.shape(mu_paths)}.")
-    pmf, tail, mean, var, single = path_mixture(mu_paths, alpha, pi, cap, tail_tol)
+    pmf, tail, comps, mean, var = path_mixture(mu_paths, alpha, pi, cap, tail_tol)
     kept = None
     if paths is not None:
         kept = np.asarray(paths).view()  # a read-only view: the caller's array keeps its flags
@@ -170,16 +184,4 @@ def path_forecast(index, mu_paths, alpha, pi, paths, cap: int, tail_tol: float) 
             raise ValueError(f"paths must be (n_series, horizon, {np.shape(mu_paths)[1]}); got {kept.shape}.")
         samples_pmf(index, kept[..., :1], 0)  # the shape and row-order checks of from_samples
         kept.flags.writeable = False
-    return pmf, tail, _single_components(mu_paths, alpha, pi, single), mean, var, kept
-
-
-def _single_components(mu_paths, alpha, pi, single: np.ndarray) -> tuple:
-    """One component, weight 1 on the rows whose paths share one law (``single``) and
-    zero-weight padding elsewhere (as ``concat`` pads); none when no row is single."""
-    n = single.size
-    if not single.any():
-        return _no_components(n)
-    shape = np.shape(mu_paths)
-    first = [np.broadcast_to(np.asarray(v, dtype=float).reshape(-1, 1) if np.ndim(v) == 1
-                             else np.asarray(v, dtype=float), shape)[:, 0] for v in (mu_paths, alpha, pi)]
-    return tuple(np.where(single, a, 0.0)[None, :] for a in (np.ones(n), *first))
+    return pmf, tail, comps, mean, var, kept

@@ -21,9 +21,10 @@ so NB2 tends to the Poisson without cancellation.
 
 **Parametric form.** ``components = (w, mu, alpha, pi)``, four ``(C, n_rows)`` arrays.
 Poisson/NB/ZI forecasts have ``C = 1, w = 1``; empirical ones (samples, dense pmf)
-``C = 0``; path mixtures (:meth:`CountForecast.from_path_means`) ``C = 1`` with ``w = 1``
-on rows whose paths share one law and ``w = 0`` on the others; a mixture stacks its members' components with weights multiplied, so rows
-pooling an empirical member have :math:`\sum_c w_c < 1`. Beyond ``K``
+``C = 0``; path mixtures (:meth:`CountForecast.from_path_means`) up to 8 of a row's laws,
+weighted by their share of paths (so :math:`\sum_c w_c < 1` with more laws); a mixture
+stacks its members' components with weights multiplied, so rows pooling an empirical
+member have :math:`\sum_c w_c < 1`. Beyond ``K``
 
 .. math:: F(k) = F(K) + \sum_c w_c\,[S_c(K) - S_c(k)], \qquad S_c(k) = P_c(Y>k),
 
@@ -52,6 +53,7 @@ from forecast._fcrows import (  # noqa: F401 (K_CAP_MIN, K_CAP_MAX: re-exported)
     _no_components,
     _param,
     checked_pmf,
+    padded,
     pool,
     samples_pmf,
     stack,
@@ -156,7 +158,7 @@ class CountForecast:
         Row ``i`` is :math:`\\frac1P\\sum_p` (ZI)NB2(``mu_paths[i, p]``, ``alpha``, ``pi``), so
         every count has positive probability (:mod:`forecast._pathpmf`); ``alpha``, ``pi``
         scalar, per row or (rows, P). ``K`` as for the parametric families, ``tail`` exact.
-        Rows whose paths share one law keep it as their parametric form, the others have none.
+        Up to 8 laws per row (those with the most mass beyond ``K``) are the parametric form.
         ``paths`` (n_series, horizon, P), the joint draws, are kept as in :meth:`from_samples`.
         """
         index = _check_index(index)
@@ -394,14 +396,4 @@ class CountForecast:
 
     def _padded(self, K: int, sl: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """(pmf on 0..K, tail beyond K) of rows ``sl``, K >= self.K, extended by the parametric form."""
-        if K == self.K:
-            return self.pmf[sl], self.tail[sl]
-        rows, k0 = np.arange(self.n_rows)[sl], self.K + 1
-        p = np.zeros((rows.size, K + 1))
-        p[:, :k0] = self.pmf[sl]
-        comps = self._comp(rows)
-        for w, mu, alpha, pi in zip(*comps):
-            p[:, k0:] += (w * (1 - pi))[:, None] * nb_pmf_grid(mu, alpha, K)[:, k0:]
-        return p, self._tail_np(rows, comps) + comp_sf(K, comps).sum(axis=0)
-
-
+        return padded(self, K, sl)

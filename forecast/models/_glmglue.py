@@ -1,5 +1,6 @@
 """Small pieces the GLM specs (:mod:`forecast.models.glm`) share: batched results as
-floats, NB2 draws, solver messages in term names, and the future frame's check."""
+floats, NB2 draws and batched path simulation, simulated forecasts as path mixtures,
+solver messages in term names, and the future frame's check."""
 from __future__ import annotations
 
 import re
@@ -8,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
-from forecast.models.design import DesignSpec, build_design
+from forecast.models.design import DesignSpec, build_design, capped_mean
 from forecast.models.results import SeriesForecast
+from forecast.models.streams import series_rng
 
 
 class _BatchRows:
@@ -87,3 +89,24 @@ def start_history(s, n_back: int) -> np.ndarray:
     k = min(n_back, len(y))
     out[n_back - k:] = np.where(obs[len(y) - k:], y[len(y) - k:], fill)
     return out
+
+
+def simulate_many(eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], group: list, alpha: np.ndarray,
+                  caps: np.ndarray, seed: int, n_paths: int) -> tuple[np.ndarray, np.ndarray]:
+    """The GLM's per-series path simulation for S series at once: paths and the mean each
+    count was drawn with, both (S, h, n_paths). Means are computed for all series together;
+    each series draws from its own stream, in the per-series order (same draws)."""
+    S, h = eta.shape
+    L = max(lags)
+    rngs = [series_rng(seed, s.uid, s.ds_values[-1]) for s in group]
+    hist = np.empty((S, n_paths, L + h))
+    mus = np.empty((S, h, n_paths))
+    hist[:, :, :L] = np.stack([s.y[-L:] for s in group])[:, None, :]
+    for j in range(h):
+        lagv = np.stack([np.log1p(hist[:, :, L + j - k]) for k in lags], axis=-1)  # (S, P, n_lags)
+        mu = np.exp(eta[:, j, None] + np.matmul(lagv, gamma[:, :, None])[:, :, 0])
+        for i, rng in enumerate(rngs):
+            m = mu[i] if np.all(mu[i] <= caps[i]) else capped_mean(mu[i], caps[i], group[i].uid)
+            mus[i, j] = m
+            hist[i, :, L + j] = _draw(rng, m, alpha[i])
+    return hist[:, :, L:].transpose(0, 2, 1).astype(np.int64), mus

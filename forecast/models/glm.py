@@ -32,12 +32,12 @@ import pandas as pd
 
 from forecast.models._glmbatch import fit_batch
 from forecast.models._glmglue import (_BatchRows, _check_future, _draw, _named_columns, in_sample_eta, pathmix,
-                                      start_history)
+                                      simulate_many, start_history)
 from forecast.models._missing import lag_window
 from forecast.models._trend import EXTRAPOLATION_NOTE
 from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param, Series, SeriesFit,
-                                  SeriesForecast, batching, non_negative, positive_int, series_rng)
+                                  SeriesForecast, batching, non_negative, positive_int)
 from forecast.models.baselines import Climatology, Zero
 from forecast.models.design import (
     MEAN_CAP_FACTOR,
@@ -265,7 +265,8 @@ class _LogLinearGLM(ModelSpec):
             caps = np.array([MEAN_CAP_FACTOR * max(int(s.y.max(initial=0)), 1) for s in group])
             eta = B @ X.T + offset  # (S, h); lag columns are 0 here
             if dspec.lags and h > 1:
-                paths, mus = self._simulate_many(eta, B[:, list(lag_cols)], dspec.lags, group, alpha, caps, seed)
+                paths, mus = simulate_many(eta, B[:, list(lag_cols)], dspec.lags, group, alpha, caps, seed,
+                                           self.n_paths)
                 for j, i in enumerate(idx):
                     out[i] = pathmix(paths[j], mus[j], alpha[j])
                 continue
@@ -278,25 +279,6 @@ class _LogLinearGLM(ModelSpec):
                 out[i] = (SeriesForecast("negbin", mu=m, alpha=np.full(h, alpha[j])) if self.family == "negbin"
                           else SeriesForecast("poisson", mu=m))
         return out
-
-    def _simulate_many(self, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], group: list[Series],
-                       alpha: np.ndarray, caps: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_simulate` for S series at once: paths and means (S, h, n_paths). Means are computed
-        for all series together; each series draws from its own stream, in the per-series order."""
-        S, h = eta.shape
-        L = max(lags)
-        rngs = [series_rng(seed, s.uid, s.ds_values[-1]) for s in group]
-        hist = np.empty((S, self.n_paths, L + h))
-        mus = np.empty((S, h, self.n_paths))
-        hist[:, :, :L] = np.stack([s.y[-L:] for s in group])[:, None, :]
-        for j in range(h):
-            lagv = np.stack([np.log1p(hist[:, :, L + j - k]) for k in lags], axis=-1)  # (S, P, n_lags)
-            mu = np.exp(eta[:, j, None] + np.matmul(lagv, gamma[:, :, None])[:, :, 0])
-            for i, rng in enumerate(rngs):
-                m = mu[i] if np.all(mu[i] <= caps[i]) else capped_mean(mu[i], caps[i], group[i].uid)
-                mus[i, j] = m
-                hist[i, :, L + j] = _draw(rng, m, alpha[i])
-        return hist[:, :, L:].transpose(0, 2, 1).astype(np.int64), mus
 
     def _simulate(self, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], s: Series, alpha: float,
                   cap: float, rng: np.random.Generator, pre: np.ndarray | None = None
