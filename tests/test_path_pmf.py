@@ -174,6 +174,24 @@ def test_glm_first_step_is_the_exact_negbin(ar_series):
     assert six.logpmf_at(y)[0] == one.logpmf_at(y[:1])[0]
 
 
+def test_batched_and_per_series_forecasts_agree(ar_series):
+    from forecast.models.ladder import batched_engine
+
+    two = pd.concat([ar_series, ar_series.assign(unique_id="b", y=ar_series["y"][::-1].to_numpy())])
+    spec = NegBinGLM(seasonality="fourier", fourier_k=1, lags=(1,), n_paths=300)
+    with batched_engine(True):
+        fitted = spec.fit(two)
+        batched = fitted.forecast(4, seed=2)
+    with batched_engine(False):
+        single = fitted.forecast(4, seed=2)
+    assert batched.family == single.family == "pathmix" and batched.K == single.K
+    np.testing.assert_array_equal(batched.paths, single.paths)  # the same draws
+    # the same laws, up to the rounding of the batched linear predictor (x'b summed in another order)
+    for a, b in [(batched.pmf, single.pmf), (batched.tail, single.tail), (batched.mean, single.mean),
+                 *zip(batched.components, single.components)]:
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-300)
+
+
 @pytest.mark.parametrize("model", ["ingarch", "zinb"])
 def test_other_simulating_models_have_no_impossible_counts(model, ar_series):
     from forecast.combine import load_model
