@@ -222,3 +222,15 @@ def test_guard_caps_and_floors_path_means():
     np.testing.assert_array_equal(capped.path_mu, [[1e-9, 2e-9, 0.0], [60, 65, 65]])
     np.testing.assert_array_equal(capped.paths, [[0, 0, 0], [50, 65, 65]])
     assert floor_forecast(sf, 1e-12) == (sf, False) and cap_forecast(sf, 100.0) == (sf, False)
+
+
+def test_support_bisection_follows_the_parametric_rule():
+    from forecast.numerics import needed_k
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        n = int(rng.integers(1, 30))
+        mu, alpha = rng.gamma(1.0, 30.0, n), rng.choice([0.0, 0.05, 0.5, 2.0], n)
+        pi = rng.choice([0.0, 0.3], n)
+        for cap in (200, 5000):
+            assert pathpmf._support(mu, alpha, pi, cap, 1e-6) == needed_k(mu, alpha, pi, cap, 1e-6)
