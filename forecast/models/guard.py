@@ -149,8 +149,8 @@ def cap_forecast(sf: SeriesForecast, cap: float) -> tuple[SeriesForecast, bool]:
     """The forecast with its means held at ``cap`` or below; whether anything was capped.
 
     Parametric families cap ``mu``; simulated paths (and their conditional means) are
-    clipped at ``cap`` in the periods whose path mean exceeds it; a dense pmf (ARIMA, empirical) already has its support
-    capped below ``cap`` by construction.
+    clipped at ``cap`` in the periods whose path mean exceeds it; a dense pmf (ARIMA,
+    empirical) already has its support capped below ``cap`` by construction.
     """
     if sf.mu is not None:
         mu = np.asarray(sf.mu, dtype=float)
