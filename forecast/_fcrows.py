@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecast.numerics import comp_sf, nb_pmf_grid
+
 K_CAP_MIN = 200         # K <= max(K_CAP_MIN, 10 * history_max)
 K_CAP_MAX = 100_000     # and never above this, whatever the history
 
@@ -54,6 +56,19 @@ def _fraction(level: float) -> float:
 
 def _no_components(n: int) -> tuple:
     return tuple(np.empty((0, n)) for _ in range(4))
+
+
+def padded(f, K: int, sl: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """(pmf on 0..K, tail beyond K) of rows ``sl`` of forecast ``f``, K >= f.K, extended by the parametric form."""
+    if K == f.K:
+        return f.pmf[sl], f.tail[sl]
+    rows, k0 = np.arange(f.n_rows)[sl], f.K + 1
+    p = np.zeros((rows.size, K + 1))
+    p[:, :k0] = f.pmf[sl]
+    comps = f._comp(rows)
+    for w, mu, alpha, pi in zip(*comps):
+        p[:, k0:] += (w * (1 - pi))[:, None] * nb_pmf_grid(mu, alpha, K)[:, k0:]
+    return p, f._tail_np(rows, comps) + comp_sf(K, comps).sum(axis=0)
 
 
 def _mixture_paths(members: list[CountForecast], w: np.ndarray) -> np.ndarray | None:

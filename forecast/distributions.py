@@ -21,8 +21,10 @@ so NB2 tends to the Poisson without cancellation.
 
 **Parametric form.** ``components = (w, mu, alpha, pi)``, four ``(C, n_rows)`` arrays.
 Poisson/NB/ZI forecasts have ``C = 1, w = 1``; empirical ones (samples, dense pmf)
-``C = 0``; a mixture stacks its members' components with weights multiplied, so rows
-pooling an empirical member have :math:`\sum_c w_c < 1`. Beyond ``K``
+``C = 0``; path mixtures (:meth:`CountForecast.from_path_means`) up to 8 of a row's laws,
+weighted by their share of paths (so :math:`\sum_c w_c < 1` with more laws); a mixture
+stacks its members' components with weights multiplied, so rows pooling an empirical
+member have :math:`\sum_c w_c < 1`. Beyond ``K``
 
 .. math:: F(k) = F(K) + \sum_c w_c\,[S_c(K) - S_c(k)], \qquad S_c(k) = P_c(Y>k),
 
@@ -51,10 +53,12 @@ from forecast._fcrows import (  # noqa: F401 (K_CAP_MIN, K_CAP_MAX: re-exported)
     _no_components,
     _param,
     checked_pmf,
+    padded,
     pool,
     samples_pmf,
     stack,
 )
+from forecast._pathpmf import path_forecast
 from forecast.numerics import comp_logpmf, comp_sf, nb_pmf_grid, nb_sf, needed_k, search_beyond
 
 TAIL_TOL = 1e-6         # K: smallest k leaving P(Y > k) < TAIL_TOL on every row
@@ -65,14 +69,14 @@ class CountForecast:
     """Predictive count distribution for many forecast rows.
 
     Build one with :meth:`poisson`, :meth:`negbin`, :meth:`zero_inflated`,
-    :meth:`from_samples`, :meth:`from_pmf`, :meth:`mixture` or :meth:`concat`;
+    :meth:`from_samples`, :meth:`from_path_means`, :meth:`from_pmf`, :meth:`mixture` or :meth:`concat`;
     ``__init__`` takes already-checked arrays and serves those constructors.
 
     Attributes
     ----------
     index : DataFrame with ``unique_id, ds, h`` (optionally ``cutoff``), RangeIndex.
     model : model name shown by :meth:`to_frame`.
-    family : ``poisson, negbin, zip, zinb, samples, pmf, mixture`` or ``mixed``.
+    family : ``poisson, negbin, zip, zinb, samples, pathmix, pmf, mixture`` or ``mixed``.
     n_rows, K : number of rows; the dense support is ``0..K``.
     pmf : (n_rows, K+1) float64 :math:`P(Y=k)`; rows sum to ``1 - tail``. Read-only.
     tail : (n_rows,) :math:`P(Y>K)`; below ``TAIL_TOL`` unless ``K`` hit its cap.
@@ -145,6 +149,21 @@ class CountForecast:
         kept = paths.view()
         kept.flags.writeable = False  # a read-only view: the caller's array keeps its flags
         return cls(index, model, pmf, tail, _no_components(len(index)), mean, var, kept, family="samples")
+
+    @classmethod
+    def from_path_means(cls, index, mu_paths, *, alpha=0.0, pi=0.0, paths=None, model: str,
+                        history_max: float | None = None) -> CountForecast:
+        """Simulated paths, each row the average of the paths' conditional laws (Rao-Blackwellised).
+
+        Row ``i`` is :math:`\\frac1P\\sum_p` (ZI)NB2(``mu_paths[i, p]``, ``alpha``, ``pi``), so
+        every count has positive probability (:mod:`forecast._pathpmf`); ``alpha``, ``pi``
+        scalar, per row or (rows, P). ``K`` as for the parametric families, ``tail`` exact.
+        Up to 8 laws per row (those with the most mass beyond ``K``) are the parametric form.
+        ``paths`` (n_series, horizon, P), the joint draws, are kept as in :meth:`from_samples`.
+        """
+        index = _check_index(index)
+        arrays = path_forecast(index, mu_paths, alpha, pi, paths, _cap(history_max), TAIL_TOL)
+        return cls(index, model, *arrays, family="pathmix")
 
     @classmethod
     def from_pmf(cls, index, pmf, *, model: str, tail=None) -> CountForecast:
@@ -377,14 +396,4 @@ class CountForecast:
 
     def _padded(self, K: int, sl: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """(pmf on 0..K, tail beyond K) of rows ``sl``, K >= self.K, extended by the parametric form."""
-        if K == self.K:
-            return self.pmf[sl], self.tail[sl]
-        rows, k0 = np.arange(self.n_rows)[sl], self.K + 1
-        p = np.zeros((rows.size, K + 1))
-        p[:, :k0] = self.pmf[sl]
-        comps = self._comp(rows)
-        for w, mu, alpha, pi in zip(*comps):
-            p[:, k0:] += (w * (1 - pi))[:, None] * nb_pmf_grid(mu, alpha, K)[:, k0:]
-        return p, self._tail_np(rows, comps) + comp_sf(K, comps).sum(axis=0)
-
-
+        return padded(self, K, sl)

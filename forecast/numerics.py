@@ -21,16 +21,19 @@ def log1p_ratio(x: np.ndarray) -> np.ndarray:
         return np.where(x > 0, np.log1p(x) / np.where(x > 0, x, 1.0), 1.0)
 
 
-def nb_pmf_grid(mu: np.ndarray, alpha: np.ndarray, K: int, out: np.ndarray | None = None) -> np.ndarray:
+def nb_pmf_grid(mu: np.ndarray, alpha: np.ndarray, K: int, out: np.ndarray | None = None, *,
+                uniform: bool = True) -> np.ndarray:
     """NB2 pmf on 0..K, (n, K+1), as a cumulative product of the ratios f(k)/f(k-1).
 
     Products avoid a log1p and an exp per cell (5x faster than log space); rows whose
-    f(0) underflows (mu above ~700) are done in log space instead.
+    f(0) underflows (mu above ~700) are done in log space instead. ``uniform=False``
+    always takes the per-row formula, so a row's values do not depend on whether the
+    other rows of the call share its alpha (the shortcut rounds differently).
     """
     k = np.arange(1, K + 1, dtype=float)
     out = np.empty((mu.size, K + 1)) if out is None else out
     c = mu / (1 + alpha * mu)
-    if alpha.size and alpha.min() == alpha.max():  # one dispersion for all rows: a single outer product
+    if uniform and alpha.size and alpha.min() == alpha.max():  # one dispersion for all rows: a single outer product
         np.multiply(c[:, None], (1 + alpha[0] * (k - 1)) / k, out=out[:, 1:])
     else:
         np.multiply(alpha[:, None], k - 1, out=out[:, 1:])

@@ -1,5 +1,6 @@
 """Small pieces the GLM specs (:mod:`forecast.models.glm`) share: batched results as
-floats, NB2 draws, solver messages in term names, and the future frame's check."""
+floats, NB2 draws and batched path simulation, simulated forecasts as path mixtures,
+solver messages in term names, and the future frame's check."""
 from __future__ import annotations
 
 import re
@@ -8,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
-from forecast.models.design import DesignSpec, build_design
+from forecast.models.design import DesignSpec, build_design, capped_mean
+from forecast.models.results import SeriesForecast
+from forecast.models.streams import series_rng
 
 
 class _BatchRows:
@@ -29,6 +32,15 @@ def _draw(rng: np.random.Generator, mu: np.ndarray, alpha: float) -> np.ndarray:
     if alpha > 0:
         mu = rng.gamma(1.0 / alpha, alpha * mu)  # mean mu, variance alpha mu^2
     return rng.poisson(mu)
+
+
+def pathmix(paths: np.ndarray, mus: np.ndarray, alpha: float | None = 0.0, pi: float | None = None
+            ) -> SeriesForecast:
+    """Simulated paths (h, n_paths) with the mean each count was drawn with: each step's pmf is
+    the average of the paths' conditional (ZI)NB2 laws (``CountForecast.from_path_means``)."""
+    h = len(mus)
+    return SeriesForecast("pathmix", paths=paths, path_mu=mus, alpha=np.full(h, 0.0 if alpha is None else float(alpha)),
+                          pi=None if pi is None else np.full(h, float(pi)))
 
 
 def _named_columns(message: str, names: list[str]) -> str:
@@ -77,3 +89,24 @@ def start_history(s, n_back: int) -> np.ndarray:
     k = min(n_back, len(y))
     out[n_back - k:] = np.where(obs[len(y) - k:], y[len(y) - k:], fill)
     return out
+
+
+def simulate_many(eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], group: list, alpha: np.ndarray,
+                  caps: np.ndarray, seed: int, n_paths: int) -> tuple[np.ndarray, np.ndarray]:
+    """The GLM's per-series path simulation for S series at once: paths and the mean each
+    count was drawn with, both (S, h, n_paths). Means are computed for all series together;
+    each series draws from its own stream, in the per-series order (same draws)."""
+    S, h = eta.shape
+    L = max(lags)
+    rngs = [series_rng(seed, s.uid, s.ds_values[-1]) for s in group]
+    hist = np.empty((S, n_paths, L + h))
+    mus = np.empty((S, h, n_paths))
+    hist[:, :, :L] = np.stack([s.y[-L:] for s in group])[:, None, :]
+    for j in range(h):
+        lagv = np.stack([np.log1p(hist[:, :, L + j - k]) for k in lags], axis=-1)  # (S, P, n_lags)
+        mu = np.exp(eta[:, j, None] + np.matmul(lagv, gamma[:, :, None])[:, :, 0])
+        for i, rng in enumerate(rngs):
+            m = mu[i] if np.all(mu[i] <= caps[i]) else capped_mean(mu[i], caps[i], group[i].uid)
+            mus[i, j] = m
+            hist[i, :, L + j] = _draw(rng, m, alpha[i])
+    return hist[:, :, L:].transpose(0, 2, 1).astype(np.int64), mus

@@ -14,6 +14,7 @@ import pandas as pd
 
 from forecast.exceptions import DataValidationError, Problem
 from forecast.models._glmcheck import _ALIAS_TOL
+from forecast.models._glmglue import pathmix
 from forecast.models._ingarchfit import IngarchFit, fit_ingarch, ingarch_objective, initial_log_mean
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series,
                                   SeriesFit, SeriesForecast, int_tuple, one_of, positive_int)
@@ -75,7 +76,8 @@ class INGARCH(ModelSpec):
 
     Forecasts: h = 1 is Poisson/NB2 with lambda_{T+1} (every h when ``past_obs = ()``, as
     nu is then deterministic); longer horizons simulate ``n_paths`` paths from the fitted
-    recursion with the series' random stream (empirical pmf per period).
+    recursion with the series' random stream; a period's pmf averages the paths'
+    conditional Poisson/NB2 laws given their simulated past (every count possible).
     Coefficients: ``(Intercept)``, ``obs_lag<k>``, ``mean_lag<l>``, the design's
     covariate names, ``dispersion`` (NB2 alpha).
 
@@ -206,7 +208,7 @@ class INGARCH(ModelSpec):
         Y[:, :kmax] = st["y_hist"] if "y_hist" in st else s.y[len(s.y) - kmax:]
         N = np.empty((n, Q + h))
         N[:, :Q] = st["nu_hist"]
-        out = np.empty((h, n), dtype=np.int64)
+        out, mus = np.empty((h, n), dtype=np.int64), np.empty((h, n))
         cap = mean_cap(s.y)
         for j in range(h):  # vectorised over paths; the recursion runs over the horizon
             nu = np.full(n, base[j])
@@ -214,10 +216,10 @@ class INGARCH(ModelSpec):
                 nu += bk * np.log1p(Y[:, kmax + j - k])
             for q, aq in zip(qs, a):
                 nu += aq * N[:, Q + j - q]
-            mu = capped_mean(np.exp(np.minimum(nu, _NU_MAX)), cap, s.uid)
+            mu = mus[j] = capped_mean(np.exp(np.minimum(nu, _NU_MAX)), cap, s.uid)
             draw = rng.negative_binomial(1 / alpha, 1 / (1 + alpha * mu)) if alpha > 0 else rng.poisson(mu)
             out[j], Y[:, kmax + j], N[:, Q + j] = draw, draw, nu
-        return SeriesForecast("samples", paths=out)
+        return pathmix(out, mus, max(alpha, 0.0))  # the law each count was drawn from
 
 
 def _missing_inputs(s: Series, d, dspec: DesignSpec):

@@ -257,6 +257,22 @@ def _stacked_forecast(family: str, sfs: list[SeriesForecast], index: pd.DataFram
     if family == "samples":
         return CountForecast.from_samples(index, np.stack([sf.paths for sf in sfs]), model=model,
                                           history_max=history_max)
+    if family == "pathmix":  # one forecast per number of paths (rungs may differ), then stacked
+        H = len(index) // len(sfs)
+        parts = []
+        for P in dict.fromkeys(sf.path_mu.shape[1] for sf in sfs):
+            idx = [i for i, sf in enumerate(sfs) if sf.path_mu.shape[1] == P]
+            sub = [sfs[i] for i in idx]
+            rows = (np.asarray(idx)[:, None] * H + np.arange(H)).ravel()
+            per_step = {n: np.concatenate([np.broadcast_to(0.0 if getattr(sf, n) is None else getattr(sf, n), (H,))
+                                           for sf in sub]) for n in ("alpha", "pi")}
+            parts.append((rows, CountForecast.from_path_means(
+                index.iloc[rows], np.concatenate([sf.path_mu for sf in sub]), **per_step,
+                paths=np.stack([sf.paths for sf in sub]), model=model, history_max=history_max)))
+        if len(parts) == 1:
+            return parts[0][1]
+        out = CountForecast.concat([f for _, f in parts])
+        return out.subset(np.argsort(np.concatenate([r for r, _ in parts]), kind="stable"))
     if family == "pmf":
         width = max(sf.pmf.shape[1] for sf in sfs)
         pmf = np.concatenate([np.pad(sf.pmf, ((0, 0), (0, width - sf.pmf.shape[1]))) for sf in sfs])

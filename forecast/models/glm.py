@@ -31,12 +31,13 @@ import numpy as np
 import pandas as pd
 
 from forecast.models._glmbatch import fit_batch
-from forecast.models._glmglue import _BatchRows, _check_future, _draw, _named_columns, in_sample_eta, start_history
+from forecast.models._glmglue import (_BatchRows, _check_future, _draw, _named_columns, in_sample_eta, pathmix,
+                                      simulate_many, start_history)
 from forecast.models._missing import lag_window
 from forecast.models._trend import EXTRAPOLATION_NOTE
 from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param, Series, SeriesFit,
-                                  SeriesForecast, batching, non_negative, positive_int, series_rng)
+                                  SeriesForecast, batching, non_negative, positive_int)
 from forecast.models.baselines import Climatology, Zero
 from forecast.models.design import (
     MEAN_CAP_FACTOR,
@@ -233,8 +234,8 @@ class _LogLinearGLM(ModelSpec):
                 eta = eta + lag_values(s.y.astype(float), dspec.lags) @ gamma
             else:
                 pre = in_sample_eta(dspec, s, beta, gap) if gap else None
-                paths = self._simulate(eta, gamma, dspec.lags, s, alpha, cap, rng, pre)
-                return SeriesForecast("samples", paths=paths)
+                paths, mus = self._simulate(eta, gamma, dspec.lags, s, alpha, cap, rng, pre)
+                return pathmix(paths, mus, alpha)
         mu = capped_mean(np.exp(eta), cap, s.uid)
         if self.family == "negbin":
             return SeriesForecast("negbin", mu=mu, alpha=np.full(h, alpha))
@@ -264,9 +265,10 @@ class _LogLinearGLM(ModelSpec):
             caps = np.array([MEAN_CAP_FACTOR * max(int(s.y.max(initial=0)), 1) for s in group])
             eta = B @ X.T + offset  # (S, h); lag columns are 0 here
             if dspec.lags and h > 1:
-                paths = self._simulate_many(eta, B[:, list(lag_cols)], dspec.lags, group, alpha, caps, seed)
+                paths, mus = simulate_many(eta, B[:, list(lag_cols)], dspec.lags, group, alpha, caps, seed,
+                                           self.n_paths)
                 for j, i in enumerate(idx):
-                    out[i] = SeriesForecast("samples", paths=paths[j])
+                    out[i] = pathmix(paths[j], mus[j], alpha[j])
                 continue
             if dspec.lags:
                 Y = np.stack([s.y[-dspec.max_lag:] for s in group]).astype(float)
@@ -278,26 +280,11 @@ class _LogLinearGLM(ModelSpec):
                           else SeriesForecast("poisson", mu=m))
         return out
 
-    def _simulate_many(self, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], group: list[Series],
-                       alpha: np.ndarray, caps: np.ndarray, seed: int) -> np.ndarray:
-        """:meth:`_simulate` for S series at once: (S, h, n_paths). Means are computed for all
-        series together; each series draws from its own stream, in the per-series order."""
-        S, h = eta.shape
-        L = max(lags)
-        rngs = [series_rng(seed, s.uid, s.ds_values[-1]) for s in group]
-        hist = np.empty((S, self.n_paths, L + h))
-        hist[:, :, :L] = np.stack([s.y[-L:] for s in group])[:, None, :]
-        for j in range(h):
-            lagv = np.stack([np.log1p(hist[:, :, L + j - k]) for k in lags], axis=-1)  # (S, P, n_lags)
-            mu = np.exp(eta[:, j, None] + np.matmul(lagv, gamma[:, :, None])[:, :, 0])
-            for i, rng in enumerate(rngs):
-                m = mu[i] if np.all(mu[i] <= caps[i]) else capped_mean(mu[i], caps[i], group[i].uid)
-                hist[i, :, L + j] = _draw(rng, m, alpha[i])
-        return hist[:, :, L:].transpose(0, 2, 1).astype(np.int64)
-
     def _simulate(self, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], s: Series, alpha: float,
-                  cap: float, rng: np.random.Generator, pre: np.ndarray | None = None) -> np.ndarray:
-        """Sample paths (h, n_paths): draw y_{T+j} given the simulated past, step by step.
+                  cap: float, rng: np.random.Generator, pre: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Sample paths (h, n_paths): draw y_{T+j} given the simulated past, step by step; also
+        the mean each draw was made with (h, n_paths), the path's conditional law of that step.
 
         ``pre`` (the lag-free linear predictor of the last w periods, see
         :func:`~forecast.models._missing.lag_window`): the missing counts among them are
@@ -315,10 +302,11 @@ class _LogLinearGLM(ModelSpec):
                 continue  # observed, or before the first fitted row (start_history filled it)
             mu = capped_mean(np.exp(pre[j] + lag_values(hist[:, :L + j], lags) @ gamma), cap, s.uid)
             hist[:, L + j] = _draw(rng, mu, alpha)
+        mus = np.empty((h, self.n_paths))
         for j in range(h):  # vectorised over paths; the recursion forces a loop over steps
-            mu = capped_mean(np.exp(eta[j] + lag_values(hist[:, :L + w + j], lags) @ gamma), cap, s.uid)
-            hist[:, L + w + j] = _draw(rng, mu, alpha)
-        return hist[:, L + w:].T.astype(np.int64)
+            mus[j] = capped_mean(np.exp(eta[j] + lag_values(hist[:, :L + w + j], lags) @ gamma), cap, s.uid)
+            hist[:, L + w + j] = _draw(rng, mus[j], alpha)
+        return hist[:, L + w:].T.astype(np.int64), mus
 
 
 class PoissonGLM(_LogLinearGLM):
@@ -349,7 +337,9 @@ class PoissonGLM(_LogLinearGLM):
     when penalty = 0). SEs from the expected information (X'WX + P)^-1, W =
     diag(mu). Without lags the forecast is closed form, Y_{T+h} ~ Poisson(mu_{T+h}).
     With lags, h = 1 is closed form and longer horizons are ``n_paths``
-    simulated paths in which log(1 + simulated y) feeds the lag columns.
+    simulated paths in which log(1 + simulated y) feeds the lag columns; the pmf
+    of a step is the average over paths of its conditional law given the path
+    (Rao-Blackwellised, every count possible), the paths are kept for sums.
     Interventions and covariates whose column is constant over the fit window
     are dropped (coefficient NaN, 0 in forecasts). A lag-coefficient sum >= 1
     (explosive) fails the fit and the fallback ladder moves on.

@@ -57,6 +57,8 @@ def bad_forecast(sf: SeriesForecast) -> str:
                 return f"non-finite forecast {name}"
             if np.any(v < 0) or (name == "pi" and np.any(v > 1)):
                 return f"forecast {name} out of range"
+        if sf.path_mu is not None and not np.all(np.isfinite(sf.path_mu) & (sf.path_mu >= 0)):
+            return "non-finite or negative path means"
         if sf.paths is not None:
             p = np.asarray(sf.paths)
             if p.dtype.kind == "f" and not np.all(np.isfinite(p)):
@@ -146,9 +148,9 @@ def note_capped(uid: str) -> None:
 def cap_forecast(sf: SeriesForecast, cap: float) -> tuple[SeriesForecast, bool]:
     """The forecast with its means held at ``cap`` or below; whether anything was capped.
 
-    Parametric families cap ``mu``; simulated paths are clipped at ``cap`` in the periods
-    whose path mean exceeds it; a dense pmf (ARIMA, empirical) already has its support
-    capped below ``cap`` by construction.
+    Parametric families cap ``mu``; simulated paths (and their conditional means) are
+    clipped at ``cap`` in the periods whose path mean exceeds it; a dense pmf (ARIMA,
+    empirical) already has its support capped below ``cap`` by construction.
     """
     if sf.mu is not None:
         mu = np.asarray(sf.mu, dtype=float)
@@ -157,12 +159,13 @@ def cap_forecast(sf: SeriesForecast, cap: float) -> tuple[SeriesForecast, bool]:
                 return sf, False
         return SeriesForecast(sf.family, mu=np.minimum(mu, cap), alpha=sf.alpha, pi=sf.pi), True
     if sf.paths is not None:
-        over = sf.paths.mean(axis=-1) > cap  # (h,)
+        over = (sf.paths if sf.path_mu is None else sf.path_mu).mean(axis=-1) > cap  # (h,)
         if not over.any():
             return sf, False
         paths = sf.paths.copy()
         paths[over] = np.minimum(paths[over], int(cap))
-        return SeriesForecast(sf.family, paths=paths), True
+        path_mu = None if sf.path_mu is None else np.where(over[:, None], np.minimum(sf.path_mu, cap), sf.path_mu)
+        return SeriesForecast(sf.family, paths=paths, path_mu=path_mu, alpha=sf.alpha, pi=sf.pi), True
     return sf, False
 
 
@@ -188,7 +191,8 @@ def _poisson_rows(mu: float, n: int, width: int) -> np.ndarray:
 def floor_forecast(sf: SeriesForecast, floor: float) -> tuple[SeriesForecast, bool]:
     """The forecast with every period's mean at ``floor`` or above; whether anything changed.
 
-    Parametric families raise ``mu`` (dispersion and zero inflation kept). Simulated paths
+    Parametric families raise ``mu`` (dispersion and zero inflation kept), path mixtures
+    their paths' conditional means in those periods. Histogram paths
     and dense pmfs cannot be shifted: the periods whose mean is below the floor (in practice
     all paths, or all mass, at 0) become Poisson(``floor``) and the forecast a dense pmf.
     """
@@ -199,6 +203,12 @@ def floor_forecast(sf: SeriesForecast, floor: float) -> tuple[SeriesForecast, bo
         if not np.any(mu < floor):
             return sf, False
         return SeriesForecast(sf.family, mu=np.maximum(mu, floor), alpha=sf.alpha, pi=sf.pi), True
+    if sf.path_mu is not None:  # path mixtures: raise the paths' conditional means, as mu above
+        low = sf.path_mu.mean(axis=-1) < floor
+        if not low.any():
+            return sf, False
+        path_mu = np.where(low[:, None], np.maximum(sf.path_mu, floor), sf.path_mu)
+        return SeriesForecast(sf.family, paths=sf.paths, path_mu=path_mu, alpha=sf.alpha, pi=sf.pi), True
     if sf.paths is not None:
         paths = np.asarray(sf.paths)
         low = paths.mean(axis=-1) < floor

@@ -42,9 +42,12 @@ class SeriesForecast:
     """A series' predictive distribution for h periods, in one of the families
     :class:`~forecast.distributions.CountForecast` is built from."""
 
-    family: str  # "poisson", "negbin", "zi", "samples", "pmf"
+    family: str  # "poisson", "negbin", "zi", "samples", "pathmix", "pmf"
     mu: np.ndarray | None = None
     alpha: np.ndarray | None = None
     pi: np.ndarray | None = None
     paths: np.ndarray | None = None  # (h, n_paths)
     pmf: np.ndarray | None = None  # (h, K+1)
+    # "pathmix": the conditional mean each path drew its count from, (h, n_paths); with
+    # alpha and pi (per step) the law of every step given the path's past
+    path_mu: np.ndarray | None = None

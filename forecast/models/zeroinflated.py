@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import special
 
 from forecast.exceptions import ConfigError
-from forecast.models._glmglue import in_sample_eta, start_history
+from forecast.models._glmglue import in_sample_eta, pathmix, start_history
 from forecast.models._missing import lag_window
 from forecast.models._zifit import ZIFit, fit_zinb, fit_zip
 from forecast.models.base import FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, positive_int
@@ -147,13 +147,14 @@ class _ZeroInflated(ModelSpec):
                                   alpha=None if alpha is None else np.full(h, alpha))
         eta = X @ beta + offset  # lag columns are 0 here; their part is added per path
         pre = in_sample_eta(dspec, s, beta, gap) if gap else None
-        return SeriesForecast("samples", paths=self._simulate(s, eta, beta[list(lag_cols)], lags, pi, alpha,
-                                                               cap, rng, pre))
+        paths, mus = self._simulate(s, eta, beta[list(lag_cols)], lags, pi, alpha, cap, rng, pre)
+        return pathmix(paths, mus, alpha, pi)
 
     def _simulate(self, s: Series, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], pi: float,
                   alpha: float | None, cap: float, rng: np.random.Generator,
-                  pre: np.ndarray | None = None) -> np.ndarray:
-        """Sample paths (h, n_paths), each step drawn given the path's own earlier counts.
+                  pre: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Sample paths (h, n_paths), each step drawn given the path's own earlier counts, and the
+        count mean each was drawn with (h, n_paths): with pi and alpha, the step's conditional law.
 
         ``pre``: the lag-free linear predictor of the last w periods; their missing counts
         are drawn first, from the last observed ones forward (each path its own value).
@@ -166,14 +167,17 @@ class _ZeroInflated(ModelSpec):
         steps = [(eta[t], m + w + t) for t in range(h)]
         n = len(s.y)
         steps[:0] = [(pre[j], m + j) for j in range(w) if not s.observed[n - w + j] and np.isfinite(pre[j])]
+        mus = np.empty((h, P))
         for e, col in steps:  # vectorised over paths; the recursion forces a loop over steps
             lagged = np.log1p(np.stack([hist[:, col - k] for k in lags], axis=1))
             mu = capped_mean(np.exp(e + lagged @ gamma), cap, s.uid)
+            if col >= m + w:
+                mus[col - m - w] = mu
             if alpha is not None and alpha > 0:
                 mu = rng.gamma(1.0 / alpha, alpha * mu)  # NB2 as gamma-Poisson: mean mu, var alpha mu^2
             counts = rng.poisson(mu)
             hist[:, col] = np.where(rng.random(P) < pi, 0, counts)
-        return hist[:, m + w:].T.copy()
+        return hist[:, m + w:].T.copy(), mus
 
 
 class ZIP(_ZeroInflated):
@@ -211,7 +215,8 @@ class ZIP(_ZeroInflated):
     Without lags, and for h ≤ min(lags), the forecast is the closed-form ZI law
     (mean (1 − π) μ). Beyond that ``n_paths`` paths are simulated, each step using
     the path's own earlier counts (0 with probability π, else a Poisson draw), from
-    the per-series stream, so a series' paths do not depend on the panel around it.
+    the per-series stream, so a series' paths do not depend on the panel around it;
+    a step's pmf averages the paths' conditional ZI laws (every count possible).
 
     A series whose fit fails falls back to ``poisson_glm``, then ``climatology``,
     then ``zero`` (``diagnostics()`` names the rung and why): all zeros (π → 1, the

@@ -197,7 +197,7 @@ def last_y(ref_panel) -> int:
 
 def test_first_step_of_the_paths_is_the_closed_form_nb(ar_fit, ref_panel) -> None:
     one, paths = ar_fit.forecast(1, seed=7), ar_fit.forecast(3, seed=7)
-    assert one.family == "negbin" and paths.family == "samples"
+    assert one.family == "negbin" and paths.family == "pathmix"
     draws = paths.paths[0, 0]
     mu, alpha = one.mean[0], ar_fit.fits()["nb_ar"].coef["alpha"][0]
     b = {k: v[0] for k, v in ar_fit.fits()["nb_ar"].coef.items()}  # by hand: exp(x'b + lag1 log1p(y_T))

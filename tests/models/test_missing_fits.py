@@ -144,7 +144,7 @@ def test_glm_forecast_simulates_a_missing_last_lag():
     pk = stats.nbinom.pmf(k, r, r / (r + mu_T))
     want = np.exp(eta0((last + pd.DateOffset(months=1)).month)) * np.sum(pk * (1 + k) ** b[3])
     fc = spec._forecast_many([fit], [s], 1, None, seed=3)[0]
-    assert fc.family == "samples"
+    assert fc.family == "pathmix"
     draws = fc.paths[0]
     # Monte Carlo: 40000 draws, 5 standard errors
     assert abs(draws.mean() - want) < 5 * draws.std() / np.sqrt(draws.size)
@@ -201,7 +201,7 @@ def test_zero_inflated_forecast_simulates_a_missing_last_lag():
     fit = spec._fit_series(s)
     assert fit.converged
     fc = spec._forecast_many([fit], [s], 1, None, seed=1)[0]
-    assert fc.family == "samples"  # the closed form would read the 0 held at the gap as y_T
+    assert fc.family == "pathmix"  # the closed form would read the 0 held at the gap as y_T
     # E[Y_{T+1}] = (1 - pi) exp(b0) E[(1 + Y_T)^g], Y_T ~ ZIP(exp(b0 + g log(1 + y_{T-1})), pi)
     from scipy import stats
     b0, g = fit.coef["count_(Intercept)"][0], fit.coef["count_lag1"][0]
@@ -290,7 +290,7 @@ def test_ingarch_with_one_missing_value_maximises_the_brute_force_likelihood():
     s2 = _series(y, obs2)
     f2 = spec._fit_series(s2)
     fc = spec._forecast_many([f2], [s2], 3, None, seed=0)
-    assert fc[0].family == "samples" and np.isfinite(fc[0].paths).all()
+    assert fc[0].family == "pathmix" and np.isfinite(fc[0].paths).all()
     assert f2.state["y_hist"][-1] != 0 and f2.state["y_hist"][-1] == pytest.approx(
         np.exp(f2.state["nu_hist"][-1]))
 

@@ -193,7 +193,7 @@ def test_simulated_paths_match_closed_form(model, lag_panel):
     one = fitted.forecast(1, seed=5)
     assert one.family == model  # h = 1 with lag 1 is closed form
     multi = fitted.forecast(3, seed=5)
-    assert multi.family == "samples" and multi.paths.shape == (1, 3, 20_000)
+    assert multi.family == "pathmix" and multi.paths.shape == (1, 3, 20_000)
     paths = multi.paths[0]
     # h = 1: the empirical law of the paths against the closed form
     c1 = np.bincount(paths[0], minlength=one.K + 1)[: one.K + 1]
@@ -239,7 +239,7 @@ def test_closed_form_up_to_the_shortest_lag(lag_panel):
     mu = np.exp(co["count_(Intercept)"] + co["count_sin1"] * np.sin(u) + co["count_cos1"] * np.cos(u)
                 + co["count_lag12"] * np.log1p(y[-12:]))
     np.testing.assert_allclose(fc.mean, (1 - special.expit(co["zero_(Intercept)"])) * mu, rtol=1e-12)
-    assert fitted.forecast(13).family == "samples"
+    assert fitted.forecast(13).family == "pathmix"
 
 
 # ------------------------------------------------------------------------ degenerate series
