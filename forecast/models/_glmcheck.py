@@ -48,6 +48,12 @@ def _diverging_columns(X: np.ndarray, y: np.ndarray, free: np.ndarray) -> np.nda
     A, B = X[zero][:, free], X[~zero][:, free]
     if A.shape[0] == 0 or A.shape[1] == 0:
         return np.zeros(0, dtype=int)
+    if B.shape[0] >= B.shape[1]:
+        # Cheap exact shortcut: when the rows with y > 0 have full column rank, B d = 0 forces
+        # d = 0, so no direction exists and the LP would find none.
+        s = linalg.svdvals(B)
+        if s[0] > 0 and s[-1] > 1e-9 * s[0]:
+            return np.zeros(0, dtype=int)
     res = optimize.linprog(A.sum(axis=0), A_ub=np.vstack([A, -A]),
                            b_ub=np.r_[np.zeros(len(A)), np.ones(len(A))],
                            A_eq=B if B.shape[0] else None, b_eq=np.zeros(len(B)) if B.shape[0] else None,
@@ -59,7 +65,8 @@ def _diverging_columns(X: np.ndarray, y: np.ndarray, free: np.ndarray) -> np.nda
     rest = X[fixed_rows][:, free]
     if rest.shape[0] == 0:
         return np.flatnonzero(free)
-    _, s, vt = linalg.svd(rest, full_matrices=True)
+    # (only V is needed: U in full would be n x n; it is needed in full only when n < p)
+    _, s, vt = linalg.svd(rest, full_matrices=rest.shape[0] < rest.shape[1])
     null = vt[np.sum(s > 1e-9 * s[0]):] if s.size and s[0] > 0 else vt
     return np.flatnonzero(free)[np.linalg.norm(null, axis=0) > 1e-6]
 
