@@ -222,3 +222,22 @@ def test_auto_fits_around_missing_periods_and_its_backtest_still_equals_refittin
     got = got.sort_values(key).reset_index(drop=True)
     assert len(got) == len(ref) == 14  # the missing targets are not scored
     np.testing.assert_allclose(got["log"].to_numpy(), ref["log"].to_numpy(), rtol=1e-10)
+
+
+def test_each_step_ahead_has_its_own_weights_and_later_steps_reuse_the_last():
+    from forecast.distributions import CountForecast
+
+    panel = _panel()
+    fitted = _small_auto(inner_horizon=3).fit(panel)
+    long = fitted.weights(step=None)
+    assert sorted(long["h"].unique()) == [1, 2, 3]
+    w1, w3 = fitted.weights(1).iloc[:, 1:].to_numpy(), fitted.weights(3).iloc[:, 1:].to_numpy()
+    assert not np.allclose(w1, w3)  # one-step and three-step forecasts trust members differently
+    fc = fitted.forecast(5)
+    members = [m.forecast(5) for m in fitted._members.values()]
+    rows = fc.index
+    expect = np.empty((3, len(rows)))
+    for r, (uid, h) in enumerate(zip(rows["unique_id"], rows["h"])):
+        expect[:, r] = fitted.weights(min(int(h), 3)).set_index("unique_id").loc[uid].to_numpy()
+    ref = CountForecast.mixture(members, expect, model="auto")
+    np.testing.assert_allclose(fc.pmf, ref.pmf, rtol=1e-12, atol=1e-15)

@@ -67,10 +67,12 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
         uids = sorted(pd.unique(d0.loc[(d0["cutoff"] == o) & (d0["model"] == labels[0]), "unique_id"].astype(str)))
         if i % refit_every == 0:
             weights, notes = _weights_at(spec, labels, inner_res, inner[o], uids, frame)
-            w_by_uid = dict(zip(uids, weights.T))
-        M = len(labels)
-        W = np.stack([w_by_uid.get(u, np.full(M, 1.0 / M)) for u in fcs[0].index["unique_id"].astype(str)],
-                     axis=1)
+            w_by_uid = {u: weights[:, i, :] for i, u in enumerate(uids)}
+        # each forecast row's weights: its series', at its step ahead (steps past H use step H's)
+        M, H = len(labels), weights.shape[2]
+        rows_h = np.minimum(fcs[0].index["h"].to_numpy(dtype=np.int64), H) - 1
+        W = np.stack([w_by_uid.get(u, np.full((M, H), 1.0 / M))[:, j]
+                      for u, j in zip(fcs[0].index["unique_id"].astype(str), rows_h)], axis=1)
         pooled = type(fcs[0]).mixture(fcs, W, model=spec.name)
         rows = parts[labels[0]][1]
         y = rows["y"].to_numpy(dtype=np.int64)
@@ -112,7 +114,7 @@ def _weights_at(spec, labels, res, cut, uids, frame):
     """Weights (M, n_series) learnt from the member cells at internal cutoffs ``cut``."""
     M = len(labels)
     if res is None or not cut:
-        return np.full((M, len(uids)), 1.0 / M), {u: "equal weights: too few periods for the internal backtest"
+        return np.full((M, len(uids), 1), 1.0 / M), {u: "equal weights: too few periods for the internal backtest"
                                                   for u in uids}
     f = res.forecasts
     sel = f["cutoff"].isin(pd.DatetimeIndex(cut)).to_numpy() & (f["h"].to_numpy() <= spec.inner_horizon)

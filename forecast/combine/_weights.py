@@ -42,9 +42,9 @@ def series_groups(panel: pd.DataFrame, uids: list[str], pool: str) -> np.ndarray
 
 def inner_weights(spec: Any, members: dict[str, ModelSpec], panel: pd.DataFrame, uids: list[str],
                   seed: int) -> tuple[np.ndarray, dict[str, str]]:
-    """(M, n_series) weights from an internal backtest of the members on ``panel``."""
+    """(M, n_series, steps) weights from an internal backtest of the members on ``panel``."""
     M = len(members)
-    equal = np.full((M, len(uids)), 1.0 / M)
+    equal = np.full((M, len(uids), 1), 1.0 / M)
     ds = pd.DatetimeIndex(sorted(pd.to_datetime(panel["ds"]).unique()))
     cut = inner_cutoffs(spec, ds, infer_freq(panel).periods_per_year)
     if not cut:
@@ -58,8 +58,10 @@ def inner_weights(spec: Any, members: dict[str, ModelSpec], panel: pd.DataFrame,
 
 def weights_from_cells(spec: Any, labels: list[str], forecasts: pd.DataFrame, scores: pd.DataFrame,
                        pmfs: list | None, uids: list[str], groups: np.ndarray) -> tuple[np.ndarray, dict[str, str]]:
-    """(M, n_series) weights from members' held-out cells (rows of a backtest's ``forecasts``
-    and ``point_scores``; ``pmfs`` its forecast objects, needed for ``metric = "rps"``)."""
+    """(M, n_series, H) weights from members' held-out cells (rows of a backtest's ``forecasts``
+    and ``point_scores``; ``pmfs`` its forecast objects, needed for ``metric = "rps"``): one
+    set per step ahead h = 1..H, learnt from that step's cells (a one-step forecast and a
+    six-step one trust different members)."""
     M, n = len(labels), len(uids)
     key = forecasts["unique_id"].astype(str) + "\x00" + forecasts["cutoff"].astype(str) + "\x00" \
         + forecasts["h"].astype(str)
@@ -74,16 +76,26 @@ def weights_from_cells(spec: Any, labels: list[str], forecasts: pd.DataFrame, sc
     series = np.array([pos.get(u, -1) for u in uid_of_cell], dtype=np.intp)
     keep = complete & (series >= 0)
     if not keep.any():
-        return np.full((M, n), 1.0 / M), {u: "equal weights: no internal backtest scores" for u in uids}
-    if spec.metric == "log":
-        W, _ = series_weights(P[keep], series[keep], groups, n, kappa=spec.kappa, shrinkage=spec.shrinkage)
-    else:
+        return np.full((M, n, 1), 1.0 / M), {u: "equal weights: no internal backtest scores" for u in uids}
+    step = np.empty(len(cells), dtype=np.int64)
+    step[cell_of_row] = forecasts["h"].to_numpy(dtype=np.int64)
+    H = int(step[keep].max())
+    if spec.metric == "rps":
         A, b = _rps_terms(labels, forecasts, pmfs, cell_of_row, code, len(cells))
-        W, _ = series_rps_weights(A[keep], b[keep], series[keep], groups, n, kappa=spec.kappa,
-                                  shrinkage=spec.shrinkage)
+    out = np.full((M, n, H), 1.0 / M)
+    for h in range(1, H + 1):
+        k = keep & (step == h)
+        if not k.any():
+            out[:, :, h - 1] = out[:, :, h - 2] if h > 1 else 1.0 / M
+            continue
+        if spec.metric == "log":
+            W, _ = series_weights(P[k], series[k], groups, n, kappa=spec.kappa, shrinkage=spec.shrinkage)
+        else:
+            W, _ = series_rps_weights(A[k], b[k], series[k], groups, n, kappa=spec.kappa, shrinkage=spec.shrinkage)
+        out[:, :, h - 1] = W.T
     counts = np.bincount(series[keep], minlength=n)
     notes = {u: "group weights: no internal backtest cells of its own" for u, c in zip(uids, counts) if c == 0}
-    return W.T, notes
+    return out, notes
 
 
 def _rps_terms(labels, forecasts, pmfs, cell_of_row, code, n_cells):

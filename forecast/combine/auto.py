@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from forecast.combine._auto_backtest import auto_blocks
@@ -22,6 +23,13 @@ from forecast.specs import load_model, register_spec_type
 #: Members of the default pool: fast models that differ in what they trust (the recent level,
 #: the long-run rate, the season, the last count); loaded from the bundled spec files.
 DEFAULT_MEMBERS = ("climatology", "naive", "negbin_glm", "negbin_glm_ar", "ingarch")
+
+
+def step_weights(W: np.ndarray, h: int) -> np.ndarray:
+    """(M, series * h) weights of forecast rows (series-major, then step) from (M, series, H)
+    weights: step j uses W[:, :, min(j, H) - 1]."""
+    steps = np.minimum(np.arange(h), W.shape[2] - 1)
+    return W[:, :, steps].reshape(W.shape[0], -1)
 
 
 def _finite_or_inf(v: Any) -> bool:
@@ -122,7 +130,38 @@ class Auto(ModelSpec):
 
 
 class AutoFitted(EnsembleFitted):
-    """Fitted members plus the learnt per-series weights (see :meth:`weights`)."""
+    """Fitted members plus the learnt weights, per series and step ahead (see :meth:`weights`).
+
+    ``_weights`` is (members, series, H): step h uses the weights learnt from the internal
+    backtest's h-step cells; steps beyond H use step H's.
+    """
+
+    def forecast(self, h: int, *, seed: int = 0, future: pd.DataFrame | None = None,
+                 history_max: int | None = None):
+        """The pool of the members' forecasts, each step with its own weights."""
+        from forecast.distributions import CountForecast
+
+        parts = [m.forecast(h, seed=seed, future=future, history_max=history_max) for m in self._members.values()]
+        return CountForecast.mixture(parts, step_weights(self._weights, h), model=self.model)
+
+    def update(self, panel: pd.DataFrame) -> "AutoFitted":
+        members = {k: m.update(panel) for k, m in self._members.items()}
+        data = PanelData.from_frame(panel, ())
+        W = self._weights
+        old = {u: W[:, i, :] for i, u in enumerate(self.unique_ids)}
+        equal = np.full(W.shape[::2], 1.0 / W.shape[0])
+        new = np.stack([old.get(s.uid, equal) for s in data.series], axis=1)
+        return AutoFitted(self._spec, data, members, new, self._notes)
+
+    def weights(self, step: int | None = 1) -> pd.DataFrame:
+        """Per series and member: the pool weight of step ``step`` ahead (``None``: every step,
+        long, with a column ``h``)."""
+        W = self._weights
+        if step is not None:
+            w = W[:, :, min(int(step), W.shape[2]) - 1]
+            return pd.DataFrame(w.T, index=pd.Index(self.unique_ids, name="unique_id"),
+                                columns=list(self._members)).reset_index()
+        return pd.concat([self.weights(h).assign(h=h) for h in range(1, W.shape[2] + 1)], ignore_index=True)
 
     def diagnostics(self) -> pd.DataFrame:
         out = super().diagnostics()
