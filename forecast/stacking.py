@@ -15,9 +15,9 @@ the outcome), rather than scoring members one by one:
   maximum-likelihood pool. Cells that every member gave probability 0 carry no
   information about the weights and are left out.
 - ranked probability score (:func:`rps_weights`): minimise Σ_c Σ_k (Σ_m w_m F_cmk −
-  1{y_c ≤ k})², a quadratic in w (Gram matrix of the members' CDFs), over the
+  1{y_c ≤ k})², a quadratic in w (Gram matrix of the members' CDF errors), over the
   simplex, with a ridge κ·c̄·‖w − 1/M‖² toward equal weights (c̄ the mean squared CDF
-  mass per cell and member, so κ counts cells as for the log score).
+  error per cell and member, so κ counts cells as for the log score).
 
 Per-series weights (:func:`series_weights`) shrink toward the pooled weights of the
 series' group: for the log score the same EM with a Dirichlet prior centred at the
@@ -109,15 +109,18 @@ def _quad_simplex(A: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def rps_gram(F: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cell Gram matrix and cross term of the RPS quadratic.
+    """Per-cell terms of the RPS quadratic.
 
     ``F`` is (N, M, K+1): member CDFs on 0..K (K at least the largest outcome and where
-    every CDF has reached 1 up to its tail); returns A (N, M, M) = F F' and b (N, M) =
-    F·1{y ≤ k}, so RPS_c(w) = w'A_c w − 2 b_c'w + #{k: y_c ≤ k}.
+    every CDF has reached 1 up to its tail). With G = F − 1{y ≤ k} (each member's CDF
+    error) and Σ_m w_m = 1, RPS_c(w) = Σ_k (Σ_m w_m G_cmk)² = w'A_c w: returns A (N, M, M)
+    = G G' and b (N, M) = 0 (the cross term of :func:`rps_weights`). Working with the
+    errors keeps the quadratic independent of K: grid points where every CDF is 1 and the
+    outcome is below add nothing (with F F' they would add a constant that slows the solver).
     """
     F = np.asarray(F, dtype=float)
-    ind = (np.arange(F.shape[2])[None, :] >= np.asarray(y)[:, None]).astype(float)
-    return np.einsum("nmk,nlk->nml", F, F), np.einsum("nmk,nk->nm", F, ind)
+    G = F - (np.arange(F.shape[2])[None, :] >= np.asarray(y)[:, None])[:, None, :]
+    return np.einsum("nmk,nlk->nml", G, G), np.zeros(F.shape[:2])
 
 
 def rps_weights(A: np.ndarray, b: np.ndarray, kappa: float = 0.0) -> np.ndarray:

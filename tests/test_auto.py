@@ -130,10 +130,11 @@ def _nested(spec, panel, horizon, cutoffs, seed=0, refit_every=1):
     return pd.concat(out, ignore_index=True)
 
 
-@pytest.mark.parametrize("horizon, refit_every", [(1, 1), (2, 1), (1, 2)])
-def test_compute_once_backtest_equals_refitting_auto_at_every_cutoff(horizon, refit_every):
+@pytest.mark.parametrize("horizon, refit_every, metric",
+                         [(1, 1, "log"), (2, 1, "log"), (1, 2, "log"), (1, 1, "rps"), (2, 1, "rps")])
+def test_compute_once_backtest_equals_refitting_auto_at_every_cutoff(horizon, refit_every, metric):
     panel = _panel()
-    spec = _small_auto()
+    spec = _small_auto(metric=metric)
     res = backtest(panel, {"auto": spec}, horizon, n_origins=4, refit_every=refit_every, progress=False)
     cutoffs = [pd.Timestamp(c) for c in res.settings["origins"]]
     ref = _nested(spec.for_horizon(horizon), panel, horizon, cutoffs, refit_every=refit_every)

@@ -54,6 +54,12 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
         outer_res = _member_backtest(panel, members, horizon, list(cutoffs), refit_every, True,
                                      {**run, "progress": progress})
     outer_blocks = _blocks_by_cutoff(outer_res, labels)
+    # the members' internal forecasts as one object, built once (RPS weights need the pmfs)
+    inner_fc = None
+    if spec.metric == "rps" and inner_res is not None:
+        from forecast.distributions import CountForecast
+
+        inner_fc = CountForecast.concat(inner_res.forecast_objects())
     season = freq.season_length
     out, weights = [], None
     for i, o in enumerate(cutoffs):
@@ -66,7 +72,7 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
         d0 = outer_res.diagnostics
         uids = sorted(pd.unique(d0.loc[(d0["cutoff"] == o) & (d0["model"] == labels[0]), "unique_id"].astype(str)))
         if i % refit_every == 0:
-            weights, notes = _weights_at(spec, labels, inner_res, inner[o], uids, frame)
+            weights, notes = _weights_at(spec, labels, inner_res, inner_fc, inner[o], uids, frame)
             w_by_uid = {u: weights[:, i, :] for i, u in enumerate(uids)}
         # each forecast row's weights: its series', at its step ahead (steps past H use step H's)
         M, H = len(labels), weights.shape[2]
@@ -110,7 +116,7 @@ def _blocks_by_cutoff(res, labels: list[str]) -> dict:
     return {c: v for c, v in out.items() if all(m in v for m in labels)}
 
 
-def _weights_at(spec, labels, res, cut, uids, frame):
+def _weights_at(spec, labels, res, res_fc, cut, uids, frame):
     """Weights (M, n_series) learnt from the member cells at internal cutoffs ``cut``."""
     M = len(labels)
     if res is None or not cut:
@@ -118,11 +124,7 @@ def _weights_at(spec, labels, res, cut, uids, frame):
                                                   for u in uids}
     f = res.forecasts
     sel = f["cutoff"].isin(pd.DatetimeIndex(cut)).to_numpy() & (f["h"].to_numpy() <= spec.inner_horizon)
-    pmfs = None
-    if spec.metric == "rps":
-        from forecast.distributions import CountForecast
-
-        pmfs = [CountForecast.concat(res.forecast_objects()).subset(np.flatnonzero(sel))]
+    pmfs = None if res_fc is None else [res_fc.subset(np.flatnonzero(sel))]
     return weights_from_cells(spec, labels, f[sel].reset_index(drop=True),
                               res.point_scores[sel].reset_index(drop=True), pmfs, uids,
                               series_groups(frame, uids, spec.pool))
