@@ -367,7 +367,7 @@ def _truncate(full, cutoff: pd.Timestamp, first: pd.Timestamp | None, horizon: i
             train.append((i, Series(s.uid, ds[a:m], s.y[a:m], s.freq, exog, ob)))
     train.sort(key=lambda t: t[0])  # back to the panel's series order
     keep = np.array([i for i, _ in train], dtype=int)
-    data = PanelData([t for _, t in train], full.freq, full.keys)  # (keys: the pooling groups)
+    data = PanelData([t for _, t in train], full.freq, full.keys, full.adjacency)  # (keys: the pooling groups)
     return data, ahead[keep], scale[keep]
 
 

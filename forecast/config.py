@@ -75,6 +75,8 @@ class DataSection:
     schema: str = _key(_enum("auto", "native", "acled", "ucdp"), "auto")
     as_of: dt.date | None = _key(_rule("a date written YYYY-MM-DD", lambda v: True, _date, unset=""), None)
     gazetteer: Path | None = _key(_rule(_PATH, _is_name, _abs, unset=""), None)
+    #: neighbour pairs of the provinces (CSV; forms: forecast.adjacency), for models with neighbour terms
+    adjacency: Path | None = _key(_rule(_PATH, _is_name, _abs, unset=""), None)
     countries: tuple[str, ...] = _key(_names, ())
     provinces: tuple[str, ...] | dict[str, tuple[str, ...]] = _key(_rule(
         "a list of names in quotes, or a table country = [names]",
@@ -312,7 +314,7 @@ def config_from_dict(doc: dict[str, Any], *, base_dir: str | Path | None = None,
     elif len(given) == 2:
         probs.append("[data] events and [data] panel are both set: give one of them (events: an incident "
                      "log to count; panel: a count panel CSV), and set the other to \"\" or delete it.")
-    for key in ("events", "panel", "gazetteer"):
+    for key in ("events", "panel", "gazetteer", "adjacency"):
         f = data.get(key)
         if f is not None and not f.is_file():
             probs.append(f"[data] {key}: file {f} not found (relative paths are read from {base}).")

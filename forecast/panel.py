@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from forecast._parse import parse_date_text
+from forecast.adjacency import read_adjacency
 from forecast.coverage_gaps import MODES as GAP_MODES
 from forecast.coverage_gaps import apply_coverage_gaps
 from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
@@ -64,8 +65,9 @@ def build_panel(
         ``aggregate = True`` and ``"(all)"`` in ``province`` / ``country``.
     exposure : frame with ``country, province, ds, exposure`` (optionally
         ``event_type``), merged onto the panel as column ``exposure``.
-    adjacency : CSV path or frame of neighbour pairs (``country_a, province_a,
-        country_b, province_b``), carried in ``panel.attrs["adjacency"]``.
+    adjacency : CSV path or frame of neighbour pairs (any form
+        :func:`forecast.adjacency.read_adjacency` accepts), carried in canonical form in
+        ``panel.attrs["adjacency"]`` for the models with neighbour terms.
     coverage_gaps : ``"missing"`` (default) or ``"zero"``: what a *coverage gap*
         becomes, a period whose panel total is 0 although its neighbours make 0
         implausible (see :mod:`forecast.coverage_gaps`): missing (``y`` NaN for
@@ -165,7 +167,7 @@ def build_panel(
         "warnings": warn,
     }
     if adjacency is not None:
-        panel.attrs["adjacency"] = _read_adjacency(adjacency)
+        panel.attrs["adjacency"] = read_adjacency(adjacency)
     for w in warn:
         warnings.warn(w, ForecastWarning, stacklevel=2)
     return panel
@@ -288,12 +290,6 @@ def _merge_exposure(grid: pd.DataFrame, exposure: pd.DataFrame) -> pd.DataFrame:
                                            hint="Give a positive exposure for every series and period.")],
                                   source="exposure")
     return out
-
-
-def _read_adjacency(adjacency) -> pd.DataFrame:
-    frame = pd.read_csv(adjacency, dtype=str) if isinstance(adjacency, (str, Path)) else adjacency.copy()
-    require_columns(frame, ("country_a", "province_a", "country_b", "province_b"), what="adjacency")
-    return frame[["country_a", "province_a", "country_b", "province_b"]].reset_index(drop=True)
 
 
 __all__: Sequence[str] = ("build_panel", "parse_freq", "Frequency", "require_events")

@@ -130,7 +130,9 @@ def test_exposure_and_adjacency_travel_with_the_panel():
                         "country_b": ["Afghanistan"], "province_b": ["Kunduz"]})
     p = quiet(BASE, exposure=ex, adjacency=adj)
     assert (p["exposure"] == 2.0).all()
-    assert p.attrs["adjacency"].shape == (1, 4)
+    # carried in the canonical form of forecast.adjacency.read_adjacency
+    assert p.attrs["adjacency"][["country_a", "region_a", "country_b", "region_b"]].values.tolist() == [
+        ["Tajikistan", "Khatlon", "Afghanistan", "Kunduz"]]
 
 
 # -- properties (Hypothesis) ---------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from forecast.adjacency import ADJACENCY_COLUMNS, read_adjacency
 from forecast.exceptions import DataValidationError, Problem
 from forecast.models.streams import series_rng  # noqa: F401  (re-exported: the streams live there)
 from forecast.periods import Frequency, check_starts, format_dates, parse_freq
@@ -95,6 +96,9 @@ class PanelData:
     series: list[Series]
     freq: Frequency
     keys: pd.DataFrame | None  # unique_id -> country, province, event_type when present
+    #: neighbour pairs in the canonical form of :func:`forecast.adjacency.read_adjacency`
+    #: (from ``panel.attrs["adjacency"]``), or None
+    adjacency: pd.DataFrame | None = None
 
     @classmethod
     def from_frame(cls, panel: pd.DataFrame, extra: Sequence[str] = ()) -> "PanelData":
@@ -165,7 +169,10 @@ class PanelData:
         keys = None
         if {"country", "province", "event_type"} <= set(frame.columns):
             keys = frame.groupby("unique_id", sort=False)[["country", "province", "event_type"]].first()
-        return cls(out, freq, keys)
+        adjacency = panel.attrs.get("adjacency")  # any accepted form, e.g. set by hand
+        if adjacency is not None and not set(ADJACENCY_COLUMNS) <= set(getattr(adjacency, "columns", ())):
+            adjacency = read_adjacency(adjacency)
+        return cls(out, freq, keys, adjacency)
 
 
 def observed_values(s: Series, span: int | None = None) -> np.ndarray:

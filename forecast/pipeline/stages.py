@@ -105,10 +105,14 @@ def run_panel(cfg, events: pd.DataFrame) -> pd.DataFrame:
                           f"{', '.join(gaps[:10])}; "
                           + ("treated as missing" if d.coverage_gaps == "missing" else "kept as zeros") + ".",
                           ForecastWarning, stacklevel=2)
+        if d.adjacency is not None:
+            from forecast.adjacency import read_adjacency
+
+            panel.attrs["adjacency"] = read_adjacency(d.adjacency)
         return panel
     return build_panel(events, d.freq or "month", coverage=d.coverage, as_of=d.as_of, provinces=d.provinces or None,
                        countries=d.countries or None, value=d.value, gazetteer=d.gazetteer,
-                       coverage_gaps=d.coverage_gaps)
+                       coverage_gaps=d.coverage_gaps, adjacency=d.adjacency)
 
 
 def label(spec: Any) -> str:
