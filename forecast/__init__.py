@@ -12,6 +12,7 @@ load_sample(name)                        bundled sample logs
 load_model(name)                         model spec from models/<name>.toml
 backtest(panel, models, horizon, ...)    rolling-origin backtest (specs or spec names)
 tune(spec, panel, grid, horizon, ...)    hyperparameter grid search by backtest, vs the default
+accuracy(result, by=("model",))          a backtest's mean scores as one table (fable's accuracy)
 load_panel(path, freq="month", ...)      panel from an events file or a panel CSV
 run_demo(out=None)                       the whole run on the bundled simulated log
 Gazetteer                                province-name normalisation
@@ -44,6 +45,7 @@ _LAZY = {
     "effects": ("forecast.interventions", "effects"),
     "backtest": ("forecast.pipeline", "backtest"),  # takes spec names too
     "tune": ("forecast.tuning", "tune"),
+    "accuracy": ("forecast._backtest_result", "accuracy"),
     "load_panel": ("forecast.pipeline", "load_panel"),
     "run_demo": ("forecast.pipeline", "run_demo"),
     "load_config": ("forecast.config", "load_config"),

@@ -117,3 +117,39 @@ class BacktestResult:
             out["n_impossible"] = k.to_numpy().astype(np.int64)
             out["share_impossible"] = (k / g.count().reindex(out.index)).to_numpy()
         return out.reset_index()
+
+
+def accuracy(result: "BacktestResult", by: Sequence[str] | str = ("model",),
+             metrics: Sequence[str] = ("rps", "log", "mae", "rmse", "mase", "coverage_80", "dss")) -> pd.DataFrame:
+    """Forecast accuracy of a backtest as one table, one row per ``by`` group (fable's ``accuracy``).
+
+    Parameters
+    ----------
+    result : what :func:`forecast.backtest` returned.
+    by : columns of ``result.forecasts`` to group by (default: per model; e.g.
+        ``("model", "h")`` per step ahead).
+    metrics : means of the per-forecast scores: ``rps`` (ranked probability score), ``log``
+        (unfloored log score), ``mae``, ``rmse`` (root of the mean squared error), ``mase``,
+        ``coverage_80`` (share of outcomes inside the 80 % interval), ``dss``, or any score
+        column of ``result.point_scores``.
+
+    Returns
+    -------
+    DataFrame
+        ``*by, <metrics>, n`` (n = forecasts per group), lower is better except coverage.
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    wanted = {"mae": "abs_error", "rmse": "sq_error"}
+    cols = [wanted.get(m, m) for m in metrics]
+    unknown = [m for m, c in zip(metrics, cols) if c not in result.point_scores.columns]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: mae, rmse, "
+                         + ", ".join(c for c in result.point_scores.columns if not c.startswith("pit_")))
+    frame = pd.concat([result.forecasts[by].reset_index(drop=True),
+                       result.point_scores[cols].reset_index(drop=True)], axis=1)
+    g = frame.groupby(by, sort=True, observed=True)
+    out = g[cols].mean()
+    out.columns = list(metrics)
+    if "rmse" in out.columns:
+        out["rmse"] = np.sqrt(out["rmse"])
+    return out.assign(n=g.size()).reset_index()

@@ -24,6 +24,9 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click import ClickException, get_current_context
 
 from forecast import pipeline
+from forecast._cli_options import (AS_OF, COUNTRY, DASK_HELP, EVENTS_FILE, EVENTS_OR_PANEL, FREQ, GAZETTEER,
+                                   MONTHFIRST, QUIET, REFIT_EVERY, RUN_AS_OF, RUN_FREQ, RUN_GAZETTEER,
+                                   RUN_MONTHFIRST, RUN_SCHEMA, SCHEMA, SEED, data_options, run_data_overrides)
 from forecast._boundary import (EXIT_INPUT, EXIT_INTERRUPT, EXIT_TERM, ForecastError, Terminated, error_lines,
                                 escape, input_error_line, install_sigterm_handler, printing_warnings,
                                 report_internal_error)
@@ -32,7 +35,14 @@ from forecast._version import __version__
 app = typer.Typer(
     name="forecast",
     help="Forecast per-province counts of security incidents (clashes, attacks, seizures) "
-         "with honest count distributions.",
+         "with honest count distributions.\n\n"
+         "\b\nExamples:\n"
+         "  forecast demo                        # the whole pipeline on bundled simulated data\n"
+         "  forecast init config.toml            # a commented starter configuration\n"
+         "  forecast validate events.csv         # check a log before you count it\n"
+         "  forecast run config.toml             # backtest, choose, forecast, write the report\n"
+         "  forecast backtest events.csv --models climatology,negbin_glm --out bt/\n"
+         "  forecast COMMAND --help              # options and an example for each command",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -95,48 +105,22 @@ def _friendly(func: Callable) -> Callable:
     return wrapper
 
 
-def _as_of(value: Optional[str]) -> Optional[str]:
-    """Check ``--as-of`` with the same rule as the config's ``as_of`` (a real date, YYYY-MM-DD)."""
-    if value is None:
-        return None
-    from forecast.config import _Bad, _date
-
-    try:
-        return _date(value).isoformat()
-    except _Bad as bad:
-        raise typer.BadParameter(f"expected {bad}, a real calendar date; got {escape(value)!r}.") from None
-
-
-SCHEMA_HELP = "File layout: auto, native, acled or ucdp."
-ASOF_HELP = "Date up to which the log is complete (its export date), YYYY-MM-DD."
-DASK_HELP = ("Run the backtest on this Dask cluster (scheduler address, e.g. tcp://host:8786) instead of "
-             "local processes; needs pip install \"incident-forecast[dask]\".")
-# Arguments and options several commands take alike, defined once so that their help
-# and checks cannot drift apart (typer copies them per command).
-EVENTS_FILE = typer.Argument(..., help="Events file (CSV or Parquet).")
-EVENTS_OR_PANEL = typer.Argument(..., help="Events file or panel CSV (unique_id, ds, y).")
-FREQ_OF_EVENTS = typer.Option("month", help="Period when FILE holds events: day, week, month, quarter or year "
-                                            "(a panel CSV keeps its own).")
-AS_OF = typer.Option(None, help=ASOF_HELP, callback=_as_of)
-SEED = typer.Option(0, min=0, help="Seed of the per-series random streams.")
-
-
 @app.command()
 @_friendly
 def validate(
     file: Path = EVENTS_FILE,
-    schema: str = typer.Option("auto", help=SCHEMA_HELP),
-    gazetteer: Optional[Path] = typer.Option(None, help="CSV of extra province aliases (country,province,alias)."),
     strict: bool = typer.Option(False, help="Treat unknown province names as errors."),
-    as_of: Optional[str] = AS_OF,
-    monthfirst: bool = typer.Option(False, help="Read ambiguous dates like 03/04/2024 as month first."),
+    schema: str = SCHEMA, gazetteer: Optional[Path] = GAZETTEER, country: Optional[list[str]] = COUNTRY,
+    monthfirst: bool = MONTHFIRST, as_of: Optional[str] = AS_OF, freq: str = FREQ,
 ) -> None:
     """Check an events file and print a summary (exit 1 with the problems if it is broken).
 
-    Example: forecast validate data/ucdp_candidate_2026q1_central_asia.csv
+    Warnings (a partial last period, unknown provinces or countries) print as they are found.
+
+    Example: forecast validate data/ucdp_candidate_2026q1_central_asia.csv --freq month
     """
-    info = pipeline.validate_summary(file, schema, gazetteer=gazetteer, strict=strict, as_of=as_of,
-                                     dayfirst=not monthfirst)
+    opts = data_options(schema, gazetteer, country, monthfirst, as_of, freq)
+    info = pipeline.validate_summary(file, opts.pop("schema"), strict=strict, **opts)
     typer.echo(f"file:        {file}")
     typer.echo(f"layout:      {info['schema']}")
     typer.echo(f"rows:        {info['rows_read']} read, {info['rows_kept']} kept"
@@ -157,23 +141,18 @@ def validate(
 def panel(
     file: Path = EVENTS_FILE,
     out: Path = typer.Option(..., "--out", "-o", help="Panel CSV to write."),
-    freq: str = typer.Option("month", help="day, week (W-MON; W-SUN etc. for weeks from another day), month, quarter or year "
-                                                  "(pandas D, W, MS, QS, YS accepted)."),
-    schema: str = typer.Option("auto", help=SCHEMA_HELP),
-    as_of: Optional[str] = AS_OF,
     value: str = typer.Option("events", help="Count 'events' or sum 'fatalities'."),
     totals: bool = typer.Option(False, help="Add country and whole-area totals as extra series."),
-    country: Optional[list[str]] = typer.Option(None, help="Include every province of this country "
-                                                           "(repeatable), even without events."),
-    gazetteer: Optional[Path] = typer.Option(None, help="CSV of extra province aliases."),
     force: bool = typer.Option(False, help="Overwrite OUT if it exists."),
+    schema: str = SCHEMA, gazetteer: Optional[Path] = GAZETTEER, country: Optional[list[str]] = COUNTRY,
+    monthfirst: bool = MONTHFIRST, as_of: Optional[str] = AS_OF, freq: str = FREQ,
 ) -> None:
     """Build the zero-filled per-province count panel and write it as CSV.
 
     Example: forecast panel events.csv --freq month --out panel.csv
     """
-    p = pipeline.write_panel(file, out, freq, schema=schema, as_of=as_of, value=value, totals=totals,
-                             countries=country or None, gazetteer=gazetteer, force=force)
+    p = pipeline.write_panel(file, out, value=value, totals=totals, force=force,
+                             **data_options(schema, gazetteer, country, monthfirst, as_of, freq))
     cov = "; ".join(f"{c} {a}..{b}" for c, (a, b) in p.attrs["coverage"].items())
     typer.echo(f"wrote {out}: {p['unique_id'].nunique()} series, {len(p)} rows; coverage {cov}")
 
@@ -198,16 +177,17 @@ def predict(
     model: str = typer.Option(..., "--model", "-m", help="Model spec name (see 'forecast models') or .toml path."),
     horizon: int = typer.Option(6, "--horizon", "-h", min=1, help="Periods ahead."),
     out: Path = typer.Option(..., "--out", "-o", help="Forecast CSV to write."),
-    freq: str = FREQ_OF_EVENTS,
-    as_of: Optional[str] = AS_OF,
     seed: int = SEED,
     force: bool = typer.Option(False, help="Overwrite OUT if it exists."),
+    schema: str = SCHEMA, gazetteer: Optional[Path] = GAZETTEER, country: Optional[list[str]] = COUNTRY,
+    monthfirst: bool = MONTHFIRST, as_of: Optional[str] = AS_OF, freq: str = FREQ,
 ) -> None:
     """Fit one model on all data and write its forecasts (mean, intervals, P(Y >= k)).
 
     Example: forecast predict events.csv --model negbin_glm --horizon 6 --out forecast.csv
     """
-    table = pipeline.predict(file, model, horizon, out, freq=freq, as_of=as_of, seed=seed, force=force)
+    table = pipeline.predict(file, model, horizon, out, seed=seed, force=force,
+                             **data_options(schema, gazetteer, country, monthfirst, as_of, freq))
     n_fb = int((table.drop_duplicates("unique_id")["fallback"] != "none").sum())
     typer.echo(f"wrote {out}: {table['unique_id'].nunique()} series x {horizon} periods "
                f"({n_fb} series used a fallback model)")
@@ -225,13 +205,13 @@ def backtest_cmd(
     refit_every: int = typer.Option(1, min=1, help="Re-estimate parameters every k origins."),
     baseline: str = typer.Option("climatology", help="Model that others must beat significantly."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for backtest.csv, scores.csv, comparison.csv."),
-    freq: str = FREQ_OF_EVENTS,
-    as_of: Optional[str] = AS_OF,
     jobs: int = typer.Option(1, min=1, help="Parallel worker processes on this machine (not used with --dask)."),
     dask: Optional[str] = typer.Option(None, "--dask", metavar="<address>", help=DASK_HELP),
     seed: int = SEED,
     force: bool = typer.Option(False, help="Replace OUT if it exists."),
-    quiet: bool = typer.Option(False, help="No progress bar or summary."),
+    quiet: bool = QUIET,
+    schema: str = SCHEMA, gazetteer: Optional[Path] = GAZETTEER, country: Optional[list[str]] = COUNTRY,
+    monthfirst: bool = MONTHFIRST, as_of: Optional[str] = AS_OF, freq: str = FREQ,
 ) -> None:
     """Rolling-origin backtest: proper scores per model and horizon, and which differences are significant.
 
@@ -241,8 +221,9 @@ def backtest_cmd(
     progress = _progress_printer(quiet)
     table = pipeline.backtest_to_folder(
         file, names, horizon, out, baseline=baseline, origins=origins, step=step, refit_every=refit_every,
-        freq=freq, as_of=as_of, jobs=jobs, dask=dask, seed=seed, force=force,
-        progress=(lambda done, total: progress("backtest", done, total)) if progress else False)
+        jobs=jobs, dask=dask, seed=seed, force=force,
+        progress=(lambda done, total: progress("backtest", done, total)) if progress else False,
+        **data_options(schema, gazetteer, country, monthfirst, as_of, freq))
     if not quiet:
         with _pandas_display():
             typer.echo(table.round(4).to_string(index=False))
@@ -318,18 +299,25 @@ def run_cmd(
                                                          "(not used with dask)."),
     dask: Optional[str] = typer.Option(None, "--dask", metavar="<address>",
                                        help=DASK_HELP + " Overrides [run] dask; --dask '' runs locally."),
+    refit_every: Optional[int] = REFIT_EVERY,
     force: bool = typer.Option(False, help="Replace the output folder if it exists."),
-    quiet: bool = typer.Option(False, help="No progress bars or messages."),
+    quiet: bool = QUIET,
+    schema: Optional[str] = RUN_SCHEMA, gazetteer: Optional[Path] = RUN_GAZETTEER,
+    country: Optional[list[str]] = COUNTRY, monthfirst: Optional[bool] = RUN_MONTHFIRST,
+    as_of: Optional[str] = RUN_AS_OF, freq: Optional[str] = RUN_FREQ,
 ) -> None:
     """Ingest, backtest every model, choose, forecast, and write the report into the output folder.
 
-    Example: forecast run config.toml --out reports/2026-01 --jobs 2
+    Options given here override the config's keys of the same name.
+
+    Example: forecast run config.toml --out reports/2026-01 --jobs 2 --as-of 2026-01-31
     """
     from forecast.config import load_config
 
     flags = {"out": str(out.resolve()) if out else None, "horizon": horizon, "origins": origins, "seed": seed,
              "jobs": jobs, "dask": dask, "force": force or None, "quiet": quiet or None,
-             "models": [m.strip() for m in models.split(",")] if models else None}
+             "refit_every": refit_every, "models": [m.strip() for m in models.split(",")] if models else None,
+             **run_data_overrides(schema, gazetteer, country, monthfirst, as_of, freq)}
     cfg = load_config(config, {k: v for k, v in flags.items() if v is not None})
     pipeline.run(cfg, progress=_progress_printer(quiet))
 

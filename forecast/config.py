@@ -78,6 +78,8 @@ class DataSection:
     #: neighbour pairs of the provinces (CSV; forms: forecast.adjacency), for models with neighbour terms
     adjacency: Path | None = _key(_rule(_PATH, _is_name, _abs, unset=""), None)
     countries: tuple[str, ...] = _key(_names, ())
+    #: keep only the events of these countries (read_events' only_countries); empty = all
+    only_countries: tuple[str, ...] = _key(_names, ())
     provinces: tuple[str, ...] | dict[str, tuple[str, ...]] = _key(_rule(
         "a list of names in quotes, or a table country = [names]",
         lambda v: isinstance(v, dict) or _is_list(_is_name)(v), _per_country(_names)), ())
@@ -182,7 +184,7 @@ OVERRIDES: dict[str, tuple[tuple[str, str], ...]] = {
     "out": (("output", "dir"),), "force": (("output", "force"),),
     **{k: (("run", k),) for k in ("seed", "jobs", "dask", "quiet")},
 }
-_PATH_OVERRIDES = ("events", "panel", "gazetteer", "out")
+_PATH_OVERRIDES = ("events", "panel", "gazetteer", "adjacency", "out")
 
 
 @dataclass(frozen=True)

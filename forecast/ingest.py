@@ -60,11 +60,12 @@ def read_events(
     event_types: Mapping[str, str] | None = None,
     gazetteer: Any = None,
     strict: bool = False,
-    countries: Sequence[str] | None = None,
+    only_countries: Sequence[str] | None = None,
     max_date_precision: str | None = None,
     max_location_precision: str | None = None,
     as_of: str | date | None = None,
     dayfirst: bool = True,
+    countries: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Read an incident log into the canonical events frame.
 
@@ -81,7 +82,10 @@ def read_events(
     gazetteer : a :class:`forecast.gazetteer.Gazetteer`, or the path of a CSV
         (``country,province,alias``) that extends the bundled one.
     strict : unknown province names are an error instead of a warning.
-    countries : keep only events of these countries (names are normalised).
+    only_countries : keep only events of these countries (names are normalised).
+    countries : deprecated name of ``only_countries`` (a warning says so): elsewhere
+        (``build_panel``, the run config) ``countries`` means "every province of these
+        countries is a series", a different thing.
     max_date_precision : drop events whose date is coarser than this level
         (``"day"``, ``"week"``, ``"month"``, ``"year"``); ``None`` keeps all.
     max_location_precision : drop events located more coarsely than this level
@@ -119,6 +123,7 @@ def read_events(
         event_types=event_types,
         gazetteer=gazetteer,
         strict=strict,
+        only_countries=only_countries,
         countries=countries,
         max_date_precision=max_date_precision,
         max_location_precision=max_location_precision,
@@ -137,11 +142,12 @@ def events_from_frame(
     event_types: Mapping[str, str] | None = None,
     gazetteer: Any = None,
     strict: bool = False,
-    countries: Sequence[str] | None = None,
+    only_countries: Sequence[str] | None = None,
     max_date_precision: str | None = None,
     max_location_precision: str | None = None,
     as_of: str | date | None = None,
     dayfirst: bool = True,
+    countries: Sequence[str] | None = None,
     _stacklevel: int = 2,
 ) -> pd.DataFrame:
     """Validate an in-memory table of events; same rules as :func:`read_events`.
@@ -218,7 +224,7 @@ def events_from_frame(
     if late.any():
         problems.append(Problem(src.source_column("date"), f"date after the run date {run_date.date()}",
                                 rows=rows[late], provinces=province[late],
-                                hint="Correct the date, or pass as_of= (--as-of) if the run date is later."))
+                                hint="Correct the date, or give --as-of YYYY-MM-DD (as_of = \"YYYY-MM-DD\" in the config) if the log is complete to a later day."))
     out["date"] = day
     if "date_end" in src.columns and col("date_end") is not None:
         end_raw = col("date_end")
@@ -309,7 +315,12 @@ def events_from_frame(
                         f"'{limit}' were dropped.")
             keep &= ~coarse
     if countries is not None:
-        wanted = set(gaz.normalise_country(pd.Series(list(countries), dtype="string")).astype(str))
+        warnings.warn("read_events(countries=...) is renamed only_countries=... (countries means 'every "
+                      "province of these countries' in build_panel and the run config); it still filters.",
+                      ForecastWarning, stacklevel=_stacklevel)
+        only_countries = countries if only_countries is None else only_countries
+    if only_countries is not None:
+        wanted = set(gaz.normalise_country(pd.Series(list(only_countries), dtype="string")).astype(str))
         other = ~out["country"].isin(wanted).to_numpy() & keep
         if other.any():
             dropped["other_countries"] = int(other.sum())

@@ -131,8 +131,9 @@ def build_panel(
     if not frames:
         spans = "; ".join(f"{c}: {a.date()} to {b.date()}" for c, (a, b) in cover.items())
         raise DataValidationError([Problem("date", f"no complete {fq.kind} is covered ({spans})",
-                                           hint="Pass as_of= (the date the log is complete to) or "
-                                                "coverage=(start, end), or use a shorter frequency.")],
+                                           hint="Give the date the log is complete to (--as-of YYYY-MM-DD, or as_of = "
+                                                "\"YYYY-MM-DD\" in the config) or the coverage ([data] coverage), "
+                                                "or use a shorter frequency.")],
                                   source="panel")
     grid = pd.concat(frames, ignore_index=True)
     grid = grid.merge(counts, how="left", on=["country", "province", "event_type", "ds"])
@@ -255,7 +256,8 @@ def _coverage(ev, period, fq, countries, coverage, as_of, warn) -> dict[str, tup
         # The period holding end_date is complete only if end_date is its last day.
         if pd.Timestamp(fq.next_start(np.array([last.to_datetime64()]))[0]) - pd.Timedelta(days=1) > end_date:
             warn.append(f"{c}: the last period {last.date()} is only covered up to {end_date.date()} "
-                        f"and was dropped (pass as_of= if the log is complete).")
+                        f"and was dropped as partial (if the log is complete to a later day, give --as-of YYYY-MM-DD, "
+                        f"or as_of = \"YYYY-MM-DD\" in the config).")
             last = pd.Timestamp(fq.start(np.array([(last - pd.Timedelta(days=1)).to_datetime64()]))[0])
         out[c] = (pd.Timestamp(p0), last)
     return out

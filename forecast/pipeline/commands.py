@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 def validate_summary(file: str | Path, schema: str = "auto", *, gazetteer=None, strict: bool = False,
-                     as_of=None, dayfirst: bool = True) -> dict[str, Any]:
+                     as_of=None, dayfirst: bool = True, freq: str = "month",
+                     countries: Sequence[str] | None = None) -> dict[str, Any]:
     """Read an events file and summarise it (what ``forecast validate`` prints).
 
     Returns
@@ -25,12 +26,16 @@ def validate_summary(file: str | Path, schema: str = "auto", *, gazetteer=None, 
         ``schema``, ``rows_read``, ``rows_kept``, ``dropped`` (reason -> rows), ``dates``
         (first and last date, or None), ``countries`` (country -> provinces), ``provinces``
         (``[(province, events)]``, most events first), ``event_types`` (type -> events) and
-        ``warnings`` (how many). Bad input raises :class:`~forecast.exceptions.DataValidationError`.
+        ``warnings`` (how many, the completeness checks of :func:`completeness_warnings`
+        included: each is also issued as a ``ForecastWarning`` when found). Bad input raises
+        :class:`~forecast.exceptions.DataValidationError`.
     """
     from forecast.ingest import read_events
+    from forecast.pipeline.completeness import completeness_warnings
 
     events = read_events(file, schema, gazetteer=gazetteer, strict=strict, as_of=as_of, dayfirst=dayfirst)
     info = events.attrs["ingest"]
+    extra = completeness_warnings(events, freq, as_of=as_of, gazetteer=gazetteer, countries=countries)
     top = events.groupby(["country", "province"]).size().sort_values(ascending=False)
     return {
         "schema": info["schema"], "rows_read": info["rows_read"], "rows_kept": info["rows_kept"],
@@ -39,13 +44,13 @@ def validate_summary(file: str | Path, schema: str = "auto", *, gazetteer=None, 
         "countries": dict(events.groupby("country")["province"].nunique().items()),
         "provinces": [(p, int(n)) for (_, p), n in top.items()],
         "event_types": dict(events["event_type"].value_counts().items()),
-        "warnings": len(info["warnings"]),
+        "warnings": len(info["warnings"]) + len(extra),
     }
 
 
 def write_panel(file: str | Path, out: str | Path, freq: str = "month", *, schema: str = "auto", as_of=None,
                 value: str = "events", totals: bool = False, countries: Sequence[str] | None = None,
-                gazetteer=None, force: bool = False) -> pd.DataFrame:
+                gazetteer=None, force: bool = False, dayfirst: bool = True) -> pd.DataFrame:
     """Build the zero-filled count panel of an events file and write it to ``out`` as CSV; return it."""
     from forecast.ingest import read_events
     from forecast.outputs import check_file_writable, staged_file, write_csv
@@ -53,7 +58,7 @@ def write_panel(file: str | Path, out: str | Path, freq: str = "month", *, schem
 
     where = {"force": force, "protected": [file, gazetteer], "parents": False}
     check_file_writable(out, **where)
-    events = read_events(file, schema, gazetteer=gazetteer, as_of=as_of)
+    events = read_events(file, schema, gazetteer=gazetteer, as_of=as_of, dayfirst=dayfirst)
     with staged_file(out, **where) as tmp:
         p = build_panel(events, freq, as_of=as_of, value=value, totals=totals, countries=countries or None,
                         gazetteer=gazetteer)
@@ -69,19 +74,20 @@ def list_models() -> dict[str, str]:
 
 
 def predict(file: str | Path, model: str | Path, horizon: int, out: str | Path, *, freq: str = "month",
-            as_of=None, seed: int = 0, force: bool = False) -> pd.DataFrame:
+            as_of=None, seed: int = 0, force: bool = False, **read: Any) -> pd.DataFrame:
     """Fit one model on all data of ``file`` (events or panel CSV), write its forecasts to ``out``; return them.
 
     The table holds the mean, intervals and ``P(Y >= k)`` per series and period, with the
-    series' ``fallback`` and ``model_used``.
+    series' ``fallback`` and ``model_used``. ``read``: ``schema``, ``gazetteer``, ``dayfirst``,
+    ``countries`` as :func:`~forecast.pipeline.stages.load_panel` takes them.
     """
     from forecast.combine import load_model
     from forecast.outputs import check_file_writable, staged_file, write_csv
 
-    where = {"force": force, "protected": [file], "parents": False}
+    where = {"force": force, "protected": [file, read.get("gazetteer")], "parents": False}
     check_file_writable(out, **where)
     spec = load_model(model)
-    panel = load_panel(file, freq=freq, as_of=as_of)
+    panel = load_panel(file, freq=freq, as_of=as_of, **read)
     fitted = spec.fit(panel, seed=seed)
     table = fitted.forecast(horizon, seed=seed).to_frame()
     diag = fitted.diagnostics()[["unique_id", "fallback", "model_used"]]
@@ -94,12 +100,13 @@ def predict(file: str | Path, model: str | Path, horizon: int, out: str | Path, 
 def backtest_to_folder(file: str | Path, models: Sequence[str], horizon: int, out: str | Path, *,
                        baseline: str = "climatology", origins: int = 12, step: int = 1, refit_every: int = 1,
                        freq: str = "month", as_of=None, jobs: int = 1, dask: str | None = None, seed: int = 0,
-                       force: bool = False, progress: Any = None) -> pd.DataFrame:
+                       force: bool = False, progress: Any = None, **read: Any) -> pd.DataFrame:
     """Backtest ``models`` (the baseline added first when missing) on ``file``; write ``backtest.csv``,
     ``scores.csv`` and ``comparison.csv`` into ``out``.
 
     ``progress`` is passed to :func:`forecast.backtesting.backtest` (``False``: no bar; ``None``:
-    a bar on a terminal; a ``(done, total)`` callable: reported per task). Returns the summary
+    a bar on a terminal; a ``(done, total)`` callable: reported per task); ``read`` as in
+    :func:`predict`. Returns the summary
     per model and horizon with the RPS skill, p-value and verdict against the baseline.
     """
     from forecast.backtesting import backtest
@@ -113,7 +120,7 @@ def backtest_to_folder(file: str | Path, models: Sequence[str], horizon: int, ou
     names = list(models)
     if baseline not in names:
         names.insert(0, baseline)
-    panel = load_panel(file, freq=freq, as_of=as_of)
+    panel = load_panel(file, freq=freq, as_of=as_of, **read)
     res = backtest(panel, resolve_models(names), horizon, n_origins=origins, step=step, refit_every=refit_every,
                    jobs=jobs, dask=dask, seed=seed, keep_pmf=False, progress=progress)
     comp = compare(res, baseline=baseline, metrics=("rps", "log"), by=("h",), seed=seed)

@@ -17,18 +17,21 @@ Progress = Callable[[str, int, int], None]
 
 
 def load_panel(path: str | Path, *, freq: str = "month", as_of=None, schema: str = "auto",
-               gazetteer=None) -> pd.DataFrame:
+               gazetteer=None, dayfirst: bool = True, countries=None) -> pd.DataFrame:
     """A panel from a panel CSV (``unique_id, ds, y``) or from an events file (built with ``build_panel``).
 
     A panel CSV is validated like an events file (see :mod:`forecast.panel_csv`)
     and must hold at least one event; its frequency (day .. year) is read from its
     dates, which must be period starts, and ``freq`` is not used. An events file
-    is counted per ``freq`` (see :func:`forecast.periods.parse_freq`). Either way
+    is counted per ``freq`` (see :func:`forecast.periods.parse_freq`), with every province of
+    ``countries`` a series (``build_panel``), dates read day first unless ``dayfirst`` is
+    False. Either way
     ``panel.attrs["freq"]`` holds the :class:`~forecast.periods.Frequency`.
     """
     from forecast.ingest import read_events
     from forecast.panel import build_panel, require_events
     from forecast.panel_csv import read_panel_csv
+    from forecast.pipeline.completeness import short_history_warning
 
     path = Path(path)
     if path.suffix.lower() in (".csv", ".tsv", ".txt") and path.is_file():
@@ -39,9 +42,13 @@ def load_panel(path: str | Path, *, freq: str = "month", as_of=None, schema: str
         if {"unique_id", "ds", "y"} <= {c.strip().strip('"').lower() for c in first.split(sep)}:
             panel = read_panel_csv(path)
             require_events(panel, source=path.name)
+            short_history_warning(panel)
             return panel
-    events = read_events(path, schema, gazetteer=gazetteer, as_of=as_of)
-    return build_panel(events, freq, as_of=as_of, gazetteer=gazetteer)
+
+    events = read_events(path, schema, gazetteer=gazetteer, as_of=as_of, dayfirst=dayfirst)
+    panel = build_panel(events, freq, as_of=as_of, gazetteer=gazetteer, countries=countries or None)
+    short_history_warning(panel)
+    return panel
 
 
 def read_run_events(cfg) -> pd.DataFrame:
@@ -57,7 +64,7 @@ def read_run_events(cfg) -> pd.DataFrame:
         return read_run_panel(cfg)
     return read_events(d.events, d.schema, event_types=cfg.event_types or None, gazetteer=d.gazetteer,
                        max_date_precision=d.max_date_precision, max_location_precision=d.max_location_precision,
-                       as_of=d.as_of, dayfirst=d.dayfirst)
+                       as_of=d.as_of, dayfirst=d.dayfirst, only_countries=d.only_countries or None)
 
 
 def read_run_panel(cfg) -> pd.DataFrame:
@@ -110,9 +117,13 @@ def run_panel(cfg, events: pd.DataFrame) -> pd.DataFrame:
 
             panel.attrs["adjacency"] = read_adjacency(d.adjacency)
         return panel
-    return build_panel(events, d.freq or "month", coverage=d.coverage, as_of=d.as_of, provinces=d.provinces or None,
-                       countries=d.countries or None, value=d.value, gazetteer=d.gazetteer,
-                       coverage_gaps=d.coverage_gaps, adjacency=d.adjacency)
+    from forecast.pipeline.completeness import short_history_warning
+
+    panel = build_panel(events, d.freq or "month", coverage=d.coverage, as_of=d.as_of,
+                        provinces=d.provinces or None, countries=d.countries or None, value=d.value,
+                        gazetteer=d.gazetteer, coverage_gaps=d.coverage_gaps, adjacency=d.adjacency)
+    short_history_warning(panel)
+    return panel
 
 
 def label(spec: Any) -> str:
