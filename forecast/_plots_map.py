@@ -140,13 +140,15 @@ def risk_map(forecast_table: pd.DataFrame, shapes: pd.DataFrame, *, k: int, h: i
         coll.set_array(np.ma.masked_invalid(vals[[i for i, _ in kept]]))
         ax.add_collection(coll)
         if len(geoms) <= _MAX_LABELLED:
+            inches = (MAP_WIDTH - 1.2) / ncols / max(bounds[2] - bounds[0], 1e-12)  # per map unit
             for i, pt in enumerate(points):
                 if pt is None:
                     continue
                 v = vals[i]
-                ax.text(pt.x, pt.y, f"{H.wrap(shapes['province'].iloc[i], 14)}\n{H.percent(v)}", ha="center",
-                        va="center", fontsize=label_size, linespacing=1.1,
-                        color=H.text_colour(cmap, norm, v) if np.isfinite(v) else "0.3")
+                text = _label(shapes["province"].iloc[i], H.percent(v), geoms[i], inches, label_size)
+                if text:
+                    ax.text(pt.x, pt.y, text, ha="center", va="center", fontsize=label_size, linespacing=1.1,
+                            color=H.text_colour(cmap, norm, v) if np.isfinite(v) else "0.3")
         x0, y0, x1, y1 = bounds
         pad = 0.02 * max(x1 - x0, y1 - y0)
         ax.set_xlim(x0 - pad, x1 + pad)
@@ -161,6 +163,18 @@ def risk_map(forecast_table: pd.DataFrame, shapes: pd.DataFrame, *, k: int, h: i
     when = f" in {ds:%B %Y}" if ds is not None else ""
     fig.suptitle(title or f"Chance of at least {k} incident{'s' if k != 1 else ''}{when}", fontsize=12)
     return fig
+
+
+def _label(name: str, pct: str, geom, inches: float, size: float) -> str:
+    """The label that fits the province's width: name and percentage, the percentage
+    alone, or nothing (a small province among large ones; its number is in the caption's
+    ranking or the forecast table)."""
+    width = (geom.bounds[2] - geom.bounds[0]) * inches  # inches on the page
+    char = 0.6 * size / 72  # a character's width, roughly, in inches
+    name = H.wrap(name, 14)
+    if width >= char * (max(map(len, name.split("\n"))) + 1):
+        return f"{name}\n{pct}"
+    return pct if width >= char * (len(pct) + 1) else ""
 
 
 def _bounds(geoms) -> tuple[float, float, float, float]:

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import matplotlib
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -220,6 +219,26 @@ def test_map_caption_names_provinces_without_a_boundary(table):
     assert "Not on the map (no boundary in the file): Kunduz." in risk_map_caption(table, part, k=3)
 
 
+def test_map_labels_fit_their_province():
+    from forecast._plots_map import MAP_WIDTH, risk_map
+
+    # One event type: one map MAP_WIDTH − 1.2 in wide over a 10-unit-wide extent.
+    doc = _doc(("Big", _square(0, 0, 8)), ("Narrow", [[8, 0], [8.4, 0], [8.4, 8], [8, 8], [8, 0]]),
+               ("Sliver", [[8.4, 0], [8.45, 0], [8.45, 8], [8.4, 8], [8.4, 0]]), ("Medium", _square(8.45, 0, 1.55)))
+    shapes = read_boundaries(doc)
+    provs = ["Big", "Narrow", "Sliver", "Medium"]
+    table = pd.DataFrame({"unique_id": [f"X/{p}/clash" for p in provs], "ds": pd.Timestamp("2026-01-01"), "h": 1,
+                          "p_ge_1": [0.5, 0.25, 0.75, 0.1], "country": "X", "province": provs,
+                          "event_type": "clash"})
+    fig = risk_map(table, shapes, k=1)
+    (ax,) = [a for a in fig.axes if a.get_label() == "map:clash"]
+    texts = sorted(t.get_text() for t in ax.texts)
+    # inches per map unit (the extent is 10 units wide); a character is ~0.6·8/72 in wide at 8 pt
+    inch = (MAP_WIDTH - 1.2) / 10
+    assert 0.4 * inch < 0.0667 * 7 and 0.4 * inch > 0.0667 * 4 and 0.05 * inch < 0.0667 * 4  # as designed
+    assert texts == ["25%", "Big\n50%", "Medium\n10%"]  # Narrow: the number only; Sliver: nothing
+
+
 # ----------------------------------------------------------------------------- the run
 def test_run_with_boundaries_draws_the_map_and_links_neighbours(tmp_path):
     from forecast.config import config_from_dict
@@ -237,6 +256,10 @@ def test_run_with_boundaries_draws_the_map_and_links_neighbours(tmp_path):
     out = run(cfg)
     names = {p.name for p in (out / "figures").iterdir()}
     assert "map.png" in names and "risk.png" not in names
+    from PIL import Image
+
+    with Image.open(out / "figures" / "map.png") as im:
+        assert im.size[0] >= 1.5 * 1080
     report = (out / "index.html").read_text(encoding="utf-8")
     assert 'id="fig-map"' in report and "Highest: " in report
     # with an adjacency table too, the table gives the neighbours and the boundaries only the map
