@@ -77,6 +77,14 @@ class DataSection:
     gazetteer: Path | None = _key(_rule(_PATH, _is_name, _abs, unset=""), None)
     #: neighbour pairs of the provinces (CSV; forms: forecast.adjacency), for models with neighbour terms
     adjacency: Path | None = _key(_rule(_PATH, _is_name, _abs, unset=""), None)
+    #: province boundaries (GeoJSON; see forecast.boundaries): the risk map, and the neighbours
+    #: (polygons sharing a border) unless ``adjacency`` is set, which then gives the neighbours
+    boundaries: Path | None = _key(_rule(_PATH, _is_name, _abs, unset=""), None)
+    #: the feature property holding the province name (geoBoundaries: shapeName)
+    boundaries_name: str = _key(_rule("a property name in quotes", _is_name, lambda v, base: v.strip()), "shapeName")
+    #: the feature property holding the country (names or ISO codes); unset: provinces matched by name
+    boundaries_country: str | None = _key(_rule("a property name in quotes, or ''", _is_name,
+                                                lambda v, base: v.strip(), unset=""), None)
     countries: tuple[str, ...] = _key(_names, ())
     #: keep only the events of these countries (read_events' only_countries); empty = all
     only_countries: tuple[str, ...] = _key(_names, ())
@@ -184,7 +192,7 @@ OVERRIDES: dict[str, tuple[tuple[str, str], ...]] = {
     "out": (("output", "dir"),), "force": (("output", "force"),),
     **{k: (("run", k),) for k in ("seed", "jobs", "dask", "quiet")},
 }
-_PATH_OVERRIDES = ("events", "panel", "gazetteer", "adjacency", "out")
+_PATH_OVERRIDES = ("events", "panel", "gazetteer", "adjacency", "boundaries", "out")
 
 
 @dataclass(frozen=True)
@@ -316,7 +324,7 @@ def config_from_dict(doc: dict[str, Any], *, base_dir: str | Path | None = None,
     elif len(given) == 2:
         probs.append("[data] events and [data] panel are both set: give one of them (events: an incident "
                      "log to count; panel: a count panel CSV), and set the other to \"\" or delete it.")
-    for key in ("events", "panel", "gazetteer", "adjacency"):
+    for key in ("events", "panel", "gazetteer", "adjacency", "boundaries"):
         f = data.get(key)
         if f is not None and not f.is_file():
             probs.append(f"[data] {key}: file {f} not found (relative paths are read from {base}).")

@@ -21,6 +21,7 @@ import pandas as pd
 
 from forecast import _plot_helpers as H
 from forecast._plots_eval import pit_histograms, reliability_diagram, scores_by_horizon  # noqa: F401 (public here)
+from forecast._plots_map import risk_map  # noqa: F401 (public here)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from forecast.pipeline.stages import Progress
+from forecast.pipeline.stages import Progress, run_boundaries
 
 
 def figures(panel, table, res, effects, cfg, folder: Path, progress: Progress | None = None) -> list[dict]:
@@ -17,15 +17,24 @@ def figures(panel, table, res, effects, cfg, folder: Path, progress: Progress | 
     k_top = max(cfg.forecast.thresholds)
     freq = parse_freq(panel.attrs.get("freq", cfg.data.freq))  # captions in the panel's own periods
     figs: list[tuple[str, str, str, Any]] = []
+    dpi: dict[str, int] = {}  # figures drawn for a higher resolution than the default 100
     history = panel[["unique_id", "ds", "y", "country", "province", "event_type"]]
     # One forecast per series, each from the model chosen for it.
     table = table.assign(model="model chosen per series")
     figs.append(("forecasts", "Forecasts per province and event type",
                  "History (last 3 years) and the forecast: line = expected count, shaded bands = 50/80/95% "
                  "prediction intervals.", plots.small_multiples(history, table)))
-    figs.append(("risk", f"Chance of at least {k_top} incidents next period",
-                 f"P(Y ≥ {k_top}) for the first forecast period, per province and event type.",
-                 plots.risk_heatmap(table, k=k_top, h=1)))
+    shapes = run_boundaries(cfg)
+    if shapes is not None:  # with boundaries, the map; its labels carry the heatmap's numbers
+        from forecast._plots_map import MAP_DPI, risk_map, risk_map_caption
+
+        figs.append(("map", f"Chance of at least {k_top} incidents next period",
+                     risk_map_caption(table, shapes, k=k_top, h=1), risk_map(table, shapes, k=k_top, h=1)))
+        dpi["map"] = MAP_DPI
+    else:
+        figs.append(("risk", f"Chance of at least {k_top} incidents next period",
+                     f"P(Y ≥ {k_top}) for the first forecast period, per province and event type.",
+                     plots.risk_heatmap(table, k=k_top, h=1)))
     tidy = res.scores(("model", "h", "cutoff"), metrics=["rps"])
     figs.append(("scores", "Backtest accuracy by horizon",
                  "Mean ranked probability score per model and horizon over the backtest origins (lower is "
@@ -60,7 +69,7 @@ def figures(panel, table, res, effects, cfg, folder: Path, progress: Progress | 
     for done, (fid, ttl, caption, fig) in enumerate(figs):
         if progress:
             progress("figures", done, len(figs))
-        plots.save(fig, folder / f"{fid}.png", dpi=100)
+        plots.save(fig, folder / f"{fid}.png", dpi=dpi.get(fid, 100))
         out.append({"id": fid, "title": ttl, "caption": caption, "file": f"figures/{fid}.png"})
     if progress:
         progress("figures", len(figs), len(figs))

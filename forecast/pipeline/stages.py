@@ -112,18 +112,41 @@ def run_panel(cfg, events: pd.DataFrame) -> pd.DataFrame:
                           f"{', '.join(gaps[:10])}; "
                           + ("treated as missing" if d.coverage_gaps == "missing" else "kept as zeros") + ".",
                           ForecastWarning, stacklevel=2)
-        if d.adjacency is not None:
+        adjacency = run_adjacency(cfg)
+        if adjacency is not None:
             from forecast.adjacency import read_adjacency
 
-            panel.attrs["adjacency"] = read_adjacency(d.adjacency)
+            panel.attrs["adjacency"] = read_adjacency(adjacency)
         return panel
     from forecast.pipeline.completeness import short_history_warning
 
     panel = build_panel(events, d.freq or "month", coverage=d.coverage, as_of=d.as_of,
                         provinces=d.provinces or None, countries=d.countries or None, value=d.value,
-                        gazetteer=d.gazetteer, coverage_gaps=d.coverage_gaps, adjacency=d.adjacency)
+                        gazetteer=d.gazetteer, coverage_gaps=d.coverage_gaps, adjacency=run_adjacency(cfg))
     short_history_warning(panel)
     return panel
+
+
+def run_adjacency(cfg):
+    """The run's neighbour pairs: ``[data] adjacency`` when set (it wins over the boundaries,
+    which then only draw the map), else the shared borders of ``[data] boundaries``, else None."""
+    d = cfg.data
+    if d.adjacency is not None or d.boundaries is None:
+        return d.adjacency
+    from forecast.boundaries import shared_borders
+
+    return shared_borders(run_boundaries(cfg))
+
+
+def run_boundaries(cfg) -> pd.DataFrame | None:
+    """The province shapes of ``[data] boundaries`` (``country, province, geometry``), or None."""
+    d = cfg.data
+    if d.boundaries is None:
+        return None
+    from forecast.boundaries import read_boundaries
+
+    return read_boundaries(d.boundaries, name_property=d.boundaries_name, country_property=d.boundaries_country,
+                           gazetteer=d.gazetteer)
 
 
 def label(spec: Any) -> str:
