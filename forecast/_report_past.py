@@ -90,5 +90,10 @@ def past_alerts_view(rows: Iterable[Mapping], rule: str, note: str) -> dict:
     if head is not None:
         a, hits, miss = _int(head.get("alerts")) or 0, _int(head.get("hits")) or 0, _int(head.get("misses")) or 0
         sentence = (f"Past alerts, one step ahead: {a:,} issued, {hits:,} came true, {miss:,} "
-                    f"event{'s' if miss != 1 else ''} missed.")
+                    f"event{'s' if miss != 1 else ''} missed")
+        naive = next((r for r in rows if r.get("h") == "1" and r.get("model") == "naive rule"), None)
+        if naive is not None:
+            sentence += (f" (naive rule: {_int(naive.get('alerts')) or 0:,} issued, "
+                         f"{_int(naive.get('hits')) or 0:,} came true)")
+        sentence += "."
     return {"rows": table, "sentence": sentence, "rule": rule, "note": note}
