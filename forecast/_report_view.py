@@ -209,10 +209,25 @@ def _headline(h: Mapping) -> dict:
 
 
 def _alerts(rows: Iterable[Mapping]) -> list[dict]:
-    return [{"country": _s(r.get("country")), "province": _s(r.get("province")),
-             "event_type": _s(r.get("event_type")), "period": month_label(r.get("period")),
-             "k": f"{fmt_int(r.get('k'))} or more" if r.get("k") is not None else "",
-             "probability": fmt_pct(r.get("probability")), "model": _s(r.get("model"))} for r in rows]
+    """One line per series, threshold and model: an alert repeated over several periods lists
+    them ("Jan 2026, Feb 2026") with the range of its chances."""
+    groups: dict[tuple, dict] = {}
+    for r in rows:
+        key = tuple(_s(r.get(c)) for c in ("country", "province", "event_type", "k", "model"))
+        g = groups.setdefault(key, {"row": r, "periods": [], "p": []})
+        g["periods"].append(month_label(r.get("period")))
+        g["p"].append(_num(r.get("probability")))
+    out = []
+    for g in groups.values():
+        r, ps = g["row"], [p for p in g["p"] if p is not None]
+        lo, hi = (fmt_pct(min(ps)), fmt_pct(max(ps))) if ps else ("\u2014", "\u2014")
+        out.append({"country": _s(r.get("country")), "province": _s(r.get("province")),
+                    "event_type": _s(r.get("event_type")), "period": ", ".join(g["periods"]),
+                    "n_periods": len(g["periods"]),
+                    "k": f"{fmt_int(r.get('k'))} or more" if r.get("k") is not None else "",
+                    "probability": lo if lo == hi else f"{lo[:-1]}{_DASH}{hi}" if lo.endswith("%") and
+                    lo[:-1].isdigit() else f"{lo}{_DASH}{hi}", "model": _s(r.get("model"))})
+    return out
 
 
 def _totals(rows: Iterable[Mapping]) -> list[dict]:

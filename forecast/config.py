@@ -2,7 +2,7 @@
 
 One file names everything a monthly run needs. Sections ``[data]``,
 ``[event_types]``, ``[models]``, ``[backtest]``, ``[forecast]``, ``[output]``,
-``[run]``; only ``[data] events`` (an incident log) or ``[data] panel`` (a count panel CSV) is
+``[run]``, ``[report]``; only ``[data] events`` (an incident log) or ``[data] panel`` (a count panel CSV) is
 required, exactly one of them. The starter written by
 :func:`write_starter` (``forecast/templates/config.toml``) explains every key
 and states its default, which is the dataclass default below.
@@ -161,6 +161,16 @@ class OutputSection:
 
 
 @dataclass(frozen=True)
+class ReportSection:
+    """``[report]``: what the report shows beyond the defaults.
+
+    ``backtest_series``: the series (``unique_id``) drawn in ``figures/backtest.png``;
+    empty (default) draws the four with the most events in the backtest window.
+    """
+    backtest_series: tuple[str, ...] = _key(_names, ())
+
+
+@dataclass(frozen=True)
 class RunSection:
     """``[run]``: reproducibility and resources.
 
@@ -176,7 +186,8 @@ class RunSection:
 
 
 SECTIONS: dict[str, type] = {"data": DataSection, "models": ModelsSection, "backtest": BacktestSection,
-                             "forecast": ForecastSection, "output": OutputSection, "run": RunSection}
+                             "forecast": ForecastSection, "output": OutputSection, "run": RunSection,
+                             "report": ReportSection}
 _ALL_SECTIONS = ("data", "event_types", *list(SECTIONS)[1:])
 #: Section -> key -> checker, from the dataclass fields.
 CHECKS: dict[str, dict[str, Callable]] = {
@@ -210,6 +221,7 @@ class RunConfig:
     forecast: ForecastSection = ForecastSection()
     output: OutputSection = OutputSection()
     run: RunSection = RunSection()
+    report: ReportSection = ReportSection()
     path: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)
 

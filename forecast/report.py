@@ -49,6 +49,7 @@ from forecast._report_view import (  # noqa: F401 (formatters and png_data_uri: 
     plural,
     png_data_uri,
 )
+from forecast._report_past import calibration_view, past_alerts_view
 from forecast.report_context import ReportContext
 
 __all__ = ["render_report", "write_report", "png_data_uri", "MAX_REPORT_BYTES", "SECTION_TITLES"]
@@ -153,6 +154,23 @@ def _environment() -> jinja2.Environment:
 
 # --------------------------------------------------------------------------- view model (sections: _report_view)
 
+def _attach_past(figs: list[dict], ctx: Mapping[str, Any]) -> None:
+    """Calibration in words after the PIT figure, the scored past alerts after the
+    reliability figure (each after the last figure when its figure is absent)."""
+    for f in figs:
+        f["calibration"], f["past_alerts"] = [], None
+    ids = [f["id"] for f in figs]
+
+    def at(*names: str) -> dict:
+        return figs[next((ids.index(n) for n in names if n in ids), len(figs) - 1)]
+
+    if ctx.get("calibration"):
+        at("fig-pit")["calibration"] = calibration_view(_records(ctx["calibration"]))
+    if ctx.get("past_alerts"):
+        at("fig-reliability", "fig-pit")["past_alerts"] = past_alerts_view(
+            _records(ctx["past_alerts"]), _s(ctx.get("alert_rule")), _s(ctx.get("past_alerts_note")))
+
+
 def _build_view(ctx: dict) -> dict:
     from forecast._version import __version__
 
@@ -160,13 +178,16 @@ def _build_view(ctx: dict) -> dict:
     if ctx.get("headline") is not None:
         sec["summary"] = _headline(ctx["headline"])
     if ctx.get("alerts") is not None:
-        sec["alerts"] = {"rows": _alerts(_records(ctx["alerts"])), "rule": _s(ctx.get("alert_rule"))}
+        rows = _alerts(_records(ctx["alerts"]))
+        sec["alerts"] = {"rows": rows, "rule": _s(ctx.get("alert_rule")),
+                         "period_header": "Periods" if any(r["n_periods"] > 1 for r in rows) else "Period"}
     if ctx.get("totals") is not None:
         sec["totals"] = _totals(_records(ctx["totals"]))
     if ctx.get("effects"):
         sec["effects"] = [_effect(r) for r in _records(ctx["effects"])]
     if ctx.get("figures"):
         sec["figures"] = _figures(_records(ctx["figures"]))
+        _attach_past(sec["figures"], ctx)
     if ctx.get("comparison") is not None:
         sec["comparison"] = _comparison(ctx["comparison"])
     if ctx.get("selection") is not None:

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from forecast._report_past import AlertScore, CalibrationLine
 from forecast._report_values import (  # noqa: F401 (json_values is public here too)
     _bool, _int, _level, _num, _records, _Row, _str, json_values,
 )
@@ -25,7 +26,7 @@ from forecast.exceptions import ConfigError
 
 __all__ = ["SCHEMA_VERSION", "ReportContext", "Headline", "HeadlineRow", "Alert", "Total", "Effect",
            "ComparisonRow", "Comparison", "SelectionRow", "Source", "UnknownProvince", "DataSummary",
-           "Method", "FigureRef"]
+           "Method", "FigureRef", "CalibrationLine", "AlertScore"]
 
 #: Version of the ``report_context.json`` layout this module writes.
 SCHEMA_VERSION = 2
@@ -284,6 +285,10 @@ class ReportContext:
     methods: tuple[Method, ...]
     manifest: dict[str, Any]  # run.json, as JSON values
     effects: tuple[Effect, ...] = ()  # empty: no model with interventions (the section is dropped)
+    # Checked against the past (absent from contexts written before them: nothing is shown).
+    calibration: tuple[CalibrationLine, ...] = ()
+    past_alerts: tuple[AlertScore, ...] = ()
+    past_alerts_note: str = ""  # the naive rule in words
     schema_version: int = SCHEMA_VERSION
 
     # ----------------------------------------------------------------------- dict / JSON
@@ -297,6 +302,11 @@ class ReportContext:
             "alert_rule": self.alert_rule, "totals": [t.to_dict() for t in self.totals]}
         if self.effects:
             out["effects"] = [e.to_dict() for e in self.effects]
+        if self.calibration:
+            out["calibration"] = [c.to_dict() for c in self.calibration]
+        if self.past_alerts:
+            out["past_alerts"] = [a.to_dict() for a in self.past_alerts]
+            out["past_alerts_note"] = self.past_alerts_note
         out |= {"figures": [f.to_dict() for f in self.figures], "comparison": self.comparison.to_dict(),
                 "selection": [s.to_dict() for s in self.selection], "data": self.data.to_dict(),
                 "methods": [m.to_dict() for m in self.methods], "manifest": self.manifest}
@@ -339,6 +349,9 @@ class ReportContext:
                 alerts=tuple(map(Alert.from_dict, _records(d["alerts"]))), alert_rule=_str(d["alert_rule"]),
                 totals=tuple(map(Total.from_dict, _records(d["totals"]))),
                 effects=tuple(map(Effect.from_dict, _records(d.get("effects")))),
+                calibration=tuple(map(CalibrationLine.from_dict, _records(d.get("calibration")))),
+                past_alerts=tuple(map(AlertScore.from_dict, _records(d.get("past_alerts")))),
+                past_alerts_note=_str(d.get("past_alerts_note")),
                 figures=tuple(map(FigureRef.from_dict, d["figures"])), comparison=Comparison.from_dict(d["comparison"]),
                 selection=tuple(map(SelectionRow.from_dict, _records(d["selection"]))),
                 data=DataSummary.from_dict(d["data"]), methods=tuple(map(Method.from_dict, d["methods"])),

@@ -250,11 +250,14 @@ def score_all(fc: CountForecast, y, *, levels: Sequence[float] = (50, 80, 95),
     """Every per-row score in one pass over the pmf.
 
     Returns ``log, log_floored, impossible, rps, dss, brier_ge_<k>, coverage_<lvl>,
-    interval_<lvl>, abs_error, sq_error, bias, pit_lo, pit_hi`` (float64 arrays of length
+    interval_<lvl>, mass_<lvl>, abs_error, sq_error, bias, pit_lo, pit_hi`` (float64 arrays of length
     ``n``): ``log`` is the unfloored log score (``+inf`` where :math:`p(y) = 0`),
     ``log_floored`` the log score with :math:`p(y)` floored at ``LOG_FLOOR`` (1e-12), and
     ``impossible`` 1.0 where :math:`p(y) <` ``IMPOSSIBLE_P`` (1e-12), else 0.0 (its mean
-    is the share of impossible outcomes); ``pit_lo = F(y-1)`` and ``pit_hi = F(y)`` feed :func:`forecast.calibration.pit_histogram`
+    is the share of impossible outcomes); ``mass_<lvl>`` is the probability the forecast itself
+    gives its central interval, :math:`P(lo \\le Y \\le hi) \\ge` level (a count interval holds
+    at least its level, so coverage is judged against this, not the nominal level);
+    ``pit_lo = F(y-1)`` and ``pit_hi = F(y)`` feed :func:`forecast.calibration.pit_histogram`
     (its ``active_only`` form also needs ``F(0) = fc.pmf[:, 0]``, or ``1 - p_ge_1``).
     """
     y = _outcomes(fc, y)
@@ -272,6 +275,7 @@ def score_all(fc: CountForecast, y, *, levels: Sequence[float] = (50, 80, 95),
         lo, hi = sc["q"][:, 2 * i], sc["q"][:, 2 * i + 1]
         out[f"coverage_{_label(lv)}"] = ((lo <= y) & (y <= hi)).astype(float)
         out[f"interval_{_label(lv)}"] = _interval_score(lo, hi, y, lv).astype(float)
+        out[f"mass_{_label(lv)}"] = fc.cdf(hi) - fc.cdf(lo - 1)
     err = fc.mean - y
     out.update(abs_error=np.abs(err), sq_error=err**2, bias=err, pit_lo=sc["lo"], pit_hi=sc["hi"])
     return out

@@ -314,7 +314,7 @@ def test_to_dict_is_json_serialisable_and_round_trips(project):
     assert d["data"]["events"] == str(ev.resolve())
     assert d["data"]["as_of"] == "2025-12-31" and d["data"]["coverage"] == ["2012-01-01", "2025-12-01"]
     assert d["models"]["candidates"] == ["climatology", str((folder / "mine.toml").resolve())]
-    assert set(d) == {"path", "data", "event_types", "models", "backtest", "forecast", "output", "run"}
+    assert set(d) == {"path", "data", "event_types", "models", "backtest", "forecast", "output", "run", "report"}
     d.pop("path")
     assert config_from_dict(d, base_dir=folder) == cfg
 

@@ -154,5 +154,7 @@ def test_report_context_sits_on_the_lowest_floor():
     from tests.test_layers import import_graph
 
     graph = import_graph()
-    assert graph["forecast.report_context"] <= {"forecast.exceptions", "forecast._report_values"}
+    assert graph["forecast.report_context"] <= {"forecast.exceptions", "forecast._report_values",
+                                                "forecast._report_past"}
+    assert graph["forecast._report_past"] <= {"forecast._report_values"}
     assert graph["forecast._report_values"] == set()

@@ -264,7 +264,7 @@ def test_score_all_equals_single_scores(grid_forecast):
     mu, alpha, y, fc = grid_forecast
     sc = scoring.score_all(fc, y, levels=(0.5, 95), thresholds=(1, 5))
     assert set(sc) == {"log", "log_floored", "impossible", "rps", "dss", "brier_ge_1", "brier_ge_5", "coverage_50", "interval_50",
-                       "coverage_95", "interval_95", "abs_error", "sq_error", "bias", "pit_lo", "pit_hi"}
+                       "coverage_95", "interval_95", "mass_50", "mass_95", "abs_error", "sq_error", "bias", "pit_lo", "pit_hi"}
     np.testing.assert_array_equal(sc["rps"], scoring.rps(fc, y))
     np.testing.assert_array_equal(sc["log"], scoring.log_score(fc, y))
     np.testing.assert_array_equal(sc["log_floored"], scoring.log_score(fc, y, floor=scoring.LOG_FLOOR))
@@ -272,6 +272,9 @@ def test_score_all_equals_single_scores(grid_forecast):
     np.testing.assert_array_equal(sc["dss"], scoring.dss(fc, y))
     np.testing.assert_array_equal(sc["brier_ge_5"], scoring.brier(fc, y, 5))
     np.testing.assert_array_equal(sc["interval_95"], scoring.interval_score(fc, y, 0.95))
+    lo, hi = fc.interval(0.95)  # the probability the forecast gives its own interval, against scipy
+    np.testing.assert_allclose(sc["mass_95"], ref_cdf(hi, mu, alpha) - ref_cdf(lo - 1, mu, alpha), rtol=0, atol=1e-12)
+    assert (sc["mass_95"] >= 0.95 - 1e-12).all() and (sc["mass_50"] >= 0.5 - 1e-12).all()
     pit_lo, pit_hi = ref_cdf(y - 1, mu, alpha), ref_cdf(y, mu, alpha)
     np.testing.assert_allclose(sc["pit_lo"], pit_lo, rtol=0, atol=1e-13)
     np.testing.assert_allclose(sc["pit_hi"], pit_hi, rtol=0, atol=1e-13)

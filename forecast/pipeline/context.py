@@ -8,6 +8,8 @@ import pandas as pd
 from forecast.exceptions import ConfigError
 from forecast.report_context import (
     Alert,
+    AlertScore,
+    CalibrationLine,
     Comparison,
     ComparisonRow,
     DataSummary,
@@ -29,7 +31,7 @@ ACLED_CITATION = "Contains ACLED data (acleddata.com); use is subject to ACLED's
 
 
 def context(cfg, events, panel, table, totals, effects, comparison, comparison_h, selection, labelled, figures,
-             manifest, *, simulated: bool, title: str | None, baseline: str) -> ReportContext:
+             manifest, *, simulated: bool, title: str | None, baseline: str, past: dict | None = None) -> ReportContext:
     """What the report shows (written as ``report_context.json``; :func:`render_run_dir` renders it)."""
     from forecast.combine import load_model
     from forecast.specs import to_toml
@@ -89,6 +91,11 @@ def context(cfg, events, panel, table, totals, effects, comparison, comparison_h
              "unknown_provinces": info.get("unknown_provinces", []), "warnings": manifest["warnings"]}),
         methods=tuple(Method(**m) for m in methods),
         manifest=json_values(manifest),  # as run.json holds it (JSON values)
+        calibration=tuple(map(CalibrationLine.from_dict, json_values(past["calibration"].to_dict("records"))))
+        if past else (),
+        past_alerts=tuple(map(AlertScore.from_dict, json_values(past["alerts"].to_dict("records"))))
+        if past else (),
+        past_alerts_note=past["note"] if past else "",
     )
 
 

@@ -10,6 +10,7 @@ from forecast.pipeline.stages import Progress, run_boundaries
 def figures(panel, table, res, effects, cfg, folder: Path, progress: Progress | None = None) -> list[dict]:
     """Stage *figures*: draw every report figure into ``folder``; their ids, titles, captions and files."""
     from forecast import plots
+    from forecast._plots_backtest import BACKTEST_DPI
     from forecast.calibration import pit_histogram, reliability
     from forecast.periods import parse_freq
 
@@ -57,6 +58,10 @@ def figures(panel, table, res, effects, cfg, folder: Path, progress: Progress | 
         figs.append(("reliability", f"Reliability of P(Y ≥ {k_top})",
                      "Forecast probability against how often it happened in the backtest; the diagonal is perfect.",
                      plots.reliability_diagram(rels, k=k_top)))
+    bt = backtest_figure(panel, table, res, cfg, freq)
+    if bt is not None:
+        figs.append(bt)
+        dpi["backtest"] = BACKTEST_DPI
     figs.append(("history", f"{freq.adjective.capitalize()} history",
                  f"Observed counts per province and {freq.label}, all event types.",
                  plots.history_heatmap(panel)))
@@ -74,3 +79,52 @@ def figures(panel, table, res, effects, cfg, folder: Path, progress: Progress | 
     if progress:
         progress("figures", len(figs), len(figs))
     return out
+
+
+def check_backtest_series(cfg, panel) -> None:
+    """``[report] backtest_series`` must name series of the panel (checked before the backtest runs)."""
+    import difflib
+
+    from forecast.exceptions import ConfigError
+
+    known = set(map(str, panel["unique_id"].unique()))
+    bad = [u for u in cfg.report.backtest_series if u not in known]
+    if bad:
+        lines = []
+        for u in bad:
+            close = difflib.get_close_matches(u, sorted(known), n=1)
+            lines.append(f"[report] backtest_series: '{u}' is not a series of the panel"
+                         + (f" (did you mean '{close[0]}'?)" if close else "")
+                         + "; give unique_id values as in panel.csv, or [] for the most active series.")
+        raise ConfigError("\n".join(lines))
+
+
+def backtest_figure(panel, table, res, cfg, freq) -> tuple | None:
+    """The backtest picture (``figures/backtest.png``) of the configured or most active series,
+    each drawn with the model used for it; None when no series has backtest forecasts of its model."""
+    from forecast._plots_backtest import backtest_panels, most_active
+
+    models = set(res.forecasts["model"])
+    used = dict(zip(table["unique_id"], table["chosen_model"]))
+    named = list(cfg.report.backtest_series)
+    fc = res.forecasts[[m in models and used.get(u) == m for u, m in zip(res.forecasts["unique_id"],
+                                                                          res.forecasts["model"])]]
+    ids = named or most_active(fc, 4)
+    ids = [u for u in ids if u in used and used[u] in models]
+    if not ids:
+        return None
+    keys = panel.drop_duplicates("unique_id").set_index("unique_id")
+    series = [(u, used[u], f"{keys.loc[u, 'province']}, {keys.loc[u, 'country']} \u2014 "
+                           f"{str(keys.loc[u, 'event_type']).replace('_', ' ')}") for u in ids]
+    h_max = int(res.forecasts["h"].max())
+    steps = [1] + ([min(cfg.forecast.horizon, h_max)] if min(cfg.forecast.horizon, h_max) > 1 else [])
+    unit = freq.label
+    n_origins = int(res.forecasts["cutoff"].nunique())
+    which = ("the series named in [report] backtest_series" if named else
+             f"the {len(ids)} series with the most events in the backtest window")
+    ahead = f"one {unit} ahead" + (f" (left) and {steps[1]} {unit}s ahead (right)" if len(steps) > 1 else "")
+    caption = (f"Past forecasts against what happened, for {which}, each from the model used for it: {ahead}, "
+               f"from {n_origins} forecast origins. Black = observed counts; line = forecast mean; bands = 50% "
+               f"and 80% ranges; orange ticks = the origins (the last {unit} of data each forecast used).")
+    fig = backtest_panels(panel[["unique_id", "ds", "y"]], fc, series, steps, unit=unit)
+    return ("backtest", "Past forecasts against what happened", caption, fig)

@@ -3,7 +3,8 @@
 :func:`run` does everything ``forecast run CONFIG`` does and writes into the
 output folder (built in a temporary folder and moved into place only when
 complete): ``index.html``, ``figures/*.png``, ``forecasts.csv``,
-``scores.csv``, ``comparison.csv``, ``selection.csv``, ``run.json`` (resolved
+``scores.csv``, ``comparison.csv``, ``selection.csv``, ``alerts.csv`` (the alert rule
+applied to every backtest forecast, see :mod:`forecast.alert_scores`), ``run.json`` (resolved
 config, input hashes, package versions, seed, fallbacks, warnings, timings)
 and ``report_context.json`` (what ``forecast report RUN_DIR`` re-renders from).
 """
@@ -80,7 +81,9 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
     import pandas as pd
 
     from forecast.outputs import write_csv
-    from forecast.pipeline.figures import figures
+    from forecast.pipeline.figures import check_backtest_series, figures
+    from forecast.pipeline.past import naive_rule_text, past_checks
+    from forecast.report_context import json_values
     from forecast.pipeline.totals import totals
 
     def step(stage: str, done: int = 0, total: int = 1) -> None:
@@ -99,6 +102,7 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
         panel = stages.run_panel(cfg, events)
     step("panel", 1)
     n_series = panel["unique_id"].nunique()
+    check_backtest_series(cfg, panel)  # a misspelt series fails now, not after the backtest
     _say(cfg, f"panel: {n_series} series, {panel['ds'].min().date()} to {panel['ds'].max().date()}")
 
     labelled, baseline = stages.candidates(cfg)
@@ -117,19 +121,27 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
     table, diag, keys = stages.forecast_table(cfg, fc, fitted, panel)
     total = totals(fc, keys, cfg)
     effects = stages.effects(cfg, panel, labelled)
+    with timer("past checks"):
+        past = past_checks(cfg, res, panel, selection)
 
     with timer("figures"):
         figs = figures(panel, table, res, effects, cfg, tmp / "figures", progress)
     step("html")
     files = {"forecasts.csv": table, "scores.csv": res.scores(("model", "h")),
              "comparison.csv": pd.concat([comparison.assign(h="all"), comparison_h], ignore_index=True),
-             "selection.csv": selection, "diagnostics.csv": diag, "panel.csv": panel}
+             "selection.csv": selection, "diagnostics.csv": diag, "panel.csv": panel, "alerts.csv": past["alerts"]}
     for name, frame in files.items():
         write_csv(frame, tmp / name, index=False, date_format="%Y-%m-%d")
     man = manifest(cfg, events, panel, diag, warned(), timer, t_start, selection)
+    note = naive_rule_text(past["naive_window"], past["unit"])
+    # NaN (a ratio with no events or no alerts) is not JSON: None, as in report_context.json.
+    man["calibration"] = json_values(past["calibration"].to_dict("records"))
+    man["past_alerts"] = {"rule": f"P(Y >= {max(cfg.forecast.thresholds)}) >= {cfg.forecast.alert_probability}",
+                          "naive_rule": note, "rows": json_values(past["alerts"].to_dict("records"))}
     (tmp / "run.json").write_text(json.dumps(man, indent=2, default=str), encoding="utf-8")
     context = report_context(cfg, events, panel, table, total, effects, comparison, comparison_h, selection,
-                             labelled, figs, man, simulated=simulated, title=title, baseline=baseline)
+                             labelled, figs, man, simulated=simulated, title=title, baseline=baseline,
+                             past={**past, "note": note})
     (tmp / "report_context.json").write_text(context.to_json(), encoding="utf-8")
     render_run_dir(tmp)
     step("html", 1)
