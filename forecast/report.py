@@ -208,6 +208,7 @@ def _build_view(ctx: dict) -> dict:
         "generated": _s(ctx.get("generated")),
         "as_of": _date_label(ctx.get("as_of")),
         "simulated": bool(ctx.get("simulated")),
+        "data_notes": [_s(n) for n in (ctx.get("data_notes") or ())],
         "toc": [(sid, TOC_LABELS[sid]) for sid in SECTION_TITLES if sid in sec],
         "titles": SECTION_TITLES,
         "s": sec,

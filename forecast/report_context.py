@@ -289,6 +289,8 @@ class ReportContext:
     calibration: tuple[CalibrationLine, ...] = ()
     past_alerts: tuple[AlertScore, ...] = ()
     past_alerts_note: str = ""  # the naive rule in words
+    #: banner lines about the data (partial, stale, coverage gaps); absent from older contexts
+    data_notes: tuple[str, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     # ----------------------------------------------------------------------- dict / JSON
@@ -304,6 +306,8 @@ class ReportContext:
             out["effects"] = [e.to_dict() for e in self.effects]
         if self.calibration:
             out["calibration"] = [c.to_dict() for c in self.calibration]
+        if self.data_notes:
+            out["data_notes"] = list(self.data_notes)
         if self.past_alerts:
             out["past_alerts"] = [a.to_dict() for a in self.past_alerts]
             out["past_alerts_note"] = self.past_alerts_note
@@ -352,6 +356,7 @@ class ReportContext:
                 calibration=tuple(map(CalibrationLine.from_dict, _records(d.get("calibration")))),
                 past_alerts=tuple(map(AlertScore.from_dict, _records(d.get("past_alerts")))),
                 past_alerts_note=_str(d.get("past_alerts_note")),
+                data_notes=tuple(map(_str, d.get("data_notes") or ())),
                 figures=tuple(map(FigureRef.from_dict, d["figures"])), comparison=Comparison.from_dict(d["comparison"]),
                 selection=tuple(map(SelectionRow.from_dict, _records(d["selection"]))),
                 data=DataSummary.from_dict(d["data"]), methods=tuple(map(Method.from_dict, d["methods"])),

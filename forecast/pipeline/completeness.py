@@ -84,3 +84,51 @@ def short_history_warning(panel: pd.DataFrame) -> str | None:
             f"ACLED history of these countries).")
     warnings.warn(line, ForecastWarning, stacklevel=2)
     return line
+
+
+def last_day_of_panel(panel: pd.DataFrame) -> pd.Timestamp | None:
+    """The last day of the panel's last period (what "data up to" means in the report)."""
+    from forecast.periods import parse_freq
+
+    if not len(panel) or panel.attrs.get("freq") is None:
+        return None
+    fq = parse_freq(panel.attrs["freq"])
+    last = np.array([pd.Timestamp(panel["ds"].max()).to_datetime64()], dtype="datetime64[ns]")
+    return pd.Timestamp(fq.next_start(last)[0]) - pd.Timedelta(days=1)
+
+
+def is_simulated(events: pd.DataFrame) -> bool:
+    """Events that all say they are simulated (the bundled samples' ``source`` column)."""
+    return bool(len(events)) and "source" in events.columns and \
+        events["source"].astype(str).str.strip().str.lower().eq("simulated").all()
+
+
+def data_notes(events: pd.DataFrame, panel: pd.DataFrame, *, as_of: Any = None, today: Any = None) -> list[str]:
+    """What the report's banner says about the data, one sentence each: a partial last period
+    left out, data that stop long before the run (stale), coverage gaps treated as missing."""
+    from forecast.periods import parse_freq
+
+    out: list[str] = []
+    freq = panel.attrs.get("freq")
+    if freq is None or not len(panel):
+        return out
+    fq = parse_freq(freq)
+    if len(events) and "date" in events.columns and panel.attrs.get("source") != "panel":
+        done = last_complete_day(events, fq, as_of)
+        if done is not None and done[1]:
+            end = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(events["date"].max())
+            out.append(f"Partial data: the log ends {end:%d %B %Y}, inside a {fq.label}; that {fq.label} is not "
+                       f"counted (a quiet start of a {fq.label} is not a quiet {fq.label}).")
+    last = last_day_of_panel(panel)
+    today = pd.Timestamp(today if today is not None else pd.Timestamp.now(tz="UTC").date()).tz_localize(None)
+    period_days = 365.25 / fq.periods_per_year
+    if last is not None and (today - last).days > max(2 * period_days, 14):
+        out.append(f"Stale data: the data end {last:%d %B %Y}, {(today - last).days} days before this report; "
+                   f"the forecast starts from there, not from today.")
+    gaps = panel.attrs.get("coverage_gaps") or []
+    if gaps:
+        shown = ", ".join(map(str, gaps[:6])) + (f" and {len(gaps) - 6} more" if len(gaps) > 6 else "")
+        out.append(f"Coverage gaps: {len(gaps)} {fq.label}{'s' if len(gaps) > 1 else ''} with no event anywhere "
+                   f"although the neighbouring {fq.label}s had events ({shown}) are treated as missing, not as "
+                   f"quiet.")
+    return out

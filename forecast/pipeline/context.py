@@ -50,6 +50,12 @@ def context(cfg, events, panel, table, totals, effects, comparison, comparison_h
                "period": f"{pd.Timestamp(r['ds']):%b %Y}", "k": k_top, "probability": float(r[f"p_ge_{k_top}"]),
                "model": r["chosen_model"]}
               for r in table.to_dict("records") if r[f"p_ge_{k_top}"] >= cfg.forecast.alert_probability]
+    from forecast.pipeline.completeness import data_notes, is_simulated, last_day_of_panel
+
+    simulated = simulated or is_simulated(events)
+    notes = data_notes(events, panel, as_of=cfg.data.as_of, today=pd.Timestamp(manifest["created"][:10])
+                       if manifest.get("created") else None)
+    last_day = last_day_of_panel(panel)
     info = events.attrs.get("ingest", {})
     schema = info.get("schema", "")
     citation = UCDP_CITATION if schema == "ucdp" else ACLED_CITATION if schema == "acled" else (
@@ -65,12 +71,13 @@ def context(cfg, events, panel, table, totals, effects, comparison, comparison_h
         title=title or "Incident forecast",
         subtitle=f"{panel['unique_id'].nunique()} series · data to {panel['ds'].max():%B %Y}",
         generated=manifest["created"],
-        as_of=str(cfg.data.as_of or panel["ds"].max().date()),
+        as_of=str(last_day.date() if last_day is not None else panel["ds"].max().date()),
         simulated=simulated,
         headline=Headline(period=f"{pd.Timestamp(first['ds'].min()):%B %Y}",
                           rows=tuple(map(HeadlineRow.from_dict, rows)),
                           top_risks=tuple(map(HeadlineRow.from_dict, top)), threshold=int(k_top)),
         alerts=tuple(map(Alert.from_dict, alerts)),
+        data_notes=tuple(notes),
         alert_rule=f"P(Y ≥ {k_top}) ≥ {cfg.forecast.alert_probability:.0%}",
         totals=tuple(map(Total.from_dict, totals)),
         effects=tuple(map(Effect.from_dict, _effect_rows(effects, panel))) if effects is not None and len(effects)
