@@ -71,26 +71,29 @@ def padded(f, K: int, sl: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
     return p, f._tail_np(rows, comps) + comp_sf(K, comps).sum(axis=0)
 
 
-def _mixture_paths(members: list[CountForecast], w: np.ndarray) -> np.ndarray | None:
+def _mixture_paths(members: list, w: np.ndarray) -> tuple[np.ndarray | None, bool]:
+    """(paths, joint) of the pool: path j of row (s, h) from the member whose cumulative-weight
+    band at that row holds the shared u_j = (j + 0.5) / P (see ``CountForecast.mixture``)."""
     ps = [m.paths for m in members]
     if any(p is None for p in ps) or len({p.shape for p in ps}) != 1:
-        return None
+        return None, False
     S, H, P = ps[0].shape
-    wr = w.reshape(len(ps), S, H)
-    if not (wr == wr[:, :, :1]).all():
-        return None  # weights vary with h: no single member per path
-    band = np.cumsum(wr[:, :, 0], axis=0)
-    who = np.minimum((band[:, :, None] < (np.arange(P) + 0.5) / P).sum(axis=0), len(ps) - 1)  # (S, P)
+    band = np.cumsum(w.reshape(len(ps), S, H), axis=0)  # (M, S, H)
+    u = (np.arange(P) + 0.5) / P  # one u per path index, shared by every series and step
+    who = np.minimum((band[..., None] < u).sum(axis=0), len(ps) - 1)  # (S, H, P)
     out = np.empty_like(ps[0])
     for m, p in enumerate(ps):
-        np.copyto(out, p, where=(who == m)[:, None, :])
-    return out
+        np.copyto(out, p, where=who == m)
+    # one world per path only if every series picks the same member for path j: equal weights
+    # across series (per step); otherwise the choice is a common-random-numbers coupling
+    same = bool((band == band[:, :1, :]).all())
+    return out, same and all(m.joint for m in members)
 
 
 def pool(members: list, weights) -> tuple:
     """Arrays of the linear pool of ``members`` (see ``CountForecast.mixture``).
 
-    Returns ``(index, (pmf, tail, components, mean, var, paths))``.
+    Returns ``(index, (pmf, tail, components, mean, var, paths), joint)``.
     """
     if not members:
         raise ValueError("mixture needs at least one member.")
@@ -115,11 +118,12 @@ def pool(members: list, weights) -> tuple:
                   for j in range(4))
     mean = sum(wm * m.mean for wm, m in zip(w, members))
     var = sum(wm * (m.var + (m.mean - mean) ** 2) for wm, m in zip(w, members))
-    return ref, (pmf, tail, comps, mean, var, _mixture_paths(members, w))
+    paths, joint = _mixture_paths(members, w)
+    return ref, (pmf, tail, comps, mean, var, paths), joint
 
 
 def stack(fs: list) -> tuple:
-    """Constructor arguments of the row-wise stack of ``fs`` (see ``CountForecast.concat``)."""
+    """Constructor arguments of the row-wise stack of ``fs``, then ``joint`` (see ``CountForecast.concat``)."""
     if not fs:
         raise ValueError("concat needs at least one forecast.")
     K, C = max(f.K for f in fs), max(f.components[0].shape[0] for f in fs)
@@ -134,7 +138,8 @@ def stack(fs: list) -> tuple:
     return (pd.concat([f.index for f in fs], ignore_index=True), "+".join(models),
             np.concatenate([p for p, _ in padded]), np.concatenate([t for _, t in padded]), comps,
             np.concatenate([f.mean for f in fs]), np.concatenate([f.var for f in fs]), paths,
-            families.pop() if len(families) == 1 else "mixed", labels)
+            families.pop() if len(families) == 1 else "mixed", labels,
+            paths is not None and all(f.joint for f in fs))
 
 
 def samples_pmf(index: pd.DataFrame, paths: np.ndarray, cap: int) -> tuple:

@@ -82,14 +82,19 @@ class CountForecast:
     tail : (n_rows,) :math:`P(Y>K)`; below ``TAIL_TOL`` unless ``K`` hit its cap.
     components : ``(w, mu, alpha, pi)``, each (C, n_rows); C = 0 without a parametric form.
     paths : (n_series, horizon, n_paths) ints or None; row = series * horizon + h - 1.
+    joint : True when path ``p`` of every series is one draw of a model simulating the series
+        together (one world per path index, cross-series terms); False when series were
+        simulated apart (independent per-series streams). Summing path ``p`` over series is a
+        draw of the total either way; only joint paths carry cross-series dependence.
     mean, var : (n_rows,); closed form where parametric, law of total variance for
         mixtures, else moments of the paths or of the pmf (mass beyond K ignored).
     """
 
     def __init__(self, index, model, pmf, tail, components, mean, var, paths=None, family="pmf",
-                 row_models=None):
+                 row_models=None, joint=False):
         self.index, self.model, self.family = index, str(model), family
         self.pmf, self.tail, self.components, self.paths = pmf, tail, components, paths
+        self.joint = bool(joint) and paths is not None
         self.mean, self.var, self._row_models = mean, var, row_models
         self.n_rows, self.K = pmf.shape[0], pmf.shape[1] - 1
         for a in (pmf, tail, mean, var, *components):
@@ -135,35 +140,39 @@ class CountForecast:
         return cls._parametric(index, mu, 0.0 if alpha is None else alpha, pi, model, family, history_max)
 
     @classmethod
-    def from_samples(cls, index, paths, *, model: str, history_max: float | None = None) -> CountForecast:
+    def from_samples(cls, index, paths, *, model: str, history_max: float | None = None,
+                     joint: bool = False) -> CountForecast:
         """Empirical distribution of simulated paths, kept for sums over series or periods.
 
         ``paths`` is an int array (n_series, horizon, n_paths); ``index`` rows run
         series-major then ``h = 1..horizon`` (row = s * horizon + h - 1). ``K`` is the
         largest simulated count, capped as for the parametric families (draws above the
         cap count as ``tail``). Mean and variance are the path moments (ddof 0).
+        ``joint``: the paths are joint draws across series (see the class attributes).
         """
         index = _check_index(index)
         paths = np.asarray(paths)
         pmf, tail, mean, var = samples_pmf(index, paths, _cap(history_max))
         kept = paths.view()
         kept.flags.writeable = False  # a read-only view: the caller's array keeps its flags
-        return cls(index, model, pmf, tail, _no_components(len(index)), mean, var, kept, family="samples")
+        return cls(index, model, pmf, tail, _no_components(len(index)), mean, var, kept, family="samples",
+                   joint=joint)
 
     @classmethod
     def from_path_means(cls, index, mu_paths, *, alpha=0.0, pi=0.0, paths=None, model: str,
-                        history_max: float | None = None) -> CountForecast:
+                        history_max: float | None = None, joint: bool = False) -> CountForecast:
         """Simulated paths, each row the average of the paths' conditional laws (Rao-Blackwellised).
 
         Row ``i`` is :math:`\\frac1P\\sum_p` (ZI)NB2(``mu_paths[i, p]``, ``alpha``, ``pi``), so
         every count has positive probability (:mod:`forecast._pathpmf`); ``alpha``, ``pi``
         scalar, per row or (rows, P). ``K`` as for the parametric families, ``tail`` exact.
         Up to 8 laws per row (those with the most mass beyond ``K``) are the parametric form.
-        ``paths`` (n_series, horizon, P), the joint draws, are kept as in :meth:`from_samples`.
+        ``paths`` (n_series, horizon, P), the draws, are kept as in :meth:`from_samples`;
+        ``joint=True`` says path ``p`` is one world across series (a model with cross-series terms).
         """
         index = _check_index(index)
         arrays = path_forecast(index, mu_paths, alpha, pi, paths, _cap(history_max), TAIL_TOL)
-        return cls(index, model, *arrays, family="pathmix")
+        return cls(index, model, *arrays, family="pathmix", joint=joint)
 
     @classmethod
     def from_pmf(cls, index, pmf, *, model: str, tail=None) -> CountForecast:
@@ -186,30 +195,42 @@ class CountForecast:
 
         ``weights`` is (n_members,) or (n_members, n_rows), >= 0, renormalised to sum to
         1 per row; members must match on unique_id/ds/h row by row (``ValueError``).
-        Members' parametric components are kept, weights multiplied. Paths are kept only
-        if every member has paths of one shape and weights are constant within each
-        series: path ``j`` of series ``s`` is path ``j`` of the member whose cumulative
-        weight band holds ``(j + 0.5) / n_paths`` (deterministic stratified allocation,
-        no rng, each path's joint structure intact). Their empirical law matches the
-        pool up to weights rounded to multiples of ``1 / n_paths``; ``pmf`` is exact.
+        Members' parametric components are kept, weights multiplied; ``pmf`` is exact.
+        Paths are kept if every member has paths of one shape: path ``j`` of row
+        ``(s, h)`` is path ``j`` of the member whose cumulative-weight band at that row
+        holds ONE shared ``u_j = (j + 0.5) / n_paths`` — the same for every series and
+        step (deterministic stratified allocation, no rng). Each row's empirical law is
+        the pool's up to weights rounded to multiples of ``1 / n_paths``. With weights
+        equal across series, path ``j`` of every series comes from one member, so a joint
+        world stays one world and sums over series stay coherent (``joint`` is kept when
+        every member is joint). With per-series weights the member choice is a
+        common-random-numbers coupling (series choose comonotonically in ``u_j``), not
+        one world: ``joint`` becomes False. Where weights vary with ``h``, a path
+        changes member only at steps where a band edge crosses ``u_j``; whole-horizon sums
+        there join different members' steps (approximate serial dependence).
         """
-        ref, arrays = pool(list(members), weights)
-        return cls(ref, model, *arrays, "mixture")
+        ref, arrays, joint = pool(list(members), weights)
+        return cls(ref, model, *arrays, "mixture", joint=joint)
 
     @classmethod
     def concat(cls, forecasts: Sequence[CountForecast]) -> CountForecast:
         """Stack forecasts row-wise; ``K`` becomes the largest, parts padded exactly.
 
         Models may differ (``model`` joins the names, ``to_frame`` labels each row).
-        Paths are kept when every part has paths of the same horizon and n_paths.
+        Paths are kept when every part has paths of the same horizon and n_paths. Parts
+        (different models, or separate fits) are independent of each other, so path ``p``
+        of the stack is one world (the product of the parts' worlds): ``joint`` is True
+        when every part is joint, else False; summing path ``p`` is right either way.
         """
-        return cls(*stack(list(forecasts)))
+        *args, joint = stack(list(forecasts))
+        return cls(*args, joint=joint)
 
     def subset(self, mask_or_idx) -> CountForecast:
         """Rows selected by a boolean mask or integer positions; ``K`` is unchanged.
 
         Paths are kept only if the selection is whole series (every ``h`` of each
-        selected series, in order; series may be reordered), else dropped.
+        selected series, in order; series may be reordered), else dropped; ``joint``
+        is kept with them (path ``p`` of the kept series stays one world).
         """
         sel = np.asarray(mask_or_idx)
         if sel.dtype == bool and sel.shape != (self.n_rows,):
@@ -223,7 +244,7 @@ class CountForecast:
         return type(self)(self.index.iloc[pos].reset_index(drop=True), self.model, self.pmf[pos],
                           self.tail[pos], tuple(a[:, pos] for a in self.components), self.mean[pos],
                           self.var[pos], paths, self.family,
-                          None if self._row_models is None else self._row_models[pos])
+                          None if self._row_models is None else self._row_models[pos], self.joint)
 
     # ------------------------------------------------------------------ evaluation
     def __len__(self) -> int:
@@ -324,6 +345,17 @@ class CountForecast:
         if not isinstance(rng, np.random.Generator):
             raise TypeError("rng must be a numpy Generator, e.g. np.random.default_rng(seed).")
         return self._invert(rng.random((self.n_rows, int(n))))
+
+    def ppf(self, u) -> np.ndarray:
+        """Smallest ``k`` with :math:`F(k) \\ge u` for ``u`` (n_rows, n) in [0, 1], int64.
+
+        :meth:`sample` is ``ppf(rng.random((n_rows, n)))``; callers holding their own
+        uniforms (a stream per series) draw with this.
+        """
+        u = np.asarray(u, dtype=float)
+        if u.ndim != 2 or u.shape[0] != self.n_rows or not ((u >= 0) & (u <= 1)).all():
+            raise ValueError(f"u must be in [0, 1] with shape ({self.n_rows}, n); got shape {u.shape}.")
+        return self._invert(u)
 
     def to_frame(self, levels: Sequence[float] = (50, 80, 95), thresholds: Sequence[int] = (1, 5)) -> pd.DataFrame:
         """Long frame ``unique_id, ds, [cutoff,] h, model, mean, lo-L, hi-L ..., p_ge_T ...``.
