@@ -229,3 +229,20 @@ def test_a_run_writes_both_files_and_the_report_shows_the_exact_sums(tmp_path):
         shown = f"{exact:,.0f}" if exact >= 10 else f"{exact:.1f}"
         assert f'<td class="num">{shown}</td>' in html
     assert "Chance of at least" in html
+
+
+def test_total_rows_of_old_contexts_still_load_and_new_ones_round_trip():
+    from forecast.report_context import Total
+
+    old = Total.from_dict({"scope": "A", "event_type": "x", "horizon_label": "Jan\u2013Mar 2026", "mean": 53.0,
+                           "lo": 40, "hi": 70, "level": 80})
+    assert old.kind == "" and old.p_ge == {} and old.start == ""
+    new = Total.from_dict({**old.to_dict(), "kind": "area", "start": "2026-01-01", "end": "2026-03-01",
+                           "p_ge": {"10": 0.9, "40": None}})  # JSON keys are strings
+    assert new.p_ge == {10: 0.9, 40: None} and Total.from_dict(json_round_trip(new.to_dict())) == new
+
+
+def json_round_trip(d):
+    import json
+
+    return json.loads(json.dumps(d))

@@ -19,13 +19,18 @@ probability, as :meth:`CountForecast.quantile` does for one series):
   joint paths (``fc.joint``, a model with cross-series terms) that is a draw of the
   joint law; otherwise the series' paths came from independent per-series streams
   and the sum is a draw under independence across series. Either way each path
-  keeps its serial dependence, so horizon sums are draws of the horizon total.
+  keeps its serial dependence, so horizon sums are draws of the horizon total. A
+  mixture's path ``p`` takes its member by one ``u_p`` shared by all series
+  (:meth:`CountForecast.mixture`), so model uncertainty is common to the series, as it
+  is in the pooled forecast's own reading (one model is right for all of them).
 * No paths: each series draws ``n_draws`` values per step from its own marginal pmf
   (inverse cdf of uniforms from a stream of the run's seed and the series id), one
   independent draw per step. Per-period totals are then exact up to Monte Carlo error
   under independence across series; horizon sums are exact for ``h = 1`` and for
   models whose steps are independent given their parameters (no lags), and ignore
-  serial dependence otherwise (too narrow for a model with lags).
+  serial dependence otherwise (too narrow for a model with lags). ``paths`` is all or
+  nothing: a forecast stacking parts with and without paths has none, so every series
+  then draws from its marginals.
 
 Deterministic given the run's seed: the draws of a series depend only on the seed
 and its id, not on which other series share the run or on their order.
