@@ -1,7 +1,8 @@
 """Row-level helpers of :class:`~forecast.distributions.CountForecast`.
 
 Argument checks of its constructors, the row blocks every pass works in, the support
-cap, and the array work of pooling (``mixture``) and stacking (``concat``) forecasts.
+cap, cumulative sums and their inversion (quantiles, draws), and the array work of
+pooling (``mixture``) and stacking (``concat``) forecasts.
 Arrays and members in, arrays out: the class keeps the public API and its docstrings.
 """
 from __future__ import annotations
@@ -69,6 +70,36 @@ def padded(f, K: int, sl: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
     for w, mu, alpha, pi in zip(*comps):
         p[:, k0:] += (w * (1 - pi))[:, None] * nb_pmf_grid(mu, alpha, K)[:, k0:]
     return p, f._tail_np(rows, comps) + comp_sf(K, comps).sum(axis=0)
+
+
+def prefix(f, k: np.ndarray, rows: np.ndarray, upper: bool = False) -> np.ndarray:
+    """F(k_i) on ``rows`` of forecast ``f`` (0 <= k <= K) by sequential cumsum, the sums
+    :func:`invert` uses too; with ``upper`` the upper sum over j >= k_i instead."""
+    ki, out = k.astype(np.intp), np.empty(rows.size)
+    for sl in _chunks(rows.size):
+        if upper:
+            c, j = np.cumsum(f.pmf[rows[sl], ::-1], axis=1), f.K - ki[sl]
+        else:
+            c, j = np.cumsum(f.pmf[rows[sl], :int(ki[sl].max(initial=0)) + 1], axis=1), ki[sl]
+        out[sl] = np.take_along_axis(c, j[:, None], axis=1)[:, 0]
+    return out
+
+
+def invert(f, target: np.ndarray) -> np.ndarray:
+    """Smallest k with F(k) >= target for forecast ``f``, targets (n_rows, j) in [-1e-12, 1]."""
+    # One searchsorted serves a block of 256 rows stacked at offsets 2r; offsets
+    # below 512 round F and targets to 5.7e-14, far below the quantile tolerance (1e-12).
+    out = np.empty(target.shape, dtype=np.int64)
+    for sl in _chunks(f.n_rows, 256):
+        c = np.cumsum(f.pmf[sl], axis=1)
+        r = np.arange(c.shape[0])[:, None]
+        c += 2.0 * r
+        pos = np.searchsorted(c.ravel(), (target[sl] + 2.0 * r).ravel())
+        out[sl] = pos.reshape(target[sl].shape) - r * (f.K + 1)
+    rows, cols = np.nonzero(out > f.K)
+    if rows.size:
+        out[rows, cols] = f._search_beyond(rows, target[rows, cols])
+    return out
 
 
 def _mixture_paths(members: list, w: np.ndarray) -> tuple[np.ndarray | None, bool]:

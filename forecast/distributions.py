@@ -44,19 +44,8 @@ import numpy as np
 import pandas as pd
 
 from forecast._fcrows import (  # noqa: F401 (K_CAP_MIN, K_CAP_MAX: re-exported)
-    K_CAP_MAX,
-    K_CAP_MIN,
-    _cap,
-    _check_index,
-    _chunks,
-    _fraction,
-    _no_components,
-    _param,
-    checked_pmf,
-    padded,
-    pool,
-    samples_pmf,
-    stack,
+    K_CAP_MAX, K_CAP_MIN, _cap, _check_index, _chunks, _fraction, _no_components, _param, checked_pmf, invert,
+    padded, pool, prefix, samples_pmf, stack,
 )
 from forecast._pathpmf import path_forecast
 from forecast.numerics import comp_logpmf, comp_sf, nb_pmf_grid, nb_sf, needed_k, search_beyond
@@ -82,10 +71,8 @@ class CountForecast:
     tail : (n_rows,) :math:`P(Y>K)`; below ``TAIL_TOL`` unless ``K`` hit its cap.
     components : ``(w, mu, alpha, pi)``, each (C, n_rows); C = 0 without a parametric form.
     paths : (n_series, horizon, n_paths) ints or None; row = series * horizon + h - 1.
-    joint : True when path ``p`` of every series is one draw of a model simulating the series
-        together (one world per path index, cross-series terms); False when series were
-        simulated apart (independent per-series streams). Summing path ``p`` over series is a
-        draw of the total either way; only joint paths carry cross-series dependence.
+    joint : True when path ``p`` of every series is one world of a model simulating the series
+        together (cross-series terms); False: series simulated apart (per-series streams).
     mean, var : (n_rows,); closed form where parametric, law of total variance for
         mixtures, else moments of the paths or of the pmf (mass beyond K ignored).
     """
@@ -155,8 +142,7 @@ class CountForecast:
         pmf, tail, mean, var = samples_pmf(index, paths, _cap(history_max))
         kept = paths.view()
         kept.flags.writeable = False  # a read-only view: the caller's array keeps its flags
-        return cls(index, model, pmf, tail, _no_components(len(index)), mean, var, kept, family="samples",
-                   joint=joint)
+        return cls(index, model, pmf, tail, _no_components(len(index)), mean, var, kept, "samples", joint=joint)
 
     @classmethod
     def from_path_means(cls, index, mu_paths, *, alpha=0.0, pi=0.0, paths=None, model: str,
@@ -196,18 +182,14 @@ class CountForecast:
         ``weights`` is (n_members,) or (n_members, n_rows), >= 0, renormalised to sum to
         1 per row; members must match on unique_id/ds/h row by row (``ValueError``).
         Members' parametric components are kept, weights multiplied; ``pmf`` is exact.
-        Paths are kept if every member has paths of one shape: path ``j`` of row
-        ``(s, h)`` is path ``j`` of the member whose cumulative-weight band at that row
-        holds ONE shared ``u_j = (j + 0.5) / n_paths`` — the same for every series and
-        step (deterministic stratified allocation, no rng). Each row's empirical law is
-        the pool's up to weights rounded to multiples of ``1 / n_paths``. With weights
-        equal across series, path ``j`` of every series comes from one member, so a joint
-        world stays one world and sums over series stay coherent (``joint`` is kept when
-        every member is joint). With per-series weights the member choice is a
-        common-random-numbers coupling (series choose comonotonically in ``u_j``), not
-        one world: ``joint`` becomes False. Where weights vary with ``h``, a path
-        changes member only at steps where a band edge crosses ``u_j``; whole-horizon sums
-        there join different members' steps (approximate serial dependence).
+        Paths are kept if every member has paths of one shape: path ``j`` of row ``(s, h)``
+        is path ``j`` of the member whose cumulative-weight band there holds one ``u_j =
+        (j + 0.5) / n_paths`` shared by every series and step (stratified, no rng; each
+        row's law is the pool's up to weights rounded to multiples of ``1 / n_paths``).
+        With weights equal across series a joint world stays one world (``joint`` if every
+        member is); per-series weights make the choice a common-random-numbers coupling,
+        not one world (``joint`` False). Where weights vary with ``h`` a path changes member
+        where a band edge crosses ``u_j``, so whole-horizon sums join members' steps.
         """
         ref, arrays, joint = pool(list(members), weights)
         return cls(ref, model, *arrays, "mixture", joint=joint)
@@ -217,12 +199,11 @@ class CountForecast:
         """Stack forecasts row-wise; ``K`` becomes the largest, parts padded exactly.
 
         Models may differ (``model`` joins the names, ``to_frame`` labels each row).
-        Paths are kept when every part has paths of the same horizon and n_paths. Parts
-        (different models, or separate fits) are independent of each other, so path ``p``
-        of the stack is one world (the product of the parts' worlds): ``joint`` is True
-        when every part is joint, else False; summing path ``p`` is right either way.
+        Paths are kept when every part has paths of the same horizon and n_paths. Parts are
+        independent of each other, so path ``p`` is still one world (a product of the parts'):
+        ``joint`` if every part is joint.
         """
-        *args, joint = stack(list(forecasts))
+        *args, joint = stack(list(forecasts))  # constructor arguments, then the joint flag
         return cls(*args, joint=joint)
 
     def subset(self, mask_or_idx) -> CountForecast:
@@ -347,11 +328,8 @@ class CountForecast:
         return self._invert(rng.random((self.n_rows, int(n))))
 
     def ppf(self, u) -> np.ndarray:
-        """Smallest ``k`` with :math:`F(k) \\ge u` for ``u`` (n_rows, n) in [0, 1], int64.
-
-        :meth:`sample` is ``ppf(rng.random((n_rows, n)))``; callers holding their own
-        uniforms (a stream per series) draw with this.
-        """
+        """Smallest ``k`` with :math:`F(k) \\ge u`, ``u`` (n_rows, n) in [0, 1]: :meth:`sample` with
+        the caller's uniforms (e.g. a stream per series). int64, (n_rows, n)."""
         u = np.asarray(u, dtype=float)
         if u.ndim != 2 or u.shape[0] != self.n_rows or not ((u >= 0) & (u <= 1)).all():
             raise ValueError(f"u must be in [0, 1] with shape ({self.n_rows}, n); got shape {u.shape}.")
@@ -387,16 +365,8 @@ class CountForecast:
         return tuple(a[:, rows] for a in self.components)
 
     def _prefix(self, k: np.ndarray, rows: np.ndarray, upper: bool = False) -> np.ndarray:
-        """F(k_i) on ``rows`` (0 <= k <= K) by sequential cumsum, the sums ``_invert`` uses too;
-        with ``upper`` the upper sum over j >= k_i instead."""
-        ki, out = k.astype(np.intp), np.empty(rows.size)
-        for sl in _chunks(rows.size):
-            if upper:
-                c, j = np.cumsum(self.pmf[rows[sl], ::-1], axis=1), self.K - ki[sl]
-            else:
-                c, j = np.cumsum(self.pmf[rows[sl], :int(ki[sl].max(initial=0)) + 1], axis=1), ki[sl]
-            out[sl] = np.take_along_axis(c, j[:, None], axis=1)[:, 0]
-        return out
+        """F(k_i) on ``rows`` (0 <= k <= K), or with ``upper`` the sum over j >= k_i (``_fcrows.prefix``)."""
+        return prefix(self, k, rows, upper)
 
     def _tail_np(self, rows: np.ndarray, comps: tuple) -> np.ndarray:
         """Tail mass beyond K that no component explains (exactly 0 on fully parametric rows)."""
@@ -404,20 +374,8 @@ class CountForecast:
         return np.where(comps[0].sum(axis=0) >= 1 - 1e-12, 0.0, np.maximum(rest, 0.0))
 
     def _invert(self, target: np.ndarray) -> np.ndarray:
-        """Smallest k with F(k) >= target, for targets (n_rows, j) in [-1e-12, 1]."""
-        # One searchsorted serves a block of 256 rows stacked at offsets 2r; offsets
-        # below 512 round F and targets to 5.7e-14, far below QUANTILE_TOL.
-        out = np.empty(target.shape, dtype=np.int64)
-        for sl in _chunks(self.n_rows, 256):
-            c = np.cumsum(self.pmf[sl], axis=1)
-            r = np.arange(c.shape[0])[:, None]
-            c += 2.0 * r
-            pos = np.searchsorted(c.ravel(), (target[sl] + 2.0 * r).ravel())
-            out[sl] = pos.reshape(target[sl].shape) - r * (self.K + 1)
-        rows, cols = np.nonzero(out > self.K)
-        if rows.size:
-            out[rows, cols] = self._search_beyond(rows, target[rows, cols])
-        return out
+        """Smallest k with F(k) >= target, for targets (n_rows, j) in [-1e-12, 1] (``_fcrows.invert``)."""
+        return invert(self, target)
 
     def _search_beyond(self, rows: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Smallest k > K with F(k) >= target on ``rows`` (see :func:`forecast.numerics.search_beyond`)."""
