@@ -154,7 +154,8 @@ def pool(members: list, weights) -> tuple:
 
 
 def stack(fs: list) -> tuple:
-    """Constructor arguments of the row-wise stack of ``fs``, then ``joint`` (see ``CountForecast.concat``)."""
+    """Constructor arguments of the row-wise stack of ``fs``, then ``joint`` and ``part_paths``
+    (see ``CountForecast.concat``)."""
     if not fs:
         raise ValueError("concat needs at least one forecast.")
     K, C = max(f.K for f in fs), max(f.components[0].shape[0] for f in fs)
@@ -170,7 +171,36 @@ def stack(fs: list) -> tuple:
             np.concatenate([p for p, _ in padded]), np.concatenate([t for _, t in padded]), comps,
             np.concatenate([f.mean for f in fs]), np.concatenate([f.var for f in fs]), paths,
             families.pop() if len(families) == 1 else "mixed", labels,
-            paths is not None and all(f.joint for f in fs))
+            paths is not None and all(f.joint for f in fs), () if paths is not None else stack_pieces(fs))
+
+
+def stack_pieces(fs: list) -> tuple:
+    """``part_paths`` of a stack that keeps no whole ``paths``: every part's paths (or its own
+    pieces) as ``(first row of each series, (k, H, P) paths, joint)``, rows shifted to the stack."""
+    out, offset = [], 0
+    for f in fs:
+        if f.paths is not None:
+            out.append((offset + np.arange(f.paths.shape[0]) * f.paths.shape[1], f.paths, f.joint))
+        else:
+            out.extend((offset + first, p, j) for first, p, j in f.part_paths)
+        offset += f.n_rows
+    return tuple(out)
+
+
+def subset_pieces(pieces: tuple, pos: np.ndarray, n_rows: int) -> tuple:
+    """The path pieces of rows ``pos``: series selected whole and in order keep their paths."""
+    if not pieces:
+        return ()
+    new = np.full(n_rows, -1, dtype=np.intp)
+    new[pos] = np.arange(pos.size)
+    out = []
+    for first, paths, joint in pieces:
+        steps = np.arange(paths.shape[1])
+        at = new[first[:, None] + steps]  # new position of every row of each series
+        ok = (at >= 0).all(axis=1) & (at == at[:, :1] + steps).all(axis=1)
+        if ok.any():
+            out.append((at[ok, 0], paths if ok.all() else paths[ok], joint))
+    return tuple(out)
 
 
 def samples_pmf(index: pd.DataFrame, paths: np.ndarray, cap: int) -> tuple:

@@ -45,7 +45,7 @@ import pandas as pd
 
 from forecast._fcrows import (  # noqa: F401 (K_CAP_MIN, K_CAP_MAX: re-exported)
     K_CAP_MAX, K_CAP_MIN, _cap, _check_index, _chunks, _fraction, _no_components, _param, checked_pmf, invert,
-    padded, pool, prefix, samples_pmf, stack,
+    padded, pool, prefix, samples_pmf, stack, subset_pieces,
 )
 from forecast._pathpmf import path_forecast
 from forecast.numerics import comp_logpmf, comp_sf, nb_pmf_grid, nb_sf, needed_k, search_beyond
@@ -73,15 +73,18 @@ class CountForecast:
     paths : (n_series, horizon, n_paths) ints or None; row = series * horizon + h - 1.
     joint : True when path ``p`` of every series is one world of a model simulating the series
         together (cross-series terms); False: series simulated apart (per-series streams).
+    part_paths : without ``paths``, the paths of the series that have them (a stack of parts
+        with and without paths): ``(first row of each series, (k, horizon, P), joint)`` tuples.
     mean, var : (n_rows,); closed form where parametric, law of total variance for
         mixtures, else moments of the paths or of the pmf (mass beyond K ignored).
     """
 
     def __init__(self, index, model, pmf, tail, components, mean, var, paths=None, family="pmf",
-                 row_models=None, joint=False):
+                 row_models=None, joint=False, part_paths=()):
         self.index, self.model, self.family = index, str(model), family
         self.pmf, self.tail, self.components, self.paths = pmf, tail, components, paths
         self.joint = bool(joint) and paths is not None
+        self.part_paths = () if paths is not None else tuple(part_paths)
         self.mean, self.var, self._row_models = mean, var, row_models
         self.n_rows, self.K = pmf.shape[0], pmf.shape[1] - 1
         for a in (pmf, tail, mean, var, *components):
@@ -199,19 +202,19 @@ class CountForecast:
         """Stack forecasts row-wise; ``K`` becomes the largest, parts padded exactly.
 
         Models may differ (``model`` joins the names, ``to_frame`` labels each row).
-        Paths are kept when every part has paths of the same horizon and n_paths. Parts are
-        independent of each other, so path ``p`` is still one world (a product of the parts'):
-        ``joint`` if every part is joint.
+        Paths are kept when every part has paths of the same horizon and n_paths (else the
+        parts' paths go to ``part_paths``). Parts are independent of each other, so path ``p``
+        is still one world (a product of the parts'): ``joint`` if every part is joint.
         """
-        *args, joint = stack(list(forecasts))  # constructor arguments, then the joint flag
-        return cls(*args, joint=joint)
+        *args, joint, pieces = stack(list(forecasts))  # constructor arguments, then the path flags
+        return cls(*args, joint=joint, part_paths=pieces)
 
     def subset(self, mask_or_idx) -> CountForecast:
         """Rows selected by a boolean mask or integer positions; ``K`` is unchanged.
 
         Paths are kept only if the selection is whole series (every ``h`` of each
         selected series, in order; series may be reordered), else dropped; ``joint``
-        is kept with them (path ``p`` of the kept series stays one world).
+        is kept with them. Series selected whole keep theirs in ``part_paths`` otherwise.
         """
         sel = np.asarray(mask_or_idx)
         if sel.dtype == bool and sel.shape != (self.n_rows,):
@@ -222,10 +225,12 @@ class CountForecast:
             start = pos[::H]
             if (start % H == 0).all() and np.array_equal(pos.reshape(-1, H), start[:, None] + np.arange(H)):
                 paths = self.paths[start // H]
+        pieces = self.part_paths if self.paths is None else ((np.arange(len(self.paths)) * H, self.paths, self.joint),)
+        pieces = () if paths is not None else subset_pieces(pieces, pos, self.n_rows)
         return type(self)(self.index.iloc[pos].reset_index(drop=True), self.model, self.pmf[pos],
                           self.tail[pos], tuple(a[:, pos] for a in self.components), self.mean[pos],
                           self.var[pos], paths, self.family,
-                          None if self._row_models is None else self._row_models[pos], self.joint)
+                          None if self._row_models is None else self._row_models[pos], self.joint, pieces)
 
     # ------------------------------------------------------------------ evaluation
     def __len__(self) -> int:

@@ -246,3 +246,27 @@ def json_round_trip(d):
     import json
 
     return json.loads(json.dumps(d))
+
+
+def test_a_stack_keeps_the_paths_of_the_parts_that_have_them():
+    paths = np.random.default_rng(8).poisson(2.0, size=(1, 3, 4000))
+    sim = CountForecast.from_samples(index(["A/a/x", "A/b/x"], 3), np.concatenate([paths, paths]), model="sp",
+                                     joint=True)
+    nb = CountForecast.negbin(index(["B/c/x"], 3), 2.0, 0.3, model="nb")
+    fc = CountForecast.concat([nb, sim])
+    assert fc.paths is None and len(fc.part_paths) == 1
+    first, kept, joint = fc.part_paths[0]
+    assert list(first) == [3, 6] and kept.shape == (2, 3, 4000) and joint
+    moved = fc.subset([6, 7, 8, 0, 1, 2, 3, 4, 5])  # A/b, B/c, A/a
+    assert [list(p[0]) for p in moved.part_paths] == [[6, 0]]  # paths stay in order: A/a, A/b
+    assert [list(p[0]) for p in fc.subset([3, 4, 5, 7]).part_paths] == [[0]]  # A/b is not whole
+    assert CountForecast.mixture([fc, fc], [0.5, 0.5], model="m").part_paths == ()
+    # the country A total is twice the shared path (horizon sums keep the path's serial dependence)
+    _, hz = totals(fc, KEYS, cfg())
+    a = hz[hz["country"] == "A"].iloc[0]
+    want = np.quantile(2 * paths[0].sum(axis=0), [0.025, 0.975], method="inverted_cdf")
+    assert (a["lo-95"], a["hi-95"]) == tuple(int(v) for v in want)
+    # the area total adds B/c's marginal draws: wider than country A alone, mean exact
+    area = hz[hz["level"] == "area"].iloc[0]
+    assert area["hi-95"] - area["lo-95"] > a["hi-95"] - a["lo-95"]
+    assert area["mean"] == pytest.approx(6.0 + 2 * paths.mean(axis=2).sum(), rel=1e-12)

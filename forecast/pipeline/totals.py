@@ -28,9 +28,10 @@ probability, as :meth:`CountForecast.quantile` does for one series):
   independent draw per step. Per-period totals are then exact up to Monte Carlo error
   under independence across series; horizon sums are exact for ``h = 1`` and for
   models whose steps are independent given their parameters (no lags), and ignore
-  serial dependence otherwise (too narrow for a model with lags). ``paths`` is all or
-  nothing: a forecast stacking parts with and without paths has none, so every series
-  then draws from its marginals.
+  serial dependence otherwise (too narrow for a model with lags).
+* A stack of parts with and without paths (``fc.part_paths``): series with paths
+  contribute path ``p mod P`` to draw ``p`` (whole paths, serial dependence kept; a joint
+  part stays one world per path index), the others marginal draws as above.
 
 Deterministic given the run's seed: the draws of a series depend only on the seed
 and its id, not on which other series share the run or on their order.
@@ -105,15 +106,25 @@ def summed_draws(fc, cells: np.ndarray, area: np.ndarray, n_cells: int, *, seed:
                  n_draws: int = N_DRAWS) -> np.ndarray:
     """(n_cells, P) int64: draws of every row of ``fc`` added into its cell ``cells[r]`` and
     its area cell ``area[r]`` (-1: none). Path ``p`` of every row when ``fc`` has paths
-    (P = its number of paths), else ``n_draws`` marginal draws per row from its series'
-    stream (see the module docstring)."""
+    (P = its number of paths); else ``n_draws`` draws per row: path ``p mod P`` of a series
+    in ``fc.part_paths``, marginal draws from its own stream for the others (module docstring)."""
     if fc.paths is not None:
         draws = np.asarray(fc.paths).reshape(fc.n_rows, -1)
         return _add(draws, np.arange(fc.n_rows), cells, area, n_cells)
     out = np.zeros((n_cells, n_draws), dtype=np.int64)
+    covered = np.zeros(fc.n_rows, dtype=bool)
+    for first, paths, _ in fc.part_paths:
+        k, H, P = paths.shape
+        take = np.arange(n_draws) % P  # P < n_draws: paths reused, still unbiased
+        per = max(1, _BLOCK // max(H * n_draws, 1))
+        for b in range(0, k, per):
+            rows = (first[b:b + per, None] + np.arange(H)).ravel()
+            out += _add(paths[b:b + per].reshape(-1, P)[:, take], rows, cells, area, n_cells)
+            covered[rows] = True
+    left = np.flatnonzero(~covered)
     uid = fc.index["unique_id"].astype(str).to_numpy()
-    order = np.lexsort((fc.index["h"].to_numpy(), uid))  # a series' rows together, by step
-    starts = np.flatnonzero(np.r_[True, uid[order][1:] != uid[order][:-1]])
+    order = left[np.lexsort((fc.index["h"].to_numpy()[left], uid[left]))]  # a series' rows together, by step
+    starts = np.flatnonzero(np.r_[True, uid[order][1:] != uid[order][:-1]]) if order.size else order
     bounds = np.r_[starts, order.size]
     per = max(1, _BLOCK // max(n_draws, 1))
     i = 0
