@@ -270,3 +270,9 @@ def test_a_stack_keeps_the_paths_of_the_parts_that_have_them():
     area = hz[hz["level"] == "area"].iloc[0]
     assert area["hi-95"] - area["lo-95"] > a["hi-95"] - a["lo-95"]
     assert area["mean"] == pytest.approx(6.0 + 2 * paths.mean(axis=2).sum(), rel=1e-12)
+
+
+def test_only_aggregate_series_give_empty_files_with_the_schema():
+    fc = CountForecast.poisson(index(["A/(all)/x"], 2), 3.0, model="p")
+    by_ds, hz = totals(fc, KEYS, cfg(total_thresholds=(5,)))
+    assert by_ds.empty and hz.empty and list(hz.columns)[-2:] == ["hi-95", "p_ge_5"] and "start" in hz.columns

@@ -78,6 +78,10 @@ def totals(fc, keys: pd.DataFrame, cfg, panel: pd.DataFrame | None = None,
     ks = tuple(cfg.forecast.total_thresholds) or (
         default_thresholds(panel, keys) if panel is not None else ()) or tuple(cfg.forecast.thresholds)
     cells, area, groups, periods = _cells(fc, keys)
+    cols_ds = [*KEY_COLUMNS, "ds", *_value_columns(levels, ks)]
+    cols_h = [*KEY_COLUMNS, "start", "end", *_value_columns(levels, ks)]
+    if not groups:  # no series to add up (none, or only aggregates)
+        return pd.DataFrame(columns=cols_ds), pd.DataFrame(columns=cols_h)
     n = len(groups) * len(periods)
     m = np.asarray(fc.mean, dtype=float)
     mean, present = np.zeros(n), np.zeros(n, dtype=bool)
@@ -97,8 +101,6 @@ def totals(fc, keys: pd.DataFrame, cfg, panel: pd.DataFrame | None = None,
             by_ds.append({**key, "ds": periods[j], **_summary(mean[g, j], sums[g, j], levels, ks)})
         horizon.append({**key, "start": periods[d[0]], "end": periods[d[-1]],
                         **_summary(mean[g, d].sum(), sums[g, d].sum(axis=0), levels, ks)})
-    cols_ds = [*KEY_COLUMNS, "ds", *_value_columns(levels, ks)]
-    cols_h = [*KEY_COLUMNS, "start", "end", *_value_columns(levels, ks)]
     return pd.DataFrame(by_ds, columns=cols_ds), pd.DataFrame(horizon, columns=cols_h)
 
 
