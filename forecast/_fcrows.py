@@ -1,7 +1,8 @@
 """Row-level helpers of :class:`~forecast.distributions.CountForecast`.
 
 Argument checks of its constructors, the row blocks every pass works in, the support
-cap, and the array work of pooling (``mixture``) and stacking (``concat``) forecasts.
+cap, cumulative sums and their inversion (quantiles, draws), and the array work of
+pooling (``mixture``) and stacking (``concat``) forecasts.
 Arrays and members in, arrays out: the class keeps the public API and its docstrings.
 """
 from __future__ import annotations
@@ -71,26 +72,59 @@ def padded(f, K: int, sl: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
     return p, f._tail_np(rows, comps) + comp_sf(K, comps).sum(axis=0)
 
 
-def _mixture_paths(members: list[CountForecast], w: np.ndarray) -> np.ndarray | None:
+def prefix(f, k: np.ndarray, rows: np.ndarray, upper: bool = False) -> np.ndarray:
+    """F(k_i) on ``rows`` of forecast ``f`` (0 <= k <= K) by sequential cumsum, the sums
+    :func:`invert` uses too; with ``upper`` the upper sum over j >= k_i instead."""
+    ki, out = k.astype(np.intp), np.empty(rows.size)
+    for sl in _chunks(rows.size):
+        if upper:
+            c, j = np.cumsum(f.pmf[rows[sl], ::-1], axis=1), f.K - ki[sl]
+        else:
+            c, j = np.cumsum(f.pmf[rows[sl], :int(ki[sl].max(initial=0)) + 1], axis=1), ki[sl]
+        out[sl] = np.take_along_axis(c, j[:, None], axis=1)[:, 0]
+    return out
+
+
+def invert(f, target: np.ndarray) -> np.ndarray:
+    """Smallest k with F(k) >= target for forecast ``f``, targets (n_rows, j) in [-1e-12, 1]."""
+    # One searchsorted serves a block of 256 rows stacked at offsets 2r; offsets
+    # below 512 round F and targets to 5.7e-14, far below the quantile tolerance (1e-12).
+    out = np.empty(target.shape, dtype=np.int64)
+    for sl in _chunks(f.n_rows, 256):
+        c = np.cumsum(f.pmf[sl], axis=1)
+        r = np.arange(c.shape[0])[:, None]
+        c += 2.0 * r
+        pos = np.searchsorted(c.ravel(), (target[sl] + 2.0 * r).ravel())
+        out[sl] = pos.reshape(target[sl].shape) - r * (f.K + 1)
+    rows, cols = np.nonzero(out > f.K)
+    if rows.size:
+        out[rows, cols] = f._search_beyond(rows, target[rows, cols])
+    return out
+
+
+def _mixture_paths(members: list, w: np.ndarray) -> tuple[np.ndarray | None, bool]:
+    """(paths, joint) of the pool: path j of row (s, h) from the member whose cumulative-weight
+    band at that row holds the shared u_j = (j + 0.5) / P (see ``CountForecast.mixture``)."""
     ps = [m.paths for m in members]
     if any(p is None for p in ps) or len({p.shape for p in ps}) != 1:
-        return None
+        return None, False
     S, H, P = ps[0].shape
-    wr = w.reshape(len(ps), S, H)
-    if not (wr == wr[:, :, :1]).all():
-        return None  # weights vary with h: no single member per path
-    band = np.cumsum(wr[:, :, 0], axis=0)
-    who = np.minimum((band[:, :, None] < (np.arange(P) + 0.5) / P).sum(axis=0), len(ps) - 1)  # (S, P)
+    band = np.cumsum(w.reshape(len(ps), S, H), axis=0)  # (M, S, H)
+    u = (np.arange(P) + 0.5) / P  # one u per path index, shared by every series and step
+    who = np.minimum((band[..., None] < u).sum(axis=0), len(ps) - 1)  # (S, H, P)
     out = np.empty_like(ps[0])
     for m, p in enumerate(ps):
-        np.copyto(out, p, where=(who == m)[:, None, :])
-    return out
+        np.copyto(out, p, where=who == m)
+    # one world per path only if every series picks the same member for path j: equal weights
+    # across series (per step); otherwise the choice is a common-random-numbers coupling
+    same = bool((band == band[:, :1, :]).all())
+    return out, same and all(m.joint for m in members)
 
 
 def pool(members: list, weights) -> tuple:
     """Arrays of the linear pool of ``members`` (see ``CountForecast.mixture``).
 
-    Returns ``(index, (pmf, tail, components, mean, var, paths))``.
+    Returns ``(index, (pmf, tail, components, mean, var, paths), joint)``.
     """
     if not members:
         raise ValueError("mixture needs at least one member.")
@@ -115,11 +149,13 @@ def pool(members: list, weights) -> tuple:
                   for j in range(4))
     mean = sum(wm * m.mean for wm, m in zip(w, members))
     var = sum(wm * (m.var + (m.mean - mean) ** 2) for wm, m in zip(w, members))
-    return ref, (pmf, tail, comps, mean, var, _mixture_paths(members, w))
+    paths, joint = _mixture_paths(members, w)
+    return ref, (pmf, tail, comps, mean, var, paths), joint
 
 
 def stack(fs: list) -> tuple:
-    """Constructor arguments of the row-wise stack of ``fs`` (see ``CountForecast.concat``)."""
+    """Constructor arguments of the row-wise stack of ``fs``, then ``joint`` and ``part_paths``
+    (see ``CountForecast.concat``)."""
     if not fs:
         raise ValueError("concat needs at least one forecast.")
     K, C = max(f.K for f in fs), max(f.components[0].shape[0] for f in fs)
@@ -134,7 +170,37 @@ def stack(fs: list) -> tuple:
     return (pd.concat([f.index for f in fs], ignore_index=True), "+".join(models),
             np.concatenate([p for p, _ in padded]), np.concatenate([t for _, t in padded]), comps,
             np.concatenate([f.mean for f in fs]), np.concatenate([f.var for f in fs]), paths,
-            families.pop() if len(families) == 1 else "mixed", labels)
+            families.pop() if len(families) == 1 else "mixed", labels,
+            paths is not None and all(f.joint for f in fs), () if paths is not None else stack_pieces(fs))
+
+
+def stack_pieces(fs: list) -> tuple:
+    """``part_paths`` of a stack that keeps no whole ``paths``: every part's paths (or its own
+    pieces) as ``(first row of each series, (k, H, P) paths, joint)``, rows shifted to the stack."""
+    out, offset = [], 0
+    for f in fs:
+        if f.paths is not None:
+            out.append((offset + np.arange(f.paths.shape[0]) * f.paths.shape[1], f.paths, f.joint))
+        else:
+            out.extend((offset + first, p, j) for first, p, j in f.part_paths)
+        offset += f.n_rows
+    return tuple(out)
+
+
+def subset_pieces(pieces: tuple, pos: np.ndarray, n_rows: int) -> tuple:
+    """The path pieces of rows ``pos``: series selected whole and in order keep their paths."""
+    if not pieces:
+        return ()
+    new = np.full(n_rows, -1, dtype=np.intp)
+    new[pos] = np.arange(pos.size)
+    out = []
+    for first, paths, joint in pieces:
+        steps = np.arange(paths.shape[1])
+        at = new[first[:, None] + steps]  # new position of every row of each series
+        ok = (at >= 0).all(axis=1) & (at == at[:, :1] + steps).all(axis=1)
+        if ok.any():
+            out.append((at[ok, 0], paths if ok.all() else paths[ok], joint))
+    return tuple(out)
 
 
 def samples_pmf(index: pd.DataFrame, paths: np.ndarray, cap: int) -> tuple:

@@ -231,13 +231,17 @@ def _alerts(rows: Iterable[Mapping]) -> list[dict]:
 
 
 def _totals(rows: Iterable[Mapping]) -> list[dict]:
+    """Rows of the totals table; ``chance`` lists P(total >= k) for the totals' thresholds
+    (empty for contexts written before totals had them)."""
     out = []
     for r in rows:
         rng = fmt_range(r.get("lo"), r.get("hi")) if r.get("lo") is not None else "\u2014"
         if r.get("level") is not None and rng != "\u2014":
             rng += f" ({fmt_int(r['level'])}%)"
+        chance = "; ".join(f"{fmt_int(k)}+: {fmt_pct(v)}" for k, v in sorted(_p_ge(r).items()))
         out.append({"scope": _s(r.get("scope")), "event_type": _s(r.get("event_type")),
-                    "horizon": _s(r.get("horizon_label")), "mean": fmt_count(r.get("mean")), "range": rng})
+                    "horizon": _s(r.get("horizon_label")), "mean": fmt_count(r.get("mean")), "range": rng,
+                    "chance": chance})
     return out
 
 

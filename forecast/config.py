@@ -151,6 +151,10 @@ class ForecastSection:
     thresholds: tuple[int, ...] = _key(_rule("a non-empty list of ints >= 1", _is_list(_is_int, True), _sorted),
                                        (1, 5))
     alert_probability: float = _key(_prob, 0.5)
+    #: counts whose chance the totals give (totals.csv); [] = from the history of each total
+    #: (forecast.pipeline.totals.default_thresholds)
+    total_thresholds: tuple[int, ...] = _key(_rule("a list of ints >= 1, or [] (from the history of the totals)",
+                                                   _is_list(_is_int), _sorted), ())
 
 
 @dataclass(frozen=True)

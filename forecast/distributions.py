@@ -44,19 +44,8 @@ import numpy as np
 import pandas as pd
 
 from forecast._fcrows import (  # noqa: F401 (K_CAP_MIN, K_CAP_MAX: re-exported)
-    K_CAP_MAX,
-    K_CAP_MIN,
-    _cap,
-    _check_index,
-    _chunks,
-    _fraction,
-    _no_components,
-    _param,
-    checked_pmf,
-    padded,
-    pool,
-    samples_pmf,
-    stack,
+    K_CAP_MAX, K_CAP_MIN, _cap, _check_index, _chunks, _fraction, _no_components, _param, checked_pmf, invert,
+    padded, pool, prefix, samples_pmf, stack, subset_pieces,
 )
 from forecast._pathpmf import path_forecast
 from forecast.numerics import comp_logpmf, comp_sf, nb_pmf_grid, nb_sf, needed_k, search_beyond
@@ -82,14 +71,20 @@ class CountForecast:
     tail : (n_rows,) :math:`P(Y>K)`; below ``TAIL_TOL`` unless ``K`` hit its cap.
     components : ``(w, mu, alpha, pi)``, each (C, n_rows); C = 0 without a parametric form.
     paths : (n_series, horizon, n_paths) ints or None; row = series * horizon + h - 1.
+    joint : True when path ``p`` of every series is one world of a model simulating the series
+        together (cross-series terms); False: series simulated apart (per-series streams).
+    part_paths : without ``paths``, the paths of the series that have them (a stack of parts
+        with and without paths): ``(first row of each series, (k, horizon, P), joint)`` tuples.
     mean, var : (n_rows,); closed form where parametric, law of total variance for
         mixtures, else moments of the paths or of the pmf (mass beyond K ignored).
     """
 
     def __init__(self, index, model, pmf, tail, components, mean, var, paths=None, family="pmf",
-                 row_models=None):
+                 row_models=None, joint=False, part_paths=()):
         self.index, self.model, self.family = index, str(model), family
         self.pmf, self.tail, self.components, self.paths = pmf, tail, components, paths
+        self.joint = bool(joint) and paths is not None
+        self.part_paths = () if paths is not None else tuple(part_paths)
         self.mean, self.var, self._row_models = mean, var, row_models
         self.n_rows, self.K = pmf.shape[0], pmf.shape[1] - 1
         for a in (pmf, tail, mean, var, *components):
@@ -135,35 +130,38 @@ class CountForecast:
         return cls._parametric(index, mu, 0.0 if alpha is None else alpha, pi, model, family, history_max)
 
     @classmethod
-    def from_samples(cls, index, paths, *, model: str, history_max: float | None = None) -> CountForecast:
+    def from_samples(cls, index, paths, *, model: str, history_max: float | None = None,
+                     joint: bool = False) -> CountForecast:
         """Empirical distribution of simulated paths, kept for sums over series or periods.
 
         ``paths`` is an int array (n_series, horizon, n_paths); ``index`` rows run
         series-major then ``h = 1..horizon`` (row = s * horizon + h - 1). ``K`` is the
         largest simulated count, capped as for the parametric families (draws above the
         cap count as ``tail``). Mean and variance are the path moments (ddof 0).
+        ``joint``: the paths are joint draws across series (see the class attributes).
         """
         index = _check_index(index)
         paths = np.asarray(paths)
         pmf, tail, mean, var = samples_pmf(index, paths, _cap(history_max))
         kept = paths.view()
         kept.flags.writeable = False  # a read-only view: the caller's array keeps its flags
-        return cls(index, model, pmf, tail, _no_components(len(index)), mean, var, kept, family="samples")
+        return cls(index, model, pmf, tail, _no_components(len(index)), mean, var, kept, "samples", joint=joint)
 
     @classmethod
     def from_path_means(cls, index, mu_paths, *, alpha=0.0, pi=0.0, paths=None, model: str,
-                        history_max: float | None = None) -> CountForecast:
+                        history_max: float | None = None, joint: bool = False) -> CountForecast:
         """Simulated paths, each row the average of the paths' conditional laws (Rao-Blackwellised).
 
         Row ``i`` is :math:`\\frac1P\\sum_p` (ZI)NB2(``mu_paths[i, p]``, ``alpha``, ``pi``), so
         every count has positive probability (:mod:`forecast._pathpmf`); ``alpha``, ``pi``
         scalar, per row or (rows, P). ``K`` as for the parametric families, ``tail`` exact.
         Up to 8 laws per row (those with the most mass beyond ``K``) are the parametric form.
-        ``paths`` (n_series, horizon, P), the joint draws, are kept as in :meth:`from_samples`.
+        ``paths`` (n_series, horizon, P), the draws, are kept as in :meth:`from_samples`;
+        ``joint=True`` says path ``p`` is one world across series (a model with cross-series terms).
         """
         index = _check_index(index)
         arrays = path_forecast(index, mu_paths, alpha, pi, paths, _cap(history_max), TAIL_TOL)
-        return cls(index, model, *arrays, family="pathmix")
+        return cls(index, model, *arrays, family="pathmix", joint=joint)
 
     @classmethod
     def from_pmf(cls, index, pmf, *, model: str, tail=None) -> CountForecast:
@@ -186,30 +184,37 @@ class CountForecast:
 
         ``weights`` is (n_members,) or (n_members, n_rows), >= 0, renormalised to sum to
         1 per row; members must match on unique_id/ds/h row by row (``ValueError``).
-        Members' parametric components are kept, weights multiplied. Paths are kept only
-        if every member has paths of one shape and weights are constant within each
-        series: path ``j`` of series ``s`` is path ``j`` of the member whose cumulative
-        weight band holds ``(j + 0.5) / n_paths`` (deterministic stratified allocation,
-        no rng, each path's joint structure intact). Their empirical law matches the
-        pool up to weights rounded to multiples of ``1 / n_paths``; ``pmf`` is exact.
+        Members' parametric components are kept, weights multiplied; ``pmf`` is exact.
+        Paths are kept if every member has paths of one shape: path ``j`` of row ``(s, h)``
+        is path ``j`` of the member whose cumulative-weight band there holds one ``u_j =
+        (j + 0.5) / n_paths`` shared by every series and step (stratified, no rng; each
+        row's law is the pool's up to weights rounded to multiples of ``1 / n_paths``).
+        With weights equal across series a joint world stays one world (``joint`` if every
+        member is); per-series weights make the choice a common-random-numbers coupling,
+        not one world (``joint`` False). Where weights vary with ``h`` a path changes member
+        where a band edge crosses ``u_j``, so whole-horizon sums join members' steps.
         """
-        ref, arrays = pool(list(members), weights)
-        return cls(ref, model, *arrays, "mixture")
+        ref, arrays, joint = pool(list(members), weights)
+        return cls(ref, model, *arrays, "mixture", joint=joint)
 
     @classmethod
     def concat(cls, forecasts: Sequence[CountForecast]) -> CountForecast:
         """Stack forecasts row-wise; ``K`` becomes the largest, parts padded exactly.
 
         Models may differ (``model`` joins the names, ``to_frame`` labels each row).
-        Paths are kept when every part has paths of the same horizon and n_paths.
+        Paths are kept when every part has paths of the same horizon and n_paths (else the
+        parts' paths go to ``part_paths``). Parts are independent of each other, so path ``p``
+        is still one world (a product of the parts'): ``joint`` if every part is joint.
         """
-        return cls(*stack(list(forecasts)))
+        *args, joint, pieces = stack(list(forecasts))  # constructor arguments, then the path flags
+        return cls(*args, joint=joint, part_paths=pieces)
 
     def subset(self, mask_or_idx) -> CountForecast:
         """Rows selected by a boolean mask or integer positions; ``K`` is unchanged.
 
         Paths are kept only if the selection is whole series (every ``h`` of each
-        selected series, in order; series may be reordered), else dropped.
+        selected series, in order; series may be reordered), else dropped; ``joint``
+        is kept with them. Series selected whole keep theirs in ``part_paths`` otherwise.
         """
         sel = np.asarray(mask_or_idx)
         if sel.dtype == bool and sel.shape != (self.n_rows,):
@@ -220,10 +225,12 @@ class CountForecast:
             start = pos[::H]
             if (start % H == 0).all() and np.array_equal(pos.reshape(-1, H), start[:, None] + np.arange(H)):
                 paths = self.paths[start // H]
+        pieces = self.part_paths if self.paths is None else ((np.arange(len(self.paths)) * H, self.paths, self.joint),)
+        pieces = () if paths is not None else subset_pieces(pieces, pos, self.n_rows)
         return type(self)(self.index.iloc[pos].reset_index(drop=True), self.model, self.pmf[pos],
                           self.tail[pos], tuple(a[:, pos] for a in self.components), self.mean[pos],
                           self.var[pos], paths, self.family,
-                          None if self._row_models is None else self._row_models[pos])
+                          None if self._row_models is None else self._row_models[pos], self.joint, pieces)
 
     # ------------------------------------------------------------------ evaluation
     def __len__(self) -> int:
@@ -325,6 +332,14 @@ class CountForecast:
             raise TypeError("rng must be a numpy Generator, e.g. np.random.default_rng(seed).")
         return self._invert(rng.random((self.n_rows, int(n))))
 
+    def ppf(self, u) -> np.ndarray:
+        """Smallest ``k`` with :math:`F(k) \\ge u`, ``u`` (n_rows, n) in [0, 1]: :meth:`sample` with
+        the caller's uniforms (e.g. a stream per series). int64, (n_rows, n)."""
+        u = np.asarray(u, dtype=float)
+        if u.ndim != 2 or u.shape[0] != self.n_rows or not ((u >= 0) & (u <= 1)).all():
+            raise ValueError(f"u must be in [0, 1] with shape ({self.n_rows}, n); got shape {u.shape}.")
+        return self._invert(u)
+
     def to_frame(self, levels: Sequence[float] = (50, 80, 95), thresholds: Sequence[int] = (1, 5)) -> pd.DataFrame:
         """Long frame ``unique_id, ds, [cutoff,] h, model, mean, lo-L, hi-L ..., p_ge_T ...``.
 
@@ -355,16 +370,8 @@ class CountForecast:
         return tuple(a[:, rows] for a in self.components)
 
     def _prefix(self, k: np.ndarray, rows: np.ndarray, upper: bool = False) -> np.ndarray:
-        """F(k_i) on ``rows`` (0 <= k <= K) by sequential cumsum, the sums ``_invert`` uses too;
-        with ``upper`` the upper sum over j >= k_i instead."""
-        ki, out = k.astype(np.intp), np.empty(rows.size)
-        for sl in _chunks(rows.size):
-            if upper:
-                c, j = np.cumsum(self.pmf[rows[sl], ::-1], axis=1), self.K - ki[sl]
-            else:
-                c, j = np.cumsum(self.pmf[rows[sl], :int(ki[sl].max(initial=0)) + 1], axis=1), ki[sl]
-            out[sl] = np.take_along_axis(c, j[:, None], axis=1)[:, 0]
-        return out
+        """F(k_i) on ``rows`` (0 <= k <= K), or with ``upper`` the sum over j >= k_i (``_fcrows.prefix``)."""
+        return prefix(self, k, rows, upper)
 
     def _tail_np(self, rows: np.ndarray, comps: tuple) -> np.ndarray:
         """Tail mass beyond K that no component explains (exactly 0 on fully parametric rows)."""
@@ -372,20 +379,8 @@ class CountForecast:
         return np.where(comps[0].sum(axis=0) >= 1 - 1e-12, 0.0, np.maximum(rest, 0.0))
 
     def _invert(self, target: np.ndarray) -> np.ndarray:
-        """Smallest k with F(k) >= target, for targets (n_rows, j) in [-1e-12, 1]."""
-        # One searchsorted serves a block of 256 rows stacked at offsets 2r; offsets
-        # below 512 round F and targets to 5.7e-14, far below QUANTILE_TOL.
-        out = np.empty(target.shape, dtype=np.int64)
-        for sl in _chunks(self.n_rows, 256):
-            c = np.cumsum(self.pmf[sl], axis=1)
-            r = np.arange(c.shape[0])[:, None]
-            c += 2.0 * r
-            pos = np.searchsorted(c.ravel(), (target[sl] + 2.0 * r).ravel())
-            out[sl] = pos.reshape(target[sl].shape) - r * (self.K + 1)
-        rows, cols = np.nonzero(out > self.K)
-        if rows.size:
-            out[rows, cols] = self._search_beyond(rows, target[rows, cols])
-        return out
+        """Smallest k with F(k) >= target, for targets (n_rows, j) in [-1e-12, 1] (``_fcrows.invert``)."""
+        return invert(self, target)
 
     def _search_beyond(self, rows: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Smallest k > K with F(k) >= target on ``rows`` (see :func:`forecast.numerics.search_beyond`)."""

@@ -90,7 +90,12 @@ class Alert(_Row):
 
 @dataclass(frozen=True)
 class Total(_Row):
-    """A country's (or all areas') total of one event type over the horizon."""
+    """A country's (or all areas') total of one event type over the horizon (a row of
+    ``totals_horizon.csv``: ``mean`` is the exact sum of the series' means).
+
+    ``kind`` (``country`` or ``area``), ``start``, ``end`` and ``p_ge`` (threshold k ->
+    P(total >= k)) were added later: contexts written before them read with the defaults.
+    """
 
     scope: str
     event_type: str
@@ -99,8 +104,13 @@ class Total(_Row):
     lo: int | None
     hi: int | None
     level: int | float
+    kind: str = ""
+    start: str = ""
+    end: str = ""
+    p_ge: dict[int, float | None] = field(default_factory=dict)
 
-    _CONVERT = {"mean": _num, "lo": _int, "hi": _int, "level": _level}
+    _CONVERT = {"mean": _num, "lo": _int, "hi": _int, "level": _level,
+                "p_ge": lambda d: {int(k): _num(v) for k, v in (d or {}).items()}}
 
 
 @dataclass(frozen=True)

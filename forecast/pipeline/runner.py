@@ -2,7 +2,8 @@
 
 :func:`run` does everything ``forecast run CONFIG`` does and writes into the
 output folder (built in a temporary folder and moved into place only when
-complete): ``index.html``, ``figures/*.png``, ``forecasts.csv``,
+complete): ``index.html``, ``figures/*.png``, ``forecasts.csv``, ``totals.csv`` and
+``totals_horizon.csv`` (country and whole-area totals, :mod:`forecast.pipeline.totals`),
 ``scores.csv``, ``comparison.csv``, ``selection.csv``, ``alerts.csv`` (the alert rule
 applied to every backtest forecast, see :mod:`forecast.alert_scores`), ``run.json`` (resolved
 config, input hashes, package versions, seed, fallbacks, warnings, timings)
@@ -83,8 +84,8 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
     from forecast.outputs import write_csv
     from forecast.pipeline.figures import check_backtest_series, figures
     from forecast.pipeline.past import naive_rule_text, past_checks
+    from forecast.pipeline.totals import report_rows, totals
     from forecast.report_context import json_values
-    from forecast.pipeline.totals import totals
 
     def step(stage: str, done: int = 0, total: int = 1) -> None:
         if progress:
@@ -119,7 +120,8 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
     with timer("forecast"):
         fc, fitted, selection = stages.final_forecast(cfg, panel, labelled, selection, baseline, progress)
     table, diag, keys = stages.forecast_table(cfg, fc, fitted, panel)
-    total = totals(fc, keys, cfg)
+    totals_ds, totals_h = totals(fc, keys, cfg, panel)
+    total = report_rows(totals_h, cfg.forecast.levels)
     effects = stages.effects(cfg, panel, labelled)
     with timer("past checks"):
         past = past_checks(cfg, res, panel, selection)
@@ -127,7 +129,8 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
     with timer("figures"):
         figs = figures(panel, table, res, effects, cfg, tmp / "figures", progress)
     step("html")
-    files = {"forecasts.csv": table, "scores.csv": res.scores(("model", "h")),
+    files = {"forecasts.csv": table, "totals.csv": totals_ds, "totals_horizon.csv": totals_h,
+             "scores.csv": res.scores(("model", "h")),
              "comparison.csv": pd.concat([comparison.assign(h="all"), comparison_h], ignore_index=True),
              "selection.csv": selection, "diagnostics.csv": diag, "panel.csv": panel, "alerts.csv": past["alerts"]}
     for name, frame in files.items():
