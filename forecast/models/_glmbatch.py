@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from forecast._threads import one_blas_thread
 from forecast.models._glmcheck import _SEPARATION_MU, _diverging_columns
 from forecast.models._glmfit import _h_and_dh, _log1p_ratio
 from forecast.models._glmstack import _aliased, _clearly_full_rank, _dispersion_sums, _newton_steps, _Stacked
@@ -199,7 +200,14 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
     ½Σ_t[(y_st - mu_st)² - y_st] <= 0 gives alpha_s = 0), else joint Newton on
     (β_s, log alpha_s) from alpha_0 = 2·score / Σ mu². Covariance (X'WX + P)^-1 with
     W = mu / (1 + alpha mu) (R's ``glm.nb``); SE of alpha from the observed information.
+    Runs with one BLAS thread (:func:`~forecast._threads.one_blas_thread`): its products
+    are thousands of tiny ones, which threads only slow down.
     """
+    with one_blas_thread():
+        return _fit_batch(X, y, off, penalty=penalty, nb=nb, tol=tol, max_iter=max_iter, rows=rows)
+
+
+def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
     X = np.ascontiguousarray(X, dtype=float)
     y = np.asarray(y, dtype=np.int64)
     off = np.asarray(off, dtype=float)
