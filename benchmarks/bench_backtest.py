@@ -23,9 +23,9 @@ import sys
 import time
 import warnings
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(__file__))
 
+from _common import threads_line  # noqa: E402
 from bench_models import simulate  # noqa: E402
 
 MODELS = ["climatology", "seasonal_naive", "poisson_glm", "negbin_glm"]
@@ -61,6 +61,7 @@ def worker_peak_mb() -> float:
 
 
 def main() -> None:
+    print(f"   {threads_line()}")  # the BLAS thread settings this run used (process defaults)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=2000)
     ap.add_argument("--length", type=int, default=120)
