@@ -42,40 +42,33 @@ def raw_fit(Y: np.ndarray, months: np.ndarray, nb: bool, tol: float = 1e-8, max_
     def xb(b):
         return b[:, :q] @ D.T + b[:, q:] * z
 
-    def xtv(v):
-        return np.c_[v @ D, (v * z).sum(axis=1)]
-
-    def xtwx(w):
-        H = np.empty((w.shape[0], p, p))
-        H[:, :q, :q] = (w @ DD).reshape(-1, q, q)
-        c = (w * z) @ D
-        H[:, q, :q] = c
-        H[:, :q, q] = c
-        H[:, q, q] = (w * z * z).sum(axis=1)
-        return H
-
     mu0 = y + 0.1
-    beta = np.linalg.solve(xtwx(mu0), xtv(mu0 * np.log(mu0))[:, :, None])[:, :, 0]
+    v0 = mu0 * np.log(mu0)
+    beta = np.linalg.solve(xtwx_sub(mu0, D, DD, z, q), np.c_[v0 @ D, (v0 * z).sum(axis=1)][:, :, None])[:, :, 0]
     conv = np.zeros(S, dtype=bool)
+    act = np.arange(S)  # series still iterating (converged ones are frozen)
     for _ in range(max_iter):  # Poisson Newton (= IRLS with the canonical link)
-        mu = np.exp(xb(beta))
-        g = xtv(y - mu)
-        conv = np.abs(g).max(axis=1) <= tol
-        if conv.all():
+        b, zz = beta[act], z[act]
+        mu = np.exp(b[:, :q] @ D.T + b[:, q:] * zz)
+        g = np.c_[(y[act] - mu) @ D, ((y[act] - mu) * zz).sum(axis=1)]
+        done = np.abs(g).max(axis=1) <= tol
+        conv[act[done]] = True
+        act, g, mu, b = act[~done], g[~done], mu[~done], b[~done]
+        if act.size == 0:
             break
-        beta = beta + np.linalg.solve(xtwx(mu), g[:, :, None])[:, :, 0]
+        beta[act] = b + np.linalg.solve(xtwx_sub(mu, D, DD, z[act], q), g[:, :, None])[:, :, 0]
     alpha = np.zeros(S)
     if nb:
         mu = np.exp(xb(beta))
         score0 = 0.5 * np.sum((y - mu) ** 2 - y, axis=1)
-        inner = score0 > 0  # else alpha = 0: the Poisson fit stands
-        k = np.arange(int(yi.max()), dtype=float)
-        b, a = beta[inner], 2 * score0[inner] / np.sum(mu[inner] ** 2, axis=1)
-        yy, zz, ii = y[inner], z[inner], yi[inner]
-        sub_conv = np.zeros(inner.sum(), dtype=bool)
+        act = np.flatnonzero(score0 > 0)  # else alpha = 0: the Poisson fit stands
+        alpha[act] = 2 * score0[act] / np.sum(mu[act] ** 2, axis=1)
+        conv[act] = False
         for _ in range(max_iter):
+            b, a, yy, zz, ii = beta[act], alpha[act], y[act], z[act], yi[act]
             mu = np.exp(b[:, :q] @ D.T + b[:, q:] * zz)
             u = a[:, None] * mu
+            k = np.arange(int(ii.max(initial=0)), dtype=float)
             r = k[None, :] / (1.0 + a[:, None] * k[None, :])
             tab1 = np.zeros((len(a), k.size + 1))
             tab2 = np.zeros_like(tab1)
@@ -88,32 +81,32 @@ def raw_fit(Y: np.ndarray, months: np.ndarray, nb: bool, tol: float = 1e-8, max_
             haa = np.sum(-s2 - 2 * l1u / a[:, None] ** 3 + 2 * mu * qq / a[:, None] ** 2
                          + (yy + 1 / a[:, None]) * (mu * qq) ** 2, axis=1)
             score = (yy - mu) * qq
-            gb = np.c_[score @ D, (score * zz).sum(axis=1)]
             gt = a * ga
-            g = np.c_[gb, gt]
-            sub_conv = np.abs(g).max(axis=1) <= tol
-            if sub_conv.all():
+            g = np.c_[score @ D, (score * zz).sum(axis=1), gt]
+            done = np.abs(g).max(axis=1) <= tol
+            conv[act[done]] = True
+            keep = ~done
+            act = act[keep]
+            if act.size == 0:
                 break
+            b, a, yy, zz, mu, qq, g, gt, haa = (v[keep] for v in (b, a, yy, zz, mu, qq, g, gt, haa))
             w = mu * (1.0 + a[:, None] * yy) * qq * qq
             H = np.empty((len(a), p + 1, p + 1))
-            Hb = xtwx_sub(w, D, DD, zz, q)
-            H[:, :p, :p] = Hb
+            H[:, :p, :p] = xtwx_sub(w, D, DD, zz, q)
             cross = -(yy - mu) * mu * qq * qq
             hbt = -a[:, None] * np.c_[cross @ D, (cross * zz).sum(axis=1)]
             H[:, :p, p] = hbt
             H[:, p, :p] = hbt
             H[:, p, p] = -(a * a * haa + gt)
             step = np.linalg.solve(H, g[:, :, None])[:, :, 0]
-            b = b + step[:, :p]
-            a = a * np.exp(step[:, p])
-        beta[inner], alpha[inner] = b, a
-        conv[inner] &= sub_conv
+            beta[act] = b + step[:, :p]
+            alpha[act] = a * np.exp(step[:, p])
     mean1 = np.exp(beta[:, :q] @ d_next + beta[:, q] * np.log1p(Y[:, -1].astype(float)))
     return beta, alpha, conv, mean1
 
 
 def xtwx_sub(w, D, DD, z, q):
-    """X'WX for the NB sub-batch (same layout as ``raw_fit``'s inner helper)."""
+    """X_s'W_sX_s for rows of w (S, n) and own columns z (S, n): one GEMM for the shared block."""
     p = q + 1
     H = np.empty((w.shape[0], p, p))
     H[:, :q, :q] = (w @ DD).reshape(-1, q, q)
