@@ -151,8 +151,11 @@ def _newton(fun: _Objective, x0: np.ndarray, tol: float, max_iter: int):
         sub = fun.take(active)
         f0 = f[active]
         slack = 1e-12 * (1.0 + np.abs(f0))
-        f_new = sub(x[active] + step, 0)
+        # The full step is almost always taken: evaluate gradient and Hessian with the value
+        # at once (the same numbers a second call at the accepted point would give).
+        f_new, g_new, H_new = sub(x[active] + step, 2)
         todo = ~(np.isfinite(f_new) & (f_new >= f0 - slack))
+        halved = todo.copy()
         for _ in range(_HALVINGS):
             if not todo.any():
                 break
@@ -161,9 +164,13 @@ def _newton(fun: _Objective, x0: np.ndarray, tol: float, max_iter: int):
             f_new[rows] = sub.take(rows)(x[active[rows]] + step[rows], 0)
             todo[rows] = ~(np.isfinite(f_new[rows]) & (f_new[rows] >= f0[rows] - slack[rows]))
         failed[active[todo]] = True
-        active, step = active[~todo], step[~todo]
+        keep = ~todo
+        active, step, halved = active[keep], step[keep], halved[keep]
         x[active] += step
-        f[active], g[active], H[active] = fun.take(active)(x[active], 2)
+        f[active], g[active], H[active] = f_new[keep], g_new[keep], H_new[keep]
+        if halved.any():  # a shorter step was taken: its gradient and Hessian are still to come
+            redo = active[halved]
+            f[redo], g[redo], H[redo] = fun.take(redo)(x[redo], 2)
     return x, g, H, n_iter, converged & ~failed
 
 
@@ -293,7 +300,11 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
                 out["diverging"][int(rows[j])] = div
                 good[j] = False
         a_col = alpha[:, None]
-        ll = wm(np.where(a_col > 0, _nb_loglik_rows(yr, eta, mu, alpha, lgyr), yr * eta - mu - lgyr)).sum(axis=1)
+        terms = yr * eta - mu - lgyr  # Poisson; NB2 rows where alpha > 0
+        pos = np.flatnonzero(alpha > 0)
+        if pos.size:
+            terms[pos] = _nb_loglik_rows(yr[pos], eta[pos], mu[pos], alpha[pos], lgyr[pos])
+        ll = wm(terms).sum(axis=1)
         info = Xr.xtwx(wm(mu / (1.0 + a_col * mu))) + np.diag(pen_o)
         chol_ok = np.ones(rows.size, dtype=bool)
         if good.any():

@@ -111,19 +111,38 @@ class _Stacked:
 
 
 def _newton_steps(A: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Solve A_s d_s = g_s for SPD A_s; (steps, solved) — rows whose A_s is not PD are not solved."""
+    """Solve A_s d_s = g_s for SPD A_s; (steps, solved) — rows whose A_s is not PD are not solved.
+
+    The Cholesky factor that proves A_s positive definite also solves the system (two
+    triangular sweeps over all series at once: far cheaper than a general solver's
+    per-matrix LU for thousands of p ~ 15 systems).
+    """
     ok = np.ones(len(A), dtype=bool)
     try:
-        np.linalg.cholesky(A)
+        L = np.linalg.cholesky(A)
     except np.linalg.LinAlgError:
+        L = np.empty_like(A)
         for i in range(len(A)):  # rare: find the rows that are not positive definite
             try:
-                np.linalg.cholesky(A[i])
+                L[i] = np.linalg.cholesky(A[i])
             except np.linalg.LinAlgError:
                 ok[i] = False
-    A = np.where(ok[:, None, None], A, np.eye(A.shape[1]))  # the Cholesky only proved positive definiteness
-    d = np.linalg.solve(A, g[:, :, None])[:, :, 0]
+                L[i] = np.eye(A.shape[1])  # (any solvable placeholder: the row is not solved)
+    d = _cho_solve(L, g)
     return d, ok & np.all(np.isfinite(d), axis=1)
+
+
+def _cho_solve(L: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """d_s with L_s L_s' d_s = g_s for lower-triangular L (S, p, p), g (S, p)."""
+    p = g.shape[1]
+    diag = np.diagonal(L, axis1=1, axis2=2)
+    z = np.empty_like(g, dtype=float)
+    for i in range(p):  # L z = g
+        z[:, i] = (g[:, i] - np.einsum("sj,sj->s", L[:, i, :i], z[:, :i])) / diag[:, i]
+    d = np.empty_like(z)
+    for i in range(p - 1, -1, -1):  # L' d = z
+        d[:, i] = (z[:, i] - np.einsum("sj,sj->s", L[:, i + 1:, i], d[:, i + 1:])) / diag[:, i]
+    return d
 
 
 def _clearly_full_rank(X: _Stacked, pen: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
