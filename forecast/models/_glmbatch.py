@@ -25,13 +25,11 @@ from scipy import special
 from forecast._threads import one_blas_thread
 from forecast.models._glmcheck import _SEPARATION_MU, _diverging_columns
 from forecast.models._glmfit import _h_and_dh, _log1p_ratio
-from forecast.models._glmstack import _aliased, _clearly_full_rank, _dispersion_sums, _newton_steps, _Stacked
+from forecast.models._glmstack import _aliased, _clearly_full_rank, _dispersion_sums, _newton, _newton_steps, _Stacked
 
 #: Series whose largest count exceeds this use the per-series solver: the batched
 #: dispersion-sum table has one row per series and one column per count value.
 BATCH_MAX_Y = 2000
-#: Step-halvings allowed per Newton step (as the per-series solver).
-_HALVINGS = 40
 
 __all__ = ["BatchFit", "fit_batch", "nb_intercept_mle_batch", "BATCH_MAX_Y"]
 
@@ -113,65 +111,6 @@ class _Objective:
         H[:, p, :p] = h_bt
         H[:, p, p] = alpha**2 * h_aa + g_t
         return ll, g, H
-
-
-def _newton(fun: _Objective, x0: np.ndarray, tol: float, max_iter: int):
-    """Damped Newton ascent per series, batched (mirrors ``_glmfit._newton`` without its
-    Levenberg shifts: a series whose Hessian is not negative definite is handed back).
-
-    Returns x, gradient, Hessian, iterations, converged, handed_back (per series).
-    """
-    x = x0.copy()
-    f, g, H = fun(x, 2)
-    S = len(x)
-    n_iter = np.zeros(S, dtype=int)
-    converged = np.zeros(S, dtype=bool)
-    failed = np.zeros(S, dtype=bool)
-    active = np.arange(S)
-    for it in range(max_iter + 1):
-        gmax = np.max(np.abs(g[active]), axis=1, initial=0.0)
-        done = gmax <= tol
-        converged[active[done]] = True
-        n_iter[active[done]] = it
-        active = active[~done]
-        if active.size == 0:
-            break
-        if it == max_iter:
-            failed[active] = True
-            n_iter[active] = it
-            break
-        bad_f = ~np.isfinite(f[active])
-        failed[active[bad_f]] = True
-        active = active[~bad_f]
-        step, solved = _newton_steps(-H[active], g[active])
-        failed[active[~solved]] = True
-        active, step = active[solved], step[solved]
-        if active.size == 0:
-            break
-        sub = fun.take(active)
-        f0 = f[active]
-        slack = 1e-12 * (1.0 + np.abs(f0))
-        # The full step is almost always taken: evaluate gradient and Hessian with the value
-        # at once (the same numbers a second call at the accepted point would give).
-        f_new, g_new, H_new = sub(x[active] + step, 2)
-        todo = ~(np.isfinite(f_new) & (f_new >= f0 - slack))
-        halved = todo.copy()
-        for _ in range(_HALVINGS):
-            if not todo.any():
-                break
-            rows = np.flatnonzero(todo)
-            step[rows] /= 2
-            f_new[rows] = sub.take(rows)(x[active[rows]] + step[rows], 0)
-            todo[rows] = ~(np.isfinite(f_new[rows]) & (f_new[rows] >= f0[rows] - slack[rows]))
-        failed[active[todo]] = True
-        keep = ~todo
-        active, step, halved = active[keep], step[keep], halved[keep]
-        x[active] += step
-        f[active], g[active], H[active] = f_new[keep], g_new[keep], H_new[keep]
-        if halved.any():  # a shorter step was taken: its gradient and Hessian are still to come
-            redo = active[halved]
-            f[redo], g[redo], H[redo] = fun.take(redo)(x[redo], 2)
-    return x, g, H, n_iter, converged & ~failed
 
 
 def _masked(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
