@@ -1,7 +1,8 @@
 """Shared helpers for the peer benchmarks (bench_glm, bench_scoring, bench_cli, bench_ingest).
 
-Not a benchmark itself. Each benchmark sets OPENBLAS_NUM_THREADS=1 before importing
-numpy and imports this module by name (``python benchmarks/bench_x.py`` puts the
+Not a benchmark itself. Benchmarks run on the machine's defaults (no thread variable is
+set) and record the BLAS thread settings they ran with (:func:`threads_line`); each
+imports this module by name (``python benchmarks/bench_x.py`` puts the
 benchmarks folder on ``sys.path``).
 """
 from __future__ import annotations
@@ -42,8 +43,22 @@ def machine_line() -> str:
     except OSError:  # pragma: no cover
         pass
     return (f"{_dt.datetime.now().isoformat(timespec='seconds')} | {os.cpu_count()} cores ({cpu}) | "
-            f"Python {platform.python_version()} | OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')} | "
-            f"{load}")
+            f"Python {platform.python_version()} | {load}\n   {threads_line()}")
+
+
+def threads_line() -> str:
+    """The thread pools this process runs with (``threadpoolctl.threadpool_info()``: each
+    loaded BLAS / OpenMP library and its thread count) and any thread variable set."""
+    import numpy  # noqa: F401 - load numpy's and scipy's BLAS so that they are listed
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    pools = "; ".join(f"{d['internal_api']} {d.get('version') or ''} ({d['prefix']}): {d['num_threads']} threads"
+                      for d in threadpool_info())
+    env = [f"{k}={os.environ[k]}" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+           if k in os.environ]
+    return f"thread pools (threadpoolctl, process defaults): {pools or 'none'} | thread variables: {', '.join(env) or 'none set'}"
+
 
 
 def versions(*modules: str) -> str:

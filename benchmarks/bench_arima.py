@@ -33,10 +33,10 @@ import sys
 import time
 import warnings
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
+from _common import threads_line  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench_models import simulate  # noqa: E402
@@ -97,6 +97,7 @@ def mae(pred: pd.DataFrame, test: pd.DataFrame, col: str) -> float:
 
 
 def main() -> None:
+    print(f"   {threads_line()}")  # the BLAS thread settings this run used (process defaults)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=200)
     ap.add_argument("--length", type=int, default=120, help="months per series, holdout included")
@@ -119,7 +120,7 @@ def main() -> None:
 
     n_fb = int((diag["fallback"] != "none").sum())
     print(f"{args.series} series x {args.length - args.horizon} training months, holdout {args.horizon}; "
-          f"{os.cpu_count()} cores, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; "
+          f"{os.cpu_count()} cores; {threads_line()}; "
           f"statsforecast {statsforecast.__version__}, statsmodels {statsmodels.__version__}, "
           f"pandas {pd.__version__}")
     print("both warmed up on a tiny panel first (statsforecast 2.x: no numba JIT, first-call set-up only)")

@@ -14,10 +14,6 @@ The peak RSS printed is the largest of the child processes (RUSAGE_CHILDREN). No
 """
 from __future__ import annotations
 
-import os
-
-os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before numpy (children inherit it)
-
 import argparse
 import shutil
 import statistics

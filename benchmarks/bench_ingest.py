@@ -19,10 +19,6 @@ and both processes' peak RSS.
 """
 from __future__ import annotations
 
-import os
-
-os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before numpy (children inherit it)
-
 import argparse
 import json
 import subprocess

@@ -11,13 +11,11 @@ order search costs seconds per series, so by default it runs on the first
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import warnings
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: threads only add overhead
-
 import numpy as np
+from _common import threads_line
 import pandas as pd
 
 
@@ -37,6 +35,7 @@ def simulate(n_series: int, length: int, seed: int = 1) -> pd.DataFrame:
 
 
 def main() -> None:
+    print(f"   {threads_line()}")  # the BLAS thread settings this run used (process defaults)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=500)
     ap.add_argument("--length", type=int, default=120)

@@ -18,14 +18,15 @@ import sys
 import time
 import warnings
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(__file__))
+from _common import threads_line  # noqa: E402
 
 from bench_backtest import MODELS, print_scores, worker_peak_mb  # noqa: E402
 from bench_models import simulate  # noqa: E402
 
 
 def main() -> None:
+    print(f"   {threads_line()}")  # the BLAS thread settings this run used (process defaults)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=20_000)
     ap.add_argument("--length", type=int, default=120)

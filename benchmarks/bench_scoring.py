@@ -23,10 +23,6 @@ the final peak is the process peak (ours holds the 1e6 x (K+1) pmf). Not a test.
 """
 from __future__ import annotations
 
-import os
-
-os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before numpy
-
 import argparse
 import time
 

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _panels, when run as a script or imported
+from _common import threads_line  # noqa: E402
 
 #: What ``forecast run`` did by default before ``auto`` (per-series choice among three candidates);
 #: today's default is the ``auto`` model, a row like any other (``--models auto,...``).
@@ -319,6 +320,7 @@ def protocol_text(args) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    print(f"   {threads_line()}")  # the BLAS thread settings this run used (process defaults)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", help="folder of *_counts.csv panels (default ../shared/data/surveillance)")
     ap.add_argument("--no-real", action="store_true", help="only the simulated border log")

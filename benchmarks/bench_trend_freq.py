@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import threads_line
 import pandas as pd
 
 import forecast
@@ -48,6 +49,7 @@ def spec(kw: dict):
 
 
 def main(argv: list[str]) -> None:
+    print(f"   {threads_line()}")  # the BLAS thread settings this run used (process defaults)
     data = Path(argv[0])
     names = argv[1:] or ["measlesDE", "salmNewport", "rotaBB", "prussian"]
     rows = []

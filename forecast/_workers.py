@@ -10,6 +10,9 @@ when the work leaves this process (loky workers or a Dask cluster):
 - In a local worker process (``watch_parent``) the first task starts a daemon
   thread that ends the process when its parent is gone: a worker must never
   outlive a killed ``forecast`` (SIGKILL runs no cleanup in the parent).
+- In a worker process the task runs with one BLAS thread
+  (:func:`forecast._threads.one_blas_thread`): the workers already share the cores,
+  and BLAS threads on top of them would oversubscribe them.
 """
 from __future__ import annotations
 
@@ -17,7 +20,10 @@ import os
 import threading
 import time
 import warnings
+from contextlib import nullcontext
 from typing import Any, Callable
+
+from forecast._threads import one_blas_thread
 
 #: Seconds between two looks at whether the parent process is still there.
 PARENT_POLL: float = 0.5
@@ -62,9 +68,12 @@ class Task:
         self.home = os.getpid()
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, list[tuple]]:
-        if self.watch_parent and os.getpid() != self.home:  # never in the parent itself (threading backend)
+        away = os.getpid() != self.home
+        if self.watch_parent and away:  # never in the parent itself (threading backend)
             _start_watchdog()
-        with warnings.catch_warnings(record=True) as caught:
+        # (not in this process: a threading backend runs tasks concurrently here, and the
+        # process-wide limit of one task would outlast or cut short another's)
+        with one_blas_thread() if away else nullcontext(), warnings.catch_warnings(record=True) as caught:
             # Everything is recorded; the parent's filters decide what is shown, as in a serial run.
             warnings.simplefilter("always")
             result = self.func(*args, **kwargs)

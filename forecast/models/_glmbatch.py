@@ -22,15 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from forecast._threads import one_blas_thread
 from forecast.models._glmcheck import _SEPARATION_MU, _diverging_columns
 from forecast.models._glmfit import _h_and_dh, _log1p_ratio
-from forecast.models._glmstack import _aliased, _clearly_full_rank, _dispersion_sums, _newton_steps, _Stacked
+from forecast.models._glmstack import _aliased, _clearly_full_rank, _dispersion_sums, _newton, _newton_steps, _Stacked
 
 #: Series whose largest count exceeds this use the per-series solver: the batched
 #: dispersion-sum table has one row per series and one column per count value.
 BATCH_MAX_Y = 2000
-#: Step-halvings allowed per Newton step (as the per-series solver).
-_HALVINGS = 40
 
 __all__ = ["BatchFit", "fit_batch", "nb_intercept_mle_batch", "BATCH_MAX_Y"]
 
@@ -114,58 +113,6 @@ class _Objective:
         return ll, g, H
 
 
-def _newton(fun: _Objective, x0: np.ndarray, tol: float, max_iter: int):
-    """Damped Newton ascent per series, batched (mirrors ``_glmfit._newton`` without its
-    Levenberg shifts: a series whose Hessian is not negative definite is handed back).
-
-    Returns x, gradient, Hessian, iterations, converged, handed_back (per series).
-    """
-    x = x0.copy()
-    f, g, H = fun(x, 2)
-    S = len(x)
-    n_iter = np.zeros(S, dtype=int)
-    converged = np.zeros(S, dtype=bool)
-    failed = np.zeros(S, dtype=bool)
-    active = np.arange(S)
-    for it in range(max_iter + 1):
-        gmax = np.max(np.abs(g[active]), axis=1, initial=0.0)
-        done = gmax <= tol
-        converged[active[done]] = True
-        n_iter[active[done]] = it
-        active = active[~done]
-        if active.size == 0:
-            break
-        if it == max_iter:
-            failed[active] = True
-            n_iter[active] = it
-            break
-        bad_f = ~np.isfinite(f[active])
-        failed[active[bad_f]] = True
-        active = active[~bad_f]
-        step, solved = _newton_steps(-H[active], g[active])
-        failed[active[~solved]] = True
-        active, step = active[solved], step[solved]
-        if active.size == 0:
-            break
-        sub = fun.take(active)
-        f0 = f[active]
-        slack = 1e-12 * (1.0 + np.abs(f0))
-        f_new = sub(x[active] + step, 0)
-        todo = ~(np.isfinite(f_new) & (f_new >= f0 - slack))
-        for _ in range(_HALVINGS):
-            if not todo.any():
-                break
-            rows = np.flatnonzero(todo)
-            step[rows] /= 2
-            f_new[rows] = sub.take(rows)(x[active[rows]] + step[rows], 0)
-            todo[rows] = ~(np.isfinite(f_new[rows]) & (f_new[rows] >= f0[rows] - slack[rows]))
-        failed[active[todo]] = True
-        active, step = active[~todo], step[~todo]
-        x[active] += step
-        f[active], g[active], H[active] = fun.take(active)(x[active], 2)
-    return x, g, H, n_iter, converged & ~failed
-
-
 def _masked(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, v, 0.0)
 
@@ -199,7 +146,14 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
     ½Σ_t[(y_st - mu_st)² - y_st] <= 0 gives alpha_s = 0), else joint Newton on
     (β_s, log alpha_s) from alpha_0 = 2·score / Σ mu². Covariance (X'WX + P)^-1 with
     W = mu / (1 + alpha mu) (R's ``glm.nb``); SE of alpha from the observed information.
+    Runs with one BLAS thread (:func:`~forecast._threads.one_blas_thread`): its products
+    are thousands of tiny ones, which threads only slow down.
     """
+    with one_blas_thread():
+        return _fit_batch(X, y, off, penalty=penalty, nb=nb, tol=tol, max_iter=max_iter, rows=rows)
+
+
+def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
     X = np.ascontiguousarray(X, dtype=float)
     y = np.asarray(y, dtype=np.int64)
     off = np.asarray(off, dtype=float)
@@ -285,7 +239,11 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
                 out["diverging"][int(rows[j])] = div
                 good[j] = False
         a_col = alpha[:, None]
-        ll = wm(np.where(a_col > 0, _nb_loglik_rows(yr, eta, mu, alpha, lgyr), yr * eta - mu - lgyr)).sum(axis=1)
+        terms = yr * eta - mu - lgyr  # Poisson; NB2 rows where alpha > 0
+        pos = np.flatnonzero(alpha > 0)
+        if pos.size:
+            terms[pos] = _nb_loglik_rows(yr[pos], eta[pos], mu[pos], alpha[pos], lgyr[pos])
+        ll = wm(terms).sum(axis=1)
         info = Xr.xtwx(wm(mu / (1.0 + a_col * mu))) + np.diag(pen_o)
         chol_ok = np.ones(rows.size, dtype=bool)
         if good.any():

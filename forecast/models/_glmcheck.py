@@ -43,25 +43,71 @@ def _diverging_columns(X: np.ndarray, y: np.ndarray, free: np.ndarray) -> np.nda
     The log-likelihood rises without bound along d iff X d <= 0 on every row, = 0 where
     y > 0 and < 0 somewhere (those rows get mu -> 0). Only unpenalised columns (``free``)
     can move that way. Coefficients not pinned down by the remaining rows diverge.
+    Two exact shortcuts come first (see :func:`_separating_rows`); the LP runs only when
+    neither decides.
     """
     zero = y == 0
     A, B = X[zero][:, free], X[~zero][:, free]
     if A.shape[0] == 0 or A.shape[1] == 0:
         return np.zeros(0, dtype=int)
-    if B.shape[0] >= B.shape[1]:
-        # Cheap exact shortcut: when the rows with y > 0 have full column rank, B d = 0 forces
-        # d = 0, so no direction exists and the LP would find none.
-        s = linalg.svdvals(B)
-        if s[0] > 0 and s[-1] > 1e-9 * s[0]:
-            return np.zeros(0, dtype=int)
+    neg = _separating_rows(A, B)
+    if neg is None:
+        neg = _lp_separating_rows(A, B)
+    if neg is None or not neg.any():
+        return np.zeros(0, dtype=int)
+    return _unpinned(X, zero, neg, free)
+
+
+def _full_column_rank(B: np.ndarray) -> bool:
+    if B.shape[0] < B.shape[1]:
+        return False
+    if B.shape[1] == 0:
+        return True
+    s = linalg.svdvals(B)
+    return bool(s[0] > 0 and s[-1] > 1e-9 * s[0])
+
+
+def _separating_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray | None:
+    """Rows of A (the y = 0 rows) that some separating direction sends to mu -> 0, decided
+    without an LP where that is exact; None when the LP must decide.
+
+    1. B (the y > 0 rows) of full column rank: B d = 0 forces d = 0, no row separates.
+    2. Columns J that are 0 on every y > 0 row and of one sign (a month dummy whose month
+       never saw a count), no two of them non-zero on the same row, and B without J of
+       full column rank. Then B d = 0 forces d = 0 off J, so a direction moves J only,
+       and each column of J separately: the LP's optimum is unique, d_j = -sign / max|X_j|,
+       and it sends exactly the rows where J is non-zero to mu -> 0 (each row by at least
+       1e-6 of the largest, which the LP's 1e-7 threshold counts).
+    """
+    if _full_column_rank(B):
+        return np.zeros(A.shape[0], dtype=bool)
+    mag = np.abs(A)
+    top = mag.max(axis=0)
+    nz = mag > 0
+    one_sign = np.all(A >= 0, axis=0) | np.all(A <= 0, axis=0)
+    clear = np.all(~nz | (mag >= 1e-6 * top), axis=0)
+    J = ~np.any(B != 0, axis=0) & one_sign & (top > 0) & clear
+    if J.any() and np.all(nz[:, J].sum(axis=1) <= 1) and _full_column_rank(B[:, ~J]):
+        return nz[:, J].any(axis=1)
+    return None
+
+
+def _lp_separating_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray | None:
+    """The LP: maximise the total push -sum(A d) with -1 <= A d <= 0 and B d = 0."""
     res = optimize.linprog(A.sum(axis=0), A_ub=np.vstack([A, -A]),
                            b_ub=np.r_[np.zeros(len(A)), np.ones(len(A))],
                            A_eq=B if B.shape[0] else None, b_eq=np.zeros(len(B)) if B.shape[0] else None,
                            bounds=(None, None), method="highs")
     if res.status != 0 or -res.fun <= 1e-7:
-        return np.zeros(0, dtype=int)
-    fixed_rows = np.ones(len(y), dtype=bool)
-    fixed_rows[np.flatnonzero(zero)[A @ res.x < -1e-7]] = False
+        return None
+    return A @ res.x < -1e-7
+
+
+def _unpinned(X: np.ndarray, zero: np.ndarray, neg: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Free columns that the rows left after dropping the separated ones (``neg``, among
+    the y = 0 rows) do not pin down."""
+    fixed_rows = np.ones(len(zero), dtype=bool)
+    fixed_rows[np.flatnonzero(zero)[neg]] = False
     rest = X[fixed_rows][:, free]
     if rest.shape[0] == 0:
         return np.flatnonzero(free)

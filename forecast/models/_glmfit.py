@@ -109,14 +109,15 @@ def negbin_loglik(y: ArrayLike, mu: ArrayLike, alpha: float) -> np.ndarray:
 
 
 # Per-observation pieces: pure, elementwise functions (vectorisable across series later).
-
 def _h_and_dh(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """h(u) = (log1p(u) - u/(1+u)) / u^2 and h'(u), accurate for all u >= 0."""
+    u = np.asarray(u, dtype=float)
     small = u < _SERIES_U
     v = np.where(small, 1.0, u)  # placeholder keeps the direct branch free of 0/0
     f = np.log1p(v) - v / (1 + v)
-    h = np.where(small, np.polyval(_H_POLY, u), f / v**2)
-    dh = np.where(small, np.polyval(_DH_POLY, u), 1 / (v * (1 + v) ** 2) - 2 * f / v**3)
+    h, dh = np.asarray(f / v**2), np.asarray(1 / (v * (1 + v) ** 2) - 2 * f / v**3)
+    if small.any():  # the series only where it is needed (degree 24: as costly as the rest)
+        h[small], dh[small] = np.polyval(_H_POLY, u[small]), np.polyval(_DH_POLY, u[small])
     return h, dh
 
 
