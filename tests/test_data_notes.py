@@ -49,7 +49,7 @@ def test_coverage_gaps_are_noted():
 
 
 def test_simulated_logs_are_recognised_by_their_source_column():
-    assert is_simulated(_events("2025-01-01", source="simulated"))
+    assert is_simulated(_events("2025-01-01", source="simulated")) is True
     assert not is_simulated(_events("2025-01-01"))
     assert not is_simulated(pd.DataFrame({"date": []}))
 

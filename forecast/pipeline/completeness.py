@@ -99,8 +99,8 @@ def last_day_of_panel(panel: pd.DataFrame) -> pd.Timestamp | None:
 
 def is_simulated(events: pd.DataFrame) -> bool:
     """Events that all say they are simulated (the bundled samples' ``source`` column)."""
-    return bool(len(events)) and "source" in events.columns and \
-        events["source"].astype(str).str.strip().str.lower().eq("simulated").all()
+    return bool(len(events) and "source" in events.columns
+                and events["source"].astype(str).str.strip().str.lower().eq("simulated").all())
 
 
 def data_notes(events: pd.DataFrame, panel: pd.DataFrame, *, as_of: Any = None, today: Any = None) -> list[str]:
