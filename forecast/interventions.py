@@ -118,6 +118,14 @@ def _series(panel: pd.DataFrame, spec: ModelSpec, unique_id) -> list[Series]:
     return [have[u] for u in want]
 
 
+def _without_period(spec: ModelSpec, s: Series, period: pd.Timestamp) -> ModelSpec:
+    """``spec`` without the interventions it declares in ``period``: that effect is the one tested."""
+    ivs = parse_interventions(spec.get_params().get("interventions"))
+    starts = [pd.Timestamp(s.freq.start(np.array([np.datetime64(iv.date.value, "ns")]))[0]) for iv in ivs]
+    keep = tuple(iv for iv, p0 in zip(ivs, starts) if p0 != period)
+    return spec if len(keep) == len(ivs) else spec.clone().set_params(interventions=keep)
+
+
 def score_test(panel: pd.DataFrame, spec: ModelSpec | str, date, *, delta: float = 1.0,
                kind: str = "internal", level: float = 0.95, unique_id: str | list[str] | None = None
                ) -> pd.DataFrame:
@@ -129,8 +137,9 @@ def score_test(panel: pd.DataFrame, spec: ModelSpec | str, date, *, delta: float
         Long frame ``unique_id, ds, y`` (+ the columns the spec reads).
     spec : ModelSpec or str
         The null model: ``poisson_glm``, ``negbin_glm`` or ``ingarch`` (a name gives the
-        defaults). Its whole design is the null, interventions it already has included; it
-        is fitted by unpenalised maximum likelihood.
+        defaults). Its whole design is the null, fitted by unpenalised maximum likelihood;
+        interventions it declares at other dates stay in the null, one it declares in the
+        tested period is the effect tested and is left out.
     date : str or Timestamp
         Any date inside the first affected period τ.
     delta : float
@@ -173,7 +182,7 @@ def score_test(panel: pd.DataFrame, spec: ModelSpec | str, date, *, delta: float
         i0 = int(s.freq.index(np.array([np.datetime64(pd.Timestamp(date).value, "ns")]), s.ds[0])[0])
         period = pd.Timestamp(s.freq.start(np.array([np.datetime64(pd.Timestamp(date).value, "ns")]))[0])
         row = {"unique_id": s.uid, "date": period, "kind": kind, "delta": float(delta)}
-        nm = null_model(spec, s)
+        nm = null_model(_without_period(spec, s, period), s)
         x = effect_column(nm.fit.pos, i0, delta)
         if nm.fit.converged and np.ptp(x) > 0:
             S = float(score_stats(nm.fit, x[:, None], kind)[0])
