@@ -253,19 +253,23 @@ def _effect(r: Mapping) -> dict:
 def _effects(rows: list[Mapping], figure: dict | None = None) -> dict:
     """The effects section: one table (series, effect, rate ratio, interval, p, Holm p) beside the
     forest plot; terms without an estimate are listed once, not as empty rows."""
+    def name(r: Mapping) -> str:  # one series per event type: "Balkh (Afghanistan) · clash"
+        etype = _s(r.get("event_type")).replace("_", " ")
+        return " \u00b7 ".join(filter(None, [_s(r.get("series")) or _s(r.get("unique_id")), etype]))
+
     done = [r for r in rows if _num(r.get("rate_ratio")) is not None]
     by_model = len({_s(r.get("model")) for r in rows}) > 1
     table = []
     for r in done:
         when = month_label(r.get("date"))
         kind = _s(r.get("kind"))
-        table.append({"series": _s(r.get("series")) or _s(r.get("unique_id")), "model": _s(r.get("model")),
+        table.append({"series": name(r), "model": _s(r.get("model")),
                       "effect": _s(r.get("term")) + (f" ({kind}, {when})" if kind and when else ""),
                       "rate_ratio": f"{_num(r['rate_ratio']):.2f}",
                       "interval": fmt_range_f(r.get("lo"), r.get("hi")),
                       "p_value": fmt_p(r.get("p_value")), "p_holm": fmt_p(r.get("p_holm")),
                       "fallback": _s(r.get("fallback"))})
-    missing = sorted({f"{_s(r.get('series')) or _s(r.get('unique_id'))} \u00b7 {_s(r.get('term'))}"
+    missing = sorted({f"{name(r)} ({_s(r.get('term'))})"
                       for r in rows if _num(r.get("rate_ratio")) is None})
     n = sum(_num(r.get("p_value")) is not None for r in rows)
     holm = any(_num(r.get("p_holm")) is not None for r in rows)
@@ -275,7 +279,7 @@ def _effects(rows: list[Mapping], figure: dict | None = None) -> dict:
     example = ""
     if ranked:
         r = ranked[0]
-        example = f"Reading the strongest row ({_s(r.get('series'))}, {_s(r.get('term'))}): {_effect(r)['text']}"
+        example = f"Reading the strongest row ({name(r)}, {_s(r.get('term'))}): {_effect(r)['text']}"
     return {"rows": table, "by_model": by_model, "not_estimated": missing, "holm_note": note,
             "example": example, "figure": figure, "level": fmt_int(rows[0].get("level", 95)) if rows else "95"}
 
