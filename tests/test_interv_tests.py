@@ -229,3 +229,24 @@ def test_bad_arguments_are_config_errors(shifted, kw, match):
     args = {"spec": "poisson_glm", **kw}
     with pytest.raises(ConfigError, match=match):
         score_test(shifted, args.pop("spec"), "2020-12", **args)
+
+
+def test_null_simulation_has_the_fitted_means(shifted):
+    """Bootstrap series come from the fitted null: without feedback their mean is mu_t."""
+    spec = NegBinGLM(trend="linear", seasonality="none")
+    s = PanelData.from_frame(shifted).series[0]
+    nm = null_model(spec, s)
+    sims = nm.simulate(s, 4000, np.random.default_rng(0))
+    assert sims.shape == (4000, N)
+    mu, a = nm.fit.mu, nm.fit.alpha
+    z = (sims.mean(axis=0) - mu) / np.sqrt((mu + a * mu**2) / 4000)
+    assert np.abs(z).max() < 4.5
+
+
+@pytest.mark.parametrize("spec", [PoissonGLM(seasonality="none", lags=(1,)),
+                                  INGARCH(distribution="poisson", seasonality="none")])
+def test_detect_with_feedback_models_runs_seeded(feedback, spec):
+    a = detect(feedback, spec, B=5, seed=3)
+    b = detect(feedback, spec, B=5, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert a.B.iloc[0] >= 4 and 0 < a.p_value.iloc[0] <= 1 and a.n_dates.iloc[0] == N - 1 - 2 * 3  # one lag row lost, margin 3 at each end
