@@ -269,6 +269,46 @@ def _effect(r: Mapping) -> dict:
             "fallback": _s(r.get("fallback"))}
 
 
+def _effects(rows: list[Mapping], figure: dict | None = None) -> dict:
+    """The effects section: one table (series, effect, rate ratio, interval, p, Holm p) beside the
+    forest plot; terms without an estimate are listed once, not as empty rows."""
+    def name(r: Mapping) -> str:  # one series per event type: "Balkh (Afghanistan) · clash"
+        etype = _s(r.get("event_type")).replace("_", " ")
+        return " \u00b7 ".join(filter(None, [_s(r.get("series")) or _s(r.get("unique_id")), etype]))
+
+    done = [r for r in rows if _num(r.get("rate_ratio")) is not None]
+    by_model = len({_s(r.get("model")) for r in rows}) > 1
+    table = []
+    for r in done:
+        when = month_label(r.get("date"))
+        kind = _s(r.get("kind"))
+        table.append({"series": name(r), "model": _s(r.get("model")),
+                      "effect": _s(r.get("term")) + (f" ({kind}, {when})" if kind and when else ""),
+                      "rate_ratio": f"{_num(r['rate_ratio']):.2f}",
+                      "interval": fmt_range_f(r.get("lo"), r.get("hi")),
+                      "p_value": fmt_p(r.get("p_value")), "p_holm": fmt_p(r.get("p_holm")),
+                      "fallback": _s(r.get("fallback"))})
+    missing = sorted({f"{name(r)} ({_s(r.get('term'))})"
+                      for r in rows if _num(r.get("rate_ratio")) is None})
+    n = sum(_num(r.get("p_value")) is not None for r in rows)
+    holm = any(_num(r.get("p_holm")) is not None for r in rows)
+    note = (f"p-values adjusted for testing {n} effect{'s' if n != 1 else ''} (Holm): read the Holm p, "
+            "not p, when asking whether any of these changes is real." if holm and n else "")
+    ranked = sorted(done, key=lambda r: _num(r.get("p_value")) if _num(r.get("p_value")) is not None else 2.0)
+    example = ""
+    if ranked:
+        r = ranked[0]
+        example = f"Reading the strongest row ({name(r)}, {_s(r.get('term'))}): {_effect(r)['text']}"
+    return {"rows": table, "by_model": by_model, "not_estimated": missing, "holm_note": note,
+            "example": example, "figure": figure, "level": fmt_int(rows[0].get("level", 95)) if rows else "95"}
+
+
+def fmt_range_f(lo: Any, hi: Any) -> str:
+    """An interval of ratios, "0.30–0.56" ("—" when either end is missing)."""
+    a, b = _num(lo), _num(hi)
+    return "\u2014" if a is None or b is None else f"{a:.2f}{_DASH}{b:.2f}"
+
+
 def _significance(sig: Any) -> str:
     if sig is None or (isinstance(sig, float) and math.isnan(sig)):
         return "not tested"

@@ -367,6 +367,10 @@ def demo(
         typer.echo(f"demo written to {result}")
 
 
+from forecast._cli_effects import register as _register_effects  # noqa: E402 (its command: `forecast effects`)
+_register_effects(app, _friendly)
+
+
 def main() -> None:
     """Console-script entry point: exit 0, 1 (input), 2 (usage), 3 (bug), 130 (SIGINT), 143 (SIGTERM)."""
     install_sigterm_handler()

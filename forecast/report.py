@@ -33,6 +33,7 @@ from forecast._report_view import (  # noqa: F401 (formatters and png_data_uri: 
     _data,
     _date_label,
     _effect,
+    _effects,
     _figures,
     _headline,
     _records,
@@ -183,10 +184,13 @@ def _build_view(ctx: dict) -> dict:
                          "period_header": "Periods" if any(r["n_periods"] > 1 for r in rows) else "Period"}
     if ctx.get("totals") is not None:
         sec["totals"] = _totals(_records(ctx["totals"]))
-    if ctx.get("effects"):
-        sec["effects"] = [_effect(r) for r in _records(ctx["effects"])]
-    if ctx.get("figures"):
-        sec["figures"] = _figures(_records(ctx["figures"]))
+    figs = _figures(_records(ctx["figures"])) if ctx.get("figures") else []
+    if ctx.get("effects"):  # the forest plot goes with its table, not into the figures section
+        forest = next((f for f in figs if f["id"] == "fig-effects"), None)
+        figs = [f for f in figs if f is not forest]
+        sec["effects"] = _effects(_records(ctx["effects"]), forest)
+    if figs:
+        sec["figures"] = figs
         _attach_past(sec["figures"], ctx)
     if ctx.get("comparison") is not None:
         sec["comparison"] = _comparison(ctx["comparison"])

@@ -131,8 +131,9 @@ class Effect(_Row):
     model: str = ""
     series: str = ""
     event_type: str = ""
+    p_holm: float | None = None  # p_value adjusted for every effect of the run (Holm); absent in old contexts
 
-    _CONVERT = {k: _num for k in ("estimate", "std_error", "rate_ratio", "lo", "hi", "p_value")}
+    _CONVERT = {k: _num for k in ("estimate", "std_error", "rate_ratio", "lo", "hi", "p_value", "p_holm")}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from forecast.exceptions import ForecastWarning
 
 runner = CliRunner()
 UCDP = str(sample_path("ucdp_candidate_2026q1"))
-LOG_COMMANDS = ("validate", "panel", "predict", "backtest", "run")
+LOG_COMMANDS = ("validate", "panel", "predict", "backtest", "run", "effects")
 DATA_OPTIONS = ("--schema", "--gazetteer", "--country", "--monthfirst", "--as-of", "--freq")
 
 

@@ -69,6 +69,17 @@ def test_matches_statsmodels_wald_results(fitted, panel) -> None:
             assert row.fallback == "none"
 
 
+def test_p_holm_adjusts_the_finite_p_values_of_the_table(fitted) -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    e = effects(fitted)
+    ok = e.p_value.notna()
+    assert ok.sum() == 4  # the silent series' NaN p-values are not counted as tests
+    np.testing.assert_allclose(e.p_holm[ok], multipletests(e.p_value[ok], method="holm")[1], rtol=1e-12)
+    assert e.p_holm[~ok].isna().all()
+    assert list(e.columns).index("p_holm") == list(e.columns).index("p_value") + 1
+
+
 def test_fallen_back_series_get_nan_and_their_rung(fitted) -> None:
     e = effects(fitted).set_index("unique_id").loc["silent"]
     assert (e.fallback == "climatology").all()

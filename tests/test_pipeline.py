@@ -31,9 +31,13 @@ def _forecast_imports(path: Path) -> set[str]:
 
 
 def test_cli_imports_at_most_four_package_modules():
+    # Commands and shared options kept in their own modules (forecast/_cli_*.py, imported by cli.py)
+    # are part of the thin CLI: cli.py and they together import at most four other package modules.
     mods = _forecast_imports(ROOT / "cli.py")
+    for path in ROOT.glob("_cli_*.py"):
+        mods |= _forecast_imports(path)
     assert "forecast.pipeline" in mods
-    assert len(mods) <= 4, sorted(mods)
+    assert len({m for m in mods if not m.startswith("forecast._cli_")}) <= 4, sorted(mods)
 
 
 def test_import_counter_sees_imports_inside_functions(tmp_path):

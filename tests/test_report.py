@@ -265,10 +265,33 @@ def test_headline_sentences_and_numbers(html):
 
 
 def test_effect_sentences(html):
+    # the strongest effect read out in words under the table
     assert ("rate ratio 0.41 (95% interval 0.30\u20130.56): the clash rate fell by 59% after August 2021.") in html
-    assert "the seizure rate rose by 20% after March 2023." in html
-    assert "includes no change" in html
-    assert "p-value &lt;0.001" in html
+    assert "p-value &lt;0.001" not in html  # no per-effect cards any more
+
+
+def _effects_section(html: str) -> str:
+    return html[html.index('<section id="effects">'):html.index("</section>", html.index('<section id="effects">'))]
+
+
+def test_effects_are_one_table_with_holm_and_the_forest_plot():
+    ctx = full_context()
+    ctx["effects"] = [dict(e, p_holm=p, kind="step") for e, p in zip(ctx["effects"], (0.0002, 0.21))]
+    ctx["effects"].append({"series": "Tajikistan/Sughd/clash", "term": "new scanners", "date": "2023-03-01",
+                           "rate_ratio": None, "lo": None, "hi": None, "p_value": None, "p_holm": None,
+                           "fallback": "climatology"})
+    ctx["figures"] = ctx["figures"] + [{"id": "effects", "title": "Estimated intervention effects",
+                                        "caption": "Rate ratios with 95% intervals.", "png": make_png()}]
+    out = render_report(ctx)
+    sec = _effects_section(out)
+    assert sec.count("<table") == 1 and "<li>" not in sec
+    assert sec.count("<tr>") == 3  # header + the two estimated effects; no empty "rate ratio \u2014" row
+    assert "rate ratio \u2014" not in out
+    assert "0.41" in sec and "0.30\u20130.56" in sec and "&lt;0.001" in sec and "0.210" in sec
+    assert "border closure (step, August 2021)" in sec
+    assert "Holm p" in sec and "p-values adjusted for testing 2 effects (Holm)" in sec
+    assert "Not estimated" in sec and "new scanners" in sec
+    assert sec.count('id="fig-effects"') == 1 and out.count('id="fig-effects"') == 1  # shown once, with the table
 
 
 def test_comparison_in_words(html):

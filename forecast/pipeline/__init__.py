@@ -15,6 +15,7 @@ The CLI and notebooks call these; each ``forecast`` command is one call here plu
 :func:`backtest_to_folder` backtest into a folder of CSVs (``forecast backtest``)
 :func:`list_models`       the model specs available (``forecast models``)
 :func:`summarise_panel`   per-series summary of a panel
+:func:`effects_table`     intervention score tests / change detection (``forecast effects``)
 ========================  ==========================================================
 
 Stages report progress through an optional ``progress(stage, done, total)`` callback.
@@ -45,6 +46,7 @@ _LAZY = {
     "backtest_to_folder": "forecast.pipeline.commands",
     "list_models": "forecast.pipeline.commands",
     "summarise_panel": "forecast.pipeline.summary",
+    "effects_table": "forecast.pipeline.effects",
 }
 
 __all__ = ["DEMO_DIR", "backtest", "demo_config_path", "run_demo", *_LAZY]

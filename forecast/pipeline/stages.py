@@ -294,6 +294,7 @@ def effects(cfg, panel: pd.DataFrame, labelled: dict) -> pd.DataFrame | None:
     import pandas as pd
 
     from forecast.combine import load_model
+    from forecast._interv_tests import holm
     from forecast.interventions import effects as fitted_effects
 
     parts = []
@@ -302,4 +303,8 @@ def effects(cfg, panel: pd.DataFrame, labelled: dict) -> pd.DataFrame | None:
         if not getattr(spec, "interventions", None):
             continue
         parts.append(fitted_effects(spec.fit(panel, seed=cfg.run.seed)).assign(model=lab))
-    return pd.concat(parts, ignore_index=True) if parts else None
+    if not parts:
+        return None
+    out = pd.concat(parts, ignore_index=True)
+    out["p_holm"] = holm(out["p_value"].to_numpy(dtype=float))  # across every effect the run reports
+    return out
