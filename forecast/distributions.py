@@ -340,12 +340,16 @@ class CountForecast:
             raise ValueError(f"u must be in [0, 1] with shape ({self.n_rows}, n); got shape {u.shape}.")
         return self._invert(u)
 
-    def to_frame(self, levels: Sequence[float] = (50, 80, 95), thresholds: Sequence[int] = (1, 5)) -> pd.DataFrame:
+    def to_frame(self, levels: Sequence[float] = (50, 80, 95), thresholds: Sequence[int] = (1, 5), *,
+                 level: Sequence[float] | float | None = None) -> pd.DataFrame:
         """Long frame ``unique_id, ds, [cutoff,] h, model, mean, lo-L, hi-L ..., p_ge_T ...``.
 
         ``lo``/``hi`` are int64 central-interval bounds, ``p_ge_T`` float64
-        :math:`P(Y \\ge T)`; ``cutoff`` appears only when the index has it.
+        :math:`P(Y \\ge T)`; ``cutoff`` appears only when the index has it. ``level`` is
+        accepted for ``levels`` (statsforecast's name), one level or several.
         """
+        if level is not None:
+            levels = [level] if np.ndim(level) == 0 else list(level)  # type: ignore[arg-type]
         fr = [_fraction(lv) for lv in levels]
         Q = self.quantile([q for f in fr for q in ((1 - f) / 2, 1 - (1 - f) / 2)])
         data = {c: self.index[c] for c in ("unique_id", "ds", "cutoff", "h") if c in self.index.columns}

@@ -119,3 +119,10 @@ def test_accuracy_is_the_mean_of_the_point_scores():
     assert len(by_h) == 4 and list(by_h.columns) == ["model", "h", "rps", "n"]
     with pytest.raises(ValueError, match="unknown metric"):
         forecast.accuracy(res, metrics=("nope",))
+
+
+def test_to_frame_accepts_statsforecast_level():
+    fc = forecast.CountForecast.poisson(pd.DataFrame({"unique_id": ["a"], "ds": [pd.Timestamp("2024-01-01")],
+                                                      "h": [1]}), np.array([3.0]), model="m")
+    assert fc.to_frame(level=[80]).equals(fc.to_frame(levels=[80]))
+    assert "lo-90" in fc.to_frame(level=90).columns and "lo-50" not in fc.to_frame(level=90).columns
