@@ -129,6 +129,17 @@ def _simulate_cohort(series, fits, J: list[int], F: list[int], h: int, future, s
     hist = np.empty((nJ, P, L + h))
     for c, i in enumerate(J):
         hist[c, :, :L] = start_history(series[i], L)
+    for c, inp in enumerate(inputs):  # own counts the model reads in place of observed ones
+        if inp.get("y_hist") is not None:
+            k = min(L, len(inp["y_hist"]))
+            hist[c, :, L - k:L] = np.asarray(inp["y_hist"], dtype=float)[len(inp["y_hist"]) - k:]
+    # INGARCH: past log-means nu enter the recursion (mean lags q with coefficients a_q)
+    Q = max([max(inp.get("mean_lags", ()), default=0) for inp in inputs] + [0])
+    N = np.zeros((nJ, P, Q + h))
+    for c, inp in enumerate(inputs):
+        if inp.get("mean_lags"):
+            nu_hist = np.asarray(inp["nu_hist"], dtype=float)
+            N[c, :, Q - len(nu_hist):Q] = nu_hist
     nsums = np.zeros((nJ, P, h))  # future neighbour sums s_{T+1+t}
     mus = np.empty((nJ, h, P))
     rngs = [series_rng(seed, series[i].uid, series[i].ds_values[-1]) for i in J]
@@ -145,7 +156,10 @@ def _simulate_cohort(series, fits, J: list[int], F: list[int], h: int, future, s
                 else:
                     p = len(nsum) + t - k
                     eta += d * np.log1p(nsum[p] if p >= 0 else 0.0)
-            mu = np.exp(eta)
+            for q, aq in zip(inp.get("mean_lags", ()), inp.get("a", ())):
+                eta += aq * N[c, :, Q + t - q]
+            N[c, :, Q + t] = eta
+            mu = np.exp(np.minimum(eta, inp.get("nu_max", np.inf)))
             if not np.all(mu <= caps[c]):
                 mu = capped_mean(mu, caps[c], series[i].uid)
             mus[c, t] = mu
@@ -204,7 +218,8 @@ class NeighbourTerms:
         return held_neighbour_eta(s, delta, self.neighbour_lags, h)
 
     def _dspec(self) -> DesignSpec:
-        return DesignSpec.from_params(self.get_params())  # type: ignore[attr-defined]
+        design = getattr(self, "_design", None)  # INGARCH maps past_obs to the design's lags
+        return design() if design is not None else DesignSpec.from_params(self.get_params())  # type: ignore[attr-defined]
 
     def joint_inputs(self, fit: SeriesFit, s: Series, h: int, future: pd.DataFrame | None) -> dict:
         """What the joint simulation needs of one series: the lag-free linear predictor of the

@@ -275,3 +275,61 @@ def test_missing_neighbour_count_contributes_zero_and_multi_step_runs(sim):
     assert all(np.allclose(got[u], want[u]) for u in NAMES)
     fc = NegBinGLM(seasonality="none", lags=(1,), neighbour_lags=(1,), n_paths=200).fit(panel).forecast(2)
     assert np.isfinite(fc.mean).all()
+
+
+# -- INGARCH ------------------------------------------------------------------------------------
+
+def test_ingarch_without_mean_lags_equals_the_negbin_glm_with_neighbours(sim):
+    from forecast.models.autoregressive import INGARCH
+
+    ing = INGARCH(seasonality="none", past_obs=(1,), past_mean=(), neighbour_lags=(1,)).fit(_panel(sim)).fits()
+    glm = NegBinGLM(seasonality="none", lags=(1,), neighbour_lags=(1,)).fit(_panel(sim)).fits()
+    for uid in "ACF":
+        assert ing[uid].coef["neighbour_lag1"][0] == pytest.approx(glm[uid].coef["neighbour_lag1"][0], abs=1e-5)
+        assert ing[uid].coef["obs_lag1"][0] == pytest.approx(glm[uid].coef["lag1"][0], abs=1e-5)
+
+
+def _ingarch_brute(Y, fits, h: int, n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    w = _hand_weights()
+    acc = {u: np.zeros(h) for u in NAMES}
+    par = {}
+    for u in NAMES:
+        c = fits[u].coef
+        par[u] = (c["(Intercept)"][0], c["obs_lag1"][0], np.nan_to_num(c["neighbour_lag1"][0]), c["mean_lag1"][0],
+                  fits[u].state["alpha"], fits[u].state["nu_hist"][-1])
+    for _ in range(n):
+        last = {u: float(Y[u][-1]) for u in NAMES}
+        nu = {u: par[u][5] for u in NAMES}
+        for j in range(h):
+            s = {u: sum(wj * last[src] for (src, i), wj in w.items() if i == u) for u in NAMES}
+            new = {}
+            for u in NAMES:
+                b0, b1, d, a, alpha, _ = par[u]
+                nu[u] = b0 + b1 * np.log1p(last[u]) + d * np.log1p(s[u]) + a * nu[u]
+                mu = np.exp(nu[u])
+                new[u] = rng.poisson(rng.gamma(1 / alpha, alpha * mu) if alpha > 0 else mu)
+                acc[u][j] += new[u]
+            last = new
+    return {u: v / n for u, v in acc.items()}
+
+
+def test_ingarch_one_step_closed_form_and_joint_paths_agree_with_brute_force(sim):
+    from forecast.models.autoregressive import INGARCH
+
+    spec = INGARCH(seasonality="none", past_obs=(1,), past_mean=(1,), neighbour_lags=(1,), n_paths=3000)
+    fm = spec.fit(_panel(sim))
+    fits, sums = fm.fits(), _hand_sums(sim)
+    assert all(f.fallback == "none" for f in fits.values())
+    one = fm.forecast(1).mean
+    for k, uid in enumerate(NAMES):
+        c = fits[uid].coef
+        nu = (c["(Intercept)"][0] + c["obs_lag1"][0] * np.log1p(sim[uid][-1]) + np.nan_to_num(
+            c["neighbour_lag1"][0]) * np.log1p(sums[uid][-1]) + c["mean_lag1"][0] * fits[uid].state["nu_hist"][-1])
+        assert one[k] == pytest.approx(np.exp(nu), rel=1e-10)
+    fc = fm.forecast(3, seed=2)
+    ref = _ingarch_brute(sim, fits, 3, 3000, seed=4)
+    for uid in NAMES:
+        rows = fc.index["unique_id"].to_numpy() == uid
+        se = np.sqrt(2 * fc.var[rows] / 3000)
+        assert np.all(np.abs(fc.mean[rows] - ref[uid]) < 4.5 * se), (uid, fc.mean[rows], ref[uid])
