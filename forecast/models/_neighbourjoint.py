@@ -199,6 +199,11 @@ class NeighbourTerms:
     time, the neighbour part of a forecast's linear predictor, and the inputs of the joint
     simulation. The spec provides ``get_params``, ``neighbour_*`` and ``name``."""
 
+    @property
+    def pools_series(self) -> bool:
+        """Neighbour sums read every series: backtests must not chunk the panel."""
+        return bool(self.neighbour_lags)  # type: ignore[attr-defined]
+
     def fit_data(self, data: PanelData) -> FittedModel:
         """As :meth:`ModelSpec.fit_data`; with ``neighbour_lags`` the neighbour sums are built from
         the whole panel first and multi-step forecasts are simulated jointly."""

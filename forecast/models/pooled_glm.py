@@ -194,6 +194,7 @@ class PooledNegBin(NegBinGLM):
     handles_missing = False
     description = "NB2 GLM pooled per event type: shared seasonality, shrunk province intercepts"
     params = POOLED_PARAMS
+    pools_series = True  # a joint fit per event type: backtests must not chunk the panel
 
     def required_columns(self) -> tuple[str, ...]:
         return ()

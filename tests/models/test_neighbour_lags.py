@@ -333,3 +333,19 @@ def test_ingarch_one_step_closed_form_and_joint_paths_agree_with_brute_force(sim
         rows = fc.index["unique_id"].to_numpy() == uid
         se = np.sqrt(2 * fc.var[rows] / 3000)
         assert np.all(np.abs(fc.mean[rows] - ref[uid]) < 4.5 * se), (uid, fc.mean[rows], ref[uid])
+
+
+def test_backtest_reads_the_panels_adjacency_and_fits_the_whole_panel(sim):
+    """The backtest keeps the panel's adjacency and does not chunk series for a neighbour
+    model: its forecast at the last cutoff equals a fit on the panel up to that cutoff."""
+    from forecast.backtesting import backtest
+
+    panel = _panel(sim)
+    spec = PoissonGLM(seasonality="none", lags=(1,), neighbour_lags=(1,))
+    bt = backtest(panel, {"ne": spec}, horizon=1, n_origins=2)
+    cut = bt.forecasts["cutoff"].max()
+    short = panel[panel["ds"] <= cut].copy()
+    short.attrs["adjacency"] = _adjacency()
+    want = spec.fit(short).forecast(1).mean
+    got = bt.forecasts[bt.forecasts["cutoff"] == cut].set_index("unique_id").loc[NAMES, "mean"].to_numpy()
+    assert np.allclose(got, want, rtol=1e-10)
