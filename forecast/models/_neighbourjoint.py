@@ -30,20 +30,21 @@ from forecast.models._glmglue import _check_future
 from forecast.models._neighbours import held_neighbour_eta, panel_weights, with_neighbours
 from forecast.models.design import DesignSpec, capped_mean, future_design, neighbour_names
 from forecast.models.fitted import FittedModel, _guarded_forecast_many
-from forecast.models.guard import MEAN_CAP_FACTOR
+from forecast.models.guard import MEAN_CAP_FACTOR, note_capped, recording_caps
 from forecast.models.params import positive_int
 from forecast.models.results import SeriesFit, SeriesForecast
 from forecast.models.series import PanelData, Series, _future_of
 from forecast.models.streams import series_rng
 
-_JOINT: contextvars.ContextVar[dict[str, SeriesForecast] | None] = contextvars.ContextVar(
+_JOINT: contextvars.ContextVar[tuple[dict[str, SeriesForecast], set] | None] = contextvars.ContextVar(
     "forecast_joint_paths", default=None)
 
 
 @contextlib.contextmanager
-def joint_paths(forecasts: dict[str, SeriesForecast]) -> Iterator[None]:
-    """Inside this block, :func:`joint_forecast` hands out these precomputed forecasts."""
-    token = _JOINT.set(forecasts)
+def joint_paths(forecasts: dict[str, SeriesForecast], capped: set = frozenset()) -> Iterator[None]:
+    """Inside this block, :func:`joint_forecast` hands out these precomputed forecasts (and
+    records, for ``diagnostics()``, the series whose simulated means were capped)."""
+    token = _JOINT.set((forecasts, set(capped)))
     try:
         yield
     finally:
@@ -52,9 +53,13 @@ def joint_paths(forecasts: dict[str, SeriesForecast]) -> Iterator[None]:
 
 def joint_forecast(uids: list[str]) -> list[SeriesForecast] | None:
     """The joint forecasts of ``uids`` when every one was simulated jointly, else None."""
-    got = _JOINT.get()
-    if got is None or not all(u in got for u in uids):
+    value = _JOINT.get()
+    if value is None or not all(u in value[0] for u in uids):
         return None
+    got, capped = value
+    for u in uids:
+        if u in capped:
+            note_capped(u)
     return [got[u] for u in uids]
 
 
@@ -185,8 +190,9 @@ class NeighbourFitted(FittedModel):
 
     def forecast(self, h: int, *, seed: int = 0, future: Any = None, history_max: int | None = None):
         if positive_int(h) and h > 1:
-            joint = simulate_joint(self._data, self._fits, h, future, seed, int(self._spec.n_paths))
-            with joint_paths(joint):
+            with recording_caps() as capped:
+                joint = simulate_joint(self._data, self._fits, h, future, seed, int(self._spec.n_paths))
+            with joint_paths(joint, capped):
                 return super().forecast(h, seed=seed, future=future, history_max=history_max)
         return super().forecast(h, seed=seed, future=future, history_max=history_max)
 

@@ -349,3 +349,16 @@ def test_backtest_reads_the_panels_adjacency_and_fits_the_whole_panel(sim):
     want = spec.fit(short).forecast(1).mean
     got = bt.forecasts[bt.forecasts["cutoff"] == cut].set_index("unique_id").loc[NAMES, "mean"].to_numpy()
     assert np.allclose(got, want, rtol=1e-10)
+
+
+def test_capped_joint_means_are_reported_in_diagnostics():
+    """An explosive neighbour effect: the joint simulation caps the means, and says so."""
+    rng = np.random.default_rng(0)
+    Y = {n: rng.poisson(3, 60) for n in NAMES}
+    fm = PoissonGLM(seasonality="none", neighbour_lags=(1,), n_paths=50).fit(_panel(Y))
+    for f in fm._fits:  # force a huge neighbour coefficient
+        f.state["beta"] = np.array([0.0, 6.0]) if f.state["names"][-1] == "neighbour_lag1" else f.state["beta"]
+    with pytest.warns(Warning):
+        fm.forecast(4)
+    d = fm.diagnostics().set_index("unique_id")
+    assert d.loc["A", "mean_capped"] and not d.loc["G", "mean_capped"]
