@@ -362,3 +362,30 @@ def test_capped_joint_means_are_reported_in_diagnostics():
         fm.forecast(4)
     d = fm.diagnostics().set_index("unique_id")
     assert d.loc["A", "mean_capped"] and not d.loc["G", "mean_capped"]
+
+
+def test_powerlaw_sums_use_every_order_normalised_per_source(sim):
+    """Orders by breadth-first search of the pairs; w_ji ∝ o^-d, each source's weights sum to 1."""
+    from forecast.models._neighbours import panel_weights, with_neighbours
+
+    nb = {n: set() for n in NAMES}
+    for a, b in PAIRS:
+        nb[a].add(b)
+        nb[b].add(a)
+    order = {}
+    for src in NAMES:
+        dist, frontier = {src: 0}, [src]
+        while frontier:
+            frontier = [w for v in frontier for w in nb[v] if w not in dist and not dist.update({w: dist[v] + 1})]
+        order[src] = dist
+    d = 1.5
+    data = PanelData.from_frame(_panel(sim))
+    got = {s.uid: s.nsum for s in with_neighbours(data, panel_weights(data, "powerlaw", d, "m")).series}
+    for i in NAMES:
+        want = np.zeros(len(sim["A"]))
+        for j in NAMES:
+            o = order[j].get(i, 0)
+            if o >= 1:
+                tot = sum(v ** -d for k, v in order[j].items() if v >= 1)
+                want += o ** -d / tot * sim[j]
+        assert np.allclose(got[i], want), i

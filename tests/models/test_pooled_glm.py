@@ -123,3 +123,15 @@ def test_spec_file_loads_and_neighbour_lags_share_one_coefficient(panel):
     assert len(est) == 7 and np.ptp(est) == 0
     fc = fm.forecast(3)
     assert np.isfinite(fc.mean).all() and (fc.mean > 0).all()
+
+
+def test_a_group_whose_joint_fit_fails_falls_back_to_negbin_glm(panel, monkeypatch):
+    import forecast.models.pooled_glm as pg
+
+    real = pg.fit_pooled
+    monkeypatch.setattr(pg, "fit_pooled", lambda *a, **k: {**real(*a, **k), "converged": False})
+    fm = PooledNegBin(seasonality="none").fit(panel)
+    d = fm.diagnostics().set_index("unique_id")
+    assert (d.loc[["a", "b", "c"], "fallback"] == "negbin_glm").all()
+    assert d.loc["a", "reason"].startswith("pooled_negbin: the pooled fit did not converge")
+    assert np.isfinite(fm.forecast(2).mean).all()
