@@ -12,7 +12,11 @@ Series the ladder moved to a rung without neighbour terms (climatology, the long
 are not simulated: as a *source* their future count enters the others' neighbour sums as
 their forecast mean (the part of the sum that is exact in expectation; their own forecast
 is unchanged). Neighbours whose history ends at another period than the series' own
-contribute 0 after their last period, like a missing count.
+contribute 0 after their last period, like a missing count. A missing count among the
+own lags the first steps read takes the series' observed mean (INGARCH: its conditional
+mean, as in its fit) rather than being drawn forward as the single-series simulation does.
+Outside a joint simulation (a forecast-time refit of one series by the ladder) neighbour
+sums after the last period are held at the last one.
 """
 from __future__ import annotations
 
@@ -230,7 +234,9 @@ class NeighbourTerms:
 
     def _dspec(self) -> DesignSpec:
         design = getattr(self, "_design", None)  # INGARCH maps past_obs to the design's lags
-        return design() if design is not None else DesignSpec.from_params(self.get_params())  # type: ignore[attr-defined]
+        if design is not None:
+            return design()
+        return DesignSpec.from_params(self.get_params())  # type: ignore[attr-defined]
 
     def joint_inputs(self, fit: SeriesFit, s: Series, h: int, future: pd.DataFrame | None) -> dict:
         """What the joint simulation needs of one series: the lag-free linear predictor of the

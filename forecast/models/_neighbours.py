@@ -20,9 +20,7 @@ or at a period outside the neighbour's own history, contributes 0 (as hhh4).
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 

@@ -216,7 +216,8 @@ class INGARCH(NeighbourTerms, ModelSpec):
             base = base + self._neighbour_eta(fit, s, h)
         b, a, alpha = st["beta"][list(lag_cols)], st["a"], float(st["alpha"])
         P, Q, qs = len(self.past_obs), max(self.past_mean, default=0), np.asarray(self.past_mean, dtype=int)
-        if h == 1 or (not P and not self.neighbour_lags):  # closed form: nu_{T+j} is known when no simulated count enters it
+        # closed form: nu_{T+j} is known when no simulated count enters it
+        if h == 1 or (not P and not self.neighbour_lags):
             nus = list(st["nu_hist"])
             for j in range(h):
                 obs = lag_values(st.get("y_hist", s.y).astype(float), self.past_obs) @ b if P else 0.0
