@@ -56,25 +56,39 @@ def _eta(Xs: np.ndarray, grp: np.ndarray, q: int, theta: np.ndarray) -> np.ndarr
     return Xs @ theta[:q] + theta[q:][grp]
 
 
-def _information(Xs: np.ndarray, grp: np.ndarray, S: int, w: np.ndarray, pen: np.ndarray) -> np.ndarray:
-    """X'WX + diag(pen) for X = [Xs, indicators of grp], using the indicators' structure
-    (the province block is diagonal; no n x S matrix is formed)."""
+def _information(Xs: np.ndarray, grp: np.ndarray, S: int, w: np.ndarray, pen: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """X'WX + diag(pen) for X = [Xs, indicators of grp] as blocks (A, B, d): shared block A,
+    cross block B (q, S) and the province block's diagonal d (it is diagonal: no n x S
+    matrix is formed)."""
     q = Xs.shape[1]
-    H = np.empty((q + S, q + S))
-    H[:q, :q] = (Xs * w[:, None]).T @ Xs
-    cross = np.stack([np.bincount(grp, weights=w * Xs[:, j], minlength=S) for j in range(q)]) if q else \
+    A = (Xs * w[:, None]).T @ Xs + np.diag(pen[:q])
+    B = np.stack([np.bincount(grp, weights=w * Xs[:, j], minlength=S) for j in range(q)]) if q else \
         np.zeros((0, S))
-    H[:q, q:], H[q:, :q] = cross, cross.T
-    H[q:, q:] = np.diag(np.bincount(grp, weights=w, minlength=S))
-    return H + np.diag(pen)
+    return A, B, np.bincount(grp, weights=w, minlength=S) + pen[q:]
+
+
+def _solve(H: tuple[np.ndarray, np.ndarray, np.ndarray], g: np.ndarray) -> np.ndarray:
+    """H^-1 g through the Schur complement of the diagonal province block (O(q² S))."""
+    A, B, d = H
+    q = A.shape[0]
+    M = A - (B / d) @ B.T
+    xs = np.linalg.solve(M, g[:q] - B @ (g[q:] / d)) if q else np.zeros(0)
+    return np.r_[xs, (g[q:] - B.T @ xs) / d]
+
+
+def _dense(H: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    A, B, d = H
+    return np.block([[A, B], [B.T, np.diag(d)]])
 
 
 def fit_penalised_nb(Xs: np.ndarray, grp: np.ndarray, S: int, y: np.ndarray, pen: np.ndarray, alpha: float,
                      theta0: np.ndarray | None = None, tol: float = 1e-9, max_iter: int = 100
-                     ) -> tuple[np.ndarray, np.ndarray, float, bool]:
+                     ) -> tuple[np.ndarray, tuple, float, bool]:
     """Maximise Σ log NB2(y; mu, alpha) − ½ Σ pen_j θ_j² at fixed alpha, log mu = Xs θ_s + θ_u[grp]
     (θ = shared coefficients, then one per group), by damped Newton with the observed
-    information. Returns (θ, information incl. penalty, penalised loglik, converged)."""
+    information. Returns (θ, information incl. penalty as blocks, see :func:`_information`,
+    penalised loglik, converged)."""
     q = Xs.shape[1]
     theta = np.zeros(q + S) if theta0 is None else theta0.copy()
     if theta0 is None:
@@ -95,7 +109,7 @@ def fit_penalised_nb(Xs: np.ndarray, grp: np.ndarray, S: int, y: np.ndarray, pen
         score, H = derivs(theta)
         if np.max(np.abs(score)) <= tol:
             return theta, H, f, True
-        step = np.linalg.solve(H, score)
+        step = _solve(H, score)
         if score @ step <= 1e-20 * max(1.0, abs(f)):  # Newton decrement at rounding level
             return theta, H, f, bool(np.max(np.abs(score)) <= 1e-6)
         t = 1.0
@@ -150,7 +164,7 @@ def fit_pooled(X_shared: np.ndarray, group: np.ndarray, y: np.ndarray, n_series:
         def neg_marginal(log_lam: float) -> float:
             lmb = float(np.exp(log_lam))
             f = -profile(np.log(alpha) if nb else 0.0, lmb)
-            H_uu = np.diag(state["H"])[npen:]  # diagonal: each u_i moves only its own rows
+            H_uu = state["H"][2]  # diagonal: each u_i moves only its own rows
             return -(f + 0.5 * n_series * np.log(lmb) - 0.5 * np.sum(np.log(H_uu)))
 
         res = optimize.minimize_scalar(neg_marginal, bounds=np.log(LAMBDA_BOUNDS), method="bounded",
@@ -159,7 +173,7 @@ def fit_pooled(X_shared: np.ndarray, group: np.ndarray, y: np.ndarray, n_series:
     lam = float(lam)
     alpha = best_alpha(lam)
     theta, H = state["theta"], state["H"]
-    cov = np.linalg.inv(H)
+    cov = np.linalg.inv(_dense(H))
     return {"theta": theta, "cov": cov, "alpha": alpha, "lam": lam, "converged": bool(state["ok"]),
             "free": free, "q": npen}
 
