@@ -139,6 +139,8 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     frame["ds"] = pd.to_datetime(frame["ds"])
     freq = infer_freq(panel)  # a Frequency, carried to the workers on the frame
     frame.attrs = {"freq": freq}
+    if panel.attrs.get("adjacency") is not None:  # neighbour terms read it from the panel
+        frame.attrs["adjacency"] = panel.attrs["adjacency"]
     # The whole calendar: a period absent from every series (missing) is still a period.
     periods = freq.range(frame["ds"].min(), frame["ds"].max()) if len(frame) else pd.DatetimeIndex([])
     cutoffs = choose_origins(periods, horizon, n_origins=n_origins, origins=origins, step=step, freq=freq)

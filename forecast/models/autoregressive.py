@@ -15,6 +15,8 @@ import pandas as pd
 from forecast.exceptions import DataValidationError, Problem
 from forecast.models._glmcheck import _ALIAS_TOL
 from forecast.models._glmglue import pathmix
+from forecast.models._neighbourjoint import NeighbourTerms, joint_forecast
+from forecast.models._neighbours import NEIGHBOUR_PARAMS
 from forecast.models._ingarchfit import IngarchFit, fit_ingarch, ingarch_objective, initial_log_mean
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series,
                                   SeriesFit, SeriesForecast, int_tuple, one_of, positive_int)
@@ -41,11 +43,12 @@ INGARCH_PARAMS = (
     Param("past_mean", (1,), _LAGS, distinct(int_tuple), "lags l of the log-mean nu_{t-l} (recursive)"),
     *design_params(trend="none", seasonality="fourier", fourier_k=1, lags=False, exposure=False),
     Param("n_paths", 1000, "an int >= 1", positive_int, "simulated paths for horizons h > 1"),
+    *NEIGHBOUR_PARAMS,
 )
-_DESIGN_PARAMS = ("trend", "damping", "seasonality", "fourier_k", "exog", "interventions")
+_DESIGN_PARAMS = ("trend", "damping", "seasonality", "fourier_k", "exog", "interventions", "neighbour_lags")
 
 
-class INGARCH(ModelSpec):
+class INGARCH(NeighbourTerms, ModelSpec):
     """Log-linear Poisson / NB2 count autoregression (INGARCH with log link, as R's tscount).
 
     Parameters
@@ -80,6 +83,13 @@ class INGARCH(ModelSpec):
     conditional Poisson/NB2 laws given their simulated past (every count possible).
     Coefficients: ``(Intercept)``, ``obs_lag<k>``, ``mean_lag<l>``, the design's
     covariate names, ``dispersion`` (NB2 alpha).
+
+    Neighbour terms (``neighbour_lags``, as in the GLMs): log(1 + s_{t-k}), s the weighted
+    sum of the neighbours' counts built from the whole panel, enter x_t as covariates
+    (inside the recursion, like every covariate here; not counted in the stationarity
+    sum). One-step forecasts are exact; h > 1 is simulated jointly over every series of
+    the model (:mod:`forecast.models._neighbourjoint`), each series' nu recursion fed by
+    its neighbours' draws.
 
     Missing periods: a missing count y_s enters the recursion as its conditional mean,
     log(1 + y_s) read as log(1 + lambda_s), and its period is left out of the likelihood
@@ -117,13 +127,13 @@ class INGARCH(ModelSpec):
             from forecast.models.glm import NegBinGLM
         except ImportError:
             return super().fallback_specs()
-        kw = {k: getattr(self, k) for k in (*_DESIGN_PARAMS, "n_paths")}
+        kw = {k: getattr(self, k) for k in (*_DESIGN_PARAMS, "n_paths", "neighbour_weights", "neighbour_decay")}
         return [("negbin_glm", NegBinGLM(**kw, lags=tuple(self.past_obs)))] + super().fallback_specs()
 
     def _fit_series(self, s: Series) -> SeriesFit:
         dspec = self._design()
-        if len(s.y) <= dspec.max_lag:
-            raise FitFailure(f"{len(s.y)} periods, past_obs needs more than {dspec.max_lag}")
+        if len(s.y) <= dspec.first_row:
+            raise FitFailure(f"{len(s.y)} periods, past_obs (and neighbour_lags) need more than {dspec.first_row}")
         d = build_design(dspec, s)
         y = d.y.astype(np.int64)
         miss = _missing_inputs(s, d, dspec)  # None when every count is observed
@@ -177,24 +187,37 @@ class INGARCH(ModelSpec):
         Q = max(self.past_mean, default=0)
         nu_hist = np.r_[np.full(Q, nu_init), res.nu][-Q:] if Q else np.zeros(0)
         state = {"beta": np.nan_to_num(beta), "a": res.coef[len(idx):], "alpha": res.alpha,
-                 "nu_hist": nu_hist, "stationarity": res.stationarity}
+                 "nu_hist": nu_hist, "stationarity": res.stationarity, "names": d.names}
         if miss is not None and dspec.lags:
             # The lags forecasts read: a missing count as its conditional mean, as in the fit.
-            kmax, first = dspec.max_lag, dspec.max_lag
+            kmax, first = dspec.max_lag, dspec.first_row
             t = np.arange(len(s.y) - kmax, len(s.y))
             lam = np.exp(np.where(t >= first, res.nu[np.maximum(t - first, 0)], nu_init))
             state["y_hist"] = np.where(s.observed[t], s.y[t], lam)
         return SeriesFit(self, converged=True, loglik=res.loglik, n_params=k, n_obs=n_obs, coef=coef,
                          message=msg, state=state)
 
+    def joint_inputs(self, fit: SeriesFit, s: Series, h: int, future) -> dict:
+        return _ingarch_joint_inputs(self, fit, s, h, future)
+
+    def _forecast_many(self, fits, series, h, future, seed):
+        if self.neighbour_lags and h > 1:  # simulated with every neighbour (NeighbourFitted.forecast)
+            joint = joint_forecast([s.uid for s in series])
+            if joint is not None:
+                return joint
+        return super()._forecast_many(fits, series, h, future, seed)
+
     def _forecast_series(self, fit: SeriesFit, s: Series, h: int, future, rng: np.random.Generator
                          ) -> SeriesForecast:
         st, dspec = fit.state, self._design()
         Xf, off, lag_cols = future_design(dspec, s, h, future)
         base = Xf @ st["beta"] + off  # lag columns are 0 in Xf: the non-lag part of nu
+        if self.neighbour_lags:  # exact at step 1; held later (outside a joint simulation)
+            base = base + self._neighbour_eta(fit, s, h)
         b, a, alpha = st["beta"][list(lag_cols)], st["a"], float(st["alpha"])
         P, Q, qs = len(self.past_obs), max(self.past_mean, default=0), np.asarray(self.past_mean, dtype=int)
-        if h == 1 or not P:  # closed form: nu_{T+j} is known when no simulated count enters it
+        # closed form: nu_{T+j} is known when no simulated count enters it
+        if h == 1 or (not P and not self.neighbour_lags):
             nus = list(st["nu_hist"])
             for j in range(h):
                 obs = lag_values(st.get("y_hist", s.y).astype(float), self.past_obs) @ b if P else 0.0
@@ -222,6 +245,15 @@ class INGARCH(ModelSpec):
         return pathmix(out, mus, max(alpha, 0.0))  # the law each count was drawn from
 
 
+def _ingarch_joint_inputs(spec: INGARCH, fit: SeriesFit, s: Series, h: int, future) -> dict:
+    """The GLM's joint inputs plus INGARCH's mean lags (see :mod:`~forecast.models._neighbourjoint`)."""
+    st = fit.state
+    out = NeighbourTerms.joint_inputs(spec, fit, s, h, future)
+    out.update(mean_lags=tuple(spec.past_mean), a=np.asarray(st["a"]), nu_hist=st["nu_hist"],
+               y_hist=st.get("y_hist"), nu_max=_NU_MAX, alpha=max(float(st["alpha"]), 0.0))
+    return out
+
+
 def _missing_inputs(s: Series, d, dspec: DesignSpec):
     """The fit inputs of a series with missing periods, or None when every count is observed.
 
@@ -236,7 +268,7 @@ def _missing_inputs(s: Series, d, dspec: DesignSpec):
     m = min(len(s.y), s.season_length)
     first_obs = s.y[:m][obs[:m]]
     nu_init = initial_log_mean(first_obs if first_obs.size else s.y[obs], max(first_obs.size, 1))
-    first = dspec.max_lag
+    first = dspec.first_row
     X = d.X.copy()
     fills = []
     for j, k in zip(d.lag_cols, dspec.lags):

@@ -1,7 +1,8 @@
 """The design matrix shared by the log-linear count models (GLM, zero-inflated, INGARCH).
 
 Columns, in order: intercept; trend; seasonality; autoregressive terms
-log(1 + y_{t-k}); exogenous columns; interventions. An exposure column enters
+log(1 + y_{t-k}); neighbour terms log(1 + s_{t-k}), s the weighted sum of the
+neighbours' counts (:mod:`forecast.models._neighbours`); exogenous columns; interventions. An exposure column enters
 as the offset log(exposure).
 
 Column definitions
@@ -41,6 +42,7 @@ import pandas as pd
 
 from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
 from forecast.models._missing import kept_rows
+from forecast.models._neighbours import nsum_of, unmasked
 from forecast.models._trend import TREND_OPTIONS, future_trend_index, has_trend
 from forecast.models.base import Param, int_tuple, one_of, optional_str, positive_int, str_tuple, Series
 from forecast.models._interventions import (  # noqa: F401 (re-exported: callers import them from here)
@@ -63,6 +65,8 @@ class DesignSpec:
     exog: tuple[str, ...] = ()
     interventions: tuple[Intervention, ...] = ()
     exposure: str | None = None
+    #: lags k of log(1 + weighted sum of the neighbours' y_{t-k}) (:mod:`forecast.models._neighbours`)
+    neighbour_lags: tuple[int, ...] = ()
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "DesignSpec":
@@ -71,11 +75,17 @@ class DesignSpec:
                    fourier_k=int(params.get("fourier_k", 1)), lags=tuple(params.get("lags") or ()),
                    exog=tuple(params.get("exog") or ()),
                    interventions=parse_interventions(params.get("interventions")),
-                   exposure=params.get("exposure"))
+                   exposure=params.get("exposure"),
+                   neighbour_lags=tuple(params.get("neighbour_lags") or ()))
 
     @property
     def max_lag(self) -> int:
         return max(self.lags, default=0)
+
+    @property
+    def first_row(self) -> int:
+        """The first period with a design row: every own and neighbour lag must exist."""
+        return max((*self.lags, *self.neighbour_lags), default=0)
 
     def needed_columns(self) -> tuple[str, ...]:
         return tuple(self.exog) + ((self.exposure,) if self.exposure else ())
@@ -166,10 +176,10 @@ def build_design(spec: DesignSpec, s: Series) -> Design:
     det, names = deterministic_columns(spec, s, s.ds, t)
     after, after_names = _after_lags(spec, s, s.ds, s.exog)
     lags = np.column_stack([_lagged(s.y, k) for k in spec.lags]) if spec.lags else np.empty((n, 0))
-    X = np.column_stack([det, lags, after])
-    all_names = tuple(names + [f"lag{k}" for k in spec.lags] + after_names)
+    X = np.column_stack([det, lags, _neighbour_block(spec, s, n), after])
+    all_names = tuple(names + [f"lag{k}" for k in spec.lags] + neighbour_names(spec) + after_names)
     lag_cols = tuple(range(det.shape[1], det.shape[1] + len(spec.lags)))
-    first = spec.max_lag
+    first = spec.first_row
     X, y = X[first:], s.y[first:].astype(float)
     offset = np.zeros(len(y))
     if spec.exposure:
@@ -213,14 +223,17 @@ def build_design_batch(spec: DesignSpec, series: Sequence[Series]) -> BatchDesig
     """
     s0 = series[0]
     # The shared columns and the column check of a fully observed series (masks come below).
-    d0 = build_design(spec, s0 if s0.observed is None else Series(s0.uid, s0.ds_values, s0.y, s0.freq, s0.exog))
-    S, (n, p), first = len(series), d0.X.shape, spec.max_lag
+    d0 = build_design(spec, s0 if s0.observed is None else unmasked(s0))
+    S, (n, p), first = len(series), d0.X.shape, spec.first_row
     X = np.empty((S, n, p))
     X[:] = d0.X
     Y = np.stack([s.y for s in series])
     for col, k in zip(d0.lag_cols, spec.lags):
         X[:, :, col] = np.log1p(Y[:, first - k:Y.shape[1] - k])
-    start = d0.lag_cols[-1] + 1 if d0.lag_cols else p - len(spec.exog) - len(spec.interventions)
+    start = p - len(spec.exog) - len(spec.interventions)  # first exogenous column
+    nb0 = start - len(spec.neighbour_lags)
+    for j, k in enumerate(spec.neighbour_lags):
+        X[:, :, nb0 + j] = np.log1p(np.stack([s.nsum[first - k:len(s.y) - k] for s in series]))
     for j, c in enumerate(spec.exog):
         X[:, :, start + j] = np.stack([s.exog[c].to_numpy(dtype=float)[first:] for s in series])
     offset = np.zeros((S, n))
@@ -235,8 +248,8 @@ def build_design_batch(spec: DesignSpec, series: Sequence[Series]) -> BatchDesig
             if r is not None:
                 rows[i] = r
                 keep[i] = build_design(spec, s).keep  # columns constant on the kept rows
-    if spec.exog and n:
-        cols = np.arange(start, start + len(spec.exog))
+    if (spec.exog or spec.neighbour_lags) and n:  # per-series columns: information per series
+        cols = np.r_[np.arange(nb0, start), np.arange(start, start + len(spec.exog))].astype(int)
         if rows is None:
             keep[:, cols] = np.ptp(X[:, :, cols], axis=1) != 0
         else:
@@ -261,11 +274,24 @@ def future_design(spec: DesignSpec, s: Series, h: int, future: pd.DataFrame | No
                           "forecast(h, future=frame) with unique_id, ds and those columns.")
     det, _ = deterministic_columns(spec, s, ds, t)
     after, _ = _after_lags(spec, s, ds, future)
-    lags = np.zeros((h, len(spec.lags)))
+    lags = np.zeros((h, len(spec.lags) + len(spec.neighbour_lags)))  # own and neighbour lags: filled by the caller
     X = np.column_stack([det, lags, after])
     offset = np.log(future[spec.exposure].to_numpy(dtype=float)) if spec.exposure else np.zeros(h)
     lag_cols = tuple(range(det.shape[1], det.shape[1] + len(spec.lags)))
     return X, offset, lag_cols
+
+
+def neighbour_names(spec: DesignSpec) -> list[str]:
+    """Names of the neighbour-lag columns (placed right after the own lags)."""
+    return [f"neighbour_lag{k}" for k in spec.neighbour_lags]
+
+
+def _neighbour_block(spec: DesignSpec, s: Series, n: int) -> np.ndarray:
+    """log(1 + s_{t-k}) for each neighbour lag k, from the sums the series carries."""
+    if not spec.neighbour_lags:
+        return np.empty((n, 0))
+    nsum = nsum_of(s)
+    return np.column_stack([_lagged(nsum, k) for k in spec.neighbour_lags])
 
 
 def _lagged(y: np.ndarray, k: int) -> np.ndarray:

@@ -34,6 +34,8 @@ from forecast.models._glmbatch import fit_batch
 from forecast.models._glmglue import (_BatchRows, _check_future, _draw, _named_columns, in_sample_eta, pathmix,
                                       simulate_many, start_history)
 from forecast.models._missing import lag_window
+from forecast.models._neighbourjoint import NeighbourTerms, joint_forecast
+from forecast.models._neighbours import NEIGHBOUR_PARAMS
 from forecast.models._trend import EXTRAPOLATION_NOTE
 from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param, Series, SeriesFit,
@@ -60,10 +62,11 @@ GLM_PARAMS: tuple[Param, ...] = (
     *design_params(trend="none", seasonality="month", fourier_k=2),
     Param("penalty", 0.0, "a float >= 0", non_negative, "ridge weight on every coefficient but the intercept"),
     Param("n_paths", 1000, "an int >= 1", positive_int, "sample paths for multi-step forecasts with lags"),
+    *NEIGHBOUR_PARAMS,
 )
 
 
-class _LogLinearGLM(ModelSpec):
+class _LogLinearGLM(NeighbourTerms, ModelSpec):
     """Shared implementation of the Poisson and NB2 GLMs (see the subclasses)."""
 
     params = GLM_PARAMS
@@ -226,6 +229,8 @@ class _LogLinearGLM(ModelSpec):
         beta, alpha = fit.state["beta"], fit.state["alpha"]
         cap = MEAN_CAP_FACTOR * max(int(s.y.max(initial=0)), 1)
         eta = X @ beta + offset  # lag columns are 0 here; their part is added below
+        if self.neighbour_lags:  # outside a joint simulation (h = 1, or a forecast-time refit)
+            eta = eta + self._neighbour_eta(fit, s, h)
         if dspec.lags:
             gamma = beta[list(lag_cols)]
             # Missing counts among the lags the forecast reads are simulated forward (paths).
@@ -246,7 +251,11 @@ class _LogLinearGLM(ModelSpec):
         """Batched over series sharing their periods (same arithmetic as :meth:`_forecast_series`,
         the same per-series random streams); covariates and exposure go per series."""
         dspec = DesignSpec.from_params(self.get_params())
-        if dspec.needed_columns() or not batching():
+        if self.neighbour_lags and h > 1:
+            joint = joint_forecast([s.uid for s in series])
+            if joint is not None:  # simulated with every neighbour (NeighbourFitted.forecast)
+                return joint
+        if dspec.needed_columns() or not batching() or (self.neighbour_lags and h > 1):
             return super()._forecast_many(fits, series, h, future, seed)
         out: list[SeriesForecast | None] = [None] * len(series)
         # Series whose last lags are missing simulate them first: per series.
@@ -264,6 +273,8 @@ class _LogLinearGLM(ModelSpec):
             alpha = np.array([fits[i].state["alpha"] for i in idx])
             caps = np.array([MEAN_CAP_FACTOR * max(int(s.y.max(initial=0)), 1) for s in group])
             eta = B @ X.T + offset  # (S, h); lag columns are 0 here
+            if self.neighbour_lags:  # h = 1 here: the neighbours' last counts are known
+                eta = eta + np.stack([self._neighbour_eta(fits[i], series[i], h) for i in idx])
             if dspec.lags and h > 1:
                 paths, mus = simulate_many(eta, B[:, list(lag_cols)], dspec.lags, group, alpha, caps, seed,
                                            self.n_paths)
@@ -326,6 +337,9 @@ class PoissonGLM(_LogLinearGLM):
     exposure : column name or None
     penalty : float >= 0, default 0.0 (ridge on every coefficient but the intercept)
     n_paths : int >= 1, default 1000 (sample paths for h > 1 when lags are used)
+    neighbour_lags : tuple of int >= 1, default () (needs an adjacency with the panel)
+    neighbour_weights : {"first_order", "powerlaw"}, default "first_order"
+    neighbour_decay : float > 0, default 1.0 (powerlaw: w ∝ order^-decay, fixed)
 
     Notes
     -----
@@ -343,6 +357,15 @@ class PoissonGLM(_LogLinearGLM):
     Interventions and covariates whose column is constant over the fit window
     are dropped (coefficient NaN, 0 in forecasts). A lag-coefficient sum >= 1
     (explosive) fails the fit and the fallback ladder moves on.
+
+    Neighbour terms (``neighbour_lags``): log(1 + s_{t-k}) with s_t = Σ_j w_ji y_jt
+    the weighted sum of the neighbours' counts (:mod:`forecast.models._neighbours`:
+    weights each source sends sum to 1, as hhh4's ``normalize = TRUE``; a missing
+    neighbour count contributes 0), built from the whole panel before any batching.
+    One-step forecasts are exact; longer horizons are simulated jointly over every
+    series of the model (:mod:`forecast.models._neighbourjoint`: path p of every series
+    is one world), a series that fell to a rung without neighbour terms feeding its
+    forecast mean into its neighbours' sums. The explosive-lag check covers the own lags.
 
     Missing periods (``Series.observed``) are left out: a row whose count, or a
     count one of its lags reads, is missing has weight 0 (as if deleted: the
