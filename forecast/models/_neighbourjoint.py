@@ -21,6 +21,7 @@ sums after the last period are held at the last one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import contextvars
 from typing import Any, Iterator
 
@@ -176,7 +177,8 @@ def _simulate_cohort(series, fits, J: list[int], F: list[int], h: int, future, s
         if t + 1 < h and Wc.nnz:
             V = np.concatenate([hist[:, :, L + t], np.broadcast_to(fmeans[:, t, None], (len(F), P))])
             nsums[:, :, t] = Wc @ V
-    return {series[i].uid: pathmix(hist[c, :, L:].T.astype(np.int64), mus[c], inputs[c]["alpha"])
+    return {series[i].uid: dataclasses.replace(pathmix(hist[c, :, L:].T.astype(np.int64), mus[c], inputs[c]["alpha"]),
+                                               joint=True)
             for c, i in enumerate(J)}
 
 

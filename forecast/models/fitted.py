@@ -268,7 +268,8 @@ def _stacked_forecast(family: str, sfs: list[SeriesForecast], index: pd.DataFram
                                            for sf in sub]) for n in ("alpha", "pi")}
             parts.append((rows, CountForecast.from_path_means(
                 index.iloc[rows], np.concatenate([sf.path_mu for sf in sub]), **per_step,
-                paths=np.stack([sf.paths for sf in sub]), model=model, history_max=history_max)))
+                paths=np.stack([sf.paths for sf in sub]), model=model, history_max=history_max,
+                joint=all(sf.joint for sf in sub))))
         if len(parts) == 1:
             return parts[0][1]
         out = CountForecast.concat([f for _, f in parts])

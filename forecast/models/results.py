@@ -51,3 +51,5 @@ class SeriesForecast:
     # "pathmix": the conditional mean each path drew its count from, (h, n_paths); with
     # alpha and pi (per step) the law of every step given the path's past
     path_mu: np.ndarray | None = None
+    #: the paths are joint draws with other series' paths (path p = one world across series)
+    joint: bool = False

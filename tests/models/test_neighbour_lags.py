@@ -214,8 +214,10 @@ def test_joint_path_means_agree_with_brute_force_monte_carlo(sim):
 
 def test_joint_forecast_is_reproducible_for_a_seed(sim):
     fm = NegBinGLM(seasonality="none", lags=(1,), neighbour_lags=(1,), n_paths=500).fit(_panel(sim))
-    a, b = fm.forecast(3, seed=1).mean, fm.forecast(3, seed=1).mean
-    assert np.array_equal(a, b)
+    a, b = fm.forecast(3, seed=1), fm.forecast(3, seed=1)
+    assert np.array_equal(a.mean, b.mean)
+    assert a.joint and a.paths is not None  # path p is one world across series (coherent totals)
+    assert not NegBinGLM(seasonality="none", lags=(1,), n_paths=500).fit(_panel(sim)).forecast(3, seed=1).joint
 
 
 def test_fallen_series_feed_their_forecast_mean_into_the_joint_simulation(sim):
