@@ -187,16 +187,29 @@ def region_orders(adjacency: pd.DataFrame, regions: Sequence[tuple[str, str]], *
     return orders
 
 
+def gazetteer_units() -> list[tuple[str, str]]:
+    """Every ``(country, province)`` of the bundled gazetteer: names an adjacency may hold
+    although the panel has no series there (a whole country's table, a filtered panel)."""
+    from forecast.gazetteer import Gazetteer
+
+    gaz = Gazetteer.default()
+    return [(c, p) for c in gaz.countries() for p in gaz.provinces(c)]
+
+
 def series_orders(uids: Sequence[str], keys: pd.DataFrame | None, adjacency: pd.DataFrame, *,
-                  cross_type: bool = False, maxlag: int | None = None, known: Sequence[Any] = (),
+                  cross_type: bool = False, maxlag: int | None = None, known: Sequence[Any] | None = None,
                   what: str = "adjacency") -> np.ndarray:
     """Neighbourhood orders between the series ``uids``: (n, n) ints, 0 = not linked.
 
     Series i and j are linked with the order of their regions when they share an event
     type (or ``cross_type``); the same region in another event type is not a neighbour.
-    Orders above ``maxlag`` are dropped.
+    Orders above ``maxlag`` are dropped. ``known``: region names that are not an error
+    when the panel has no series there (default: the gazetteer's provinces when the panel
+    has key columns, none otherwise).
     """
     regions, types = series_regions(uids, keys)
+    if known is None:
+        known = gazetteer_units() if any(c for c, _ in regions) else ()
     where = {r: i for i, r in enumerate(dict.fromkeys(regions))}
     distinct = list(where)
     pos = np.array([where[r] for r in regions], dtype=np.int64)

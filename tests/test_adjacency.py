@@ -121,3 +121,17 @@ def test_config_adjacency_is_relative_to_the_config_and_must_exist(tmp_path):
     assert cfg.data.adjacency == (tmp_path / "adj.csv").resolve()
     with pytest.raises(ConfigError, match=r"\[data\] adjacency: file .*nope.csv not found"):
         config_from_dict({"data": {"events": "ev.csv", "adjacency": "nope.csv"}}, base_dir=tmp_path)
+
+
+def test_a_whole_country_adjacency_fits_a_panel_of_some_provinces():
+    keys = pd.DataFrame({"country": ["Tajikistan", "Tajikistan"], "province": ["Khatlon", "Dushanbe"],
+                         "event_type": ["clash", "clash"]}, index=["k", "d"])
+    adj = read_adjacency(pd.DataFrame({"country_a": ["Tajikistan", "Tajikistan"],
+                                       "province_a": ["Khatlon", "Khatlon"],
+                                       "country_b": ["Tajikistan", "Tajikistan"],
+                                       "province_b": ["Dushanbe", "Sughd"]}))
+    assert series_orders(["k", "d"], keys, adj).tolist() == [[0, 1], [1, 0]]  # Sughd: known, no series
+    bad = read_adjacency(pd.DataFrame({"country_a": ["Tajikistan"], "province_a": ["Khatlon"],
+                                       "country_b": ["Tajikistan"], "province_b": ["Dushanbee"]}))
+    with pytest.raises(DataValidationError, match="did you mean 'Dushanbe'"):
+        series_orders(["k", "d"], keys, bad)
