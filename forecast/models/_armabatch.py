@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Bound of the unconstrained coefficients (partial autocorrelations within ±0.992).
-X_BOUND = 8.0
+#: Bound of the unconstrained coefficients (partial autocorrelations within ±0.9998: an MA root
+#: at the unit circle is a common optimum of an over-differenced series).
+X_BOUND = 50.0
 #: Grid points per coefficient of the start search, by the number of coefficients.
 GRID_POINTS = {1: 15, 2: 9, 3: 5, 4: 4}
 #: Newton iterations and step of the finite differences (on the unconstrained scale).
@@ -299,7 +300,7 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
         D = np.stack(dirs, axis=1)  # (A, 4, k)
         D = np.where(np.isfinite(D), D, 0.0)
         lens = np.sqrt((D * D).sum(axis=2, keepdims=True))
-        D = np.where(lens > 2.0, D * 2.0 / np.maximum(lens, 1e-300), D)  # at most 2 on the x scale
+        D = np.where(lens > 10.0, D * 10.0 / np.maximum(lens, 1e-300), D)  # at most 10 on the x scale
         trial = (x[ia, None, None, :] + steps[None, None, :, None] * D[:, :, None, :]).reshape(len(ia), -1, k)
         trial = np.clip(trial, -X_BOUND, X_BOUND)
         ft = _llf_many(model, trial, z[ia], X[ia])
