@@ -51,7 +51,7 @@ def pacf_to_coef(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Arma:
-    """Orders and the regression of the model (shared by every series of a batch)."""
+    """ARIMA orders (p, d, q), shared by every series of a batch, and the state-space matrices they give."""
 
     p: int
     d: int
