@@ -163,8 +163,8 @@ def test_weekly_panel_gets_fourier_terms_and_proper_pmfs():
 
 def test_degenerate_series_fall_back():
     n = 60
-    p = _panel({"zeros": np.zeros(n), "const": np.full(n, 3.0), "short": np.r_[np.full(n - 8, np.nan), [1, 0, 2, 1, 0, 3, 1, 2]],
-                "ok": _counts(4, n)})
+    short = np.r_[np.full(n - 8, np.nan), [1, 0, 2, 1, 0, 3, 1, 2]]  # 8 observed weeks
+    p = _panel({"zeros": np.zeros(n), "const": np.full(n, 3.0), "short": short, "ok": _counts(4, n)})
     diag = LogArma().fit(p).diagnostics().set_index("unique_id")
     assert diag.loc["ok", "fallback"] == "none"
     for uid, why in (("zeros", "constant series"), ("const", "constant series"), ("short", "at least 10")):
