@@ -22,7 +22,7 @@ from forecast.specs import load_model, register_spec_type
 
 #: Members of the default pool: fast models that differ in what they trust (the recent level,
 #: the long-run rate, the season, the last count); loaded from the bundled spec files.
-DEFAULT_MEMBERS = ("climatology", "naive", "negbin_glm", "negbin_glm_ar", "ingarch")
+DEFAULT_MEMBERS = ("climatology", "naive", "negbin_glm", "negbin_glm_ar", "ingarch", "log_arma")
 
 
 def step_weights(W: np.ndarray, h: int) -> np.ndarray:
