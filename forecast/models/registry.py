@@ -14,11 +14,12 @@ from forecast.models.base import ModelSpec
 from forecast.models.baselines import Climatology, Empirical, Naive, SeasonalNaive, Zero
 from forecast.models.glm import NegBinGLM, PoissonGLM
 from forecast.models.intermittent import TSB, Croston
+from forecast.models.spatial import EndemicEpidemic
 from forecast.models.zeroinflated import ZINB, ZIP
 
 MODEL_CLASSES: tuple[type[ModelSpec], ...] = (
     Zero, Naive, SeasonalNaive, Climatology, Empirical, PoissonGLM, NegBinGLM, ZIP, ZINB, INGARCH, Arima, Croston,
-    TSB)
+    TSB, EndemicEpidemic)
 
 #: Model name -> spec class (the names used by ``model = "..."`` in spec files).
 REGISTRY: dict[str, type[ModelSpec]] = {cls.name: cls for cls in MODEL_CLASSES}
