@@ -31,9 +31,10 @@ def grid(series: list[Series], freq: Any, exposure: str | None) -> tuple:
     Y, obs, log_e = np.zeros((T, n)), np.zeros((T, n), dtype=bool), np.zeros((T, n))
     for j, (s, p) in enumerate(zip(series, pos)):
         Y[p, j], obs[p, j] = s.y, s.observed_mask()
-        if exposure:
-            e = pd.Series(np.log(s.exog[exposure].to_numpy(dtype=float)), index=p).reindex(np.arange(T))
-            log_e[:, j] = e.ffill().bfill().to_numpy()
+        if exposure:  # periods outside the series take the nearest value (they carry no weight)
+            e = np.log(s.exog[exposure].to_numpy(dtype=float))
+            at = np.clip(np.searchsorted(p, np.arange(T), side="right") - 1, 0, len(p) - 1)
+            log_e[:, j] = e[at]
     return Y, obs, log_e, np.datetime64(t0, "ns")
 
 
@@ -58,11 +59,12 @@ def _future_log_e(g: Any, uids: list[str], last_log_e: np.ndarray, future: pd.Da
     out = np.tile(last_log_e, (len(dates), 1))
     if not exposure or future is None or exposure not in future.columns:
         return out
-    f = future[future["unique_id"].isin(uids)].copy()
-    f["ds"] = pd.to_datetime(f["ds"])
-    table = f.pivot_table(index="ds", columns="unique_id", values=exposure, aggfunc="last")
-    table = table.reindex(index=pd.DatetimeIndex(dates), columns=uids)
-    given = np.log(table.to_numpy(dtype=float))
+    f = future.set_index([future["unique_id"].astype(str), pd.to_datetime(future["ds"])])[exposure]
+    f = f[~f.index.duplicated(keep="last")]
+    want = pd.MultiIndex.from_product([uids, pd.DatetimeIndex(dates)])
+    table = f.reindex(want).to_numpy(dtype=float).reshape(len(uids), len(dates)).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        given = np.log(table)
     return np.where(np.isfinite(given), given, out)
 
 
