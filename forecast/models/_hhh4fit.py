@@ -133,7 +133,7 @@ def weight_matrix(orders: np.ndarray, kind: str, d: float = 1.0) -> tuple[np.nda
 def components(pr: Problem, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(endemic, own, neighbour) means over the whole (T, n) grid (first L rows: own/ne 0)."""
     p = pr.split(theta)
-    end = np.exp(p["alpha"][None, :] + pr.X @ p["beta"] + pr.log_e)
+    end = np.exp(p["alpha"][None, :] + (pr.X @ p["beta"])[:, None] + pr.log_e)
     own = np.exp(p["ar"]) * pr.Ylag
     if pr.has_ne:
         W = weight_matrix(pr.orders, pr.weights, np.exp(p["logd"]))[0]
@@ -171,10 +171,13 @@ def loglik_parts(pr: Problem, theta: np.ndarray, hessian: bool = True) -> tuple[
     if pr.n_psi:
         psi = np.exp(p["omega"])[0 if pr.n_psi == 1 else i] * np.ones_like(y)
         r = 1.0 / psi
-        ll = gammaln(y + r) - gammaln(r) - pr.lgy1 + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu))
+        # special functions once per distinct value (counts are integers, ψ shared or per region)
+        zu, zi = np.unique(y + r, return_inverse=True)
+        ru, ri = np.unique(r, return_inverse=True)
+        ll = gammaln(zu)[zi] - gammaln(ru)[ri] - pr.lgy1 + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu))
         u = y / mu - (y + r) / (r + mu)
         v = -y / mu ** 2 + (y + r) / (r + mu) ** 2
-        l_r = digamma(y + r) - digamma(r) + np.log(r / (r + mu)) + (mu - y) / (r + mu)
+        l_r = digamma(zu)[zi] - digamma(ru)[ri] + np.log(r / (r + mu)) + (mu - y) / (r + mu)
         g_om = -r * l_r
     else:
         ll = y * np.log(mu) - mu - pr.lgy1
@@ -210,7 +213,7 @@ def loglik_parts(pr: Problem, theta: np.ndarray, hessian: bool = True) -> tuple[
     if pr.n_psi:
         r2 = r * r
         h_mo = -r * (y - mu) / (r + mu) ** 2
-        l_rr = (polygamma(1, y + r) - polygamma(1, r) + 1.0 / r - 1.0 / (r + mu) - (mu - y) / (r + mu) ** 2)
+        l_rr = (polygamma(1, zu)[zi] - polygamma(1, ru)[ri] + 1.0 / r - 1.0 / (r + mu) - (mu - y) / (r + mu) ** 2)
         l_oo = r2 * l_rr + r * l_r
         o = n + q
         if pr.n_psi == 1:
