@@ -240,7 +240,7 @@ def fitted_reference():
     return EndemicEpidemic(**HHH4).fit(PANEL, adjacency=ADJ)
 
 
-def exact_means(fm, h: int) -> np.ndarray:
+def exact_means(fm, h: int, panel: pd.DataFrame = PANEL) -> np.ndarray:
     """E y_{T+s} by the linear recursion, from the coefficient table (independent of _spatialsim)."""
     co = fm.coef().set_index("term")["estimate"]
     names = list(PANEL["unique_id"].unique())
@@ -248,11 +248,12 @@ def exact_means(fm, h: int) -> np.ndarray:
     O = bfs_orders(uids, zip(ADJ["province_a"], ADJ["province_b"]))
     W = brute_weights(O, "first_order", 1.0)
     pop = PANEL.groupby("unique_id")["population_share"].first()[uids].to_numpy()
-    last = PANEL[PANEL["ds"] == PANEL["ds"].max()].set_index("unique_id")["y"][uids].to_numpy(float)
+    last = panel[panel["ds"] == panel["ds"].max()].set_index("unique_id")["y"][uids].to_numpy(float)
+    T = panel["ds"].nunique()
     A = np.exp(co["ar.1"]) * np.eye(len(uids)) + np.exp(co["ne.1"]) * W.T
     out, m = [], last
     for s in range(1, h + 1):
-        t = 155 + s
+        t = T - 1 + s
         nu = pop * np.exp(co[[f"end.1.{u}" for u in uids]].to_numpy() + co["end.sin(1)"] * np.sin(2 * np.pi * t / 12)
                           + co["end.cos(1)"] * np.cos(2 * np.pi * t / 12))
         m = nu + A @ m
@@ -392,3 +393,21 @@ def test_spec_file_and_components():
     want = sum(hh.components(g.problem, g.fit.theta))[1:].T.ravel()
     np.testing.assert_allclose(total, want)
     assert len(comp) == 9 * 155 and (comp[["own", "neighbour"]] >= 0).all().all()
+
+
+def test_update_keeps_the_parameters_and_reads_the_new_counts():
+    first = PANEL[PANEL["ds"] < "2024-01-01"]
+    fm = EndemicEpidemic(**HHH4).fit(first, adjacency=ADJ)
+    up = fm.update(PANEL)
+    assert up.coef().equals(fm.coef())
+    np.testing.assert_allclose(up.forecast(1).mean, exact_means(fm, 1, PANEL)[:, 0], rtol=1e-10)
+    np.testing.assert_allclose(fm.forecast(1).mean, exact_means(fm, 1, first)[:, 0], rtol=1e-10)
+
+
+def test_public_backtest_resolves_the_name_and_takes_the_adjacency():
+    import forecast
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = forecast.backtest(PANEL, ["endemic_epidemic"], 1, n_origins=1, adjacency=ADJ)
+    assert len(res.forecasts) == 9 and (res.diagnostics["fallback"] == "none").all()
