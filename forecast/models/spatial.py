@@ -34,6 +34,10 @@ from forecast.schema import ALL_LABEL
 NEEDS_ADJACENCY = ("endemic_epidemic needs an adjacency: pass build_panel(adjacency=...) or [data] adjacency "
                    "(or fit(panel, adjacency=...))")
 
+#: A power-law decay beyond this (weights of order 2 below 2^-20 of order 1) that fails to
+#: converge is taken at its limit, first-order weights.
+LOGD_LIMIT = 20.0
+
 
 def _is_bool(v: Any) -> bool:
     return isinstance(v, (bool, np.bool_))
@@ -213,6 +217,12 @@ def _fit_group(spec: EndemicEpidemic, data: PanelData, label: str, series: list[
         zero = [u for u, c in zip(uids, np.bincount(pr.rows_i, weights=pr.y, minlength=n)) if c == 0]
         raise FitFailure(f"no event in {', '.join(map(repr, zero[:5]))}: its endemic level has no finite estimate")
     f = hh.fit(pr)
+    if not f.converged and pr.has_d and f.theta[pr.names.index("neweights.logd")] > np.log(LOGD_LIMIT):
+        # d ran off to infinity: the likelihood's supremum is its limit, first-order weights
+        pr = hh.Problem(Y, obs, orders, log_e, X, names, uids, weights="first_order", family=spec.distribution,
+                        overdispersion=spec.overdispersion, lag=spec.ar_lag, maxlag=spec.maxlag)
+        f = hh.fit(pr)
+        f.message = "power-law decay d ran off to infinity: fitted with first-order weights, its limit"
     if not f.converged:
         raise FitFailure(f.message or "did not converge")
     if not (np.all(np.isfinite(f.theta)) and np.all(np.isfinite(f.se)) and np.isfinite(f.loglik)):
@@ -245,7 +255,7 @@ def _series_fits(spec: EndemicEpidemic, g: GroupFit) -> list[SeriesFit]:
             coef["log_overdisp"] = est[f"log_overdisp.{u}"]
         out.append(SeriesFit(spec=spec, converged=True, loglik=float(ll_i[j]), n_params=1 + (pr.n_psi > 1),
                              n_obs=int(n_i[j]), coef=coef, state={"group": g, "pos": j},
-                             message=f"joint fit of {len(g.uids)} series"))
+                             message="; ".join(m for m in (f"joint fit of {len(g.uids)} series", f.message) if m)))
     return out
 
 

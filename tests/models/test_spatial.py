@@ -411,3 +411,16 @@ def test_public_backtest_resolves_the_name_and_takes_the_adjacency():
         warnings.simplefilter("ignore")
         res = forecast.backtest(PANEL, ["endemic_epidemic"], 1, n_origins=1, adjacency=ADJ)
     assert len(res.forecasts) == 9 and (res.diagnostics["fallback"] == "none").all()
+
+
+def test_power_law_decay_running_to_infinity_is_fitted_at_its_limit():
+    """A replicate whose d diverges (singular information): the spec refits with first-order
+    weights, the limit, and says so, rather than dropping the joint model."""
+    names = list(PANEL["unique_id"].unique())
+    df = simulate(names, list(zip(ADJ["province_a"], ADJ["province_b"])), 156, seed=596, kind="powerlaw")
+    fm = EndemicEpidemic().fit(df, adjacency=ADJ)
+    diag = fm.diagnostics()
+    assert (diag["fallback"] == "none").all() and diag["message"].str.contains("first-order weights").all()
+    assert "neweights.logd" not in set(fm.coef()["term"])
+    ref = EndemicEpidemic(weights="first_order").fit(df, adjacency=ADJ)
+    assert diag["group_loglik"].iloc[0] == pytest.approx(ref.diagnostics()["group_loglik"].iloc[0], abs=1e-8)
