@@ -53,7 +53,7 @@ def time_design(t: np.ndarray, spec: Any, period: float, season_length: int) -> 
     return X, names
 
 
-def _future_log_e(g: Any, uids: list[str], last_log_e: np.ndarray, future: pd.DataFrame | None,
+def _future_log_e(uids: list[str], last_log_e: np.ndarray, future: pd.DataFrame | None,
                   exposure: str | None, dates: np.ndarray) -> np.ndarray:
     """(h, n) offsets: the future frame's exposure where given, else the last value carried."""
     out = np.tile(last_log_e, (len(dates), 1))
@@ -72,7 +72,7 @@ def forecast_group(g: Any, current: dict[str, Series], h: int, future: pd.DataFr
                    n_paths: int, exposure: str | None) -> dict[str, SeriesForecast | str]:
     """Forecasts of the series in ``current`` (a subset of the group ``g``; the others use the
     series stored at fit) from the group's joint fit; a string (the reason) when unusable."""
-    spec_like = g.problem
+    fitted = g.problem  # the fit's arrays: weights, family, lag
     series = [current.get(u, s) for u, s in zip(g.uids, g.series)]
     ends = {s.ds_values[-1] for s in series}
     if len(ends) > 1:
@@ -82,8 +82,8 @@ def forecast_group(g: Any, current: dict[str, Series], h: int, future: pd.DataFr
     T, n = Y.shape
     off = int(freq.index(np.array([t0]), g.t0)[0])  # t of this grid's first row in the fit's time
     X, _ = time_design(off + np.arange(T), g.spec_view, g.period, freq.season_length)
-    pr = hh.Problem(Y, obs, g.problem.orders, log_e, X, g.problem.x_names, g.uids, weights=spec_like.weights,
-                    family=spec_like.family, overdispersion=spec_like.overdispersion, lag=spec_like.lag)
+    pr = hh.Problem(Y, obs, g.problem.orders, log_e, X, g.problem.x_names, g.uids, weights=fitted.weights,
+                    family=fitted.family, overdispersion=fitted.overdispersion, lag=fitted.lag)
     theta = g.fit.theta
     L = pr.lag
     # The last L counts; a missing one is replaced by its fitted conditional mean.
@@ -92,7 +92,7 @@ def forecast_group(g: Any, current: dict[str, Series], h: int, future: pd.DataFr
     p = pr.split(theta)
     dates = freq.future(np.array([series[0].ds_values[-1]]), h)[0]
     Xf, _ = time_design(off + T - 1 + np.arange(1, h + 1), g.spec_view, g.period, freq.season_length)
-    log_ef = _future_log_e(g, g.uids, log_e[-1], future, exposure, dates)
+    log_ef = _future_log_e(g.uids, log_e[-1], future, exposure, dates)
     nu = np.exp(p["alpha"][None, :] + (Xf @ p["beta"])[:, None] + log_ef)  # (h, n)
     A = hh.epidemic_matrix(pr, theta)
     psi = pr.psi(theta)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
 from forecast.adjacency import read_adjacency, series_orders
 from forecast.exceptions import ConfigError
@@ -239,7 +240,6 @@ def _series_fits(spec: EndemicEpidemic, g: GroupFit) -> list[SeriesFit]:
     y = pr.y
     if pr.n_psi:
         r = 1.0 / psi
-        from scipy.special import gammaln
         ll = gammaln(y + r) - gammaln(r) - pr.lgy1 + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu))
     else:
         ll = y * np.log(mu) - mu - pr.lgy1

@@ -299,14 +299,22 @@ def test_joint_paths_are_seeded_and_steps_feed_neighbours():
     a, b = fm.forecast(4, seed=3), fm.forecast(4, seed=3)
     assert np.array_equal(a.paths, b.paths)
     assert not np.array_equal(a.paths, fm.forecast(4, seed=4).paths)
-    # one joint world per path: a region's step-2 draw follows its neighbours' step-1 draws of the same path
+    # one joint world per path: each path's step-2 conditional mean is nu + A y_1 of that path's own
+    # step-1 draws of every region (up to the per-step rescaling to the exact mean: one factor per region)
+    from forecast.models._spatialsim import forecast_group
+
     g = fm._groups[0]
+    got = forecast_group(g, {s.uid: s for s in g.series}, 3, None, 3, 1000, "population_share")
     A = hh.epidemic_matrix(g.problem, g.fit.theta)
-    np.fill_diagonal(A, 0.0)  # neighbours only
-    pressure = A @ a.paths[:, 0, :].astype(float)  # (n, P)
-    step2 = a.paths[:, 1, :].astype(float)
-    r = np.corrcoef(pressure.ravel() - pressure.mean(axis=1).repeat(1000), step2.ravel() - step2.mean(axis=1).repeat(1000))[0, 1]
-    assert r > 0.03  # ~ -0.0 if the regions were simulated apart
+    y1 = np.stack([got[u].paths[0] for u in g.uids]).astype(float)  # (n, P)
+    drive = A @ y1
+    for j, u in enumerate(g.uids):
+        slope, icept = np.polyfit(drive[j], got[u].path_mu[1], 1)
+        resid = got[u].path_mu[1] - (slope * drive[j] + icept)
+        unscaled = drive[j] + icept / slope  # nu_j + (A y_1)_j per path
+        rel_se = unscaled.std() / unscaled.mean() / np.sqrt(unscaled.size)  # Monte Carlo error of the rescaling
+        assert np.abs(resid).max() < 1e-9 and abs(slope - 1.0) < 4 * rel_se + 1e-12
+    np.testing.assert_array_equal(y1, a.paths[:, 0, :])  # the same draws as the public forecast
 
 
 def test_mean_cap_holds_on_joint_paths():
@@ -424,3 +432,26 @@ def test_power_law_decay_running_to_infinity_is_fitted_at_its_limit():
     assert "neweights.logd" not in set(fm.coef()["term"])
     ref = EndemicEpidemic(weights="first_order").fit(df, adjacency=ADJ)
     assert diag["group_loglik"].iloc[0] == pytest.approx(ref.diagnostics()["group_loglik"].iloc[0], abs=1e-8)
+
+
+def test_maxlag_one_power_law_is_the_first_order_model():
+    """With orders cut at 1 every neighbour weighs o^-d = 1: no d to estimate, the first-order fit."""
+    a = EndemicEpidemic(**{**HHH4, "weights": "powerlaw", "maxlag": 1}).fit(PANEL, adjacency=ADJ)
+    b = EndemicEpidemic(**HHH4).fit(PANEL, adjacency=ADJ)
+    pd.testing.assert_frame_equal(a.coef(), b.coef())
+
+
+@pytest.mark.parametrize("params", [{"overdispersion": "region"}, {"distribution": "poisson"},
+                                    {"ar_lag": 2, "trend": True}])
+def test_variants_fit_and_forecast(params):
+    fm = EndemicEpidemic(**{**HHH4, **params}).fit(PANEL, adjacency=ADJ)
+    assert (fm.diagnostics()["fallback"] == "none").all()
+    lag = params.get("ar_lag", 1)
+    exact, joint = fm.forecast(lag), fm.forecast(lag + 2, seed=0)
+    # steps up to the lag depend on observed counts only: exact laws, equal to the first steps of longer runs
+    assert exact.family == ("poisson" if params.get("distribution") == "poisson" else "negbin")
+    assert joint.family == "pathmix"
+    np.testing.assert_allclose(joint.mean.reshape(9, -1)[:, :lag], exact.mean.reshape(9, lag), rtol=1e-12)
+    terms = set(fm.coef()["term"])
+    assert ("log_overdisp.Khatlon" in terms) == (params.get("overdispersion") == "region")
+    assert ("end.trend" in terms) == bool(params.get("trend"))
