@@ -47,6 +47,9 @@ class Problem:
     overdispersion: str = "shared"
     lag: int = 1
     maxlag: int | None = None
+    #: which regions have parameters (default: those with an event in the likelihood rows); a
+    #: forecast on newer data passes the fit's, so the parameter layout stays the fit's
+    active: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         T, n = self.Y.shape
@@ -62,6 +65,13 @@ class Problem:
         lag_obs[self.lag:] = self.obs[:-self.lag] if self.lag < T else False
         # Rows in the likelihood: observed, past the first L periods, own lag observed.
         use = self.obs & lag_obs
+        # A region without an event in those rows has no finite endemic level (its MLE is -inf):
+        # it leaves the likelihood and has no parameters, and stays in the graph as a source
+        # (of the zeros it had) and for the weights' normalisation.
+        if self.active is None:
+            self.active = np.where(use, self.Yz, 0).sum(axis=0) > 0
+        self.active = np.asarray(self.active, dtype=bool)
+        use &= self.active[None, :]
         self.rows_t, self.rows_i = np.nonzero(use)
         self.n_own_lag_missing = int((self.obs & ~lag_obs)[self.lag:].sum())
         linked = (o > 0).any(axis=0)  # regions that receive weight from someone
@@ -72,16 +82,22 @@ class Problem:
         self.has_ne = bool(linked.any())
         self.has_d = self.has_ne and self.weights == "powerlaw" and len(np.unique(o[o > 0])) > 1
         self.n = n
-        self.n_psi = 0 if self.family == "poisson" else (1 if self.overdispersion == "shared" else n)
-        self.M = sparse.csr_matrix((np.ones(len(self.rows_i)), (self.rows_i, np.arange(len(self.rows_i)))),
-                                   shape=(n, len(self.rows_i)))
+        self.act = np.flatnonzero(self.active)
+        self.na = len(self.act)
+        self.pos = np.full(n, -1)
+        self.pos[self.act] = np.arange(self.na)
+        self.rows_a = self.pos[self.rows_i]  # parameter index of each row's region
+        self.n_psi = 0 if self.family == "poisson" else (1 if self.overdispersion == "shared" else self.na)
+        self.M = sparse.csr_matrix((np.ones(len(self.rows_i)), (self.rows_a, np.arange(len(self.rows_i)))),
+                                   shape=(self.na, len(self.rows_i)))
         self.y = self.Y[self.rows_t, self.rows_i].astype(float)
         self.lgy1 = gammaln(self.y + 1.0)
 
     # parameter layout ----------------------------------------------------------------
     @property
     def names(self) -> list[str]:
-        out = [f"end.1.{r}" for r in self.region_names] + [f"end.{x}" for x in self.x_names] + ["ar.1"]
+        active = [self.region_names[j] for j in self.act]
+        out = [f"end.1.{r}" for r in active] + [f"end.{x}" for x in self.x_names] + ["ar.1"]
         if self.has_ne:
             out.append("ne.1")
         if self.has_d:
@@ -89,12 +105,14 @@ class Problem:
         if self.n_psi == 1:
             out.append("log_overdisp")
         elif self.n_psi:
-            out += [f"log_overdisp.{r}" for r in self.region_names]
+            out += [f"log_overdisp.{r}" for r in active]
         return out
 
     def split(self, theta: np.ndarray) -> dict:
-        n, k = self.n, self.X.shape[1]
-        p = {"alpha": theta[:n], "beta": theta[n:n + k], "ar": theta[n + k]}
+        n, k = self.na, self.X.shape[1]
+        alpha = np.full(self.n, -np.inf)  # regions without events: no endemic part
+        alpha[self.act] = theta[:n]
+        p = {"alpha": alpha, "beta": theta[n:n + k], "ar": theta[n + k]}
         j = n + k + 1
         p["ne"] = theta[j] if self.has_ne else -np.inf
         j += self.has_ne
@@ -106,7 +124,13 @@ class Problem:
     def psi(self, theta: np.ndarray) -> np.ndarray:
         """ψ per region (zeros for the Poisson)."""
         om = self.split(theta)["omega"]
-        return np.zeros(self.n) if not self.n_psi else np.broadcast_to(np.exp(om), (self.n,)).copy()
+        if not self.n_psi:
+            return np.zeros(self.n)
+        if self.n_psi == 1:
+            return np.full(self.n, np.exp(om[0]))
+        out = np.full(self.n, np.exp(np.median(om)))  # (a region without events: the median ψ)
+        out[self.act] = np.exp(om)
+        return out
 
 
 def weight_matrix(orders: np.ndarray, kind: str, d: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,7 +171,7 @@ def loglik_parts(pr: Problem, theta: np.ndarray, hessian: bool = True) -> tuple[
     """Log likelihood (full NB/Poisson log pmf), score and Hessian at ``theta``."""
     p = pr.split(theta)
     t, i = pr.rows_t, pr.rows_i
-    n, k = pr.n, pr.X.shape[1]
+    n, k = pr.na, pr.X.shape[1]
     Xr = pr.X[t]
     nu = np.exp(p["alpha"][i] + Xr @ p["beta"] + pr.log_e[t, i])
     lam = np.exp(p["ar"])
@@ -169,7 +193,7 @@ def loglik_parts(pr: Problem, theta: np.ndarray, hessian: bool = True) -> tuple[
     q = Gs.shape[1]
     y = pr.y
     if pr.n_psi:
-        psi = np.exp(p["omega"])[0 if pr.n_psi == 1 else i] * np.ones_like(y)
+        psi = np.exp(p["omega"])[0 if pr.n_psi == 1 else pr.rows_a] * np.ones_like(y)
         r = 1.0 / psi
         # special functions once per distinct value (counts are integers, ψ shared or per region)
         zu, zi = np.unique(y + r, return_inverse=True)
@@ -256,8 +280,8 @@ class Fit:
 def start_values(pr: Problem) -> np.ndarray:
     """Endemic intercepts at a share of each region's mean rate; epidemic parts small."""
     t, i = pr.rows_t, pr.rows_i
-    ysum = np.bincount(i, weights=pr.y, minlength=pr.n)
-    esum = np.bincount(i, weights=np.exp(pr.log_e[t, i]), minlength=pr.n)
+    ysum = np.bincount(pr.rows_a, weights=pr.y, minlength=pr.na)
+    esum = np.bincount(pr.rows_a, weights=np.exp(pr.log_e[t, i]), minlength=pr.na)
     alpha = np.log((0.5 * ysum + 0.1) / np.maximum(esum, 1e-12))
     theta = [alpha, np.zeros(pr.X.shape[1]), [np.log(0.2)]]
     if pr.has_ne:

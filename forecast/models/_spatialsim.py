@@ -83,7 +83,8 @@ def forecast_group(g: Any, current: dict[str, Series], h: int, future: pd.DataFr
     off = int(freq.index(np.array([t0]), g.t0)[0])  # t of this grid's first row in the fit's time
     X, _ = time_design(off + np.arange(T), g.spec_view, g.period, freq.season_length)
     pr = hh.Problem(Y, obs, g.problem.orders, log_e, X, g.problem.x_names, g.uids, weights=fitted.weights,
-                    family=fitted.family, overdispersion=fitted.overdispersion, lag=fitted.lag)
+                    family=fitted.family, overdispersion=fitted.overdispersion, lag=fitted.lag,
+                    active=fitted.active)
     theta = g.fit.theta
     L = pr.lag
     # The last L counts; a missing one is replaced by its fitted conditional mean.

@@ -10,7 +10,7 @@ fitted by the fallback ladder (``negbin_glm`` ... climatology), recorded per ser
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -153,8 +153,14 @@ class EndemicEpidemic(ModelSpec):
                     g = _fit_group(spec, data, label, series)
                     per_series = _series_fits(spec, g)
                     groups.append(g)
+                    quiet = [k for k, sf in enumerate(per_series) if sf is None]
                     for i, sf in zip(idx, per_series):
                         fits[i] = sf
+                    if quiet:  # no event in the fit window: no endemic level to estimate
+                        why = ("no event in the fit window, so no endemic level (its zeros enter its "
+                               "neighbours' terms)")
+                        for k, sf in zip(quiet, _fallback_fits([series[k] for k in quiet], why)):
+                            fits[idx[k]] = sf
                     continue
                 except FitFailure as exc:
                     why = f"joint fit failed: {exc}"
@@ -214,9 +220,8 @@ def _fit_group(spec: EndemicEpidemic, data: PanelData, label: str, series: list[
                     overdispersion=spec.overdispersion, lag=spec.ar_lag, maxlag=spec.maxlag)
     if len(pr.y) <= len(pr.names):
         raise FitFailure(f"{len(pr.y)} counts in the likelihood for {len(pr.names)} parameters")
-    if np.any(np.bincount(pr.rows_i, weights=pr.y, minlength=n) == 0):
-        zero = [u for u, c in zip(uids, np.bincount(pr.rows_i, weights=pr.y, minlength=n)) if c == 0]
-        raise FitFailure(f"no event in {', '.join(map(repr, zero[:5]))}: its endemic level has no finite estimate")
+    if pr.na == 0:
+        raise FitFailure("no event in any series of the group")
     f = hh.fit(pr)
     if not f.converged and pr.has_d and f.theta[pr.names.index("neweights.logd")] > np.log(LOGD_LIMIT):
         # d ran off to infinity: the likelihood's supremum is its limit, first-order weights
@@ -231,9 +236,9 @@ def _fit_group(spec: EndemicEpidemic, data: PanelData, label: str, series: list[
     return GroupFit(label, uids, pr, f, t0, period, series, hh.spectral_radius(pr, f.theta), spec)
 
 
-def _series_fits(spec: EndemicEpidemic, g: GroupFit) -> list[SeriesFit]:
+def _series_fits(spec: EndemicEpidemic, g: GroupFit) -> list[SeriesFit | None]:
     """One SeriesFit per series of a joint fit: its own terms and the shared ones, its share
-    of the log likelihood."""
+    of the log likelihood (None for a series without events, which has no parameters)."""
     pr, f = g.problem, g.fit
     mu = sum(hh.components(pr, f.theta))[pr.rows_t, pr.rows_i]
     psi = pr.psi(f.theta)[pr.rows_i]
@@ -243,13 +248,16 @@ def _series_fits(spec: EndemicEpidemic, g: GroupFit) -> list[SeriesFit]:
         ll = gammaln(y + r) - gammaln(r) - pr.lgy1 + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu))
     else:
         ll = y * np.log(mu) - mu - pr.lgy1
-    ll_i = np.bincount(pr.rows_i, weights=ll, minlength=pr.n)
+    ll_i = np.bincount(pr.rows_i, weights=ll, minlength=pr.n)  # (regions without events: 0 rows)
     n_i = np.bincount(pr.rows_i, minlength=pr.n)
     est = dict(zip(f.names, zip(f.theta, f.se)))
     own = {f"end.1.{u}" for u in g.uids} | {f"log_overdisp.{u}" for u in g.uids}
     shared = {k: v for k, v in est.items() if k not in own}
-    out = []
+    out: list[SeriesFit | None] = []
     for j, u in enumerate(g.uids):
+        if not pr.active[j]:
+            out.append(None)
+            continue
         coef = {"end.1": est[f"end.1.{u}"], **shared}
         if f"log_overdisp.{u}" in est:
             coef["log_overdisp"] = est[f"log_overdisp.{u}"]
@@ -285,7 +293,14 @@ class SpatialFitted(FittedModel):
 
     def update_data(self, data: PanelData) -> "SpatialFitted":
         base = super().update_data(data)
-        return SpatialFitted(self._spec, data, base._fits, self._groups)
+        # The joint forecasts read every series of a group, those fitted by a fallback too:
+        # the groups see the new data (same parameters).
+        now = {s.uid: s for s in data.series}
+        groups = [replace(g, series=[now.get(u, s) for u, s in zip(g.uids, g.series)]) for g in self._groups]
+        new = {id(g): h for g, h in zip(self._groups, groups)}
+        fits = [replace(f, state={**f.state, "group": new[id(f.state["group"])]})
+                if isinstance(f.state.get("group"), GroupFit) else f for f in base._fits]
+        return SpatialFitted(self._spec, data, fits, groups)
 
     def coef(self) -> pd.DataFrame:
         """``group, term, estimate, std_error`` of every joint fit (log scale for ar, ne, d, ψ)."""

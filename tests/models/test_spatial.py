@@ -455,3 +455,24 @@ def test_variants_fit_and_forecast(params):
     terms = set(fm.coef()["term"])
     assert ("log_overdisp.Khatlon" in terms) == (params.get("overdispersion") == "region")
     assert ("end.trend" in terms) == bool(params.get("trend"))
+
+
+def test_a_series_without_events_falls_back_alone_and_the_rest_fit_jointly():
+    quiet = "Dushanbe"
+    df = PANEL.assign(y=np.where(PANEL["unique_id"] == quiet, 0, PANEL["y"]))
+    fm = EndemicEpidemic(**HHH4).fit(df[df["ds"] < "2024-06-01"], adjacency=ADJ)
+    diag = fm.diagnostics().set_index("unique_id")
+    assert diag.loc[quiet, "fallback"] != "none" and "no event in the fit window" in diag.loc[quiet, "reason"]
+    assert (diag.drop(quiet)["fallback"] == "none").all()
+    terms = set(fm.coef()["term"])
+    assert f"end.1.{quiet}" not in terms and "end.1.Khatlon" in terms
+    # newer data: the joint forecasts read every series of the group, the quiet one included
+    up = fm.update(df)
+    fc = up.forecast(3, seed=0)
+    d2 = up.diagnostics().set_index("unique_id")
+    assert (d2.drop(quiet)["fallback"] == "none").all() and np.isfinite(fc.mean).all()
+    # the quiet province's zeros count in its neighbours' weights: Khatlon sends 1/deg to each neighbour
+    g = up._groups[0]
+    W = hh.weight_matrix(g.problem.orders, "first_order")[0]
+    k, q = g.uids.index("Khatlon"), g.uids.index(quiet)
+    assert W[k, q] == pytest.approx(1 / 6)
