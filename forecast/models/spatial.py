@@ -6,7 +6,9 @@ adjacency (:mod:`forecast.adjacency`). The solver is :mod:`forecast.models._hhh4
 joint forecasts (exact one-step laws, jointly simulated paths beyond) are
 :mod:`forecast.models._spatialsim`. Aggregate series (province or country ``(all)``) are
 not part of the joint fit and, like every series of a group whose joint fit fails, are
-fitted by the fallback ladder (``negbin_glm`` ... climatology), recorded per series.
+fitted by the fallback ladder (``negbin_glm`` ... climatology), recorded per series. A series
+with no event in the fit window has no finite endemic level: it leaves the likelihood and
+falls back alone, while its zeros stay in its neighbours' terms (and the weights' normalisation).
 """
 from __future__ import annotations
 
