@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from forecast._backtest_result import BacktestResult  # noqa: F401 (public here)
+from forecast.adjacency import read_adjacency
 from forecast.exceptions import ConfigError, ForecastWarning
 from forecast.models.base import ModelSpec, infer_freq
 
@@ -96,7 +97,7 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
              origins: Sequence[Any] | None = None, step: int = 1, window: str | int = "expanding",
              refit_every: int = 1, jobs: int = 1, seed: int = 0, *, levels: Sequence[int] = (50, 80, 95),
              thresholds: Sequence[int] = (1, 5), keep_pmf: bool = True, progress: bool | None = None,
-             backend: Any = None, dask: Any = None) -> BacktestResult:
+             backend: Any = None, dask: Any = None, adjacency: Any = None) -> BacktestResult:
     """Rolling-origin backtest of one or more models on a long panel.
 
     Parameters
@@ -122,6 +123,8 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
         Needs ``pip install "incident-forecast[dask]"`` and the same incident-forecast
         version on every worker; results are identical to a serial run. See
         :func:`forecast.parallel.run_tasks`.
+    adjacency : neighbour pairs (any form :func:`~forecast.adjacency.read_adjacency` accepts)
+        for the models with cross-series terms; default: the panel's (``panel.attrs``).
     """
     from forecast.models.base import positive_int
 
@@ -139,8 +142,9 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     frame["ds"] = pd.to_datetime(frame["ds"])
     freq = infer_freq(panel)  # a Frequency, carried to the workers on the frame
     frame.attrs = {"freq": freq}
-    if panel.attrs.get("adjacency") is not None:  # neighbour terms read it from the panel
-        frame.attrs["adjacency"] = panel.attrs["adjacency"]
+    adj = read_adjacency(adjacency) if adjacency is not None else panel.attrs.get("adjacency")
+    if adj is not None:  # carried to every fit (PanelData.adjacency), so spatial models see it
+        frame.attrs["adjacency"] = adj
     # The whole calendar: a period absent from every series (missing) is still a period.
     periods = freq.range(frame["ds"].min(), frame["ds"].max()) if len(frame) else pd.DatetimeIndex([])
     cutoffs = choose_origins(periods, horizon, n_origins=n_origins, origins=origins, step=step, freq=freq)
@@ -202,7 +206,7 @@ def _splits_once(spec: ModelSpec) -> bool:
     """Whether the model fits each series on its own (so series can be chunked and the panel
     split once): true for every ModelSpec that keeps the base ``fit``. An ensemble weights
     its members by an internal backtest whose origins depend on the whole panel."""
-    return type(spec).fit is ModelSpec.fit
+    return type(spec).fit is ModelSpec.fit or bool(getattr(spec, "splits_once", False))
 
 
 def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.Timestamp], refit_every: int,

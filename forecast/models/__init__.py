@@ -13,7 +13,9 @@ from forecast.models.baselines import Climatology, Empirical, Naive, SeasonalNai
 from forecast.models.glm import NegBinGLM, PoissonGLM
 from forecast.models.intermittent import TSB, Croston
 from forecast.models.registry import MODEL_CLASSES, REGISTRY
+from forecast.models.spatial import EndemicEpidemic
 from forecast.models.zeroinflated import ZINB, ZIP
 
 __all__ = ["REGISTRY", "MODEL_CLASSES", "FittedModel", "ModelSpec", "Arima", "INGARCH", "Climatology", "Empirical",
-           "Naive", "SeasonalNaive", "Zero", "NegBinGLM", "PoissonGLM", "TSB", "Croston", "ZINB", "ZIP"]
+           "Naive", "SeasonalNaive", "Zero", "NegBinGLM", "PoissonGLM", "TSB", "Croston", "ZINB", "ZIP",
+           "EndemicEpidemic"]

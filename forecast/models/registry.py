@@ -16,11 +16,12 @@ from forecast.models.glm import NegBinGLM, PoissonGLM
 from forecast.models.intermittent import TSB, Croston
 from forecast.models.log_arma import LogArma
 from forecast.models.pooled_glm import PooledNegBin
+from forecast.models.spatial import EndemicEpidemic
 from forecast.models.zeroinflated import ZINB, ZIP
 
 MODEL_CLASSES: tuple[type[ModelSpec], ...] = (
     Zero, Naive, SeasonalNaive, Climatology, Empirical, PoissonGLM, NegBinGLM, ZIP, ZINB, INGARCH, Arima, Croston,
-    TSB, PooledNegBin, LogArma)
+    TSB, PooledNegBin, LogArma, EndemicEpidemic)
 
 #: Model name -> spec class (the names used by ``model = "..."`` in spec files).
 REGISTRY: dict[str, type[ModelSpec]] = {cls.name: cls for cls in MODEL_CLASSES}

@@ -298,6 +298,10 @@ def test_no_bundled_model_forecasts_a_certain_zero_after_past_events(name):
         spec.set_params(n_paths=200)  # (fast; the guard is what is tested)
     if name == "arima":
         spec.set_params(order=(1, 0, 0), seasonal=False)  # (no order search: seconds, not minutes)
-    fc = spec.fit(_quiet_monthly()).forecast(6)
+    panel, extra = _quiet_monthly(), {}
+    if name == "endemic_epidemic":  # a spatial model needs neighbours: a chain of the series
+        ids = sorted(panel["unique_id"].unique())
+        extra = {"adjacency": pd.DataFrame({"region_a": ids[:-1], "region_b": ids[1:]})}
+    fc = spec.fit(panel, **extra).forecast(6)
     rows = (fc.index["unique_id"] == "quiet").to_numpy()
     assert np.all(fc.prob_at_least(1)[rows] > 0), name
