@@ -242,3 +242,32 @@ def test_each_step_ahead_has_its_own_weights_and_later_steps_reuse_the_last():
         expect[:, r] = fitted.weights(min(int(h), 3)).set_index("unique_id").loc[uid].to_numpy()
     ref = CountForecast.mixture(members, expect, model="auto")
     np.testing.assert_allclose(fc.pmf, ref.pmf, rtol=1e-12, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- spatial members
+def _chain_adjacency(panel):
+    uids = sorted(panel["unique_id"].unique())
+    return pd.DataFrame({"region_a": uids[:-1], "region_b": uids[1:]})
+
+
+def test_spatial_members_join_when_the_panel_has_an_adjacency_and_backtest_equals_refitting():
+    panel = _panel()
+    panel.attrs["adjacency"] = _chain_adjacency(panel)
+    spec = _small_auto(spatial_members=("endemic_epidemic",))
+    fitted = spec.fit(panel)
+    assert "endemic_epidemic" in fitted.weights().columns
+    res = backtest(panel, {"auto": spec}, 1, n_origins=3, progress=False)
+    cutoffs = [pd.Timestamp(c) for c in res.settings["origins"]]
+    ref = _nested(spec.for_horizon(1), panel, 1, cutoffs)
+    got = pd.concat([res.forecasts[["unique_id", "ds", "cutoff"]], res.point_scores], axis=1)
+    key = ["cutoff", "unique_id", "ds"]
+    got, ref = got.sort_values(key).reset_index(drop=True), ref.sort_values(key).reset_index(drop=True)
+    np.testing.assert_allclose(got["log"].to_numpy(), ref["log"].to_numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_spatial_members_are_skipped_without_an_adjacency_and_diagnostics_say_so():
+    fitted = _small_auto().fit(_panel())
+    assert not {"endemic_epidemic", "ingarch_spillover"} & set(fitted.weights().columns)
+    assert fitted.diagnostics()["reason"].str.contains(
+        "endemic_epidemic, ingarch_spillover skipped: no adjacency").all()
+    assert load_model("auto").spatial_members == ("endemic_epidemic", "ingarch_spillover")

@@ -34,7 +34,7 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
         return _run_block(label, spec, cutoffs, frame, horizon=horizon, window=window, refit_every=refit_every,
                           seed=seed, levels=levels, thresholds=thresholds, keep_pmf=keep_pmf, periods=periods)
     freq = frame.attrs["freq"]
-    members = spec.member_specs()
+    members = spec.member_specs(frame)
     labels = list(members)
     refits = cutoffs[::refit_every]  # weights are learnt where auto would be refitted
     inner = {o: inner_cutoffs(spec, periods[:periods.get_loc(o) + 1], freq.periods_per_year) for o in refits}

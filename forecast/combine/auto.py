@@ -23,6 +23,12 @@ from forecast.specs import load_model, register_spec_type
 #: Members of the default pool: fast models that differ in what they trust (the recent level,
 #: the long-run rate, the season, the last count); loaded from the bundled spec files.
 DEFAULT_MEMBERS = ("climatology", "naive", "negbin_glm", "negbin_glm_ar", "ingarch", "log_arma")
+#: Members added when the panel carries an adjacency: models with spill-over between provinces.
+SPATIAL_MEMBERS = ("endemic_epidemic", "ingarch_spillover")
+
+
+def _names_ok(v: Any) -> bool:
+    return isinstance(v, (tuple, list)) and all(isinstance(x, str) and x.strip() for x in v)
 
 
 def step_weights(W: np.ndarray, h: int) -> np.ndarray:
@@ -62,6 +68,9 @@ class Auto(ModelSpec):
         Param("members", None, "a tuple of at least 2 model specs (or a dict label -> spec)", _members_ok,
               "member specs; a spec file lists member spec names (default: "
               + ", ".join(DEFAULT_MEMBERS) + ")"),
+        Param("spatial_members", SPATIAL_MEMBERS, "a list of model spec names", _names_ok,
+              "members added when the panel carries an adjacency (spill-over between provinces); "
+              "without one they are skipped, said in diagnostics()"),
         Param("metric", "log", "one of 'log', 'rps'", one_of("log", "rps"), "score the pool's weights optimise"),
         Param("inner_origins", None, "None or an int >= 1", _origins_ok,
               "origins of the internal backtest (None: two years of periods, 12 to 52)"),
@@ -83,9 +92,17 @@ class Auto(ModelSpec):
         if params.get("members") is None:  # fresh default members (specs are mutable)
             params = {**params, "members": {n: load_model(n) for n in DEFAULT_MEMBERS}}
         super().__init__(**_named_members(params))
+        self._resolve_spatial()
 
     def set_params(self, **params: Any) -> "Auto":
-        return super().set_params(**_named_members(params))  # type: ignore[return-value]
+        super().set_params(**_named_members(params))
+        self._resolve_spatial()
+        return self
+
+    def _resolve_spatial(self) -> None:
+        # Spatial members are resolved when the spec is made, never at fit time (workers).
+        names = self.spatial_members if _names_ok(self.spatial_members) else ()
+        self._spatial = {str(n): load_model(n) for n in names}
 
     def required_columns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(c for _, m in member_items(self.members) for c in m.required_columns()))
@@ -98,9 +115,20 @@ class Auto(ModelSpec):
     def from_file_params(cls, params: dict[str, Any], load) -> "Auto":
         return cls(**_named_members(params, load))
 
-    def member_specs(self) -> dict[str, ModelSpec]:
-        """Label -> (a clone of) each member spec."""
-        return {label: m.clone() for label, m in member_items(self.members)}
+    def member_specs(self, panel: pd.DataFrame | None = None) -> dict[str, ModelSpec]:
+        """Label -> (a clone of) each member spec; with a ``panel`` that carries an adjacency
+        (``panel.attrs["adjacency"]``) the ``spatial_members`` too."""
+        out = {label: m.clone() for label, m in member_items(self.members)}
+        if panel is not None and panel.attrs.get("adjacency") is not None:
+            for name, m in self._spatial.items():
+                out.setdefault(name, m.clone())
+        return out
+
+    def skipped_members(self, panel: pd.DataFrame) -> list[str]:
+        """The spatial members left out of a fit on ``panel`` (it carries no adjacency)."""
+        if panel.attrs.get("adjacency") is not None:
+            return []
+        return [n for n in self._spatial if n not in dict(member_items(self.members))]
 
     def for_horizon(self, horizon: int) -> "Auto":
         """This spec with ``inner_horizon`` set to ``horizon`` when it is None (the default)."""
@@ -113,13 +141,17 @@ class Auto(ModelSpec):
         """Learn the weights by an internal backtest on ``panel``, then fit every member on it."""
         self.validate()
         spec = self.for_horizon(1)
-        members = spec.member_specs()
+        members = spec.member_specs(panel)
         for m in members.values():
             m.validate()
         data = PanelData.from_frame(panel, spec.required_columns())
         uids = [s.uid for s in data.series]
         weights, notes = inner_weights(spec, members, panel, uids, seed)
         fitted = {label: m.fit(panel, seed=seed) for label, m in members.items()}
+        skipped = spec.skipped_members(panel)
+        if skipped:  # said once per series, beside the weights' own notes
+            why = f"{', '.join(skipped)} skipped: no adjacency ([data] adjacency or build_panel(adjacency=...))"
+            notes = {u: "; ".join(x for x in (notes.get(u), why) if x) for u in uids}
         return AutoFitted(spec, data, fitted, weights, notes)
 
 

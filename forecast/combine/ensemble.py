@@ -170,6 +170,10 @@ class EnsembleFitted(FittedModel):
     def fits(self) -> dict[str, Any]:
         return {name: m.fits() for name, m in self._members.items()}
 
+    def members(self) -> dict[str, Any]:
+        """Label -> fitted member model (read-only use)."""
+        return dict(self._members)
+
     def coefficients(self) -> pd.DataFrame:
         w = self.weights().melt(id_vars="unique_id", var_name="member", value_name="estimate")
         w["term"] = "weight_" + w.pop("member")

@@ -84,6 +84,7 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
     from forecast.outputs import write_csv
     from forecast.pipeline.figures import check_backtest_series, figures
     from forecast.pipeline.past import naive_rule_text, past_checks
+    from forecast.pipeline.spill import spill_figure
     from forecast.pipeline.totals import report_rows, totals
     from forecast.report_context import json_values
 
@@ -128,6 +129,9 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
 
     with timer("figures"):
         figs = figures(panel, table, res, effects, cfg, tmp / "figures", progress)
+        spill = spill_figure(fitted, panel, tmp / "figures")
+        if spill is not None:
+            figs.append(spill)
     step("html")
     files = {"forecasts.csv": table, "totals.csv": totals_ds, "totals_horizon.csv": totals_h,
              "scores.csv": res.scores(("model", "h")),
