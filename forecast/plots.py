@@ -109,8 +109,8 @@ def fan_chart(history: pd.DataFrame, forecast_table: pd.DataFrame, *, unique_id:
     H.draw_fan(ax, hist, fc, last_n=last_n)
     _, unit, adj = H.period(hist)
     ax.set_ylabel(unit)
-    where = H.label(keys["province"], keys["event_type"])
-    ax.set_title(title or f"{where}: forecast of {adj} incidents" + (f" ({name})" if name else ""),
+    where = H.series_title(keys["country"], keys["province"], keys["event_type"], width=10_000)
+    ax.set_title(title or H.wrap(f"{where}: forecast of {adj} incidents" + (f" ({name})" if name else ""), 80),
                  loc="left", fontsize=12)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False, fontsize=9)
     return fig
