@@ -95,6 +95,23 @@ def label(province, event_type) -> str:
     return f"{province} · {event_type}" if event_type else str(province)
 
 
+NO_KEY = ("", "all", "nan", "None")  # key values of a panel without that key (read_run_panel fills "all")
+
+
+def series_title(country, province, event_type, width: int = 40) -> str:
+    """Panel title of a series: full province name, its country and the event type, wrapped over
+    lines of at most ``width`` characters (never cut). Keys a panel does not have (country or
+    event type ``"all"`` or empty) are left out, so a keyless series shows just its name."""
+    import textwrap
+
+    name = str(province)
+    if str(country) not in NO_KEY and str(country) != name:
+        name += f" ({country})"
+    if str(event_type) not in NO_KEY:
+        name += f" · {event_type}"
+    return "\n".join(textwrap.wrap(name, max(int(width), 8))) or name
+
+
 def wrap(text, width: int = 24) -> str:
     """Break a long name over lines (tick labels of long province names)."""
     import textwrap
@@ -134,7 +151,7 @@ def forest_rows(series: pd.DataFrame, flagged: set) -> tuple[list[tuple], list[i
         if series["country"].nunique() > 1:
             headers.append(len(rows))
             rows.append((None, country))
-        rows += [(u, label(shorten(p, 26), e) + (" *" if u in flagged else ""))
+        rows += [(u, label(p, e) + (" *" if u in flagged else ""))  # full names: effects_plot widens for them
                  for u, p, e in grp[["unique_id", "province", "event_type"]].itertuples(index=False)]
     return rows, headers
 
@@ -321,15 +338,22 @@ def log_ticks(ax, lo: float, hi: float) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
+def past_window(hist: pd.DataFrame, origin, last_n: int) -> pd.DataFrame:
+    """The history a fan chart shows before ``origin``: at most the last ``last_n`` periods of
+    the series' calendar (``on_calendar`` rows, so a missing period counts as shown)."""
+    hist = on_calendar(hist, period(hist)[0])
+    past = hist if origin is None else hist[hist["ds"] < origin]
+    return past.tail(last_n)
+
+
 def draw_fan(ax, hist: pd.DataFrame, fc: pd.DataFrame, *, last_n: int, compact: bool = False,
               dates: bool = True) -> None:
     """History, nested interval bands, mean and later observations on one axis."""
     fc = fc.sort_values("ds")
     origin = fc["ds"].min() if len(fc) else None
     # Missing periods stay in as NaN (absent ones added): the observed line breaks there.
+    past = past_window(hist, origin, last_n)  # the same rows history_window counts for the caption
     hist = on_calendar(hist, period(hist)[0])
-    past = hist if origin is None else hist[hist["ds"] < origin]
-    past = past.tail(last_n)
     later = hist.iloc[0:0] if origin is None else hist[(hist["ds"] >= origin) & (hist["ds"] <= fc["ds"].max())]
     later = later.dropna(subset=["y"])
     top = [past["y"].max(), later["y"].max()]

@@ -30,6 +30,11 @@ if TYPE_CHECKING:  # pragma: no cover
 # figure modules share them without importing this module (which re-exports them).
 OKABE_ITO = H.OKABE_ITO
 _pyplot = H.pyplot
+#: Periods of history a fan chart of the small multiples shows before the forecast origin.
+FAN_HISTORY = 24
+#: Resolution of the report's figures: the report shows a figure at (pixels / 1.5) CSS px
+#: at most, i.e. at 100 CSS px per inch of figure, never wider than the column.
+FIGURE_DPI = 150
 
 
 @H.plain_text
@@ -104,8 +109,8 @@ def fan_chart(history: pd.DataFrame, forecast_table: pd.DataFrame, *, unique_id:
     H.draw_fan(ax, hist, fc, last_n=last_n)
     _, unit, adj = H.period(hist)
     ax.set_ylabel(unit)
-    where = H.label(keys["province"], keys["event_type"])
-    ax.set_title(title or f"{where}: forecast of {adj} incidents" + (f" ({name})" if name else ""),
+    where = H.series_title(keys["country"], keys["province"], keys["event_type"], width=10_000)
+    ax.set_title(title or H.wrap(f"{where}: forecast of {adj} incidents" + (f" ({name})" if name else ""), 80),
                  loc="left", fontsize=12)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False, fontsize=9)
     return fig
@@ -113,7 +118,7 @@ def fan_chart(history: pd.DataFrame, forecast_table: pd.DataFrame, *, unique_id:
 
 @H.plain_text
 def small_multiples(history: pd.DataFrame, forecast_table: pd.DataFrame, *, max_panels: int = 40,
-                    ncols: int | None = None, last_n: int = 24, model: str | None = None, cutoff=None,
+                    ncols: int | None = None, last_n: int = FAN_HISTORY, model: str | None = None, cutoff=None,
                     title: str | None = None) -> "Figure":
     """One small fan chart per series on one page.
 
@@ -138,7 +143,10 @@ def small_multiples(history: pd.DataFrame, forecast_table: pd.DataFrame, *, max_
         cells = list(range(len(keys)))
     width = min(H.MAX_WIDTH, max(7.5, 0.9 + 3.3 * ncols))
     chars = int((width - 0.9) / ncols * 12.5)  # title characters that fit a panel at 9 pt
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 1.0 + (1.45 if nrows <= 7 else 1.2) * nrows),
+    titles = {row.unique_id: H.series_title(row.country, row.province, row.event_type, chars)
+              for row in keys.itertuples(index=False)}
+    extra = 0.15 * (max((t.count("\n") for t in titles.values()), default=0))  # room for wrapped titles
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 1.0 + ((1.45 if nrows <= 7 else 1.2) + extra) * nrows),
                              sharex=True, squeeze=False, layout="constrained")
     used = set()
     for cell, row in zip(cells, keys.itertuples(index=False)):
@@ -146,8 +154,7 @@ def small_multiples(history: pd.DataFrame, forecast_table: pd.DataFrame, *, max_
         used.add(cell)
         H.draw_fan(ax, history[history["unique_id"] == row.unique_id], fc[fc["unique_id"] == row.unique_id],
                   last_n=last_n, compact=True, dates=False)
-        ax.set_title(H.label(H.shorten(row.province, max(8, chars - len(row.event_type) - 3)), row.event_type),
-                     fontsize=9, loc="left", pad=2)
+        ax.set_title(titles[row.unique_id], fontsize=9, loc="left", pad=2)
         ax.tick_params(labelsize=7.5)
     for i, ax in enumerate(axes.flat):
         if i not in used:
@@ -170,6 +177,22 @@ def small_multiples(history: pd.DataFrame, forecast_table: pd.DataFrame, *, max_
         fig.legend(handles, labels, loc="outside lower center", ncol=6 if width >= 10 else 3, frameon=False,
                    fontsize=9)
     return fig
+
+
+def history_window(history: pd.DataFrame, forecast_table: pd.DataFrame, *, last_n: int = FAN_HISTORY,
+                   model: str | None = None, cutoff=None) -> tuple[int, pd.Timestamp | None, pd.Timestamp | None]:
+    """The history :func:`small_multiples` draws before the forecast origins (for its caption):
+    the number of periods of the shared x axis and the first and last of them (None when none)."""
+    fc, _ = H.select(forecast_table, model, cutoff)
+    shown = []
+    for uid, f in fc.groupby("unique_id", sort=False):
+        past = H.past_window(history[history["unique_id"] == uid], f["ds"].min() if len(f) else None, last_n)
+        shown.append(past["ds"])
+    ds = pd.concat(shown) if shown else pd.Series([], dtype="datetime64[ns]")
+    if ds.empty:
+        return 0, None, None
+    first, last = pd.Timestamp(ds.min()), pd.Timestamp(ds.max())
+    return len(H.period(history)[0].range(first, last)), first, last
 
 
 @H.plain_text
@@ -271,7 +294,8 @@ def effects_plot(effects_table: pd.DataFrame, *, keys: pd.DataFrame | None = Non
     ncols = max(min(len(terms), 4), 1)
     nrows = int(np.ceil(max(len(terms), 1) / ncols))
     ny = max(len(rows), 1)
-    size = (min(H.MAX_WIDTH, 2.8 + 3.0 * ncols), 1.4 + (0.22 * ny + 0.9) * nrows)
+    longest = max((len(text) for _, text in rows), default=0)  # row labels are never cut: make room
+    size = (min(H.MAX_WIDTH, 2.8 + 3.0 * ncols + 0.065 * max(longest - 26, 0)), 1.4 + (0.22 * ny + 0.9) * nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=size,
                              sharey=True, squeeze=False, layout="constrained")
     finite = eff[["lo", "hi", "rate_ratio"]].to_numpy(float)

@@ -179,7 +179,7 @@ def test_small_multiples_grid_is_provinces_by_event_types(panel, table):
     axes = visible_axes(fig)
     assert len(axes) == len(PROVINCES) * 3
     titles = {ax.get_title(loc="left") for ax in axes}
-    assert "Khatlon · seizure" in titles and "Dushanbe · clash" in titles
+    assert "Khatlon (Tajikistan) · seizure" in titles and "Dushanbe (Tajikistan) · clash" in titles
     assert "incidents" in fig.get_supylabel()
     assert "95% interval" in legend_texts(fig)
     # rows are provinces, columns event types

@@ -90,6 +90,7 @@ def test_report_renders_in_chromium(driver, tmp_path):
     assert len(images) == len(ctx["figures"])
     for complete, width, alt in images:
         assert complete and width > 0, (alt, width)
+    _assert_sharp(driver.execute_script(SIZES_JS))
     # hostile names arrive as text, never as elements
     assert driver.execute_script("return document.scripts.length;") == 0
     provinces = driver.execute_script(
@@ -116,6 +117,40 @@ def test_report_renders_in_chromium(driver, tmp_path):
     if keep:
         Path(keep).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, keep)
+
+
+SIZES_JS = ("return Array.from(document.images).map(i => [i.alt, i.naturalWidth, i.naturalHeight, "
+            "i.clientWidth, i.clientHeight]);")
+
+
+def _assert_sharp(images):
+    """Every image has >= 1.5 image pixels per CSS pixel and is never shown wider than its pixels."""
+    assert images
+    for alt, nw, nh, cw, ch in images:
+        assert nw > 0 and cw > 0, (alt, nw, cw)
+        assert cw <= nw and nw >= 1.5 * cw, (alt, nw, cw)
+        assert abs(ch / cw - nh / nw) < 0.02, (alt, nw, nh, cw, ch)  # aspect kept (height: auto)
+
+
+@pytest.mark.parametrize("window", [1280, 480])
+def test_every_figure_is_shown_at_most_at_its_pixels_over_1_5(driver, tmp_path, window):
+    """Figures narrower and wider than the column, in a wide and a phone-sized window."""
+    helpers = _sibling("test_report")
+    ctx = helpers.full_context(n_series=4)
+    sizes = {"narrow": (4.0, 3.0, 100), "wide": (12.0, 5.0, 150), "huge": (20.0, 6.0, 200), "effects": (5.8, 7, 150)}
+    ctx["figures"] = [{"id": fid, "title": fid, "caption": "", "png": helpers.make_png(w, h, dpi=d)}
+                      for fid, (w, h, d) in sizes.items()]
+    page = write_report(ctx, tmp_path / "report.html")
+    driver.set_window_size(window, 2200)
+    driver.get(page.resolve().as_uri())
+    images = driver.execute_script(SIZES_JS)
+    assert sorted(i[0] for i in images) == sorted(sizes)
+    _assert_sharp(images)
+    shown = {alt: cw for alt, _, _, cw, _ in images}
+    column = driver.execute_script("return document.querySelector('main').clientWidth;")
+    assert shown["huge"] < column  # capped by the column, not stretched or overflowing
+    if window == 1280:  # a small figure keeps its own size (400 px / 1.5), minus its 1 px border
+        assert shown["narrow"] == 400 // 1.5 - 2
 
 
 def test_minimal_report_renders_in_chromium(driver, tmp_path):

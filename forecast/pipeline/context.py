@@ -1,6 +1,7 @@
 """The report context of a run (``report_context.json``) and rendering a run folder's ``index.html``."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -64,8 +65,8 @@ def context(cfg, events, panel, table, totals, effects, comparison, comparison_h
     methods = []
     for label, spec_ref in labelled.items():
         spec = load_model(spec_ref)
-        methods.append({"name": label, "description": type(spec).description, "equation": spec.equation(),
-                        "spec": to_toml(spec)})
+        methods.append({"name": label, "description": plain_text(type(spec).description),
+                        "equation": plain_text(spec.equation()), "spec": to_toml(spec)})
     comp_rows = comparison.to_dict("records") + comparison_h.to_dict("records")
     return ReportContext(
         title=title or "Incident forecast",
@@ -104,6 +105,27 @@ def context(cfg, events, panel, table, totals, effects, comparison, comparison_h
         if past else (),
         past_alerts_note=past["note"] if past else "",
     )
+
+
+_ROLE = re.compile(r":(?:[\w-]+:)?[\w-]+:`(?P<body>[^`]+)`")  # :class:`x`, :py:func:`x`, :math:`x`
+_LITERAL = re.compile(r"``(?P<body>[^`]+)``")
+_DEFAULT_ROLE = re.compile(r"(?<![\w`])`(?P<body>[^`]+)`_{0,2}(?![\w`])")
+
+
+def _role_text(m: re.Match) -> str:
+    body = m.group("body").strip()
+    if (t := re.fullmatch(r"(.*?)\s*<[^>]*>", body, flags=re.S)) and t.group(1):
+        return t.group(1)  # `title <target>`: the title
+    body = body.lstrip("!")
+    return body[1:].rsplit(".", 1)[-1] if body.startswith("~") else body  # ~a.b.C shows as C
+
+
+def plain_text(text: str) -> str:
+    """Docstring text for the report: reStructuredText roles (``:class:`~a.B```), literals
+    (````x````) and default-role backticks reduced to their plain words."""
+    text = _ROLE.sub(_role_text, str(text or ""))
+    text = _LITERAL.sub(lambda m: m.group("body"), text)
+    return _DEFAULT_ROLE.sub(_role_text, text)
 
 
 def _effect_rows(effects: pd.DataFrame, panel: pd.DataFrame) -> list[dict]:

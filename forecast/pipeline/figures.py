@@ -18,13 +18,15 @@ def figures(panel, table, res, effects, cfg, folder: Path, progress: Progress | 
     k_top = max(cfg.forecast.thresholds)
     freq = parse_freq(panel.attrs.get("freq", cfg.data.freq))  # captions in the panel's own periods
     figs: list[tuple[str, str, str, Any]] = []
-    dpi: dict[str, int] = {}  # figures drawn for a higher resolution than the default 100
+    dpi: dict[str, int] = {}  # figures drawn at a higher resolution than plots.FIGURE_DPI
     history = panel[["unique_id", "ds", "y", "country", "province", "event_type"]]
-    # One forecast per series, each from the model chosen for it.
-    table = table.assign(model="model chosen per series")
+    # One forecast per series, each from the model chosen for it; the title names it (or the mix).
+    table = table.assign(model=models_label(table))
+    n_shown, first, last = plots.history_window(history, table, last_n=plots.FAN_HISTORY)
     figs.append(("forecasts", "Forecasts per province and event type",
-                 "History (last 3 years) and the forecast: line = expected count, shaded bands = 50/80/95% "
-                 "prediction intervals.", plots.small_multiples(history, table)))
+                 f"History ({window_words(n_shown, first, last, freq)}) and the forecast: line = expected count, "
+                 "shaded bands = 50/80/95% prediction intervals.",
+                 plots.small_multiples(history, table, last_n=plots.FAN_HISTORY)))
     shapes = run_boundaries(cfg)
     if shapes is not None:  # with boundaries, the map; its labels carry the heatmap's numbers
         from forecast._plots_map import MAP_DPI, risk_map, risk_map_caption
@@ -74,11 +76,33 @@ def figures(panel, table, res, effects, cfg, folder: Path, progress: Progress | 
     for done, (fid, ttl, caption, fig) in enumerate(figs):
         if progress:
             progress("figures", done, len(figs))
-        plots.save(fig, folder / f"{fid}.png", dpi=dpi.get(fid, 100))
+        plots.save(fig, folder / f"{fid}.png", dpi=dpi.get(fid, plots.FIGURE_DPI))
         out.append({"id": fid, "title": ttl, "caption": caption, "file": f"figures/{fid}.png"})
     if progress:
         progress("figures", len(figs), len(figs))
     return out
+
+
+def models_label(table) -> str:
+    """The model named in the fan-grid title: ``auto (learnt pool)`` when every series used
+    ``auto``, the one model every series used, else the mix (``auto 20, negbin_glm 7``)."""
+    col = "model_used" if "model_used" in table.columns else "chosen_model"
+    if col not in table.columns:
+        return "model chosen per series"
+    counts = table.drop_duplicates("unique_id")[col].astype(str).value_counts()
+    names = {"auto": "auto (learnt pool)"}
+    if len(counts) == 1:
+        return names.get(counts.index[0], counts.index[0])
+    return "models per series: " + ", ".join(f"{names.get(m, m)} {n}" for m, n in counts.items())
+
+
+def window_words(n: int, first, last, freq) -> str:
+    """``last 24 months, Dec 2023 – Nov 2025``: the history window a figure shows, in the panel's periods."""
+    if not n or first is None:
+        return "no history before the forecast"
+    fmt = {"year": "%Y", "quarter": "%b %Y", "month": "%b %Y"}.get(freq.kind, "%d %b %Y")
+    unit = freq.label + ("s" if n != 1 else "")
+    return f"last {n} {unit}, {first:{fmt}} – {last:{fmt}}"
 
 
 def check_backtest_series(cfg, panel) -> None:
@@ -102,6 +126,7 @@ def check_backtest_series(cfg, panel) -> None:
 def backtest_figure(panel, table, res, cfg, freq) -> tuple | None:
     """The backtest picture (``figures/backtest.png``) of the configured or most active series,
     each drawn with the model used for it; None when no series has backtest forecasts of its model."""
+    from forecast._plot_helpers import series_title
     from forecast._plots_backtest import backtest_panels, most_active
 
     models = set(res.forecasts["model"])
@@ -114,8 +139,8 @@ def backtest_figure(panel, table, res, cfg, freq) -> tuple | None:
     if not ids:
         return None
     keys = panel.drop_duplicates("unique_id").set_index("unique_id")
-    series = [(u, used[u], f"{keys.loc[u, 'province']}, {keys.loc[u, 'country']} \u2014 "
-                           f"{str(keys.loc[u, 'event_type']).replace('_', ' ')}") for u in ids]
+    series = [(u, used[u], series_title(keys.loc[u, "country"], keys.loc[u, "province"],
+                                        str(keys.loc[u, "event_type"]).replace("_", " "), 10_000)) for u in ids]
     h_max = int(res.forecasts["h"].max())
     steps = [1] + ([min(cfg.forecast.horizon, h_max)] if min(cfg.forecast.horizon, h_max) > 1 else [])
     unit = freq.label
