@@ -33,7 +33,7 @@ import pandas as pd
 
 from forecast.exceptions import DataValidationError, Problem
 
-__all__ = ["ADJACENCY_COLUMNS", "read_adjacency", "region_orders", "series_orders", "series_regions"]
+__all__ = ["ADJACENCY_COLUMNS", "AdjacencyTable", "read_adjacency", "region_orders", "series_orders", "series_regions"]
 
 #: Columns of the canonical adjacency frame.
 ADJACENCY_COLUMNS = ("country_a", "region_a", "country_b", "region_b", "order")
@@ -41,11 +41,41 @@ _HINT = ("Give neighbour pairs as columns country_a, province_a, country_b, prov
          "<name>_a, <name>_b (or region_from, region_to), with an optional integer column order.")
 
 
+class AdjacencyTable:
+    """The canonical adjacency frame as ``panel.attrs["adjacency"]`` holds it.
+
+    pandas compares the ``attrs`` of the frames it merges or concatenates with ``==``; a
+    DataFrame there makes that comparison raise, so the frame travels in this wrapper,
+    which compares by content. ``.frame`` is the canonical frame.
+    """
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AdjacencyTable) and self.frame.equals(other.frame)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return f"AdjacencyTable({len(self.frame)} pairs)"
+
+
+def as_attr(source: "pd.DataFrame | str | Path | AdjacencyTable") -> AdjacencyTable:
+    """Any accepted adjacency source, read and wrapped for ``panel.attrs["adjacency"]``."""
+    return source if isinstance(source, AdjacencyTable) else AdjacencyTable(read_adjacency(source))
+
+
 def _text(col: pd.Series) -> pd.Series:
     return col.astype("string").fillna("").str.strip().astype(object)
 
 
-def read_adjacency(source: pd.DataFrame | str | Path, *, what: str = "adjacency") -> pd.DataFrame:
+def read_adjacency(source: "pd.DataFrame | str | Path | AdjacencyTable", *, what: str = "adjacency") -> pd.DataFrame:
     """Read neighbour pairs into the canonical frame (see the module docstring).
 
     Parameters
@@ -65,6 +95,8 @@ def read_adjacency(source: pd.DataFrame | str | Path, *, what: str = "adjacency"
         No recognised pair columns, blank names, or orders that are not whole numbers >= 1
         (rows as a spreadsheet shows them: header = row 1).
     """
+    if isinstance(source, AdjacencyTable):
+        return source.frame
     if isinstance(source, (str, Path)):
         frame = pd.read_csv(source, dtype=str, keep_default_na=False)
         what = what if what != "adjacency" else f"adjacency {Path(source).name}"

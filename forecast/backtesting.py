@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from forecast._backtest_result import BacktestResult  # noqa: F401 (public here)
-from forecast.adjacency import read_adjacency
+from forecast.adjacency import as_attr
 from forecast.exceptions import ConfigError, ForecastWarning
 from forecast.models.base import ModelSpec, infer_freq
 
@@ -142,9 +142,9 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     frame["ds"] = pd.to_datetime(frame["ds"])
     freq = infer_freq(panel)  # a Frequency, carried to the workers on the frame
     frame.attrs = {"freq": freq}
-    adj = read_adjacency(adjacency) if adjacency is not None else panel.attrs.get("adjacency")
+    adj = adjacency if adjacency is not None else panel.attrs.get("adjacency")
     if adj is not None:  # carried to every fit (PanelData.adjacency), so spatial models see it
-        frame.attrs["adjacency"] = adj
+        frame.attrs["adjacency"] = as_attr(adj)
     # The whole calendar: a period absent from every series (missing) is still a period.
     periods = freq.range(frame["ds"].min(), frame["ds"].max()) if len(frame) else pd.DatetimeIndex([])
     cutoffs = choose_origins(periods, horizon, n_origins=n_origins, origins=origins, step=step, freq=freq)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from forecast._parse import parse_date_text
-from forecast.adjacency import read_adjacency
+from forecast.adjacency import as_attr
 from forecast.coverage_gaps import MODES as GAP_MODES
 from forecast.coverage_gaps import apply_coverage_gaps
 from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
@@ -67,7 +67,8 @@ def build_panel(
         ``event_type``), merged onto the panel as column ``exposure``.
     adjacency : CSV path or frame of neighbour pairs (any form
         :func:`forecast.adjacency.read_adjacency` accepts), carried in canonical form in
-        ``panel.attrs["adjacency"]`` for the models with neighbour terms.
+        ``panel.attrs["adjacency"]`` (an :class:`~forecast.adjacency.AdjacencyTable`) for the
+        models with neighbour terms.
     coverage_gaps : ``"missing"`` (default) or ``"zero"``: what a *coverage gap*
         becomes, a period whose panel total is 0 although its neighbours make 0
         implausible (see :mod:`forecast.coverage_gaps`): missing (``y`` NaN for
@@ -168,7 +169,7 @@ def build_panel(
         "warnings": warn,
     }
     if adjacency is not None:
-        panel.attrs["adjacency"] = read_adjacency(adjacency)
+        panel.attrs["adjacency"] = as_attr(adjacency)
     for w in warn:
         warnings.warn(w, ForecastWarning, stacklevel=2)
     return panel

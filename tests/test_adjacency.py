@@ -135,3 +135,15 @@ def test_a_whole_country_adjacency_fits_a_panel_of_some_provinces():
                                        "country_b": ["Tajikistan"], "province_b": ["Dushanbee"]}))
     with pytest.raises(DataValidationError, match="did you mean 'Dushanbe'"):
         series_orders(["k", "d"], keys, bad)
+
+
+def test_a_panel_with_an_adjacency_merges_and_concatenates():
+    # pandas compares attrs with == when it merges: a DataFrame there would raise
+    log = datasets.simulate_border_log(end="2013-12")
+    panel = build_panel(log.events, "month", adjacency=log.adjacency)
+    other = build_panel(log.events, "month", adjacency=log.adjacency)
+    merged = panel.merge(other[["unique_id", "ds"]], on=["unique_id", "ds"])
+    both = pd.concat([panel, other])
+    assert len(merged) == len(panel) and len(both) == 2 * len(panel)
+    assert panel.attrs["adjacency"] == other.attrs["adjacency"]
+    assert PanelData.from_frame(both.drop_duplicates(["unique_id", "ds"])).adjacency is not None

@@ -131,7 +131,7 @@ def test_exposure_and_adjacency_travel_with_the_panel():
     p = quiet(BASE, exposure=ex, adjacency=adj)
     assert (p["exposure"] == 2.0).all()
     # carried in the canonical form of forecast.adjacency.read_adjacency
-    assert p.attrs["adjacency"][["country_a", "region_a", "country_b", "region_b"]].values.tolist() == [
+    assert p.attrs["adjacency"].frame[["country_a", "region_a", "country_b", "region_b"]].values.tolist() == [
         ["Tajikistan", "Khatlon", "Afghanistan", "Kunduz"]]
 
 

@@ -171,7 +171,7 @@ class PanelData:
             keys = frame.groupby("unique_id", sort=False)[["country", "province", "event_type"]].first()
         adjacency = panel.attrs.get("adjacency")  # any accepted form, e.g. set by hand
         if adjacency is not None and not set(ADJACENCY_COLUMNS) <= set(getattr(adjacency, "columns", ())):
-            adjacency = read_adjacency(adjacency)
+            adjacency = read_adjacency(adjacency)  # (an AdjacencyTable gives its frame)
         return cls(out, freq, keys, adjacency)
 
 

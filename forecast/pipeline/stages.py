@@ -114,9 +114,9 @@ def run_panel(cfg, events: pd.DataFrame) -> pd.DataFrame:
                           ForecastWarning, stacklevel=2)
         adjacency = run_adjacency(cfg)
         if adjacency is not None:
-            from forecast.adjacency import read_adjacency
+            from forecast.adjacency import as_attr
 
-            panel.attrs["adjacency"] = read_adjacency(adjacency)
+            panel.attrs["adjacency"] = as_attr(adjacency)
         return panel
     from forecast.pipeline.completeness import short_history_warning
 
