@@ -27,7 +27,8 @@ def spill_shares(components: pd.DataFrame) -> pd.DataFrame:
 
 @plain_text
 def spillover_plot(shares: pd.DataFrame, keys: pd.DataFrame | None = None):
-    """Horizontal stacked bars of the shares per province, one panel per event type.
+    """Horizontal stacked bars of the shares per province, one panel per event type (stacked
+    vertically, so long province names keep their room).
 
     ``keys``: ``unique_id -> country, province, event_type`` for labels and panels."""
     plt = pyplot()
@@ -38,9 +39,10 @@ def spillover_plot(shares: pd.DataFrame, keys: pd.DataFrame | None = None):
     else:
         frame["province"], frame["event_type"], frame["country"] = frame["unique_id"], "", ""
     types = list(dict.fromkeys(frame["event_type"].fillna("")))
-    rows = max(frame.groupby("event_type").size().max(), 1)
-    fig, axes = plt.subplots(1, len(types), figsize=(WIDTH, 1.2 + 0.34 * rows), squeeze=False, sharex=True)
-    for ax, et in zip(axes[0], types):
+    sizes = [max(int((frame["event_type"].fillna("") == et).sum()), 1) for et in types]
+    fig, axes = plt.subplots(len(types), 1, figsize=(WIDTH, 1.0 + 0.3 * sum(sizes) + 0.6 * len(types)),
+                             squeeze=False, sharex=True, gridspec_kw={"height_ratios": sizes})
+    for ax, et in zip(axes[:, 0], types):
         sub = frame[frame["event_type"].fillna("") == et].sort_values("share_neighbour", ascending=True)
         y = np.arange(len(sub))
         left = np.zeros(len(sub))
@@ -55,7 +57,7 @@ def spillover_plot(shares: pd.DataFrame, keys: pd.DataFrame | None = None):
         ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0", "25%", "50%", "75%", "100%"])
         ax.set_title(str(et) if et else "all series", fontsize=10)
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0][0].legend(loc="upper center", bbox_to_anchor=(0.5 * len(types), -0.08 - 1.0 / max(rows, 4)),
-                      ncol=3, frameon=False, fontsize=9)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.05 if len(types) > 1 else 0.1, 1, 1))
     return fig

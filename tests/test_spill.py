@@ -42,3 +42,19 @@ def test_spill_figure_is_drawn_for_a_direct_fit_and_for_auto_members(panel, tmp_
                 inner_origins=2).fit(panel)
     assert spillover_components({"auto": auto}) is not None
     assert spill_figure({"clim": Climatology().fit(panel)}, panel, tmp_path) is None
+
+
+def test_several_event_types_with_long_names_lay_out_without_warnings():
+    import warnings
+
+    from forecast._plots_spill import spillover_plot
+
+    provs = ["Districts of Republican Subordination", "Gorno-Badakhshan", "Khatlon", "Sughd"]
+    rows = [{"unique_id": f"{p}/{et}", "share_endemic": 0.5, "share_own": 0.3, "share_neighbour": 0.2}
+            for et in ("clash", "attack", "seizure") for p in provs]
+    keys = pd.DataFrame([{"unique_id": r["unique_id"], "country": "Tajikistan", "province": r["unique_id"].split("/")[0],
+                          "event_type": r["unique_id"].split("/")[1]} for r in rows]).set_index("unique_id")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = spillover_plot(pd.DataFrame(rows), keys)
+    assert len(fig.axes) == 3
