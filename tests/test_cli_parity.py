@@ -126,3 +126,22 @@ def test_to_frame_accepts_statsforecast_level():
                                                       "h": [1]}), np.array([3.0]), model="m")
     assert fc.to_frame(level=[80]).equals(fc.to_frame(levels=[80]))
     assert "lo-90" in fc.to_frame(level=90).columns and "lo-50" not in fc.to_frame(level=90).columns
+
+
+def test_readme_config_example_is_the_starter_with_example_values(tmp_path):
+    """`forecast init` writes every key of the README's example (in the same sections), and the
+    example itself is a valid configuration: the two cannot drift apart."""
+    import tomllib
+    from pathlib import Path
+
+    from forecast.config import config_from_dict, starter_text
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    example, starter = tomllib.loads(block), tomllib.loads(starter_text())
+    for section, keys in example.items():
+        assert section in starter, section
+        assert set(keys) <= set(starter[section]), (section, set(keys) - set(starter[section]))
+    for name in ("my_log.csv", "neighbours.csv"):
+        (tmp_path / name).write_text("x\n")
+    config_from_dict(example, base_dir=tmp_path)  # raises on any invalid key or value
