@@ -79,7 +79,7 @@ def test_bundled_specs_fit_and_forecast_degenerate_panels(name) -> None:
             p = p[p["unique_id"] == "spike0"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if name == "endemic_epidemic":  # a spatial model needs neighbours: a chain of the series
+            if name in ("endemic_epidemic", "ingarch_spillover"):  # spill-over needs neighbours: a chain
                 ids = sorted(p["unique_id"].unique())
                 p = p.copy()
                 p.attrs["adjacency"] = pd.DataFrame({"region_a": ids[:-1], "region_b": ids[1:]})

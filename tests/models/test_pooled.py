@@ -299,7 +299,7 @@ def test_no_bundled_model_forecasts_a_certain_zero_after_past_events(name):
     if name == "arima":
         spec.set_params(order=(1, 0, 0), seasonal=False)  # (no order search: seconds, not minutes)
     panel, extra = _quiet_monthly(), {}
-    if name == "endemic_epidemic":  # a spatial model needs neighbours: a chain of the series
+    if name in ("endemic_epidemic", "ingarch_spillover"):  # spill-over needs neighbours: a chain
         ids = sorted(panel["unique_id"].unique())
         extra = {"adjacency": pd.DataFrame({"region_a": ids[:-1], "region_b": ids[1:]})}
     fc = spec.fit(panel, **extra).forecast(6)
