@@ -30,16 +30,29 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
                 dask: Any = None) -> list[dict]:
     """Backtest blocks of ``spec`` (an :class:`~forecast.combine.auto.Auto`) at ``cutoffs``."""
     spec = spec.for_horizon(horizon)  # inner_horizon None: learn from the horizon being backtested
+    # A progress callback (the pipeline's) counts every member backtest: each gets its own part
+    # of the caller's count when the callback offers parts, else (a plain callable, a bar) only
+    # the outer member backtest reports, as before.
+    part = progress.part if hasattr(progress, "part") else None
     if window != "expanding" or spec.inner_refit_every != 1:
+        tick = None
+        if callable(progress):  # one unit per cutoff, counted from here (this runs in this process)
+            done = [0]
+            progress(0, len(cutoffs))
+
+            def tick(n: int = 1) -> None:
+                done[0] += n
+                progress(done[0], len(cutoffs))
         return _run_block(label, spec, cutoffs, frame, horizon=horizon, window=window, refit_every=refit_every,
-                          seed=seed, levels=levels, thresholds=thresholds, keep_pmf=keep_pmf, periods=periods)
+                          seed=seed, levels=levels, thresholds=thresholds, keep_pmf=keep_pmf, periods=periods,
+                          tick=tick)
     freq = frame.attrs["freq"]
     members = spec.member_specs()
     labels = list(members)
     refits = cutoffs[::refit_every]  # weights are learnt where auto would be refitted
     inner = {o: inner_cutoffs(spec, periods[:periods.get_loc(o) + 1], freq.periods_per_year) for o in refits}
     union = sorted(set().union(*inner.values())) if inner else []
-    # The internal cells are quiet work; the outer member backtest reports progress.
+    # The outer member backtest reports progress; the internal cells too when ``progress`` has parts.
     run = dict(seed=seed, jobs=jobs, progress=False, backend=backend, dask=dask, levels=levels,
                thresholds=thresholds)
     panel = frame.copy()
@@ -49,10 +62,11 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
                                 {**run, "progress": progress})
         inner_res = outer_res = both
     else:
-        inner_res = _member_backtest(panel, members, spec.inner_horizon, union, 1, spec.metric == "rps", run) \
+        quiet = {**run, "progress": part()} if part else run  # the internal cells count where they can
+        inner_res = _member_backtest(panel, members, spec.inner_horizon, union, 1, spec.metric == "rps", quiet) \
             if union else None
         outer_res = _member_backtest(panel, members, horizon, list(cutoffs), refit_every, True,
-                                     {**run, "progress": progress})
+                                     {**run, "progress": part() if part else progress})
     outer_blocks = _blocks_by_cutoff(outer_res, labels)
     # the members' internal forecasts as one object, built once (RPS weights need the pmfs)
     inner_fc = None

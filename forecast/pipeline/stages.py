@@ -12,8 +12,32 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     import pandas as pd
 
-#: ``progress(stage, done, total)``: what the pipeline reports while it works.
-Progress = Callable[[str, int, int], None]
+#: ``progress(stage, done, total)``: what the pipeline reports while it works. A callback with
+#: a ``detail`` parameter (or ``**kwargs``) also gets ``detail=`` when a step has words to say
+#: (``"fitting auto on 40 series"``); see :func:`reporter`.
+Progress = Callable[..., None]
+
+
+def reporter(progress: Progress | None) -> Callable[..., None] | None:
+    """``progress`` as a ``(stage, done, total, detail="")`` callable: ``detail`` is passed on
+    only when ``progress`` takes it, so a plain ``(stage, done, total)`` callback keeps working."""
+    if progress is None or getattr(progress, "takes_detail", False):
+        return progress
+    import inspect
+
+    try:
+        params = inspect.signature(progress).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: the plain protocol
+        params = ()
+    takes = any(p.name == "detail" or p.kind is p.VAR_KEYWORD for p in params)
+
+    def report(stage: str, done: int, total: int, detail: str = "") -> None:
+        if takes and detail:
+            progress(stage, done, total, detail=detail)
+        else:
+            progress(stage, done, total)
+    report.takes_detail = True  # type: ignore[attr-defined]
+    return report
 
 
 def load_panel(path: str | Path, *, freq: str = "month", as_of=None, schema: str = "auto",
@@ -255,16 +279,17 @@ def _fit_chosen(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFram
     parts = []
     chosen = selection.set_index("unique_id")["model"]
     labels = list(dict.fromkeys(chosen))
+    progress = reporter(progress)
     for done, lab in enumerate(labels):
+        ids = chosen.index[chosen == lab]
         if progress:
-            progress("final fit", done, len(labels))
+            progress("final fit", done, len(labels), detail=f"fitting {lab} on {len(ids)} series")
         if lab == "ensemble" and "ensemble" not in labelled:
             spec = Ensemble(members={str(v): load_model(v) for v in labelled.values()})
         else:
             spec = load_model(labelled[lab])
         if hasattr(spec, "for_horizon"):  # the auto model learns its weights for the forecast horizon
             spec = spec.for_horizon(cfg.forecast.horizon)
-        ids = chosen.index[chosen == lab]
         fit = spec.fit(panel[panel["unique_id"].isin(ids)], seed=cfg.run.seed)
         fitted[lab] = fit
         parts.append(fit.forecast(cfg.forecast.horizon, seed=cfg.run.seed))
