@@ -72,6 +72,12 @@ class Part:
         """Another part of the same tally (a nested run's second backtest reports from zero again)."""
         return Part(self.tally)
 
+    def reserve(self, units: int) -> "Part":
+        """Another part whose ``units`` are added to the total now, before it starts: work known
+        ahead keeps the share done from falling back when it begins."""
+        self.tally._add(0, units)
+        return Part(self.tally, units)
+
 
 def ticking(items: Iterable[T], tick: Callable[[], None] | None) -> Iterator[T]:
     """``items``, calling ``tick()`` after the loop body of each is done (a ``continue`` too)."""

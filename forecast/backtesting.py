@@ -162,8 +162,7 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
                thresholds=tuple(thresholds), keep_pmf=keep_pmf, periods=periods)
     # A progress callback sees one count: every (model, origin, chunk) of the tasks and the member
     # backtests of combinations (run first, so that their units are in the total early on).
-    units = sum(len(t[2]) for t in tasks)
-    tally = Tally(progress, units) if callable(progress) else None
+    tally = Tally(progress, units := sum(len(t[2]) for t in tasks)) if callable(progress) else None
     by_key: dict[tuple, list[dict]] = {}
     for label, spec in own.items():
         for b in spec.backtest_blocks(label, frame, cutoffs, jobs=jobs, backend=backend, dask=dask,
@@ -223,10 +222,7 @@ def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.
     blocks = [cutoffs[i:i + refit_every] for i in range(0, len(cutoffs), refit_every)]
     tasks = []
     for label, spec in specs.items():
-        if _splits_once(spec) and not getattr(spec, "pools_series", False):  # pooling reads every series
-            groups = [uids[i:i + SERIES_CHUNK] for i in range(0, len(uids), SERIES_CHUNK)]
-        else:
-            groups = [uids]
+        groups = _series_groups(spec, uids)
         per = max(1, min(len(blocks), -(-2 * workers // (len(specs) * len(groups))))) if workers > 1 else 1
         size = -(-len(blocks) // per)
         for ids in groups:
@@ -235,6 +231,13 @@ def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.
             for g in range(0, len(blocks), size):
                 tasks.append((label, spec, [c for b in blocks[g:g + size] for c in b], chunk))
     return tasks
+
+
+def _series_groups(spec: ModelSpec, uids: np.ndarray) -> list[np.ndarray]:
+    """The series of each task of ``spec``: chunks when it fits series alone (and pools none)."""
+    if _splits_once(spec) and not getattr(spec, "pools_series", False):  # pooling reads every series
+        return [uids[i:i + SERIES_CHUNK] for i in range(0, len(uids), SERIES_CHUNK)]
+    return [uids]
 
 
 def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: pd.DataFrame, *, horizon: int,

@@ -213,3 +213,32 @@ def test_auto_refitted_per_cutoff_counts_each_cutoff():
     seen = []
     backtest(_panel(), {"auto": _small_auto()}, 1, n_origins=3, window=40, progress=lambda d, t: seen.append((d, t)))
     assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
+
+
+def test_auto_fit_reports_its_internal_backtest():
+    seen = []
+    _small_auto().fit(_panel(), seed=0, progress=lambda d, t: seen.append((d, t)))
+    total = seen[-1][1]
+    # 3 members at the internal cutoffs, one unit each
+    assert total >= 3 * 2 and total % 3 == 0 and [d for d, _ in seen] == list(range(total + 1))
+
+
+def test_final_fit_counts_the_auto_models_internal_backtest_after_a_stage_line():
+    from types import SimpleNamespace
+
+    from forecast.pipeline.stages import _fit_chosen
+
+    panel = _panel()
+    cfg = SimpleNamespace(run=SimpleNamespace(seed=0), forecast=SimpleNamespace(horizon=2))
+    selection = pd.DataFrame({"unique_id": ["s0", "s1", "s2", "s3"],
+                              "model": ["auto", "auto", "climatology", "climatology"]})
+    events = []
+    _fit_chosen(cfg, panel, {"auto": "auto", "climatology": "climatology"}, selection,
+                lambda stage, done, total, detail="": events.append((stage, done, total, detail)))
+    assert {s for s, *_ in events} == {"final fit"}
+    assert [x for *_, x in events if x] == ["fitting auto on 2 series", "fitting climatology on 2 series"]
+    assert events[0][:3] == ("final fit", 0, 2)
+    done = [d for _, d, _, _ in events]
+    total = events[-1][2]
+    assert total > 2 and events[-1][1] == total  # the two models and auto's internal units
+    assert all(0 <= b - a <= 1 for a, b in zip(done, done[1:])) and all(d < t for _, d, t, _ in events[:-1])

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.backtesting import _run_block, backtest, score_block
+from forecast.backtesting import _run_block, _series_groups, backtest, score_block
 from forecast.combine._weights import inner_cutoffs, series_groups, weights_from_cells
 from forecast.scoring import mase_scale
 
@@ -33,7 +33,7 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
     # A progress callback (the pipeline's) counts every member backtest: each gets its own part
     # of the caller's count when the callback offers parts, else (a plain callable, a bar) only
     # the outer member backtest reports, as before.
-    part = progress.part if hasattr(progress, "part") else None
+    shared = hasattr(progress, "reserve")
     if window != "expanding" or spec.inner_refit_every != 1:
         tick = None
         if callable(progress):  # one unit per cutoff, counted from here (this runs in this process)
@@ -62,11 +62,13 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
                                 {**run, "progress": progress})
         inner_res = outer_res = both
     else:
-        quiet = {**run, "progress": part()} if part else run  # the internal cells count where they can
-        inner_res = _member_backtest(panel, members, spec.inner_horizon, union, 1, spec.metric == "rps", quiet) \
-            if union else None
+        # Both member backtests' units join the count now, so its share done never falls back.
+        inner_p = progress.reserve(_units(members, panel, len(union))) if shared and union else False
+        outer_p = progress.reserve(_units(members, panel, len(cutoffs))) if shared else progress
+        inner_res = _member_backtest(panel, members, spec.inner_horizon, union, 1, spec.metric == "rps",
+                                     {**run, "progress": inner_p}) if union else None
         outer_res = _member_backtest(panel, members, horizon, list(cutoffs), refit_every, True,
-                                     {**run, "progress": part() if part else progress})
+                                     {**run, "progress": outer_p})
     outer_blocks = _blocks_by_cutoff(outer_res, labels)
     # the members' internal forecasts as one object, built once (RPS weights need the pmfs)
     inner_fc = None
@@ -103,6 +105,13 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
         out.append(score_block(label, o, pooled, y, scales, diag, levels=levels, thresholds=thresholds,
                                keep_pmf=keep_pmf))
     return out
+
+
+def _units(members: dict, panel: pd.DataFrame, n_cutoffs: int) -> int:
+    """The progress units of a member backtest at ``n_cutoffs`` cutoffs (one per member, cutoff
+    and chunk of series, as the backtester counts them)."""
+    uids = pd.unique(panel["unique_id"])
+    return sum(n_cutoffs * len(_series_groups(m, uids)) for m in members.values())
 
 
 def _member_backtest(panel, members, horizon, origins, refit_every, keep_pmf, run):

@@ -109,8 +109,9 @@ class Auto(ModelSpec):
             spec.set_params(inner_horizon=int(horizon))
         return spec
 
-    def fit(self, panel: pd.DataFrame, *, seed: int = 0) -> "AutoFitted":
-        """Learn the weights by an internal backtest on ``panel``, then fit every member on it."""
+    def fit(self, panel: pd.DataFrame, *, seed: int = 0, progress: Any = None) -> "AutoFitted":
+        """Learn the weights by an internal backtest on ``panel``, then fit every member on it
+        (``progress(done, total)``, optional, hears the internal backtest's units)."""
         self.validate()
         spec = self.for_horizon(1)
         members = spec.member_specs()
@@ -118,7 +119,7 @@ class Auto(ModelSpec):
             m.validate()
         data = PanelData.from_frame(panel, spec.required_columns())
         uids = [s.uid for s in data.series]
-        weights, notes = inner_weights(spec, members, panel, uids, seed)
+        weights, notes = inner_weights(spec, members, panel, uids, seed, progress)
         fitted = {label: m.fit(panel, seed=seed) for label, m in members.items()}
         return AutoFitted(spec, data, fitted, weights, notes)
 

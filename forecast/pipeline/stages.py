@@ -270,8 +270,11 @@ def _with_weights(selection: pd.DataFrame, fitted: dict) -> pd.DataFrame:
 
 def _fit_chosen(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFrame, progress: Progress | None):
     """Fit each chosen model on all data for its series; forecast the horizon."""
+    from inspect import signature
+
     import numpy as np
 
+    from forecast._progress_tally import Tally
     from forecast.combine import Ensemble, load_model
     from forecast.distributions import CountForecast
 
@@ -280,21 +283,28 @@ def _fit_chosen(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFram
     chosen = selection.set_index("unique_id")["model"]
     labels = list(dict.fromkeys(chosen))
     progress = reporter(progress)
+    # One unit per chosen model, and the internal backtest of a model that takes a progress
+    # callback (auto learns its weights from one): its units join the count as it starts.
+    count = Tally(lambda d, t: progress("final fit", d, t), len(labels)) if progress else None
+    per_model = count.part(len(labels)) if count else None
     for done, lab in enumerate(labels):
         ids = chosen.index[chosen == lab]
-        if progress:
-            progress("final fit", done, len(labels), detail=f"fitting {lab} on {len(ids)} series")
+        if count:
+            progress("final fit", count.done, count.total, detail=f"fitting {lab} on {len(ids)} series")
         if lab == "ensemble" and "ensemble" not in labelled:
             spec = Ensemble(members={str(v): load_model(v) for v in labelled.values()})
         else:
             spec = load_model(labelled[lab])
         if hasattr(spec, "for_horizon"):  # the auto model learns its weights for the forecast horizon
             spec = spec.for_horizon(cfg.forecast.horizon)
-        fit = spec.fit(panel[panel["unique_id"].isin(ids)], seed=cfg.run.seed)
+        heard = {"progress": count.part()} if count and "progress" in signature(spec.fit).parameters else {}
+        fit = spec.fit(panel[panel["unique_id"].isin(ids)], seed=cfg.run.seed, **heard)
         fitted[lab] = fit
         parts.append(fit.forecast(cfg.forecast.horizon, seed=cfg.run.seed))
-    if progress:
-        progress("final fit", len(labels), len(labels))
+        if per_model:
+            per_model(done + 1, len(labels))
+    if count:
+        count.finish()
     fc = CountForecast.concat(parts) if len(parts) > 1 else parts[0]
     order = np.argsort(fc.index["unique_id"].to_numpy(), kind="stable")
     return fc.subset(order), fitted
