@@ -21,6 +21,7 @@ from forecast.models.baselines import Climatology, Naive
 from forecast.parallel import run_tasks
 from forecast.pipeline.stages import reporter
 from tests.test_auto import _panel, _small_auto
+from tests.test_parallel import cluster  # noqa: F401 (a fixture: a two-process Dask cluster)
 from tests.test_run import CONFIG, small_log, write_config
 
 
@@ -242,3 +243,18 @@ def test_final_fit_counts_the_auto_models_internal_backtest_after_a_stage_line()
     total = events[-1][2]
     assert total > 2 and events[-1][1] == total  # the two models and auto's internal units
     assert all(0 <= b - a <= 1 for a, b in zip(done, done[1:])) and all(d < t for _, d, t, _ in events[:-1])
+
+
+@pytest.mark.parametrize("where", ["jobs", "dask"])
+def test_tasks_in_workers_count_their_origins_when_they_finish(where, request):
+    # a callback cannot reach back from a worker: each task moves the count by its origins
+    panel = _panel(n_series=3, n=40)
+    models = {"climatology": Climatology(), "naive": Naive()}
+    run = {"jobs": 2} if where == "jobs" else {"dask": request.getfixturevalue("cluster")}
+    seen = []
+    res = backtest(panel, models, 2, n_origins=6, progress=lambda d, t: seen.append((d, t)), **run)
+    pd.testing.assert_frame_equal(res.point_scores, backtest(panel, models, 2, n_origins=6,
+                                                             progress=False).point_scores)
+    done = [d for d, _ in seen]
+    assert seen[0] == (0, 12) and seen[-1] == (12, 12) and {t for _, t in seen} == {12}
+    assert done == sorted(done) and len(seen) > 2  # more than one task per model

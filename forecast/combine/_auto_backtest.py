@@ -35,17 +35,9 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
     # the outer member backtest reports, as before.
     shared = hasattr(progress, "reserve")
     if window != "expanding" or spec.inner_refit_every != 1:
-        tick = None
-        if callable(progress):  # one unit per cutoff, counted from here (this runs in this process)
-            done = [0]
-            progress(0, len(cutoffs))
-
-            def tick(n: int = 1) -> None:
-                done[0] += n
-                progress(done[0], len(cutoffs))
         return _run_block(label, spec, cutoffs, frame, horizon=horizon, window=window, refit_every=refit_every,
                           seed=seed, levels=levels, thresholds=thresholds, keep_pmf=keep_pmf, periods=periods,
-                          tick=tick)
+                          tick=_per_cutoff(progress, len(cutoffs)) if callable(progress) else None)
     freq = frame.attrs["freq"]
     members = spec.member_specs()
     labels = list(members)
@@ -105,6 +97,18 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
         out.append(score_block(label, o, pooled, y, scales, diag, levels=levels, thresholds=thresholds,
                                keep_pmf=keep_pmf))
     return out
+
+
+def _per_cutoff(progress, n: int):
+    """A ``tick()`` that reports one more of ``n`` cutoffs done to ``progress(done, total)`` (this
+    runs in this process); ``(0, n)`` is reported at once."""
+    done = [0]
+    progress(0, n)
+
+    def tick() -> None:
+        done[0] += 1
+        progress(done[0], n)
+    return tick
 
 
 def _units(members: dict, panel: pd.DataFrame, n_cutoffs: int) -> int:
