@@ -90,7 +90,7 @@ def progress_run(tmp_path_factory):
 
 def test_run_reports_every_stage_in_order(progress_run):
     stages = list(dict.fromkeys(stage for stage, _, _ in progress_run))
-    assert stages == ["ingest", "panel", "backtest", "choose", "final fit", "figures", "html"]
+    assert stages == ["ingest", "panel", "backtest", "choose", "final fit", "checks", "figures", "html"]
     for stage in stages:
         mine = [(d, t) for s, d, t in progress_run if s == stage]
         assert mine[0][0] == 0 and mine[-1][0] == mine[-1][1] > 0, (stage, mine)

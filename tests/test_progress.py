@@ -199,7 +199,7 @@ def test_run_backtest_moves_one_unit_at_a_time(detailed_run):
 
 def test_run_has_stage_lines_for_final_fit_figures_and_html_in_order(detailed_run):
     stages = list(dict.fromkeys(s for s, *_ in detailed_run))
-    assert stages[-3:] == ["final fit", "figures", "html"]
+    assert stages[-4:] == ["final fit", "checks", "figures", "html"]
     details = [(s, x) for s, _, _, x in detailed_run if x]
     fits = [x for s, x in details if s == "final fit"]
     assert fits and all(x.startswith("fitting ") and x.endswith(" series") for x in fits)

@@ -44,9 +44,10 @@ def run(cfg, *, simulated: bool = False, title: str | None = None, progress: Pro
         ``progress(stage, done, total)`` is called as the run advances through the stages
         ``ingest``, ``panel``, ``backtest`` (per model and origin, the ``auto`` model's
         member backtests included: see :mod:`forecast._progress_tally`), ``choose``, ``final
-        fit`` (per chosen model), ``figures`` (per figure) and ``html``. A callback with a
-        ``detail`` parameter also hears what a step does ("fitting auto on 40 series"). Without
-        it the backtest shows a tqdm bar when writing to a terminal (unless ``cfg.run.quiet``).
+        fit`` (per chosen model, and the ``auto`` model's internal backtest), ``checks``
+        (tables, effects, past alerts), ``figures`` (per figure) and ``html``. A callback with
+        a ``detail`` parameter also hears what a step does ("fitting auto on 40 series").
+        Without it the backtest shows a tqdm bar on a terminal (unless ``cfg.run.quiet``).
     """
     from forecast.outputs import check_writable, staged_dir
 
@@ -123,13 +124,16 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
     step("choose", 1)
     with timer("forecast"):
         fc, fitted, selection = stages.final_forecast(cfg, panel, labelled, selection, baseline, progress)
+    step("checks", 0, 1, "forecast table, totals, intervention effects, past alerts and calibration")
     table, diag, keys = stages.forecast_table(cfg, fc, fitted, panel)
     totals_ds, totals_h = totals(fc, keys, cfg, panel)
     total = report_rows(totals_h, cfg.forecast.levels)
     effects = stages.effects(cfg, panel, labelled)
     with timer("past checks"):
         past = past_checks(cfg, res, panel, selection)
+    step("checks", 1)
 
+    step("figures")  # (the stage starts before the figures are drawn, not when the first is saved)
     with timer("figures"):
         figs = figures(panel, table, res, effects, cfg, tmp / "figures", progress)
     files = {"forecasts.csv": table, "totals.csv": totals_ds, "totals_horizon.csv": totals_h,
