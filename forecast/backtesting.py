@@ -116,7 +116,8 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     seed : seed of every random stream (each series' stream at each origin is derived from
         it, see :func:`~forecast.models.series.series_rng`), so the backtest is reproducible.
     keep_pmf : keep every predictive pmf (``result.pmf``); turn off for very large runs.
-    progress : show a progress bar (default: when writing to a terminal).
+    progress : show a progress bar (default: when writing to a terminal), or a ``(done, total)``
+        callable: one unit per model, origin and chunk of series, combinations' members included.
     backend : a joblib backend name for ``jobs > 1`` (default ``"loky"``).
     dask : a Dask scheduler address (``"tcp://host:8786"``) or ``distributed.Client``: run the
         tasks on that cluster, whose workers then set the parallelism (``jobs`` is not used).
