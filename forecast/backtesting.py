@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import warnings
 from pathlib import PurePath
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from forecast._backtest_result import BacktestResult  # noqa: F401 (public here)
+from forecast._progress_tally import Tally, ticking
 from forecast.adjacency import as_attr
 from forecast.exceptions import ConfigError, ForecastWarning
 from forecast.models.base import ModelSpec, infer_freq
@@ -116,7 +117,8 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     seed : seed of every random stream (each series' stream at each origin is derived from
         it, see :func:`~forecast.models.series.series_rng`), so the backtest is reproducible.
     keep_pmf : keep every predictive pmf (``result.pmf``); turn off for very large runs.
-    progress : show a progress bar (default: when writing to a terminal).
+    progress : show a progress bar (default: when writing to a terminal), or a ``(done, total)``
+        callable: one unit per model, origin and chunk of series, combinations' members included.
     backend : a joblib backend name for ``jobs > 1`` (default ``"loky"``).
     dask : a Dask scheduler address (``"tcp://host:8786"``) or ``distributed.Client``: run the
         tasks on that cluster, whose workers then set the parallelism (``jobs`` is not used).
@@ -165,16 +167,21 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
                   jobs if dask is None else 2 * max(jobs, 4))
     ctx = dict(horizon=horizon, window=window, refit_every=refit_every, seed=seed, levels=tuple(levels),
                thresholds=tuple(thresholds), keep_pmf=keep_pmf, periods=periods)
-    results = _run_tasks(tasks, ctx, jobs, progress, backend, dask) if tasks else []
-    # Back to the serial order: model, then cutoff, then series (chunks are in series order).
+    # A progress callback sees one count: every (model, origin, chunk) of the tasks and the member
+    # backtests of combinations (run first, so that their units are in the total early on).
+    tally = Tally(progress, units := sum(len(t[2]) for t in tasks)) if callable(progress) else None
     by_key: dict[tuple, list[dict]] = {}
+    for label, spec in own.items():
+        for b in spec.backtest_blocks(label, frame, cutoffs, jobs=jobs, backend=backend, dask=dask,
+                                      progress=tally.part() if tally else progress, **ctx):
+            by_key.setdefault((label, b["cutoff"]), []).append(b)
+    results = _run_tasks(tasks, ctx, jobs, tally.part(units) if tally else progress, backend, dask) if tasks else []
+    if tally:
+        tally.finish()
+    # Back to the serial order: model, then cutoff, then series (chunks are in series order).
     for task, blocks_of_task in zip(tasks, results):
         for b in blocks_of_task:
             by_key.setdefault((task[0], b["cutoff"]), []).append(b)
-    for label, spec in own.items():
-        for b in spec.backtest_blocks(label, frame, cutoffs, jobs=jobs, progress=progress, backend=backend,
-                                      dask=dask, **ctx):
-            by_key.setdefault((label, b["cutoff"]), []).append(b)
     blocks = [b for label in specs for c in cutoffs for b in by_key.get((label, c), [])]
     fcs = pd.concat([b["forecasts"] for b in blocks], ignore_index=True)
     pts = pd.concat([b["scores"] for b in blocks], ignore_index=True)
@@ -194,7 +201,7 @@ def _run_tasks(tasks, ctx, jobs, progress, backend, dask=None) -> list:
     from forecast.parallel import run_tasks
 
     return run_tasks(_run_block, tasks, shared=ctx, jobs=jobs, dask=dask, backend=backend, progress=progress,
-                     desc="backtest", unit="fit")
+                     desc="backtest", unit="fit", sizes=[len(t[2]) for t in tasks], tick="tick")
 
 
 #: Series per task. Batched solves stay large while memory stays bounded (a task holds one
@@ -222,10 +229,7 @@ def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.
     blocks = [cutoffs[i:i + refit_every] for i in range(0, len(cutoffs), refit_every)]
     tasks = []
     for label, spec in specs.items():
-        if _splits_once(spec) and not getattr(spec, "pools_series", False):  # pooling reads every series
-            groups = [uids[i:i + SERIES_CHUNK] for i in range(0, len(uids), SERIES_CHUNK)]
-        else:
-            groups = [uids]
+        groups = _series_groups(spec, uids)
         per = max(1, min(len(blocks), -(-2 * workers // (len(specs) * len(groups))))) if workers > 1 else 1
         size = -(-len(blocks) // per)
         for ids in groups:
@@ -236,11 +240,18 @@ def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.
     return tasks
 
 
+def _series_groups(spec: ModelSpec, uids: np.ndarray) -> list[np.ndarray]:
+    """The series of each task of ``spec``: chunks when it fits series alone (and pools none)."""
+    if _splits_once(spec) and not getattr(spec, "pools_series", False):  # pooling reads every series
+        return [uids[i:i + SERIES_CHUNK] for i in range(0, len(uids), SERIES_CHUNK)]
+    return [uids]
+
+
 def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: pd.DataFrame, *, horizon: int,
                window: str | int, refit_every: int, seed: int, levels: tuple, thresholds: tuple, keep_pmf: bool,
-               periods: pd.DatetimeIndex) -> list[dict]:
+               periods: pd.DatetimeIndex, tick: Callable[[], None] | None = None) -> list[dict]:
     """Fit at every ``refit_every``-th cutoff (the first included), update between; forecast
-    and score at each. ``cutoffs`` start at a refit."""
+    and score at each. ``cutoffs`` start at a refit. ``tick()`` (in this process) as each is done."""
     from forecast.models.base import PanelData
     from forecast.scoring import mase_scale
 
@@ -248,7 +259,7 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
     season = frame.attrs["freq"].season_length
     full = PanelData.from_frame(frame, spec.required_columns()) if _splits_once(spec) else None
     obs_frame = frame[["unique_id", "ds", "y"]]
-    for i, cutoff in enumerate(cutoffs):
+    for i, cutoff in enumerate(ticking(cutoffs, tick)):
         first = None if window == "expanding" else periods[max(0, periods.get_loc(cutoff) - int(window) + 1)]
         refit = i % refit_every == 0
         if full is not None:  # slice the series split once (no frame filtering per origin)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -27,6 +26,7 @@ from forecast import pipeline
 from forecast._cli_options import (AS_OF, COUNTRY, DASK_HELP, EVENTS_FILE, EVENTS_OR_PANEL, FREQ, GAZETTEER,
                                    MONTHFIRST, QUIET, REFIT_EVERY, RUN_AS_OF, RUN_FREQ, RUN_GAZETTEER,
                                    RUN_MONTHFIRST, RUN_SCHEMA, SCHEMA, SEED, data_options, run_data_overrides)
+from forecast._cli_progress import ProgressPrinter, progress_printer
 from forecast._boundary import (EXIT_INPUT, EXIT_INTERRUPT, EXIT_TERM, ForecastError, Terminated, error_lines,
                                 escape, input_error_line, install_sigterm_handler, printing_warnings,
                                 report_internal_error)
@@ -239,51 +239,12 @@ def _pandas_display():
     return pd.option_context("display.width", 160, "display.max_rows", 500)
 
 
-class _ProgressPrinter:
-    """Shows the pipeline's ``progress(stage, done, total)`` events.
-
-    On a terminal a stage with several steps (backtest tasks, figures) gets a tqdm bar on
-    stderr, as the backtest always had; other stages a line. Elsewhere (a log file, a pipe)
-    plain lines on stdout: ``figures …`` when a stage starts, then ``backtest: 12/48`` at most
-    every ``every`` seconds, so a long backtest leaves a readable trace. stderr is left to
-    ``warning:``/``error:`` lines.
-    """
-
-    def __init__(self, tty: bool, every: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.tty, self.every, self.clock = tty, every, clock
-        self.stage: Optional[str] = None
-        self.last = 0.0
-        self.bar = None
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage != self.stage:
-            self._close()
-            self.stage, self.last = stage, self.clock()
-            if self.tty and total > 1:
-                from tqdm.auto import tqdm
-
-                self.bar = tqdm(total=total, desc=stage, leave=False)
-            else:
-                typer.echo(f"{stage} …")
-        if self.bar is not None:
-            self.bar.update(done - self.bar.n)
-            if done >= total:
-                self._close()
-        elif not self.tty and 0 < done < total and self.clock() - self.last >= self.every:
-            self.last = self.clock()
-            typer.echo(f"{stage}: {done}/{total}")
-
-    def _close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+_ProgressPrinter = ProgressPrinter  # (its old name here)
 
 
-def _progress_printer(quiet: bool) -> Optional[_ProgressPrinter]:
+def _progress_printer(quiet: bool) -> Optional[ProgressPrinter]:
     """The progress display of a command: none with ``--quiet``."""
-    if quiet:
-        return None
-    return _ProgressPrinter(tty=sys.stdout.isatty() and sys.stderr.isatty())
+    return progress_printer(quiet, tty=sys.stdout.isatty() and sys.stderr.isatty())
 
 
 @app.command("run")

@@ -210,7 +210,7 @@ class _Reporter(_NoBar):
 def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, shared: Mapping[str, Any] | None = None,
               jobs: int = 1, dask: Any = None, backend: str | None = None,
               progress: bool | Callable[[int, int], None] | None = None, desc: str = "tasks",
-              unit: str = "task") -> list:
+              unit: str = "task", sizes: Sequence[int] | None = None, tick: str | None = None) -> list:
     """Call ``func(*task, **shared)`` for every task; return the results in task order.
 
     Parameters
@@ -234,6 +234,14 @@ def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, share
         ``progress(done, total)`` is called instead, at the start and as each task completes.
     desc, unit : str
         Label and unit of the progress bar.
+    sizes : sequence of int, optional
+        Units of work in each task (default one each): the bar counts units, so a task of
+        12 origins moves it by 12 and the rate (and the time left) is per unit, not per task.
+    tick : str, optional
+        The keyword through which ``func`` reports each unit as it finishes (``func(...,
+        **{tick: advance})``, ``advance(n=1)``). Used when the tasks run in this process, where
+        the count then moves unit by unit; tasks in other processes or on a cluster are counted
+        by their ``sizes`` when they finish (a callback cannot reach back from them).
 
     Returns
     -------
@@ -250,6 +258,9 @@ def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, share
     if dask is not None and not _is_client(dask):
         check_address(dask)  # before any work: a typo fails at once
     tasks = [tuple(t) for t in tasks]
+    sizes = [1] * len(tasks) if sizes is None else [int(n) for n in sizes]
+    if len(sizes) != len(tasks):
+        raise ValueError(f"sizes has {len(sizes)} entries for {len(tasks)} tasks.")
     shared = dict(shared or {})
     if progress is False:
         bar_cls: Any = _NoBar
@@ -257,18 +268,53 @@ def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, share
         bar_cls = functools.partial(_Reporter, report=progress)
     else:
         from tqdm.auto import tqdm as bar_cls
-    bar = dict(total=len(tasks), desc=desc, unit=unit, disable=None if progress is None else not progress,
+    bar = dict(total=sum(sizes), desc=desc, unit=unit, disable=None if progress is None else not progress,
                leave=False)
     if dask is not None:
-        return _run_dask(func, tasks, shared, dask, bar_cls, bar)
+        return _run_dask(func, tasks, shared, dask, bar_cls, bar, sizes)
     if (jobs == 1 and backend is None) or len(tasks) <= 1:
-        return [func(*t, **shared) for t in bar_cls(tasks, **bar)]
+        return _run_here(func, tasks, shared, bar_cls(**bar), sizes, tick)
     from joblib import Parallel, delayed
 
     runner = Parallel(n_jobs=min(jobs, len(tasks)), backend=backend or "loky", return_as="generator")
     task = Task(func, watch_parent=True)
     # Consumed in task order as results arrive: each task's warnings are shown as soon as it is in.
-    return unwrap(bar_cls(runner(delayed(task)(*t, **shared) for t in tasks), **bar))
+    return unwrap(_counted(runner(delayed(task)(*t, **shared) for t in tasks), bar_cls(**bar), sizes))
+
+
+def _run_here(func: Callable, tasks: list[tuple], shared: dict, bar: Any, sizes: list[int],
+              tick: str | None) -> list:
+    """The tasks in this process, the bar moved unit by unit through ``tick`` when ``func`` has one."""
+    out = []
+    try:
+        for t, n in zip(tasks, sizes):
+            if tick is None:
+                out.append(func(*t, **shared))
+                bar.update(n)
+                continue
+            seen = [0]
+
+            def advance(k: int = 1, seen=seen, n=n) -> None:
+                k = min(k, n - seen[0])  # never past the task's own size
+                if k > 0:
+                    seen[0] += k
+                    bar.update(k)
+
+            out.append(func(*t, **shared, **{tick: advance}))
+            advance(n)  # a unit the task skipped without reporting still counts as done
+    finally:
+        bar.close()
+    return out
+
+
+def _counted(results: Iterator, bar: Any, sizes: list[int]) -> Iterator:
+    """``results`` as they arrive, the bar moved by each one's size."""
+    try:
+        for r, n in zip(results, sizes):
+            yield r
+            bar.update(n)
+    finally:
+        bar.close()
 
 
 def _address_of(client: Any) -> str:
@@ -276,7 +322,8 @@ def _address_of(client: Any) -> str:
     return str(getattr(scheduler, "address", None) or "the given client's scheduler")
 
 
-def _run_dask(func: Callable, tasks: list[tuple], shared: dict, dask: Any, bar_cls: Any, bar: dict) -> list:
+def _run_dask(func: Callable, tasks: list[tuple], shared: dict, dask: Any, bar_cls: Any, bar: dict,
+              sizes: list[int]) -> list:
     with connect(dask) as client:
         distributed = _import_distributed()
         address = _address_of(client)
@@ -287,6 +334,7 @@ def _run_dask(func: Callable, tasks: list[tuple], shared: dict, dask: Any, bar_c
             remote = dict(zip(shared, client.scatter(list(shared.values()), hash=False))) if shared else {}
             # pure=False: calls are never merged, and their arguments are not hashed.
             futures = [client.submit(Task(func), *t, **remote, pure=False) for t in tasks]
+            size_of = {f.key: n for f, n in zip(futures, sizes)}
             progress = bar_cls(**bar)
             try:
                 for done in distributed.as_completed(futures, loop=client.loop):
@@ -295,7 +343,7 @@ def _run_dask(func: Callable, tasks: list[tuple], shared: dict, dask: Any, bar_c
                         error = done.exception().with_traceback(done.traceback())
                         client.cancel(futures)
                         break
-                    progress.update(1)
+                    progress.update(size_of.get(done.key, 1))
             except BaseException:
                 # Interrupted (Ctrl-C, SIGTERM): take our tasks off the cluster, which may be the
                 # user's and is never shut down here; a client we made is closed by connect().

@@ -90,7 +90,7 @@ def progress_run(tmp_path_factory):
 
 def test_run_reports_every_stage_in_order(progress_run):
     stages = list(dict.fromkeys(stage for stage, _, _ in progress_run))
-    assert stages == ["ingest", "panel", "backtest", "choose", "final fit", "figures", "html"]
+    assert stages == ["ingest", "panel", "backtest", "choose", "final fit", "checks", "figures", "html"]
     for stage in stages:
         mine = [(d, t) for s, d, t in progress_run if s == stage]
         assert mine[0][0] == 0 and mine[-1][0] == mine[-1][1] > 0, (stage, mine)
@@ -124,8 +124,11 @@ def test_progress_printer_off_a_terminal_prints_plain_lines_at_most_every_few_se
     show("figures", 0, 7)
     show("figures", 7, 7)
     out, err = capsys.readouterr()
-    assert out.splitlines() == ["ingest …", "backtest …", "backtest: 10/48", "backtest: 20/48", "backtest: 30/48",
-                                "backtest: 40/48", "figures …"]
+    # (with the share done, the time left from the rate so far, and a last line per stage: see test_progress.py)
+    assert out.splitlines() == ["ingest …", "ingest: done in 0.0 s", "backtest …",
+                                "backtest: 10/48 (20 %), about 19 s left", "backtest: 20/48 (41 %), about 14 s left",
+                                "backtest: 30/48 (62 %), about 9 s left", "backtest: 40/48 (83 %), about 4 s left",
+                                "backtest: 48/48 in 24 s", "figures …", "figures: 7/7 in 0.0 s"]
     assert err == ""  # stderr is for warning:/error: lines only
 
 

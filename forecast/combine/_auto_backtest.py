@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.backtesting import _run_block, backtest, score_block
+from forecast.backtesting import _run_block, _series_groups, backtest, score_block
 from forecast.combine._weights import inner_cutoffs, series_groups, weights_from_cells
 from forecast.scoring import mase_scale
 
@@ -30,16 +30,21 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
                 dask: Any = None) -> list[dict]:
     """Backtest blocks of ``spec`` (an :class:`~forecast.combine.auto.Auto`) at ``cutoffs``."""
     spec = spec.for_horizon(horizon)  # inner_horizon None: learn from the horizon being backtested
+    # A progress callback (the pipeline's) counts every member backtest: each gets its own part
+    # of the caller's count when the callback offers parts, else (a plain callable, a bar) only
+    # the outer member backtest reports, as before.
+    shared = hasattr(progress, "reserve")
     if window != "expanding" or spec.inner_refit_every != 1:
         return _run_block(label, spec, cutoffs, frame, horizon=horizon, window=window, refit_every=refit_every,
-                          seed=seed, levels=levels, thresholds=thresholds, keep_pmf=keep_pmf, periods=periods)
+                          seed=seed, levels=levels, thresholds=thresholds, keep_pmf=keep_pmf, periods=periods,
+                          tick=_per_cutoff(progress, len(cutoffs)) if callable(progress) else None)
     freq = frame.attrs["freq"]
     members = spec.member_specs(frame)
     labels = list(members)
     refits = cutoffs[::refit_every]  # weights are learnt where auto would be refitted
     inner = {o: inner_cutoffs(spec, periods[:periods.get_loc(o) + 1], freq.periods_per_year) for o in refits}
     union = sorted(set().union(*inner.values())) if inner else []
-    # The internal cells are quiet work; the outer member backtest reports progress.
+    # The outer member backtest reports progress; the internal cells too when ``progress`` has parts.
     run = dict(seed=seed, jobs=jobs, progress=False, backend=backend, dask=dask, levels=levels,
                thresholds=thresholds)
     panel = frame.copy()
@@ -49,10 +54,13 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
                                 {**run, "progress": progress})
         inner_res = outer_res = both
     else:
-        inner_res = _member_backtest(panel, members, spec.inner_horizon, union, 1, spec.metric == "rps", run) \
-            if union else None
+        # Both member backtests' units join the count now, so its share done never falls back.
+        inner_p = progress.reserve(_units(members, panel, len(union))) if shared and union else False
+        outer_p = progress.reserve(_units(members, panel, len(cutoffs))) if shared else progress
+        inner_res = _member_backtest(panel, members, spec.inner_horizon, union, 1, spec.metric == "rps",
+                                     {**run, "progress": inner_p}) if union else None
         outer_res = _member_backtest(panel, members, horizon, list(cutoffs), refit_every, True,
-                                     {**run, "progress": progress})
+                                     {**run, "progress": outer_p})
     outer_blocks = _blocks_by_cutoff(outer_res, labels)
     # the members' internal forecasts as one object, built once (RPS weights need the pmfs)
     inner_fc = None
@@ -89,6 +97,25 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
         out.append(score_block(label, o, pooled, y, scales, diag, levels=levels, thresholds=thresholds,
                                keep_pmf=keep_pmf))
     return out
+
+
+def _per_cutoff(progress, n: int):
+    """A ``tick()`` that reports one more of ``n`` cutoffs done to ``progress(done, total)`` (this
+    runs in this process); ``(0, n)`` is reported at once."""
+    done = [0]
+    progress(0, n)
+
+    def tick() -> None:
+        done[0] += 1
+        progress(done[0], n)
+    return tick
+
+
+def _units(members: dict, panel: pd.DataFrame, n_cutoffs: int) -> int:
+    """The progress units of a member backtest at ``n_cutoffs`` cutoffs (one per member, cutoff
+    and chunk of series, as the backtester counts them)."""
+    uids = pd.unique(panel["unique_id"])
+    return sum(n_cutoffs * len(_series_groups(m, uids)) for m in members.values())
 
 
 def _member_backtest(panel, members, horizon, origins, refit_every, keep_pmf, run):

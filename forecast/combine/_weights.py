@@ -41,8 +41,9 @@ def series_groups(panel: pd.DataFrame, uids: list[str], pool: str) -> np.ndarray
 
 
 def inner_weights(spec: Any, members: dict[str, ModelSpec], panel: pd.DataFrame, uids: list[str],
-                  seed: int) -> tuple[np.ndarray, dict[str, str]]:
-    """(M, n_series, steps) weights from an internal backtest of the members on ``panel``."""
+                  seed: int, progress: Any = None) -> tuple[np.ndarray, dict[str, str]]:
+    """(M, n_series, steps) weights from an internal backtest of the members on ``panel``
+    (reported to ``progress(done, total)`` when given)."""
     M = len(members)
     equal = np.full((M, len(uids), 1), 1.0 / M)
     ds = pd.DatetimeIndex(sorted(pd.to_datetime(panel["ds"]).unique()))
@@ -50,7 +51,7 @@ def inner_weights(spec: Any, members: dict[str, ModelSpec], panel: pd.DataFrame,
     if not cut:
         return equal, {u: "equal weights: too few periods for the internal backtest" for u in uids}
     res = backtest(panel, members, spec.inner_horizon, origins=cut, refit_every=spec.inner_refit_every,
-                   seed=seed, keep_pmf=spec.metric == "rps", progress=False)
+                   seed=seed, keep_pmf=spec.metric == "rps", progress=progress or False)
     return weights_from_cells(spec, list(members), res.forecasts, res.point_scores,
                               res.forecast_objects() if spec.metric == "rps" else None,
                               uids, series_groups(panel, uids, spec.pool))

@@ -16,7 +16,7 @@ import pandas as pd
 
 from forecast.combine._auto_backtest import auto_blocks
 from forecast.combine._weights import inner_weights
-from forecast.combine.ensemble import EnsembleFitted, _members_ok, _named_members, member_items
+from forecast.combine.ensemble import EnsembleFitted, _members_ok, _named_members, member_items, with_adjacency
 from forecast.models.base import ModelSpec, PanelData, Param, non_negative, one_of, positive_int
 from forecast.specs import load_model, register_spec_type
 
@@ -137,8 +137,12 @@ class Auto(ModelSpec):
             spec.set_params(inner_horizon=int(horizon))
         return spec
 
-    def fit(self, panel: pd.DataFrame, *, seed: int = 0) -> "AutoFitted":
-        """Learn the weights by an internal backtest on ``panel``, then fit every member on it."""
+    def fit(self, panel: pd.DataFrame, *, seed: int = 0, progress: Any = None,
+            adjacency: Any = None) -> "AutoFitted":
+        """Learn the weights by an internal backtest on ``panel``, then fit every member on it
+        (``progress(done, total)``, optional, hears the internal backtest's units; ``adjacency``
+        overrides the panel's)."""
+        panel = with_adjacency(panel, adjacency)
         self.validate()
         spec = self.for_horizon(1)
         members = spec.member_specs(panel)
@@ -146,7 +150,7 @@ class Auto(ModelSpec):
             m.validate()
         data = PanelData.from_frame(panel, spec.required_columns())
         uids = [s.uid for s in data.series]
-        weights, notes = inner_weights(spec, members, panel, uids, seed)
+        weights, notes = inner_weights(spec, members, panel, uids, seed, progress)
         fitted = {label: m.fit(panel, seed=seed) for label, m in members.items()}
         skipped = spec.skipped_members(panel)
         if skipped:  # said once per series, beside the weights' own notes

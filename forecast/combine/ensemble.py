@@ -78,8 +78,10 @@ class Ensemble(ModelSpec):
     def set_params(self, **params: Any) -> "Ensemble":
         return super().set_params(**_named_members(params))  # type: ignore[return-value]
 
-    def fit(self, panel: pd.DataFrame, *, seed: int = 0) -> "EnsembleFitted":
-        """Fit every member on ``panel``; ``seed`` seeds the internal weighting backtest."""
+    def fit(self, panel: pd.DataFrame, *, seed: int = 0, adjacency: Any = None) -> "EnsembleFitted":
+        """Fit every member on ``panel``; ``seed`` seeds the internal weighting backtest;
+        ``adjacency`` overrides the panel's (see :func:`with_adjacency`)."""
+        panel = with_adjacency(panel, adjacency)
         self.validate()
         spec = self.clone()
         members = {label: m.clone() for label, m in member_items(spec.members)}
@@ -99,6 +101,18 @@ class Ensemble(ModelSpec):
     def from_file_params(cls, params: dict[str, Any], load: Callable[[str], ModelSpec]) -> "Ensemble":
         """The spec from a file's hyperparameters, member names resolved by ``load`` (now, not at fit)."""
         return cls(**_named_members(params, load))
+
+
+def with_adjacency(panel: pd.DataFrame, adjacency: Any) -> pd.DataFrame:
+    """``panel`` carrying ``adjacency`` (any form :func:`forecast.adjacency.read_adjacency`
+    accepts) in its attrs, for members with neighbour terms; ``panel`` itself when None."""
+    if adjacency is None:
+        return panel
+    from forecast.adjacency import as_attr
+
+    out = panel.copy()
+    out.attrs = {**panel.attrs, "adjacency": as_attr(adjacency)}
+    return out
 
 
 def _named_members(params: dict[str, Any], load: Callable[[str], ModelSpec] | None = None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Iterable
 import numpy as np
 import pandas as pd
 
+from forecast.adjacency import read_adjacency
 from forecast.exceptions import ConfigError
 from forecast.models._pooled import groups_of, pooling_panel
 from forecast.models.fitted import FittedModel
@@ -124,17 +125,22 @@ class ModelSpec:
         check_params(type(self).__name__, self.params, self.get_params())
 
     # fitting ------------------------------------------------------------------
-    def fit(self, panel: pd.DataFrame, *, seed: int = 0) -> FittedModel:
+    def fit(self, panel: pd.DataFrame, *, seed: int = 0, adjacency: Any = None) -> FittedModel:
         """Fit every series of a long frame with ``unique_id, ds, y`` (+ exogenous columns).
 
         ``seed`` seeds any random draws the *fit* makes: none for models fitted series by
         series (their draws happen in :meth:`FittedModel.forecast`, which takes its own
         ``seed``); a combination that backtests its members (the score-weighted ensemble)
-        uses it there.
+        uses it there. ``adjacency`` (any form :func:`forecast.adjacency.read_adjacency`
+        accepts) overrides the panel's own (``panel.attrs["adjacency"]``) for models with
+        neighbour terms.
         """
         self.validate()
         self.check_panel(panel)
-        return self.fit_data(PanelData.from_frame(panel, self.required_columns()))
+        data = PanelData.from_frame(panel, self.required_columns())
+        if adjacency is not None:
+            data.adjacency = read_adjacency(adjacency)
+        return self.fit_data(data)
 
     def check_panel(self, panel: pd.DataFrame) -> None:
         """Model-specific checks of the panel's columns, all failures at once (default: none)."""

@@ -42,9 +42,12 @@ def run(cfg, *, simulated: bool = False, title: str | None = None, progress: Pro
         Report title (default "Incident forecast").
     progress : callable, optional
         ``progress(stage, done, total)`` is called as the run advances through the stages
-        ``ingest``, ``panel``, ``backtest`` (per backtest task), ``choose``, ``final fit``
-        (per chosen model), ``figures`` (per figure) and ``html``. Without it the backtest
-        shows a tqdm bar when writing to a terminal (unless ``cfg.run.quiet``).
+        ``ingest``, ``panel``, ``backtest`` (per model and origin, the ``auto`` model's
+        member backtests included: see :mod:`forecast._progress_tally`), ``choose``, ``final
+        fit`` (per chosen model, and the ``auto`` model's internal backtest), ``checks``
+        (tables, effects, past alerts), ``figures`` (per figure) and ``html``. A callback with
+        a ``detail`` parameter also hears what a step does ("fitting auto on 40 series").
+        Without it the backtest shows a tqdm bar on a terminal (unless ``cfg.run.quiet``).
     """
     from forecast.outputs import check_writable, staged_dir
 
@@ -88,9 +91,11 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
     from forecast.pipeline.totals import report_rows, totals
     from forecast.report_context import json_values
 
-    def step(stage: str, done: int = 0, total: int = 1) -> None:
+    progress = stages.reporter(progress)  # detail= only for a callback that takes it
+
+    def step(stage: str, done: int = 0, total: int = 1, detail: str = "") -> None:
         if progress:
-            progress(stage, done, total)
+            progress(stage, done, total, detail)
 
     timer = Timer()
     t_start = time.perf_counter()
@@ -120,23 +125,26 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
     step("choose", 1)
     with timer("forecast"):
         fc, fitted, selection = stages.final_forecast(cfg, panel, labelled, selection, baseline, progress)
+    step("checks", 0, 1, "forecast table, totals, intervention effects, past alerts and calibration")
     table, diag, keys = stages.forecast_table(cfg, fc, fitted, panel)
     totals_ds, totals_h = totals(fc, keys, cfg, panel)
     total = report_rows(totals_h, cfg.forecast.levels)
     effects = stages.effects(cfg, panel, labelled)
     with timer("past checks"):
         past = past_checks(cfg, res, panel, selection)
+    step("checks", 1)
 
+    step("figures")  # (the stage starts before the figures are drawn, not when the first is saved)
     with timer("figures"):
         figs = figures(panel, table, res, effects, cfg, tmp / "figures", progress)
         spill = spill_figure(fitted, panel, tmp / "figures")
         if spill is not None:
             figs.append(spill)
-    step("html")
     files = {"forecasts.csv": table, "totals.csv": totals_ds, "totals_horizon.csv": totals_h,
              "scores.csv": res.scores(("model", "h")),
              "comparison.csv": pd.concat([comparison.assign(h="all"), comparison_h], ignore_index=True),
              "selection.csv": selection, "diagnostics.csv": diag, "panel.csv": panel, "alerts.csv": past["alerts"]}
+    step("html", 0, 1, f"writing {len(files)} tables, run.json and index.html")
     for name, frame in files.items():
         write_csv(frame, tmp / name, index=False, date_format="%Y-%m-%d")
     man = manifest(cfg, events, panel, diag, warned(), timer, t_start, selection)

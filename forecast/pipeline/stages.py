@@ -12,8 +12,32 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     import pandas as pd
 
-#: ``progress(stage, done, total)``: what the pipeline reports while it works.
-Progress = Callable[[str, int, int], None]
+#: ``progress(stage, done, total)``: what the pipeline reports while it works. A callback with
+#: a ``detail`` parameter (or ``**kwargs``) also gets ``detail=`` when a step has words to say
+#: (``"fitting auto on 40 series"``); see :func:`reporter`.
+Progress = Callable[..., None]
+
+
+def reporter(progress: Progress | None) -> Callable[..., None] | None:
+    """``progress`` as a ``(stage, done, total, detail="")`` callable: ``detail`` is passed on
+    only when ``progress`` takes it, so a plain ``(stage, done, total)`` callback keeps working."""
+    if progress is None or getattr(progress, "takes_detail", False):
+        return progress
+    import inspect
+
+    try:
+        params = inspect.signature(progress).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: the plain protocol
+        params = ()
+    takes = any(p.name == "detail" or p.kind is p.VAR_KEYWORD for p in params)
+
+    def report(stage: str, done: int, total: int, detail: str = "") -> None:
+        if takes and detail:
+            progress(stage, done, total, detail=detail)
+        else:
+            progress(stage, done, total)
+    report.takes_detail = True  # type: ignore[attr-defined]
+    return report
 
 
 def load_panel(path: str | Path, *, freq: str = "month", as_of=None, schema: str = "auto",
@@ -246,8 +270,11 @@ def _with_weights(selection: pd.DataFrame, fitted: dict) -> pd.DataFrame:
 
 def _fit_chosen(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFrame, progress: Progress | None):
     """Fit each chosen model on all data for its series; forecast the horizon."""
+    from inspect import signature
+
     import numpy as np
 
+    from forecast._progress_tally import Tally
     from forecast.combine import Ensemble, load_model
     from forecast.distributions import CountForecast
 
@@ -255,21 +282,29 @@ def _fit_chosen(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFram
     parts = []
     chosen = selection.set_index("unique_id")["model"]
     labels = list(dict.fromkeys(chosen))
+    progress = reporter(progress)
+    # One unit per chosen model, and the internal backtest of a model that takes a progress
+    # callback (auto learns its weights from one): its units join the count as it starts.
+    count = Tally(lambda d, t: progress("final fit", d, t), len(labels)) if progress else None
+    per_model = count.part(len(labels)) if count else None
     for done, lab in enumerate(labels):
-        if progress:
-            progress("final fit", done, len(labels))
+        ids = chosen.index[chosen == lab]
+        if count:
+            progress("final fit", count.done, count.total, detail=f"fitting {lab} on {len(ids)} series")
         if lab == "ensemble" and "ensemble" not in labelled:
             spec = Ensemble(members={str(v): load_model(v) for v in labelled.values()})
         else:
             spec = load_model(labelled[lab])
         if hasattr(spec, "for_horizon"):  # the auto model learns its weights for the forecast horizon
             spec = spec.for_horizon(cfg.forecast.horizon)
-        ids = chosen.index[chosen == lab]
-        fit = spec.fit(panel[panel["unique_id"].isin(ids)], seed=cfg.run.seed)
+        heard = {"progress": count.part()} if count and "progress" in signature(spec.fit).parameters else {}
+        fit = spec.fit(panel[panel["unique_id"].isin(ids)], seed=cfg.run.seed, **heard)
         fitted[lab] = fit
         parts.append(fit.forecast(cfg.forecast.horizon, seed=cfg.run.seed))
-    if progress:
-        progress("final fit", len(labels), len(labels))
+        if per_model:
+            per_model(done + 1, len(labels))
+    if count:
+        count.finish()
     fc = CountForecast.concat(parts) if len(parts) > 1 else parts[0]
     order = np.argsort(fc.index["unique_id"].to_numpy(), kind="stable")
     return fc.subset(order), fitted
