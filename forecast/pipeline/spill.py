@@ -8,11 +8,15 @@ from typing import Any
 
 def spillover_components(fitted: dict) -> Any:
     """Fitted-mean components (``unique_id, ds, endemic, own, neighbour``) of the first
-    endemic–epidemic fit among the run's fitted models or their members, or None."""
+    endemic–epidemic fit among the run's fitted models or their members, or None; series the
+    model left to a fallback (e.g. no event of their type in the fit window) are left out."""
     for fit in fitted.values():
         for model in [fit, *getattr(fit, "members", dict)().values()]:
             if hasattr(model, "components"):
                 comp = model.components()
+                diag = model.diagnostics()
+                if "fallback" in diag.columns:  # a series forecast by a fallback has no fitted split
+                    comp = comp[comp["unique_id"].isin(diag.loc[diag["fallback"] == "none", "unique_id"])]
                 if len(comp):
                     return comp
     return None
