@@ -34,7 +34,6 @@ from forecast._report_view import (  # noqa: F401 (formatters and png_data_uri: 
     _date_label,
     _effect,
     _effects,
-    _figures,
     _headline,
     _records,
     _s,
@@ -50,6 +49,7 @@ from forecast._report_view import (  # noqa: F401 (formatters and png_data_uri: 
     plural,
     png_data_uri,
 )
+from forecast._report_figs import _figures
 from forecast._report_past import calibration_view, past_alerts_view
 from forecast.report_context import ReportContext
 

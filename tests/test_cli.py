@@ -1,6 +1,7 @@
 """CLI: summaries, one line per problem with exit 1, no traceback, no silent overwrite."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -124,7 +125,22 @@ def test_demo_into_a_new_folder_then_refuses_to_overwrite(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no temporary folder left
 
 
+def _quick_demo_config(tmp_path, monkeypatch):
+    """The demo's config with one cheap model and two origins (the folder rules are the point
+    here; test_demo_into_a_new_folder_then_refuses_to_overwrite runs the real demo)."""
+    import forecast.pipeline as pipeline_module
+
+    real = pipeline_module.demo_config_path()
+    text = real.read_text(encoding="utf-8").replace('"../_data/', f'"{(real.parent.parent / "_data").as_posix()}/')
+    text = text.replace('candidates = ["auto", "demo_intervention.toml"]', 'candidates = ["climatology"]')
+    text = text.replace('selection = "auto"', 'selection = "series"').replace("origins = 12", "origins = 2")
+    cfg = tmp_path / "quick_demo.toml"
+    cfg.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(pipeline_module, "demo_config_path", lambda: cfg)
+
+
 def test_demo_replaces_its_own_folder(tmp_path, monkeypatch):
+    _quick_demo_config(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     marker = Path("reports/demo/old.txt")
     marker.parent.mkdir(parents=True)
@@ -134,6 +150,7 @@ def test_demo_replaces_its_own_folder(tmp_path, monkeypatch):
     assert run("demo", "--quiet").exit_code == 0
     assert not marker.exists() and Path("reports/demo/index.html").exists()
     assert sorted(p.name for p in Path("reports").iterdir()) == ["demo"]
+    assert json.loads(Path("reports/demo/run.json").read_text())["tool"].startswith("incident-forecast")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["validate", "--help"], ["panel", "--help"], ["demo", "--help"]])

@@ -222,7 +222,7 @@ def test_small_multiples_titles_are_wrapped_not_cut():
 
 
 def test_report_view_sizes_images_from_their_pixels():
-    from forecast._report_view import _figures
+    from forecast._report_figs import _figures
 
     png = plots.to_png_bytes(plt.figure(figsize=(6, 2)), dpi=150)  # 900 x 300 px
     (fig,) = _figures([{"id": "x", "png": png}])

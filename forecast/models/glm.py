@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from forecast.models._glmbatch import fit_batch
-from forecast.models._glmglue import (_BatchRows, _check_future, _draw, _named_columns, in_sample_eta, pathmix,
-                                      simulate_many, start_history)
+from forecast.models._glmsim import simulate_series
+from forecast.models._glmglue import (_BatchRows, _check_future, _named_columns, in_sample_eta, pathmix,
+                                      simulate_many)
 from forecast.models._missing import lag_window
 from forecast.models._neighbourjoint import NeighbourTerms, joint_forecast
 from forecast.models._neighbours import NEIGHBOUR_PARAMS
@@ -294,30 +295,8 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
     def _simulate(self, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], s: Series, alpha: float,
                   cap: float, rng: np.random.Generator, pre: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Sample paths (h, n_paths): draw y_{T+j} given the simulated past, step by step; also
-        the mean each draw was made with (h, n_paths), the path's conditional law of that step.
-
-        ``pre`` (the lag-free linear predictor of the last w periods, see
-        :func:`~forecast.models._missing.lag_window`): the missing counts among them are
-        drawn first, from the last observed ones forward, so each path carries its own
-        value of a missing lag.
-        """
-        h, L = len(eta), max(lags)
-        w = 0 if pre is None else len(pre)
-        hist = np.empty((self.n_paths, L + w + h))
-        hist[:, :L + w] = start_history(s, L + w) if w else s.y[-L:]
-        n = len(s.y)
-        for j in range(w):  # in-sample periods T-w .. T-1: draw the missing ones
-            t = n - w + j
-            if s.observed[t] or not np.isfinite(pre[j]):
-                continue  # observed, or before the first fitted row (start_history filled it)
-            mu = capped_mean(np.exp(pre[j] + lag_values(hist[:, :L + j], lags) @ gamma), cap, s.uid)
-            hist[:, L + j] = _draw(rng, mu, alpha)
-        mus = np.empty((h, self.n_paths))
-        for j in range(h):  # vectorised over paths; the recursion forces a loop over steps
-            mus[j] = capped_mean(np.exp(eta[j] + lag_values(hist[:, :L + w + j], lags) @ gamma), cap, s.uid)
-            hist[:, L + w + j] = _draw(rng, mus[j], alpha)
-        return hist[:, L + w:].T.astype(np.int64), mus
+        """Sample paths of one series (see :func:`forecast.models._glmsim.simulate_series`)."""
+        return simulate_series(self.n_paths, eta, gamma, lags, s, alpha, cap, rng, pre)
 
 
 class PoissonGLM(_LogLinearGLM):
