@@ -311,6 +311,10 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
         x[ia[better]] = trial[np.flatnonzero(better), best[better]]
         cur[ia[better]] = fbest[better]
         converged[ia[~better]] = True
+        # A row creeping along a flat ridge (an MA root drifting to the unit circle: the
+        # likelihood and the forecasts barely change along it) stops once a full step gains
+        # less than SMALL_GAIN, the gain it would be called converged at anyway.
+        converged[ia[better & (gain[ia] < SMALL_GAIN)]] = True
     # (still creeping along a flat ridge after MAX_ITER: converged if the last gain was negligible)
     return x, converged | (gain < SMALL_GAIN)
 
