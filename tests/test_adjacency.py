@@ -13,36 +13,16 @@ from forecast.exceptions import DataValidationError
 from forecast.models.series import PanelData
 from forecast.panel import build_panel
 
+from tests.models.test_spatial import bfs_orders  # brute-force breadth-first search
+
 REF = Path(__file__).parent / "reference_data" / "spatial"
-
-
-def _bfs_orders(names, pairs):
-    """Brute-force neighbourhood orders: breadth-first search from every region."""
-    nb = {n: set() for n in names}
-    for a, b in pairs:
-        nb[a].add(b)
-        nb[b].add(a)
-    out = np.zeros((len(names), len(names)), dtype=int)
-    for i, src in enumerate(names):
-        dist, frontier = {src: 0}, [src]
-        while frontier:
-            nxt = []
-            for v in frontier:
-                for w in nb[v]:
-                    if w not in dist:
-                        dist[w] = dist[v] + 1
-                        nxt.append(w)
-            frontier = nxt
-        for j, dst in enumerate(names):
-            out[i, j] = dist.get(dst, 0)
-    return out
 
 
 def test_reference_adjacency_orders_equal_breadth_first_search():
     adj = pd.read_csv(REF / "spatial_adjacency.csv")
     names = sorted(set(adj["province_a"]) | set(adj["province_b"]))
     got = region_orders(read_adjacency(adj), [("", n) for n in names])
-    want = _bfs_orders(names, zip(adj["province_a"], adj["province_b"]))
+    want = bfs_orders(names, zip(adj["province_a"], adj["province_b"]))
     assert (got == want).all()
     assert got.max() >= 2 and (got == got.T).all() and (np.diag(got) == 0).all()
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
-from forecast.adjacency import read_adjacency, series_orders
+from forecast.adjacency import series_orders
 from forecast.exceptions import ConfigError
 from forecast.models import _hhh4fit as hh
 from forecast.models._spatialsim import forecast_group, grid, time_design
@@ -112,7 +112,7 @@ class EndemicEpidemic(ModelSpec):
     handles_missing = True
     #: a joint fit reads every series of the panel: backtests must not chunk it
     pools_series = True
-    #: ``fit`` adds only the adjacency override: backtests may split the panel once and call fit_data
+    #: ``fit`` is the base one: backtests may split the panel once and call fit_data
     splits_once = True
 
     def required_columns(self) -> tuple[str, ...]:
@@ -122,16 +122,6 @@ class EndemicEpidemic(ModelSpec):
         """The exposure column must be a finite number > 0 on every row."""
         if self.exposure:
             check_design_columns(panel, DesignSpec(exposure=self.exposure))
-
-    def fit(self, panel: pd.DataFrame, *, seed: int = 0, adjacency: Any = None) -> "SpatialFitted":
-        """Fit every series of a long frame; ``adjacency`` (any form
-        :func:`~forecast.adjacency.read_adjacency` accepts) overrides the panel's."""
-        self.validate()
-        self.check_panel(panel)
-        data = PanelData.from_frame(panel, self.required_columns())
-        if adjacency is not None:
-            data.adjacency = read_adjacency(adjacency)
-        return self.fit_data(data)
 
     def fallback_specs(self) -> list[tuple[str, ModelSpec]]:
         return [("negbin_glm", NegBinGLM()), ("climatology", Climatology()), ("zero", Zero())]
