@@ -6,7 +6,7 @@ the fitted null (the parametric bootstrap of :func:`forecast.interventions.detec
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,6 +28,8 @@ class NullModel:
     b: np.ndarray          # coefficients of log(1 + y_{t-k})
     lags: tuple[int, ...]
     nu_init: float
+    spec: ModelSpec        # the spec fitted: the one asked for, or its fallback (see ``note``)
+    note: str = ""         # a fallback taken, or why there is no null fit
 
     def simulate(self, s: Series, n_rep: int, rng: np.random.Generator) -> np.ndarray:
         """(n_rep, len(s.y)) count series from the fitted null, the first ``first`` counts as observed."""
@@ -53,12 +55,23 @@ def check_spec(spec: ModelSpec | str) -> ModelSpec:
     return spec
 
 
-def null_model(spec: ModelSpec, s: Series) -> NullModel:
+def null_model(spec: ModelSpec, s: Series, fallback: bool = True) -> NullModel:
     """Fit the null model of ``spec`` (its whole design, interventions it already has included)
     to one series by unpenalised maximum likelihood (a spec's ``penalty`` is not used: the
-    tests are likelihood-based)."""
+    tests are likelihood-based).
+
+    An INGARCH null whose likelihood rises to the stationarity boundary (a level shift left
+    out of the null looks like a unit root to the mean feedback) has no interior maximum, so
+    no score test; it falls back to the same model without mean feedback (``past_mean = ()``,
+    the log-linear autoregression on log(1 + y)) and says so in ``note``.
+    """
     if spec.name == "ingarch":
-        return _ingarch(spec, s)
+        nm = _ingarch(spec, s)
+        if not fallback or nm.fit.converged or not nm.fit.message.startswith("non-stationary") or not spec.past_mean:
+            return nm
+        fb = _ingarch(spec.clone().set_params(past_mean=()), s)
+        why = "fallback: no mean feedback (past_mean = []); ingarch's went to the stationarity boundary"
+        return replace(fb, note=why) if fb.fit.converged else nm
     dspec = DesignSpec.from_params(spec.get_params())
     d = build_design(dspec, s)
     keep = d.keep
@@ -72,7 +85,7 @@ def null_model(spec: ModelSpec, s: Series) -> NullModel:
     lag = np.asarray(d.lag_cols, dtype=int)
     nonlag = np.setdiff1d(np.arange(d.X.shape[1]), lag)
     base = d.X[:, nonlag] @ beta[nonlag] + d.offset
-    return NullModel(fit, dspec.max_lag, base, beta[lag], tuple(dspec.lags), 0.0)
+    return NullModel(fit, dspec.max_lag, base, beta[lag], tuple(dspec.lags), 0.0, spec, _why_not(fit))
 
 
 def _ingarch(spec: ModelSpec, s: Series) -> NullModel:
@@ -91,4 +104,16 @@ def _ingarch(spec: ModelSpec, s: Series) -> NullModel:
                        distribution=spec.distribution)
     nonlag = [j for j in range(X.shape[1]) if j not in obs]
     base = X[:, nonlag] @ fit.coef[nonlag]
-    return NullModel(fit, dspec.max_lag, base, fit.coef[obs], tuple(dspec.lags), nu_init)
+    return NullModel(fit, dspec.max_lag, base, fit.coef[obs], tuple(dspec.lags), nu_init, spec, _why_not(fit))
+
+
+def _why_not(fit: NullFit) -> str:
+    """Why a null fit failed, in a few words ("" when it converged)."""
+    if fit.converged:
+        return ""
+    msg = fit.message
+    why = ("separation (too few events for the model's terms)" if "separation" in msg
+           else "all counts are zero" if "all counts" in msg
+           else "the mean feedback goes to the stationarity boundary" if msg.startswith("non-stationary")
+           else "rank-deficient design" if "rank-deficient" in msg else "did not converge")
+    return "no null fit: " + why

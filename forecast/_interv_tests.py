@@ -49,6 +49,7 @@ class NullFit:
     coef: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the null's coefficients of X
     a: np.ndarray = field(default_factory=lambda: np.zeros(0))  # INGARCH mean-lag coefficients
     past_mean: tuple[int, ...] = ()
+    message: str = ""    # why the fit did not converge ("" when it did)
     refit: Callable[[np.ndarray, str], tuple[float, float, float]] | None = None  # z, kind -> ll, gamma, se
 
     @property
@@ -119,7 +120,7 @@ def glm_null(X: np.ndarray, y: np.ndarray, off: np.ndarray, pos: np.ndarray, nb:
 
     return NullFit(y=np.asarray(y, float), pos=pos, mu=mu, alpha=float(g.alpha), D=np.asarray(X, float),
                    loglik=float(g.loglik), converged=bool(g.converged) and "rank-deficient" not in g.message,
-                   coef=np.asarray(g.coef, float), refit=refit)
+                   coef=np.asarray(g.coef, float), message=str(g.message), refit=refit)
 
 
 def ingarch_null(X: np.ndarray, y: np.ndarray, pos: np.ndarray, *, past_mean: tuple[int, ...],
@@ -150,8 +151,8 @@ def ingarch_null(X: np.ndarray, y: np.ndarray, pos: np.ndarray, *, past_mean: tu
         return (h.loglik, h.coef[p], h.std_error[p]) if h.converged else (np.nan, np.nan, np.nan)
 
     return NullFit(y=yi.astype(float), pos=pos, mu=np.exp(nu), alpha=float(res.alpha), D=D,
-                   loglik=float(res.loglik), converged=bool(res.converged), coef=np.asarray(res.coef[:p]), a=a, past_mean=tuple(past_mean),
-                   refit=refit)
+                   loglik=float(res.loglik), converged=bool(res.converged), coef=np.asarray(res.coef[:p]), a=a,
+                   past_mean=tuple(past_mean), message=str(res.message), refit=refit)
 
 
 def _external_fit(X, y, z, null_res, past_mean, nu_init, obs_cols) -> tuple[float, float, float]:

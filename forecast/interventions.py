@@ -29,8 +29,8 @@ from forecast.models.series import PanelData, Series
 COLUMNS = ["unique_id", "term", "kind", "date", "estimate", "std_error", "rate_ratio", "lo", "hi",
            "p_value", "p_holm", "fallback"]
 TEST_COLUMNS = ["unique_id", "date", "kind", "delta", "score_stat", "p_score", "lr_stat", "p_lr", "rate_ratio",
-                "lo", "hi"]
-DETECT_COLUMNS = ["unique_id", "date", "kind", "delta", "score_stat", "p_value", "B", "n_dates"]
+                "lo", "hi", "note"]
+DETECT_COLUMNS = ["unique_id", "date", "kind", "delta", "score_stat", "p_value", "B", "n_dates", "note"]
 
 
 def effects(fitted: FittedModel, level: float = 0.95) -> pd.DataFrame:
@@ -162,7 +162,9 @@ def score_test(panel: pd.DataFrame, spec: ModelSpec | str, date, *, delta: float
         ``score_stat`` (U²/I from the null fit, χ²₁), ``p_score``, ``lr_stat`` = 2(ℓ_alt − ℓ_null),
         ``p_lr`` (χ²₁), ``rate_ratio`` = exp(γ̂) from the alternative fit and its Wald
         interval ``lo, hi``. NaN where the null or alternative fit failed or τ is outside
-        the series' fitted periods.
+        the series' fitted periods; ``note`` says why there is no null fit, or which fallback
+        was tested (an ``ingarch`` null at its stationarity boundary is tested without mean
+        feedback: see :func:`forecast._interv_null.null_model`).
 
     Notes
     -----
@@ -183,11 +185,14 @@ def score_test(panel: pd.DataFrame, spec: ModelSpec | str, date, *, delta: float
         period = pd.Timestamp(s.freq.start(np.array([np.datetime64(pd.Timestamp(date).value, "ns")]))[0])
         row = {"unique_id": s.uid, "date": period, "kind": kind, "delta": float(delta)}
         nm = null_model(_without_period(spec, s, period), s)
+        row["note"] = nm.note
         x = effect_column(nm.fit.pos, i0, delta)
         if nm.fit.converged and np.ptp(x) > 0:
             S = float(score_stats(nm.fit, x[:, None], kind)[0])
             ll, g, se = nm.fit.refit(x, kind)
             lr = max(2 * (ll - nm.fit.loglik), 0.0) if np.isfinite(ll) else np.nan
+            if not np.isfinite(ll):
+                row["note"] = "; ".join(filter(None, [nm.note, "the fit with the effect did not converge: no LR test"]))
             row |= {"score_stat": S, "p_score": stats.chi2.sf(S, 1), "lr_stat": lr, "p_lr": stats.chi2.sf(lr, 1),
                     "rate_ratio": np.exp(g), "lo": np.exp(g - z * se), "hi": np.exp(g + z * se)}
         rows.append(row)
@@ -216,7 +221,9 @@ def detect(panel: pd.DataFrame, spec: ModelSpec | str, *, delta: float = 1.0, ki
         One row per series: ``unique_id``, ``date`` (start of the period with the largest
         score statistic), ``kind, delta``, ``score_stat`` (that maximum), ``p_value`` (its
         bootstrap p-value (1 + #{max* ≥ max}) / (1 + B')), ``B`` (B', the replicates whose
-        null refit converged) and ``n_dates`` (candidate dates).
+        null refit converged), ``n_dates`` (candidate dates) and ``note`` (as in
+        :func:`score_test`; replicates are refitted with the model the series was tested with,
+        never a fallback of it).
 
     Notes
     -----
@@ -240,7 +247,7 @@ def detect(panel: pd.DataFrame, spec: ModelSpec | str, *, delta: float = 1.0, ki
         nm = null_model(spec, s)
         pos = nm.fit.pos
         cands = np.arange(pos[0] + margin, pos[-1] - margin + 1)
-        row = {"unique_id": s.uid, "kind": kind, "delta": float(delta), "n_dates": len(cands)}
+        row = {"unique_id": s.uid, "kind": kind, "delta": float(delta), "n_dates": len(cands), "note": nm.note}
         if not nm.fit.converged or not len(cands):
             rows.append(row)
             continue
@@ -248,7 +255,7 @@ def detect(panel: pd.DataFrame, spec: ModelSpec | str, *, delta: float = 1.0, ki
         best = int(np.nanargmax(stat))
         peaks = []
         for y in nm.simulate(s, B, rng):
-            f = null_model(spec, Series(s.uid, s.ds_values, y, s.freq, s.exog, s.observed)).fit
+            f = null_model(nm.spec, Series(s.uid, s.ds_values, y, s.freq, s.exog, s.observed), fallback=False).fit
             if f.converged:
                 peaks.append(np.nanmax(score_stats(f, effect_column(f.pos, cands, delta), kind), initial=0.0))
         peaks = np.asarray(peaks)

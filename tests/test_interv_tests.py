@@ -250,3 +250,57 @@ def test_detect_with_feedback_models_runs_seeded(feedback, spec):
     b = detect(feedback, spec, B=5, seed=3)
     pd.testing.assert_frame_equal(a, b)
     assert a.B.iloc[0] >= 4 and 0 < a.p_value.iloc[0] <= 1 and a.n_dates.iloc[0] == N - 1 - 2 * 3  # one lag row lost, margin 3 at each end
+
+
+# ----------------------------------------------------------------------------- fallbacks and notes
+
+@pytest.fixture(scope="module")
+def big_shift() -> pd.DataFrame:
+    """A level shift of 1.5 on the log scale and nothing else (NB2, size 3): an NB INGARCH(1, 1)
+    null without the effect pushes its mean feedback to the stationarity boundary (the shift
+    looks like a unit root)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(N)
+    return _panel({"s": _nb(rng, np.exp(1.0 + 1.5 * (t >= TAU)), size=3.0)})
+
+
+def test_ingarch_null_at_the_boundary_is_tested_without_mean_feedback(big_shift):
+    spec = INGARCH(distribution="negbin", seasonality="none", past_mean=(1,))
+    s = PanelData.from_frame(big_shift).series[0]
+    assert not null_model(spec, s, fallback=False).fit.converged  # the premise: no interior null maximum
+    out = score_test(big_shift, spec, "2020-12", delta=1.0)
+    ref = score_test(big_shift, INGARCH(distribution="negbin", seasonality="none", past_mean=()), "2020-12",
+                     delta=1.0)
+    assert out.note.iloc[0].startswith("fallback: no mean feedback")
+    assert ref.note.iloc[0] == ""
+    nums = ["score_stat", "p_score", "lr_stat", "rate_ratio"]
+    np.testing.assert_allclose(out[nums].to_numpy(float), ref[nums].to_numpy(float), rtol=1e-12)
+    assert out.p_score.iloc[0] < 1e-3 and out.rate_ratio.iloc[0] > 2  # the shift is found
+
+
+def test_detect_tests_the_fallback_and_bootstraps_from_it(big_shift, monkeypatch):
+    import forecast.interventions as iv
+    calls = []
+
+    def spy(spec, s, fallback=True):
+        calls.append((tuple(spec.past_mean), fallback))
+        return null_model(spec, s, fallback)
+    monkeypatch.setattr(iv, "null_model", spy)
+    spec = INGARCH(distribution="negbin", seasonality="none", past_mean=(1,))
+    out = detect(big_shift, spec, delta=1.0, B=9, seed=2)
+    assert out.note.iloc[0].startswith("fallback")
+    assert abs((out.date.iloc[0] - DS[TAU]).days) <= 62 and out.p_value.iloc[0] < 0.2
+    # the series' own fit asked for the spec as given; every replicate refits the fallback, never falls back again
+    assert calls[0] == ((1,), True) and calls[1:] == [((), False)] * 9
+
+
+def test_rows_without_a_null_fit_say_why():
+    rng = np.random.default_rng(0)
+    y = np.zeros(N, dtype=int)
+    y[[5, 40]] = 1  # two events, both in months another year leaves empty: month dummies separate
+    panel = _panel({"zeros": np.zeros(N, dtype=int), "sparse": y, "fine": rng.poisson(4.0, N)})
+    out = score_test(panel, NegBinGLM(trend="linear", seasonality="month"), "2020-12").set_index("unique_id")
+    assert out.loc["zeros", "note"] == "no null fit: all counts are zero"
+    assert out.loc["sparse", "note"].startswith("no null fit: separation")
+    assert out.loc[["zeros", "sparse"], "score_stat"].isna().all()
+    assert out.loc["fine", "note"] == "" and np.isfinite(out.loc["fine", "score_stat"])

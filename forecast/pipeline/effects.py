@@ -77,8 +77,10 @@ def effects_table(file: str | Path, *, date=None, detect: bool = False, delta: f
                 "rate_ratio: exp(effect) from the fit with the effect, with its 95% interval; "
                 f"p_holm: p_score adjusted for testing {n} series (Holm).")
     if table["score_stat"].isna().any():
-        note += (" NaN: no maximum-likelihood fit of the null model for that series (separation or too few "
-                 "counts; a simpler --model may fit).")
+        note += (" NaN: no maximum-likelihood fit of the null model for that series (its note says why; a "
+                 "simpler --model may fit).")
+    if table["note"].str.startswith("fallback").any():
+        note += " A note on a row with numbers names the fallback model it was tested with."
     if out is not None:
         with staged_file(out, **where) as tmp:
             write_csv(table, tmp, index=False, date_format="%Y-%m-%d")
