@@ -113,15 +113,20 @@ def validate(
     schema: str = SCHEMA, gazetteer: Optional[Path] = GAZETTEER, country: Optional[list[str]] = COUNTRY,
     monthfirst: bool = MONTHFIRST, as_of: Optional[str] = AS_OF, freq: str = FREQ,
 ) -> None:
-    """Check an events file and print a summary (exit 1 with the problems if it is broken).
+    """Check an events file or a panel CSV and print a summary (exit 1 with the problems if it is broken).
 
-    Warnings (a partial last period, unknown provinces or countries) print as they are found.
+    Warnings (a partial last period, unknown provinces or countries, a short history) print as
+    they are found. A panel CSV (columns unique_id, ds, y) is checked as every command reads it;
+    the log options do not apply to it.
 
     Example: forecast validate data/ucdp_candidate_2026q1_central_asia.csv --freq month
     """
     opts = data_options(schema, gazetteer, country, monthfirst, as_of, freq)
     info = pipeline.validate_summary(file, opts.pop("schema"), strict=strict, **opts)
     typer.echo(f"file:        {file}")
+    if info["schema"] == "panel":
+        _echo_panel_summary(info)
+        return
     typer.echo(f"layout:      {info['schema']}")
     typer.echo(f"rows:        {info['rows_read']} read, {info['rows_kept']} kept"
                + (f" ({', '.join(f'{k}: {v}' for k, v in info['dropped'].items())} dropped)"
@@ -133,6 +138,19 @@ def validate(
     typer.echo("provinces:   " + ", ".join(f"{p} {n}" for p, n in top[:12])
                + (f", … {len(top) - 12} more" if len(top) > 12 else ""))
     typer.echo("event types: " + ", ".join(f"{t} {n}" for t, n in info["event_types"].items()))
+    typer.echo(f"warnings:    {info['warnings']}")
+
+
+def _echo_panel_summary(info: dict) -> None:
+    typer.echo("layout:      panel CSV (unique_id, ds, y)")
+    typer.echo(f"rows:        {info['rows_read']} ({info['series']} series x {info['periods']} periods, "
+               f"{info['frequency']})")
+    typer.echo(f"dates:       {info['dates'][0]} to {info['dates'][1]}")
+    typer.echo(f"counts:      {info['events']} in all, {info['zeros']:.0%} of the cells 0"
+               + (f", {info['missing']} missing" if info["missing"] else ""))
+    top = info["top"]
+    typer.echo("series:      " + ", ".join(f"{u} {n}" for u, n in top[:8])
+               + (f", … {len(top) - 8} more" if len(top) > 8 else ""))
     typer.echo(f"warnings:    {info['warnings']}")
 
 

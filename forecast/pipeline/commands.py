@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from forecast.pipeline.stages import load_panel
+from forecast.pipeline.stages import is_panel_csv, load_panel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def validate_summary(file: str | Path, schema: str = "auto", *, gazetteer=None, strict: bool = False,
                      as_of=None, dayfirst: bool = True, freq: str = "month",
                      countries: Sequence[str] | None = None) -> dict[str, Any]:
-    """Read an events file and summarise it (what ``forecast validate`` prints).
+    """Read an events file (or a panel CSV) and summarise it (what ``forecast validate`` prints).
 
     Returns
     -------
@@ -27,9 +27,12 @@ def validate_summary(file: str | Path, schema: str = "auto", *, gazetteer=None, 
         (first and last date, or None), ``countries`` (country -> provinces), ``provinces``
         (``[(province, events)]``, most events first), ``event_types`` (type -> events) and
         ``warnings`` (how many, the completeness checks of :func:`completeness_warnings`
-        included: each is also issued as a ``ForecastWarning`` when found). Bad input raises
-        :class:`~forecast.exceptions.DataValidationError`.
+        included: each is also issued as a ``ForecastWarning`` when found). A panel CSV
+        (``unique_id, ds, y``) gives :func:`panel_summary` instead (``schema`` "panel").
+        Bad input raises :class:`~forecast.exceptions.DataValidationError`.
     """
+    if is_panel_csv(file):
+        return panel_summary(file)
     from forecast.ingest import read_events
     from forecast.pipeline.completeness import completeness_warnings
 
@@ -45,6 +48,40 @@ def validate_summary(file: str | Path, schema: str = "auto", *, gazetteer=None, 
         "provinces": [(p, int(n)) for (_, p), n in top.items()],
         "event_types": dict(events["event_type"].value_counts().items()),
         "warnings": len(info["warnings"]) + len(extra),
+    }
+
+
+def panel_summary(file: str | Path) -> dict[str, Any]:
+    """Read a panel CSV as every command does and summarise it.
+
+    Returns
+    -------
+    dict
+        ``schema`` ("panel"), ``rows_read``, ``dates`` (first and last period start),
+        ``frequency`` (e.g. "weekly (W-MON)"), ``series``, ``periods``, ``events`` (sum of
+        ``y``), ``zeros`` (share of observed cells that are 0), ``missing`` (empty ``y``
+        cells: missing counts), ``top`` (``[(unique_id, events)]``, most events first) and
+        ``warnings`` (how many were issued, e.g. a history too short to forecast).
+    """
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        panel = load_panel(file)
+    for w in caught:  # shown as they would have been, and counted
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    from forecast.periods import parse_freq
+
+    fq = parse_freq(panel.attrs["freq"])
+    y = panel["y"]
+    top = y.groupby(panel["unique_id"]).sum().sort_values(ascending=False, kind="stable")
+    return {
+        "schema": "panel", "rows_read": len(panel),
+        "dates": (panel["ds"].min().date(), panel["ds"].max().date()),
+        "frequency": f"{fq.adjective} ({fq.alias})", "series": int(panel["unique_id"].nunique()),
+        "periods": int(panel["ds"].nunique()), "events": int(y.sum()), "zeros": float((y == 0).sum() / max(y.notna().sum(), 1)),
+        "missing": int(y.isna().sum()), "top": [(str(u), int(n)) for u, n in top.items()],
+        "warnings": len(caught),
     }
 
 

@@ -40,6 +40,18 @@ def reporter(progress: Progress | None) -> Callable[..., None] | None:
     return report
 
 
+def is_panel_csv(path: str | Path) -> bool:
+    """Whether ``path`` is a CSV whose header names ``unique_id, ds, y`` (a panel, not an events log)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt") or not path.is_file():
+        return False
+    with path.open("rb") as fh:
+        # Undecodable bytes are the events reader's to report; here only the header matters.
+        first = fh.readline(65536).decode("utf-8-sig", errors="replace")
+    sep = max((",", ";", "\t"), key=first.count)
+    return {"unique_id", "ds", "y"} <= {c.strip().strip('"').lower() for c in first.split(sep)}
+
+
 def load_panel(path: str | Path, *, freq: str = "month", as_of=None, schema: str = "auto",
                gazetteer=None, dayfirst: bool = True, countries=None) -> pd.DataFrame:
     """A panel from a panel CSV (``unique_id, ds, y``) or from an events file (built with ``build_panel``).
@@ -58,16 +70,11 @@ def load_panel(path: str | Path, *, freq: str = "month", as_of=None, schema: str
     from forecast.pipeline.completeness import short_history_warning
 
     path = Path(path)
-    if path.suffix.lower() in (".csv", ".tsv", ".txt") and path.is_file():
-        with path.open("rb") as fh:
-            # Undecodable bytes are the events reader's to report; here only the header matters.
-            first = fh.readline(65536).decode("utf-8-sig", errors="replace")
-        sep = max((",", ";", "\t"), key=first.count)
-        if {"unique_id", "ds", "y"} <= {c.strip().strip('"').lower() for c in first.split(sep)}:
-            panel = read_panel_csv(path)
-            require_events(panel, source=path.name)
-            short_history_warning(panel)
-            return panel
+    if is_panel_csv(path):
+        panel = read_panel_csv(path)
+        require_events(panel, source=path.name)
+        short_history_warning(panel)
+        return panel
 
     events = read_events(path, schema, gazetteer=gazetteer, as_of=as_of, dayfirst=dayfirst)
     panel = build_panel(events, freq, as_of=as_of, gazetteer=gazetteer, countries=countries or None)
