@@ -112,10 +112,14 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float) -> tuple:
     comps = tuple(np.zeros((C, n)) for _ in range(4))
     for arr, v in zip(comps, (a_w, a_mu, a_alpha, a_pi)):
         arr[rank[rank < _TOP], rows[top]] = v[top]
-    m, v = (1 - pi) * mu, (1 - pi) * mu * (1 + alpha * mu + pi * mu)
-    one = np.diff(starts) == 1  # one law: its own moments, not an average of P equal numbers
-    mean = np.where(one, m[:, 0], m.mean(axis=1))
-    var = np.where(one, v[:, 0], v.mean(axis=1) + m.var(axis=1))
+    # exact mixture moments over the distinct laws (weights = shares of paths)
+    m, v = (1 - a_pi) * a_mu, (1 - a_pi) * a_mu * (1 + a_alpha * a_mu + a_pi * a_mu)
+    one = np.diff(starts) == 1  # one law: its own moments, not a weighted sum
+    mean = np.where(one, m[np.minimum(starts[:-1], m.size - 1)] if m.size else 0.0,
+                    np.bincount(rows, a_w * m, minlength=n))
+    spread = np.bincount(rows, a_w * (m - mean[rows]) ** 2, minlength=n)
+    var = np.where(one, v[np.minimum(starts[:-1], v.size - 1)] if v.size else 0.0,
+                   np.bincount(rows, a_w * v, minlength=n) + spread)
     return pmf, tail, comps, mean, var
 
 

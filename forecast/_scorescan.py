@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from forecast._countnum import crps_zinb, rps_beyond, single_component
+from forecast._leanpmf import block
 from forecast.distributions import QUANTILE_TOL, CountForecast
 
 RPS_TOL = 1e-13          # bound on the RPS mass left out by truncated sums (per row)
@@ -71,7 +72,7 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
     queue: dict[int, list] = {}
     w0 = min(max(_W0, int(ks.max(initial=0))), K + 1)
     if w0 < K + 1 and w0 >= 2:
-        last2 = fc.pmf[:, w0 - 2:w0]
+        last2 = block(fc, np.arange(n), w0)[:, -2:]
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = last2[:, 1] / last2[:, 0]
             R_est = np.where(last2[:, 1] == 0, 0.0, np.where(rho < 1, last2[:, 1] * rho / (1 - rho), np.inf))
@@ -88,7 +89,7 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
         failed: list[tuple] = []
         for start in range(0, pending.size, step):
             rows = pending[start:start + step]
-            P = fc.pmf[rows, :w]
+            P = block(fc, rows, w)  # a grid not built yet: only these columns, from the recurrence
             F = np.cumsum(P, axis=1)
             yb = y[rows]
             ok = np.ones(rows.size, bool) if full else (yb < w) & (1 - F[:, -1] <= r_max[rows])

@@ -81,6 +81,8 @@ def _label(level: float) -> str:
 
 def _logpmf(fc: CountForecast, y: np.ndarray) -> np.ndarray:
     """log p(y): dense pmf where it is representable, else the forecast's exact form."""
+    if fc._grid is not None:  # one exact component per row: its log-pmf, no grid
+        return fc.logpmf_at(y)
     inside = np.flatnonzero(y <= fc.K)
     p = np.zeros(fc.n_rows)
     p[inside] = fc.pmf[inside, y[inside]]
