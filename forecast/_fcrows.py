@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecast._leanpmf import block, upper_sum
+from forecast._leanpmf import block
 from forecast.numerics import comp_sf, nb_pmf_grid
 
 K_CAP_MIN = 200         # K <= max(K_CAP_MIN, 10 * history_max)
@@ -78,11 +78,9 @@ def prefix(f, k: np.ndarray, rows: np.ndarray, upper: bool = False) -> np.ndarra
     """F(k_i) on ``rows`` of forecast ``f`` (0 <= k <= K) by sequential cumsum, the sums
     :func:`invert` uses too; with ``upper`` the upper sum over j >= k_i instead."""
     ki, out = k.astype(np.intp), np.empty(rows.size)
-    if upper and (u := upper_sum(f, ki, rows)) is not None:  # a parametric row: its survival function
-        return u
     for sl in _chunks(rows.size):
         if upper:
-            c, j = np.cumsum(f.pmf[rows[sl], ::-1], axis=1), f.K - ki[sl]
+            c, j = np.cumsum(block(f, rows[sl], f.K + 1)[:, ::-1], axis=1), f.K - ki[sl]
         else:  # only the prefix each block needs (a parametric grid not built stays unbuilt)
             c, j = np.cumsum(block(f, rows[sl], int(ki[sl].max(initial=0)) + 1), axis=1), ki[sl]
         out[sl] = np.take_along_axis(c, j[:, None], axis=1)[:, 0]
@@ -100,10 +98,15 @@ def invert(f, target: np.ndarray) -> np.ndarray:
     for sl in _chunks(f.n_rows, 256):
         rows = np.arange(f.n_rows)[sl]
         out[sl] = _search(f, rows, target[sl], first)
-        if first < f.K + 1:
-            far = np.flatnonzero((out[sl] >= first).any(axis=1))
-            if far.size:
-                out[rows[far]] = _search(f, rows[far], target[rows[far]], f.K + 1)
+        far = np.flatnonzero((out[sl] >= first).any(axis=1)) if first < f.K + 1 else ()
+        if len(far):  # then a width from the rows' moments (20 sd above the mean), then all of K
+            rf = rows[far]
+            guess = int(np.max(f.mean[rf] + 20 * np.sqrt(np.maximum(f.var[rf], 0)))) + 2
+            for w in sorted({min(max(2 * first, guess), f.K + 1), f.K + 1}):
+                out[rf] = _search(f, rf, target[rf], w)
+                if w == f.K + 1 or not (far := np.flatnonzero((out[rf] >= w).any(axis=1))).size:
+                    break
+                rf = rf[far]
     rows, cols = np.nonzero(out > f.K)
     if rows.size:
         out[rows, cols] = f._search_beyond(rows, target[rows, cols])

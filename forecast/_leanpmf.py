@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecast.numerics import nb_pmf_grid, nb_sf, needed_k
+from forecast.numerics import _LOG_TINY, log1p_ratio, nb_pmf_grid, nb_sf, needed_k
 
 _CHUNK = 1 << 11        # rows per block when the full grid is built
 
@@ -38,8 +38,20 @@ class ParamGrid:
 
     def rows(self, rows: np.ndarray, width: int) -> np.ndarray:
         """Columns ``0..width-1`` of ``rows`` (``width <= K + 1``), from the recurrence alone."""
-        out = nb_pmf_grid(self.mu[rows], self.alpha[rows], int(width) - 1, uniform=False)
-        pi = self.pi[rows]
+        mu, a, pi = self.mu[rows], self.alpha[rows], self.pi[rows]
+        # ratio f(k)/f(k-1) = c/k + c alpha (1 - 1/k), c = mu/(1 + alpha mu): two positive terms
+        # (no cancellation for any alpha), then the product
+        inv = 1 / np.arange(1, int(width), dtype=float)
+        c = mu / (1 + a * mu)
+        out = np.empty((rows.size, int(width)))
+        np.multiply(c[:, None], inv, out=out[:, 1:])
+        out[:, 1:] += (c * a)[:, None] * (1 - inv)
+        logf0 = -mu * log1p_ratio(a * mu)
+        low = np.flatnonzero(logf0 < _LOG_TINY)  # f(0) underflows (mu > ~700): log space
+        log_ratio = np.log(out[low, 1:])
+        out[:, 0] = np.exp(logf0)
+        np.cumprod(out, axis=1, out=out)
+        out[low, 1:] = np.exp(logf0[low, None] + np.cumsum(log_ratio, axis=1))
         if pi.any():
             out *= (1 - pi)[:, None]
             out[:, 0] += pi
@@ -65,16 +77,3 @@ def block(fc, rows: np.ndarray, width: int) -> np.ndarray:
     if grid is None:
         return fc.pmf[rows, :width]
     return grid.rows(np.asarray(rows), width)
-
-
-def upper_sum(fc, k: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
-    """``sum_{k_i <= j <= K} p(j)`` on ``rows`` from the parametric survival function, or None
-    when ``fc`` has its grid (the caller sums it): ``(1 - pi)(S(k - 1) - S(K))``, which the
-    callers add to ``tail = (1 - pi) S(K)``, so small exceedances keep their relative precision."""
-    grid = fc._grid
-    if grid is None:
-        return None
-    mu, alpha, pi = grid.mu[rows], grid.alpha[rows], grid.pi[rows]
-    s = nb_sf(k.astype(float) - 1, mu, alpha)
-    s[k <= 0] = 1.0
-    return (1 - pi) * s + np.where(k <= 0, pi, 0.0) - fc.tail[rows]

@@ -277,7 +277,7 @@ def score_all(fc: CountForecast, y, *, levels: Sequence[float] = (50, 80, 95),
         lo, hi = sc["q"][:, 2 * i], sc["q"][:, 2 * i + 1]
         out[f"coverage_{_label(lv)}"] = ((lo <= y) & (y <= hi)).astype(float)
         out[f"interval_{_label(lv)}"] = _interval_score(lo, hi, y, lv).astype(float)
-        out[f"mass_{_label(lv)}"] = fc.cdf(hi) - fc.cdf(lo - 1)
+        out[f"mass_{_label(lv)}"] = sc["fq"][:, 2 * i + 1] - sc["fq1"][:, 2 * i]  # F(hi) - F(lo - 1)
     err = fc.mean - y
     out.update(abs_error=np.abs(err), sq_error=err**2, bias=err, pit_lo=sc["lo"], pit_hi=sc["hi"])
     return out

@@ -49,6 +49,9 @@ def test_lean_scores_and_table_equal_the_dense_path_without_building_the_grid(fa
     a, b = score_all(lean, y), score_all(dense, y)
     for key in b:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-10, atol=1e-12, err_msg=key)
+    for lv in (50, 80, 95):  # interval masses, read from the scan's sums, are F(hi) - F(lo - 1)
+        lo, hi = dense.interval(lv)
+        np.testing.assert_allclose(a[f"mass_{lv}"], dense.cdf(hi) - dense.cdf(lo - 1), rtol=1e-12, atol=1e-14)
     pd.testing.assert_frame_equal(lean.to_frame(thresholds=(1, 5, 50)), dense.to_frame(thresholds=(1, 5, 50)),
                                   rtol=1e-10, atol=1e-13)
     np.testing.assert_array_equal(lean.quantile([0.01, 0.5, 0.999999]), dense.quantile([0.01, 0.5, 0.999999]))
