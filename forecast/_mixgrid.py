@@ -18,9 +18,10 @@ sum of decaying exponentials. On a block of ``_B`` counts :math:`k = k_b + i` th
 :math:`\sigma_b = \max_j (l_j + k_b d_j) \ge 0`): one small matrix product per row and
 chunk, so the cost per row is ~``width x laws`` multiply-adds at BLAS speed and
 ``width x laws / _B`` exponentials, not a cumulative product per law and count. All terms
-are positive and at most 1 (no cancellation); the widest law's term :math:`e^{-\sigma_b}
-\ge e^{-700}` never underflows, so a dropped (underflowed) term is below :math:`e^{-45}`
-of it. A row stops after the chunk where it is past its mode (the widest law's ratio
+are positive and at most 1 (no cancellation); where the widest law's :math:`a_t` is a
+normal float its term :math:`e^{-\sigma_b} \ge e^{-700}` never underflows, so a dropped
+(underflowed) term is below :math:`e^{-45}` of it (a widest law with a larger mean is
+carried in log space, and ``_B`` keeps the exponents of one block close). A row stops after the chunk where it is past its mode (the widest law's ratio
 :math:`c_t g(k) < 1`: every law's ratio is at most that and stays below 1) and below
 ``_FLOOR``; the rest of its grid stays 0 (pages never written are never allocated).
 
