@@ -23,7 +23,8 @@ normal float its term :math:`e^{-\sigma_b} \ge e^{-700}` never underflows, so a 
 (underflowed) term is below :math:`e^{-45}` of it (a widest law with a larger mean is
 carried in log space, and ``_B`` keeps the exponents of one block close). A row stops
 after the chunk where it is past its mode (the widest law's ratio :math:`c_t g(k) < 1`:
-every law's ratio is at most that and stays below 1) and below ``_FLOOR``; the rest of its grid stays 0 (pages never written are never allocated).
+every law's ratio is at most that and stays below 1) and below ``_FLOOR``; the rest of
+its grid stays 0 (pages never written are never allocated).
 
 **Alpha varying across a row's laws** (per-path dispersion): the law-by-law cumulative
 product, a law leaving once past its mode and below ``_FLOOR``.
