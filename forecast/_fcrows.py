@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecast._leanpmf import block
 from forecast.numerics import comp_sf, nb_pmf_grid
 
 K_CAP_MIN = 200         # K <= max(K_CAP_MIN, 10 * history_max)
@@ -17,6 +18,7 @@ K_CAP_MAX = 100_000     # and never above this, whatever the history
 
 
 _CHUNK = 1 << 11        # rows per block: temporaries stay in cache
+_W_INV = 64             # counts read first when inverting a parametric forecast without its grid
 _INDEX_COLS = ("unique_id", "ds", "h")
 def _chunks(n: int, size: int = _CHUNK):
     for start in range(0, n, size):
@@ -78,9 +80,9 @@ def prefix(f, k: np.ndarray, rows: np.ndarray, upper: bool = False) -> np.ndarra
     ki, out = k.astype(np.intp), np.empty(rows.size)
     for sl in _chunks(rows.size):
         if upper:
-            c, j = np.cumsum(f.pmf[rows[sl], ::-1], axis=1), f.K - ki[sl]
-        else:
-            c, j = np.cumsum(f.pmf[rows[sl], :int(ki[sl].max(initial=0)) + 1], axis=1), ki[sl]
+            c, j = np.cumsum(block(f, rows[sl], f.K + 1)[:, ::-1], axis=1), f.K - ki[sl]
+        else:  # only the prefix each block needs (a parametric grid not built stays unbuilt)
+            c, j = np.cumsum(block(f, rows[sl], int(ki[sl].max(initial=0)) + 1), axis=1), ki[sl]
         out[sl] = np.take_along_axis(c, j[:, None], axis=1)[:, 0]
     return out
 
@@ -90,16 +92,34 @@ def invert(f, target: np.ndarray) -> np.ndarray:
     # One searchsorted serves a block of 256 rows stacked at offsets 2r; offsets
     # below 512 round F and targets to 5.7e-14, far below the quantile tolerance (1e-12).
     out = np.empty(target.shape, dtype=np.int64)
+    # A parametric forecast without its grid reads a prefix of _W_INV counts first; rows whose
+    # targets lie beyond it are read again at full width (the same recurrence, so the same sums).
+    first = min(_W_INV, f.K + 1) if f._grid is not None else f.K + 1
     for sl in _chunks(f.n_rows, 256):
-        c = np.cumsum(f.pmf[sl], axis=1)
-        r = np.arange(c.shape[0])[:, None]
-        c += 2.0 * r
-        pos = np.searchsorted(c.ravel(), (target[sl] + 2.0 * r).ravel())
-        out[sl] = pos.reshape(target[sl].shape) - r * (f.K + 1)
+        rows = np.arange(f.n_rows)[sl]
+        out[sl] = _search(f, rows, target[sl], first)
+        far = np.flatnonzero((out[sl] >= first).any(axis=1)) if first < f.K + 1 else ()
+        if len(far):  # then a width from the rows' moments (20 sd above the mean), then all of K
+            rf = rows[far]
+            guess = int(np.max(f.mean[rf] + 20 * np.sqrt(np.maximum(f.var[rf], 0)))) + 2
+            for w in sorted({min(max(2 * first, guess), f.K + 1), f.K + 1}):
+                out[rf] = _search(f, rf, target[rf], w)
+                if w == f.K + 1 or not (far := np.flatnonzero((out[rf] >= w).any(axis=1))).size:
+                    break
+                rf = rf[far]
     rows, cols = np.nonzero(out > f.K)
     if rows.size:
         out[rows, cols] = f._search_beyond(rows, target[rows, cols])
     return out
+
+
+def _search(f, rows: np.ndarray, target: np.ndarray, w: int) -> np.ndarray:
+    """Smallest k < w with F(k) >= target on ``rows`` of ``f`` (targets (m, j)), else ``w``."""
+    c = np.cumsum(block(f, rows, w), axis=1)
+    r = np.arange(c.shape[0])[:, None]
+    c += 2.0 * r
+    pos = np.searchsorted(c.ravel(), (target + 2.0 * r).ravel())
+    return pos.reshape(target.shape) - r * w
 
 
 def _mixture_paths(members: list, w: np.ndarray) -> tuple[np.ndarray | None, bool]:

@@ -16,22 +16,22 @@ paths' means). Its moments are exact mixture moments: mean :math:`\bar m`,
 
 **Cost.** Paths that share their conditional law (at ``h = 2`` with one lag the mean
 depends only on the count drawn at ``h = 1``, so a handful of values among 1000 paths) are
-merged first, each distinct law weighted by its number of paths; the pmf is then one grid
-per distinct law, built in row-aligned blocks so temporaries stay near 32 MB whatever
-``rows x K x paths`` is. Every row's sums run over its own laws in a fixed (sorted) order,
-so a row's numbers do not depend on which other rows share the call (batching, jobs).
+merged first, each distinct law weighted by its number of paths. The grid is built by
+:mod:`forecast._mixgrid`: with one alpha per row, the row's widest law times a sum of
+exponentials (a small matrix product per row), each row only as wide as its own laws
+need. Every row's sums run over its own laws in a fixed order, so a row's numbers do not
+depend on which other rows share the call (batching, jobs).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from forecast._fcrows import samples_pmf
-from forecast.numerics import _LOG_TINY, log1p_ratio, nb_pmf_grid, nb_sf, needed_k
+from forecast._mixgrid import one_alpha_rows, per_law_rows
+from forecast.numerics import log1p_ratio, nb_sf, needed_k
 
-_CELLS = 1 << 22        # grid cells (atoms x (K+1)) per pass: 32 MB of float64
 _ROWS = 1 << 12         # rows deduplicated at a time
 _TOP = 8                # laws per row kept as the parametric form beyond K
-_B = 64                 # atoms per block (fixed: a row's sums must not depend on K or the call)
 
 
 def _per_path(value, n: int, P: int, name: str, upper: float) -> np.ndarray:
@@ -112,10 +112,14 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float) -> tuple:
     comps = tuple(np.zeros((C, n)) for _ in range(4))
     for arr, v in zip(comps, (a_w, a_mu, a_alpha, a_pi)):
         arr[rank[rank < _TOP], rows[top]] = v[top]
-    m, v = (1 - pi) * mu, (1 - pi) * mu * (1 + alpha * mu + pi * mu)
-    one = np.diff(starts) == 1  # one law: its own moments, not an average of P equal numbers
-    mean = np.where(one, m[:, 0], m.mean(axis=1))
-    var = np.where(one, v[:, 0], v.mean(axis=1) + m.var(axis=1))
+    # exact mixture moments over the distinct laws (weights = shares of paths)
+    m, v = (1 - a_pi) * a_mu, (1 - a_pi) * a_mu * (1 + a_alpha * a_mu + a_pi * a_mu)
+    one = np.diff(starts) == 1  # one law: its own moments, not a weighted sum
+    mean = np.where(one, m[np.minimum(starts[:-1], m.size - 1)] if m.size else 0.0,
+                    np.bincount(rows, a_w * m, minlength=n))
+    spread = np.bincount(rows, a_w * (m - mean[rows]) ** 2, minlength=n)
+    var = np.where(one, v[np.minimum(starts[:-1], v.size - 1)] if v.size else 0.0,
+                   np.bincount(rows, a_w * v, minlength=n) + spread)
     return pmf, tail, comps, mean, var
 
 
@@ -138,64 +142,27 @@ def _support(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, cap: int, tail_t
 
 
 def _mixture_grid(rows, starts, mu, alpha, pi, w, K: int, per_path: bool) -> np.ndarray:
-    r"""Sum of ``w (ZI)NB2(mu, alpha, pi)`` pmfs on 0..K per row, (n, K+1).
-
-    A row's atoms go in blocks of at most ``_B`` (the last one padded with zero weights
-    to a power of two), set by the row alone, whatever ``K`` or the other rows: each
-    block is a cumulative product of the ratios :math:`f(k)/f(k-1) = c\,g(k)`,
-    :math:`c = \mu/(1+\alpha\mu)`, :math:`g(k) = (1+\alpha(k-1))/k`, started at
-    :math:`w(1-\pi)f(0)` and summed over its atoms; block sums are added into their row
-    in a fixed order, so a row's numbers never depend on the call. Atoms whose start
-    underflows (means above ~700) are done in log space.
-    """
+    """Sum of ``w (ZI)NB2(mu, alpha, pi)`` pmfs on 0..K per row, (n, K+1), by the kernels of
+    :mod:`forecast._mixgrid` (rows with one alpha as the widest law times a sum of exponentials)."""
     n = starts.size - 1
-    k = np.arange(1, K + 1, dtype=float)
-    pmf = np.zeros((n, K + 1))
+    pmf = np.zeros((n, K + 1))  # pages a short row never writes are never allocated
     if not mu.size:
         return pmf
     with np.errstate(divide="ignore"):
         lead = np.log(w) + np.log1p(-pi) - mu * log1p_ratio(alpha * mu)  # log w (1 - pi) f(0)
-    low = lead < _LOG_TINY
-    # atom j of row r goes to block (r's first block + j // _B), slot j % _B
-    nblk = -(-np.diff(starts) // _B)
-    first = np.concatenate([[0], np.cumsum(nblk)])
-    j = np.arange(mu.size) - starts[rows]
-    blk, slot = first[rows] + j // _B, j % _B
-    blk_row = np.repeat(np.arange(n), nblk)
-    astart = np.searchsorted(blk, np.arange(blk_row.size + 1))  # atoms of block b: astart[b]:astart[b + 1]
-    size = np.diff(astart)
-    width = np.minimum(_B, 1 << np.ceil(np.log2(size)).astype(int))  # padding to the next power of two
-    for W in np.unique(width):  # few atoms per row (a lag-1 GLM): narrow blocks, no wasted work
-        cls = np.flatnonzero(width == W)
-        per = max(1, _CELLS // (int(W) * (K + 1)))
-        for p0 in range(0, cls.size, per):
-            bl = cls[p0:p0 + per]
-            cnt = size[bl]
-            lb = np.repeat(np.arange(bl.size), cnt)  # block of each atom, within this pass
-            sel = np.repeat(astart[bl], cnt) + np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-            ok, lbo = sel[~low[sel]], lb[~low[sel]]
-            si = slot[ok]
-            f = np.zeros((bl.size, W, K + 1))
-            c = np.zeros((bl.size, W))
-            c[lbo, si] = mu[ok] / (1 + alpha[ok] * mu[ok])
-            if per_path:
-                a = np.zeros((bl.size, W))
-                a[lbo, si] = alpha[ok]
-                np.multiply(a[:, :, None], k - 1, out=f[:, :, 1:])
-                f[:, :, 1:] += 1
-                f[:, :, 1:] *= c[:, :, None]
-                f[:, :, 1:] /= k
-            else:  # one alpha per row, hence per block: g(k) once per block
-                g = (1 + alpha[starts[blk_row[bl]]][:, None] * (k - 1)) / k
-                np.multiply(c[:, :, None], g[:, None, :], out=f[:, :, 1:])
-            f[lbo, si, 0] = np.exp(lead[ok])
-            np.cumprod(f, axis=2, out=f)
-            for i, b in zip(sel[low[sel]], lb[low[sel]]):  # rare: log space, one atom at a time
-                f[b, slot[i]] = w[i] * (1 - pi[i]) * nb_pmf_grid(mu[i:i + 1], alpha[i:i + 1], K, uniform=False)[0]
-            f[lb, slot[sel], 0] += w[sel] * pi[sel]
-            sums = f.sum(axis=1)
-            for i, b in enumerate(bl):
-                pmf[blk_row[b]] += sums[i]
+    pmf[:, 0] = np.bincount(rows, np.exp(lead) + w * pi, minlength=n)
+    if K == 0:
+        return pmf
+    c = mu / (1 + alpha * mu)
+    one = np.ones(n, bool) if not per_path else \
+        np.minimum.reduceat(alpha, starts[:-1]) == np.maximum.reduceat(alpha, starts[:-1])
+    one_alpha_rows(pmf, rows, starts, lead, c, alpha, np.flatnonzero(one))
+    other = np.flatnonzero(~one)
+    for r0 in range(0, other.size, _ROWS):  # whole rows, law by law
+        rs = other[r0:r0 + _ROWS]
+        lens = starts[rs + 1] - starts[rs]
+        laws = np.repeat(starts[rs] - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
+        per_law_rows(pmf, laws, rows, c, alpha, lead)
     return pmf
 
 

@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from forecast._countnum import crps_zinb, rps_beyond, single_component
+from forecast._leanpmf import block
 from forecast.distributions import QUANTILE_TOL, CountForecast
 
 RPS_TOL = 1e-13          # bound on the RPS mass left out by truncated sums (per row)
@@ -62,6 +63,7 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
     ks = np.asarray(ks, dtype=np.int64)
     lo, hi, rps = np.empty(n), np.empty(n), np.empty(n)
     q, ge = np.empty((targets.size, n), np.int64), np.empty((ks.size, n))  # rows last: cheap writes
+    fq, fq1 = np.empty((targets.size, n)), np.empty((targets.size, n))     # F(q), F(q - 1)
     # E[Y^2] bound for the truncation check (tail mass counted at K + 1: only makes it larger)
     m2 = np.maximum(fc.var, 0) + fc.mean**2 + (K + 1.0) ** 2 * fc.tail
     r_max = np.minimum(1e-9, (RPS_TOL / np.sqrt(np.maximum(m2, 1e-300))) ** (2 / 3))
@@ -71,7 +73,7 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
     queue: dict[int, list] = {}
     w0 = min(max(_W0, int(ks.max(initial=0))), K + 1)
     if w0 < K + 1 and w0 >= 2:
-        last2 = fc.pmf[:, w0 - 2:w0]
+        last2 = block(fc, np.arange(n), w0)[:, -2:]
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = last2[:, 1] / last2[:, 0]
             R_est = np.where(last2[:, 1] == 0, 0.0, np.where(rho < 1, last2[:, 1] * rho / (1 - rho), np.inf))
@@ -88,7 +90,7 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
         failed: list[tuple] = []
         for start in range(0, pending.size, step):
             rows = pending[start:start + step]
-            P = fc.pmf[rows, :w]
+            P = block(fc, rows, w)  # a grid not built yet: only these columns, from the recurrence
             F = np.cumsum(P, axis=1)
             yb = y[rows]
             ok = np.ones(rows.size, bool) if full else (yb < w) & (1 - F[:, -1] <= r_max[rows])
@@ -106,14 +108,26 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
                 # beyond the first column where every row has reached t nothing counts
                 cols = np.searchsorted(F.min(axis=0, initial=1.0), targets) + 1
                 for j, t in enumerate(targets):
-                    q[j, rows] = (F[:, :cols[j]] < t).sum(axis=1)
+                    qj = (F[:, :cols[j]] < t).sum(axis=1)
+                    q[j, rows] = qj
+                    fq[j, rows] = F[r, np.minimum(qj, w - 1)]  # (q = w only at w = K + 1: redone beyond)
+                    fq1[j, rows] = np.where(qj >= 1, F[r, np.clip(qj - 1, 0, w - 1)], 0.0)
             D = np.subtract(F, col >= yb[:, None], out=F)
             rps[rows] = np.einsum("ij,ij->i", D, D)
         if failed:
             _enqueue(queue, np.concatenate([f[0] for f in failed]), np.concatenate([f[1] for f in failed]))
     q, ge = q.T, ge.T  # (n, len(probs)), (n, len(ks)) views
+    q_in = q.copy()
     _beyond_support(fc, y, m2, targets, ks, lo, hi, rps, q, ge)
-    return dict(lo=lo, hi=hi, rps=rps, q=q, ge=ge)
+    # F at the quantiles (interval masses) from the same sums; a quantile moved beyond the
+    # support, or not found within it, is read through the parametric form
+    fq, fq1 = fq.T, fq1.T
+    redo = np.flatnonzero(((q != q_in) | (q > K)).any(axis=1)) if targets.size else np.empty(0, np.intp)
+    if redo.size:
+        sub, qr = fc.subset(redo), q[redo]
+        for j in range(targets.size):
+            fq[redo, j], fq1[redo, j] = sub.cdf(qr[:, j]), sub.cdf(qr[:, j] - 1)
+    return dict(lo=lo, hi=hi, rps=rps, q=q, ge=ge, fq=fq, fq1=fq1)
 
 
 def _beyond_support(fc, y, m2, targets, ks, lo, hi, rps, q, ge) -> None:

@@ -15,9 +15,8 @@ Every parametric row is a (mixture of) zero-inflated NB2 component(s)
 
 with mean :math:`(1-\pi)\mu` and variance :math:`(1-\pi)\mu(1+\alpha\mu+\pi\mu)`;
 NB2 is :math:`\pi=0` (variance :math:`\mu+\alpha\mu^2`), the Poisson also :math:`\alpha=0`.
-``r`` is never formed for the pmf: :math:`f(k)/f(k-1) = \frac{\mu}{k}\frac{1+\alpha(k-1)}{1+\alpha\mu}`
-and :math:`\log f(0) = -\mu\log(1+\alpha\mu)/(\alpha\mu)` are smooth as :math:`\alpha\to0`,
-so NB2 tends to the Poisson without cancellation.
+``r`` is never formed for the pmf (:mod:`forecast.numerics`): NB2 tends to the Poisson
+without cancellation.
 
 **Parametric form.** ``components = (w, mu, alpha, pi)``, four ``(C, n_rows)`` arrays.
 Poisson/NB/ZI forecasts have ``C = 1, w = 1``; empirical ones (samples, dense pmf)
@@ -30,11 +29,10 @@ member have :math:`\sum_c w_c < 1`. Beyond ``K``
 
 the empirical remainder of the tail having no known location.
 
-**Memory and time.** The pmf is ``n_rows x (K+1)`` float64: 1e6 rows take 490 MB at
-``K = 60`` and 1.6 GB at the default cap ``K = 200``. Every pass works in row blocks,
-so temporaries stay at a few MB; ``mixture`` allocates only its output, ``concat`` one
-padded copy per part. Building is dominated by one cumulative product over the grid.
-The NB2/Poisson formulas are in :mod:`forecast.numerics`, the row helpers in ``_fcrows``.
+**Memory and time.** The pmf is ``n_rows x (K+1)`` float64 (1e6 rows: 1.6 GB at the
+default cap ``K = 200``); Poisson/NB/ZI forecasts build it only when it is read
+(:mod:`forecast._leanpmf`): scores and quantiles read each row's own prefix. Every pass
+works in row blocks. Formulas in :mod:`forecast.numerics`, row helpers in ``_fcrows``.
 """
 from __future__ import annotations
 
@@ -44,11 +42,12 @@ import numpy as np
 import pandas as pd
 
 from forecast._fcrows import (  # noqa: F401 (K_CAP_MIN, K_CAP_MAX: re-exported)
-    K_CAP_MAX, K_CAP_MIN, _cap, _check_index, _chunks, _fraction, _no_components, _param, checked_pmf, invert,
+    K_CAP_MAX, K_CAP_MIN, _cap, _check_index, _fraction, _no_components, _param, checked_pmf, invert,
     padded, pool, prefix, samples_pmf, stack, subset_pieces,
 )
+from forecast._leanpmf import ParamGrid, parametric
 from forecast._pathpmf import path_forecast
-from forecast.numerics import comp_logpmf, comp_sf, nb_pmf_grid, nb_sf, needed_k, search_beyond
+from forecast.numerics import comp_logpmf, comp_sf, search_beyond
 
 TAIL_TOL = 1e-6         # K: smallest k leaving P(Y > k) < TAIL_TOL on every row
 QUANTILE_TOL = 1e-12    # quantile(q) = min{k : F(k) >= q - QUANTILE_TOL}
@@ -67,7 +66,8 @@ class CountForecast:
     model : model name shown by :meth:`to_frame`.
     family : ``poisson, negbin, zip, zinb, samples, pathmix, pmf, mixture`` or ``mixed``.
     n_rows, K : number of rows; the dense support is ``0..K``.
-    pmf : (n_rows, K+1) float64 :math:`P(Y=k)`; rows sum to ``1 - tail``. Read-only.
+    pmf : (n_rows, K+1) float64 :math:`P(Y=k)`; rows sum to ``1 - tail``. Read-only. Poisson/NB/ZI
+        forecasts build it on first read (scores, quantiles and ``to_frame`` do not need it).
     tail : (n_rows,) :math:`P(Y>K)`; below ``TAIL_TOL`` unless ``K`` hit its cap.
     components : ``(w, mu, alpha, pi)``, each (C, n_rows); C = 0 without a parametric form.
     paths : (n_series, horizon, n_paths) ints or None; row = series * horizon + h - 1.
@@ -82,13 +82,21 @@ class CountForecast:
     def __init__(self, index, model, pmf, tail, components, mean, var, paths=None, family="pmf",
                  row_models=None, joint=False, part_paths=()):
         self.index, self.model, self.family = index, str(model), family
-        self.pmf, self.tail, self.components, self.paths = pmf, tail, components, paths
+        self._grid, self._pmf = (pmf, None) if isinstance(pmf, ParamGrid) else (None, pmf)  # lazy or built
+        self.tail, self.components, self.paths = tail, components, paths
         self.joint = bool(joint) and paths is not None
         self.part_paths = () if paths is not None else tuple(part_paths)
         self.mean, self.var, self._row_models = mean, var, row_models
         self.n_rows, self.K = pmf.shape[0], pmf.shape[1] - 1
-        for a in (pmf, tail, mean, var, *components):
+        for a in (tail, mean, var, *components) + ((pmf,) if self._grid is None else ()):
             a.flags.writeable = False  # shared by scoring, ensembles and plots: no silent edits
+
+    @property
+    def pmf(self) -> np.ndarray:
+        if self._pmf is None:  # a parametric forecast's grid, built on the first read
+            self._pmf, self._grid = self._grid.full(), None
+            self._pmf.flags.writeable = False
+        return self._pmf
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -96,17 +104,7 @@ class CountForecast:
         index = _check_index(index)
         n = len(index)
         mu, alpha, pi = _param(mu, n, "mu"), _param(alpha, n, "alpha"), _param(pi, n, "pi", 1.0)
-        K = needed_k(mu, alpha, pi, _cap(history_max), TAIL_TOL)
-        pmf, inflated = np.empty((n, K + 1)), pi.any()
-        for sl in _chunks(n):
-            nb_pmf_grid(mu[sl], alpha[sl], K, out=pmf[sl])
-            if inflated:
-                pmf[sl] *= (1 - pi[sl])[:, None]
-                pmf[sl, 0] += pi[sl]
-        tail = (1 - pi) * nb_sf(np.full(n, float(K)), mu, alpha)
-        mean, var = (1 - pi) * mu, (1 - pi) * mu * (1 + alpha * mu + pi * mu)
-        comps = tuple(a[None, :] for a in (np.ones(n), mu, alpha, pi))
-        return cls(index, model, pmf, tail, comps, mean, var, family=family)
+        return cls(index, model, *parametric(mu, alpha, pi, _cap(history_max), TAIL_TOL), family=family)
 
     @classmethod
     def poisson(cls, index, mu, *, model: str, history_max: float | None = None) -> CountForecast:
@@ -227,7 +225,8 @@ class CountForecast:
                 paths = self.paths[start // H]
         pieces = self.part_paths if self.paths is None else ((np.arange(len(self.paths)) * H, self.paths, self.joint),)
         pieces = () if paths is not None else subset_pieces(pieces, pos, self.n_rows)
-        return type(self)(self.index.iloc[pos].reset_index(drop=True), self.model, self.pmf[pos],
+        grid = self._grid.subset(pos) if self._grid is not None else self.pmf[pos]  # a lazy grid stays lazy
+        return type(self)(self.index.iloc[pos].reset_index(drop=True), self.model, grid,
                           self.tail[pos], tuple(a[:, pos] for a in self.components), self.mean[pos],
                           self.var[pos], paths, self.family,
                           None if self._row_models is None else self._row_models[pos], self.joint, pieces)
@@ -262,6 +261,10 @@ class CountForecast:
         """:math:`P(Y = y_i)` per row for integer ``y``; exact beyond ``K`` where parametric, else 0."""
         y = self._points(y, integer=True)
         out = np.zeros(self.n_rows)
+        if self._grid is not None:  # one exact component per row: no grid needed
+            ok = np.flatnonzero(y >= 0)
+            out[ok] = np.exp(comp_logpmf(y[ok], self._comp(ok)))
+            return out
         ins = np.flatnonzero((y >= 0) & (y <= self.K))
         out[ins] = self.pmf[ins, y[ins].astype(np.intp)]
         rows = np.flatnonzero(y > self.K)
@@ -274,7 +277,7 @@ class CountForecast:
         stays finite where :math:`P` underflows (the log score needs that)."""
         y = self._points(y, integer=True)
         with np.errstate(divide="ignore"):
-            out = np.log(self.pmf_at(y))
+            out = np.log(self.pmf_at(y)) if self._grid is None else np.full(self.n_rows, -np.inf)
         rows = np.flatnonzero((self.components[0].sum(axis=0) >= 1 - 1e-12) & (y >= 0))
         if rows.size:
             out[rows] = comp_logpmf(y[rows], self._comp(rows))
@@ -290,7 +293,7 @@ class CountForecast:
         qs = np.atleast_1d(np.asarray(q, dtype=float))
         if qs.ndim != 1 or not ((qs >= 0) & (qs <= 1)).all():
             raise ValueError(f"q must be in [0, 1]. Got {q!r} instead.")
-        out = self._invert(np.broadcast_to(qs - QUANTILE_TOL, (self.n_rows, qs.size)))
+        out = invert(self, np.broadcast_to(qs - QUANTILE_TOL, (self.n_rows, qs.size)))
         return out[:, 0] if np.ndim(q) == 0 else out
 
     def interval(self, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -330,7 +333,7 @@ class CountForecast:
         """
         if not isinstance(rng, np.random.Generator):
             raise TypeError("rng must be a numpy Generator, e.g. np.random.default_rng(seed).")
-        return self._invert(rng.random((self.n_rows, int(n))))
+        return invert(self, rng.random((self.n_rows, int(n))))
 
     def ppf(self, u) -> np.ndarray:
         """Smallest ``k`` with :math:`F(k) \\ge u`, ``u`` (n_rows, n) in [0, 1]: :meth:`sample` with
@@ -338,7 +341,7 @@ class CountForecast:
         u = np.asarray(u, dtype=float)
         if u.ndim != 2 or u.shape[0] != self.n_rows or not ((u >= 0) & (u <= 1)).all():
             raise ValueError(f"u must be in [0, 1] with shape ({self.n_rows}, n); got shape {u.shape}.")
-        return self._invert(u)
+        return invert(self, u)
 
     def to_frame(self, levels: Sequence[float] = (50, 80, 95), thresholds: Sequence[int] = (1, 5), *,
                  level: Sequence[float] | float | None = None) -> pd.DataFrame:
@@ -382,16 +385,11 @@ class CountForecast:
         rest = self.tail[rows] - comp_sf(self.K, comps).sum(axis=0)
         return np.where(comps[0].sum(axis=0) >= 1 - 1e-12, 0.0, np.maximum(rest, 0.0))
 
-    def _invert(self, target: np.ndarray) -> np.ndarray:
-        """Smallest k with F(k) >= target, for targets (n_rows, j) in [-1e-12, 1] (``_fcrows.invert``)."""
-        return invert(self, target)
-
     def _search_beyond(self, rows: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Smallest k > K with F(k) >= target on ``rows`` (see :func:`forecast.numerics.search_beyond`)."""
-        comps = self._comp(rows)
-        if not comps[0].shape[0]:
-            return np.full(rows.size, self.K + 1, dtype=np.int64)
-        return search_beyond(self.K, self._prefix(np.full(rows.size, self.K), rows), comps, target)
+        comps = self._comp(rows)  # (no components: K + 1, without reading the pmf)
+        base = self._prefix(np.full(rows.size, self.K), rows) if comps[0].shape[0] else np.zeros(rows.size)
+        return search_beyond(self.K, base, comps, target)
 
     def _padded(self, K: int, sl: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """(pmf on 0..K, tail beyond K) of rows ``sl``, K >= self.K, extended by the parametric form."""

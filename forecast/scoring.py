@@ -81,6 +81,8 @@ def _label(level: float) -> str:
 
 def _logpmf(fc: CountForecast, y: np.ndarray) -> np.ndarray:
     """log p(y): dense pmf where it is representable, else the forecast's exact form."""
+    if fc._grid is not None:  # one exact component per row: its log-pmf, no grid
+        return fc.logpmf_at(y)
     inside = np.flatnonzero(y <= fc.K)
     p = np.zeros(fc.n_rows)
     p[inside] = fc.pmf[inside, y[inside]]
@@ -275,7 +277,7 @@ def score_all(fc: CountForecast, y, *, levels: Sequence[float] = (50, 80, 95),
         lo, hi = sc["q"][:, 2 * i], sc["q"][:, 2 * i + 1]
         out[f"coverage_{_label(lv)}"] = ((lo <= y) & (y <= hi)).astype(float)
         out[f"interval_{_label(lv)}"] = _interval_score(lo, hi, y, lv).astype(float)
-        out[f"mass_{_label(lv)}"] = fc.cdf(hi) - fc.cdf(lo - 1)
+        out[f"mass_{_label(lv)}"] = sc["fq"][:, 2 * i + 1] - sc["fq1"][:, 2 * i]  # F(hi) - F(lo - 1)
     err = fc.mean - y
     out.update(abs_error=np.abs(err), sq_error=err**2, bias=err, pit_lo=sc["lo"], pit_hi=sc["hi"])
     return out

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import forecast._mixgrid as mixgrid
 import forecast._pathpmf as pathpmf
 from forecast.distributions import CountForecast
 from forecast.models import NegBinGLM
@@ -104,7 +105,7 @@ def test_a_rows_numbers_do_not_depend_on_the_other_rows_or_the_block_size(monkey
                                          history_max=2000)
     assert both.K > one.K
     np.testing.assert_array_equal(both.pmf[0, :one.K + 1], one.pmf[0])
-    monkeypatch.setattr(pathpmf, "_CELLS", 100)  # one block per pass, rows split across passes
+    monkeypatch.setattr(mixgrid, "_CELLS", 100)  # one row per pass
     np.testing.assert_array_equal(CountForecast.from_path_means(index(1, 1), mu[1:2], alpha=0.2, model="m").pmf,
                                   one.pmf)
 
