@@ -79,7 +79,7 @@ def _pit_arrays(fc_or_arrays, y):
             raise ValueError("pit_histogram(fc, y): the outcomes y are required with a CountForecast.")
         yy = _outcomes(fc, y)
         sc = _scan(fc, yy)
-        return sc["lo"], sc["hi"], fc.pmf[:, 0].copy(), yy
+        return sc["lo"], sc["hi"], fc.pmf_at(0), yy  # P(Y = 0) without building a dense grid
     if isinstance(fc_or_arrays, Mapping) or isinstance(fc_or_arrays, pd.DataFrame):
         d = fc_or_arrays
         arrays = [d["pit_lo"], d["pit_hi"]] + ([d["pit_f0"]] if "pit_f0" in d else [])
