@@ -25,7 +25,8 @@ from scipy import special
 from forecast._threads import one_blas_thread
 from forecast.models._glmcheck import _SEPARATION_MU, _diverging_columns
 from forecast.models._glmfit import _h_and_dh, _log1p_ratio
-from forecast.models._glmstack import _aliased, _clearly_full_rank, _dispersion_sums, _newton, _newton_steps, _Stacked
+from forecast.models._glmstack import (_aliased, _clearly_full_rank, _dispersion_sums, _newton, _newton_steps,
+                                       _spd_inverse, _Stacked)
 
 #: Series whose largest count exceeds this use the per-series solver: the batched
 #: dispersion-sum table has one row per series and one column per count value.
@@ -245,13 +246,10 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
             terms[pos] = _nb_loglik_rows(yr[pos], eta[pos], mu[pos], alpha[pos], lgyr[pos])
         ll = wm(terms).sum(axis=1)
         info = Xr.xtwx(wm(mu / (1.0 + a_col * mu))) + np.diag(pen_o)
-        chol_ok = np.ones(rows.size, dtype=bool)
-        if good.any():
-            _, chol_ok = _newton_steps(info, np.ones((rows.size, p)))
-        good &= chol_ok
         cov = np.full((rows.size, p, p), np.nan)
-        if good.any():
-            cov[good] = np.linalg.inv(info[good])
+        fine = np.flatnonzero(good)
+        if fine.size:  # (the Cholesky factor proves the information positive definite)
+            cov[fine], good[fine] = _spd_inverse(info[fine])
         back = np.argsort(order)  # column j of the design is column back[j] here
         beta, cov = beta[:, back], cov[:, back[:, None], back[None, :]]
     ok[rows] = good
