@@ -69,11 +69,9 @@ class _Stacked:
         self.D, self.Z = D, Z
         n, pd_ = D.shape
         self.pd, self.p = pd_, pd_ + Z.shape[2]
-        DD = (D[:, :, None] * D[:, None, :]).reshape(n, pd_ * pd_)
-        # Only the distinct columns of D_j * D_k go into the product: a calendar's repeat
-        # (month_i * month_i = 1 * month_i, symmetry) or vanish (month_i * month_j = 0), so
-        # intercept + trend + 11 months need 26 of 169 (the costliest product, 6x cheaper).
-        self.DD, self.dd_index = np.unique(DD, axis=1, return_inverse=True)
+        # (all pd² products, not only the distinct ones: a product with fewer columns rounds
+        # differently with the number of series, and a series' fit must not depend on its batch)
+        self.DD = (D[:, :, None] * D[:, None, :]).reshape(n, pd_ * pd_)
 
     @classmethod
     def from_array(cls, X: np.ndarray) -> tuple["_Stacked", np.ndarray]:
@@ -85,8 +83,7 @@ class _Stacked:
 
     def take(self, rows: np.ndarray) -> "_Stacked":
         out = object.__new__(_Stacked)
-        out.D, out.Z, out.pd, out.p, out.DD, out.dd_index = (self.D, self.Z[rows], self.pd, self.p, self.DD,
-                                                              self.dd_index)
+        out.D, out.Z, out.pd, out.p, out.DD = self.D, self.Z[rows], self.pd, self.p, self.DD
         return out
 
     def xb(self, b: np.ndarray) -> np.ndarray:
@@ -108,7 +105,7 @@ class _Stacked:
         """X_s' diag(w_s) X_s for every series: (S, p, p)."""
         S, pd_, p = w.shape[0], self.pd, self.p
         out = np.empty((S, p, p))
-        out[:, :pd_, :pd_] = (w @ self.DD)[:, self.dd_index].reshape(S, pd_, pd_)
+        out[:, :pd_, :pd_] = (w @ self.DD).reshape(S, pd_, pd_)
         if p > pd_:
             Zw = self.Z * w[:, :, None]  # (S, n, pz)
             cross = (Zw.transpose(0, 2, 1).reshape(-1, w.shape[1]) @ self.D).reshape(S, p - pd_, pd_)
