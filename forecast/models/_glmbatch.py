@@ -25,8 +25,8 @@ from scipy import special
 from forecast._threads import one_blas_thread
 from forecast.models._glmcheck import _SEPARATION_MU, _diverging_columns
 from forecast.models._glmfit import _h_and_dh, _log1p_ratio
-from forecast.models._glmstack import (_aliased, _clearly_full_rank, _dispersion_sums, _newton, _newton_steps,
-                                       _spd_inverse, _Stacked)
+from forecast.models._glmstack import (_aliased, _clearly_full_rank, _dispersion_sums, _nb_pieces, _newton,
+                                       _newton_steps, _spd_inverse, _Stacked)
 
 #: Series whose largest count exceeds this use the per-series solver: the batched
 #: dispersion-sum table has one row per series and one column per count value.
@@ -62,20 +62,21 @@ class BatchFit:
 class _Objective:
     """Penalised log-likelihood of a batch in x = beta (Poisson) or (beta, log alpha) (NB)."""
 
-    def __init__(self, X: _Stacked, y, off, pen, lgy, nb: bool, mask: np.ndarray | None = None):
+    def __init__(self, X: _Stacked, y, off, pen, lgy, nb: bool, mask: np.ndarray | None = None, yf=None):
         self.X, self.y, self.off, self.pen, self.lgy, self.nb = X, y, off, pen, lgy, nb
         self.p, self.mask = X.p, mask
+        self.yf = y.astype(float) if yf is None else yf  # (counts as floats: no cast per product)
 
     def take(self, rows: np.ndarray) -> "_Objective":
         return _Objective(self.X.take(rows), self.y[rows], self.off[rows], self.pen, self.lgy[rows], self.nb,
-                          None if self.mask is None else self.mask[rows])
+                          None if self.mask is None else self.mask[rows], self.yf[rows])
 
     def w(self, v: np.ndarray) -> np.ndarray:
         """Per-row terms with masked rows (missing periods) at weight 0."""
         return v if self.mask is None else _masked(v, self.mask)
 
     def __call__(self, x: np.ndarray, order: int):
-        X, y, pen, p = self.X, self.y, self.pen, self.p
+        X, y, pen, p = self.X, self.yf, self.pen, self.p
         beta = x[:, :p]
         ridge = 0.5 * np.sum(pen * beta**2, axis=1)
         eta = X.xb(beta) + self.off
@@ -88,18 +89,23 @@ class _Objective:
             H = -X.xtwx(self.w(mu)) - np.diag(pen)
             return ll, g, H
         alpha = np.exp(x[:, p])
-        u = alpha[:, None] * mu
-        sums = _dispersion_sums(y, alpha, order)
-        ll = np.sum(self.w(sums[0] - self.lgy + y * eta - y * np.log1p(u) - mu * _log1p_ratio(u)), axis=1) - ridge
+        a = alpha[:, None]
+        u = a * mu
+        sums = _dispersion_sums(self.y, alpha, order)
+        pieces = _nb_pieces(u, derivatives=order > 0)
+        l1u, ratio = pieces[:2]
+        ll = np.sum(self.w(sums[0] - self.lgy + y * eta - y * l1u - mu * ratio), axis=1) - ridge
         if order == 0:
             return ll
+        q, h, dh = pieces[2:]
         s1, s2 = sums[1], sums[2]
-        q = 1.0 / (1.0 + u)
-        score, w_obs = self.w((y - mu) * q), self.w(mu * (1.0 + alpha[:, None] * y) * q * q)
-        h, dh = _h_and_dh(u)
-        g_a = np.sum(self.w(s1 + mu * mu * h - y * mu * q), axis=1)
-        h_aa = np.sum(self.w(-s2 + mu**3 * dh + y * (mu * q) ** 2), axis=1)
-        h_ea = self.w(-(y - mu) * mu * q * q)
+        mq = mu * q
+        mu2 = mu * mu
+        r = y - mu
+        score, w_obs = self.w(r * q), self.w(mq * (1.0 + a * y) * q)
+        g_a = np.sum(self.w(s1 + mu2 * h - y * mq), axis=1)
+        h_aa = np.sum(self.w(-s2 + mu2 * mu * dh + y * (mq * mq)), axis=1)
+        h_ea = self.w(-r * mq * q)
         S = y.shape[0]
         g = np.empty((S, p + 1))
         g[:, :p] = X.xtv(score) - pen * beta

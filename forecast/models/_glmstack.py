@@ -10,7 +10,7 @@ import numpy as np
 from scipy import special
 
 from forecast.models._glmcheck import _ALIAS_TOL
-from forecast.models._glmfit import _TABLE_MAX_Y
+from forecast.models._glmfit import _DH_POLY, _H_POLY, _SERIES_U, _TABLE_MAX_Y
 
 #: Step-halvings allowed per Newton step (as the per-series solver).
 _HALVINGS = 40
@@ -48,12 +48,43 @@ def _dispersion_sums(y: np.ndarray, alpha: np.ndarray, order: int) -> tuple[np.n
         if order > 0:
             r = k / (1.0 + ak)
             terms += [r, r * r]
-        yr = y[rows]
+        # y_st's entry of row s's table, as one flat index for all three tables
+        at = y[rows] + (width + 1) * np.arange(rows.size)[:, None]
+        table = np.zeros((rows.size, width + 1))
         for o, t in zip(out, terms):
-            table = np.zeros((rows.size, width + 1))
             np.cumsum(t, axis=1, out=table[:, 1:])
-            o[rows] = np.take_along_axis(table, yr, axis=1)
+            o[rows] = table.ravel()[at]
     return tuple(out)
+
+
+def _nb_pieces(u: np.ndarray, derivatives: bool = True) -> tuple[np.ndarray, ...]:
+    """The per-row functions of u = alpha mu that NB2's log-likelihood and derivatives use,
+    from one log1p: log1p(u), log1p(u)/u (1 at u = 0) and, with ``derivatives``,
+    q = 1/(1+u), h(u) = (log1p(u) - u q)/u² and h'(u) = q²/u - 2h/u, each as
+    :func:`~forecast.models._glmfit._h_and_dh` (its series where u < 0.1, evaluated in place)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        l1u = np.log1p(u)
+        ratio = l1u / u
+        zero = u == 0
+        if zero.any():
+            ratio[zero] = 1.0
+        if not derivatives:
+            return l1u, ratio
+        q = 1.0 / (1.0 + u)
+        h = (l1u - u * q) / (u * u)
+        dh = (q * q - 2.0 * h) / u
+    small = u < _SERIES_U
+    if small.any():  # (Horner as np.polyval, on the few rows that need the series)
+        us = u[small]
+        hs, ds = np.full(us.shape, _H_POLY[0]), np.full(us.shape, _DH_POLY[0])
+        for c in _H_POLY[1:]:
+            hs *= us
+            hs += c
+        for c in _DH_POLY[1:]:
+            ds *= us
+            ds += c
+        h[small], dh[small] = hs, ds
+    return l1u, ratio, q, h, dh
 
 
 class _Stacked:
