@@ -242,7 +242,7 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
         active, step = active[solved], step[solved]
         if active.size == 0:
             break
-        sub = fun.take(active)
+        sub = fun if active.size == S else fun.take(active)  # (all still active: no copies)
         f0 = f[active]
         slack = 1e-12 * (1.0 + np.abs(f0))
         # The full step is almost always taken: evaluate gradient and Hessian with the value
