@@ -125,7 +125,8 @@ def _masked(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float = 0.0, nb: bool = False,
-              tol: float = 1e-8, max_iter: int | None = None, rows: np.ndarray | None = None) -> BatchFit:
+              tol: float = 1e-8, max_iter: int | None = None, rows: np.ndarray | None = None,
+              start: np.ndarray | None = None, alpha_start: np.ndarray | None = None) -> BatchFit:
     """Fit S Poisson (``nb=False``) or NB2 log-linear GLMs on stacked designs.
 
     Parameters
@@ -139,6 +140,12 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
         weight 0 in every sum (likelihood, score, information, dispersion, separation and
         rank checks), so a series equals its per-series fit on the kept rows while the
         series still share one calendar design. None: every row (the fast path).
+    start, alpha_start : (S, p) and (S,) or None
+        Warm start: coefficients (and NB dispersions) to start each series' Newton ascent
+        from, e.g. its fit at the previous backtest origin; rows with a non-finite entry
+        (and alpha <= 0) start from R's start as without. The optimum is the same to the
+        stopping rule, in fewer iterations. NB: the Poisson fit (whose score in alpha at 0
+        decides the boundary) starts from ``start`` too.
 
     Returns
     -------
@@ -157,10 +164,11 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
     are thousands of tiny ones, which threads only slow down.
     """
     with one_blas_thread():
-        return _fit_batch(X, y, off, penalty=penalty, nb=nb, tol=tol, max_iter=max_iter, rows=rows)
+        return _fit_batch(X, y, off, penalty=penalty, nb=nb, tol=tol, max_iter=max_iter, rows=rows, start=start,
+                          alpha_start=alpha_start)
 
 
-def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
+def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha_start=None) -> BatchFit:
     X = np.ascontiguousarray(X, dtype=float)
     y = np.asarray(y, dtype=np.int64)
     off = np.asarray(off, dtype=float)
@@ -204,6 +212,10 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
         mu0 = yr + 0.1
         A = Xr.xtwx(wm(mu0)) + np.diag(pen_o)
         b0, solved = _newton_steps(A, Xr.xtv(wm(mu0 * (np.log(mu0) - offr))))
+        if start is not None:  # warm start where given (in the shared-first column order)
+            warm = np.asarray(start, dtype=float)[rows][:, order]
+            use = np.all(np.isfinite(warm), axis=1)
+            b0[use], solved[use] = warm[use], True
         pois = _Objective(Xr, yr, offr, pen_o, lgyr, nb=False, mask=mr)
         beta, g, H, it0, conv = _newton(pois, b0, tol, max_iter)
         good = solved & conv
@@ -218,9 +230,15 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
             inner = np.flatnonzero(good & ~boundary)
             if inner.size:
                 a0 = 2 * score0[inner] / np.sum(wm(mu**2)[inner], axis=1)
+                if alpha_start is not None:
+                    a_warm = np.asarray(alpha_start, dtype=float)[rows[inner]]
+                    a0 = np.where(np.isfinite(a_warm) & (a_warm > 0), a_warm, a0)
                 fun = _Objective(Xr.take(inner), yr[inner], offr[inner], pen_o, lgyr[inner], nb=True,
                                  mask=None if mr is None else mr[inner])
-                x, g2, H2, it, conv2 = _newton(fun, np.c_[beta[inner], np.log(a0)], tol, max_iter)
+                b_nb = beta[inner]
+                if start is not None:  # the NB coefficients' own warm start, not the Poisson fit's
+                    b_nb = np.where(use[inner][:, None], warm[inner], b_nb)
+                x, g2, H2, it, conv2 = _newton(fun, np.c_[b_nb, np.log(a0)], tol, max_iter)
                 beta[inner] = x[:, :p]
                 alpha[inner] = np.exp(x[:, p])
                 n_iter[inner] += it
