@@ -86,8 +86,10 @@ class _Objective:
             if order == 0:
                 return ll
             g = X.xtv(self.w(y - mu)) - pen * beta
-            H = -X.xtwx(self.w(mu)) - np.diag(pen)
-            return ll, g, H
+            J = X.xtwx(self.w(mu))  # the information, -Hessian
+            if pen.any():
+                J += np.diag(pen)
+            return ll, g, J
         alpha = np.exp(x[:, p])
         a = alpha[:, None]
         u = a * mu
@@ -111,13 +113,15 @@ class _Objective:
         g[:, :p] = X.xtv(score) - pen * beta
         g_t = alpha * g_a  # chain rule to theta = log alpha
         g[:, p] = g_t
-        H = np.empty((S, p + 1, p + 1))
-        H[:, :p, :p] = -X.xtwx(w_obs) - np.diag(pen)
-        h_bt = alpha[:, None] * X.xtv(h_ea)
-        H[:, :p, p] = h_bt
-        H[:, p, :p] = h_bt
-        H[:, p, p] = alpha**2 * h_aa + g_t
-        return ll, g, H
+        J = np.empty((S, p + 1, p + 1))  # the information, -Hessian (written in place)
+        X.xtwx(w_obs, out=J[:, :p, :p])
+        if pen.any():
+            J[:, :p, :p] += np.diag(pen)
+        j_bt = -alpha[:, None] * X.xtv(h_ea)
+        J[:, :p, p] = j_bt
+        J[:, p, :p] = j_bt
+        J[:, p, p] = -(alpha**2 * h_aa + g_t)
+        return ll, g, J
 
 
 def _masked(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -217,7 +221,7 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
             use = np.all(np.isfinite(warm), axis=1)
             b0[use], solved[use] = warm[use], True
         pois = _Objective(Xr, yr, offr, pen_o, lgyr, nb=False, mask=mr)
-        beta, g, H, it0, conv = _newton(pois, b0, tol, max_iter)
+        beta, g, _, it0, conv = _newton(pois, b0, tol, max_iter)
         good = solved & conv
         alpha = np.zeros(rows.size)
         boundary = np.ones(rows.size, dtype=bool)
@@ -238,22 +242,22 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
                 b_nb = beta[inner]
                 if start is not None:  # the NB coefficients' own warm start, not the Poisson fit's
                     b_nb = np.where(use[inner][:, None], warm[inner], b_nb)
-                x, g2, H2, it, conv2 = _newton(fun, np.c_[b_nb, np.log(a0)], tol, max_iter)
+                x, g2, J2, it, conv2 = _newton(fun, np.c_[b_nb, np.log(a0)], tol, max_iter)
                 beta[inner] = x[:, :p]
                 alpha[inner] = np.exp(x[:, p])
                 n_iter[inner] += it
                 good[inner] &= conv2
-                # alpha's SE: profile information of log alpha = 1 / [(-H)^-1]_tt (delta method)
+                # alpha's SE: profile information of log alpha = 1 / [J^-1]_tt, J = -H (delta method)
                 e = np.zeros((inner.size, p + 1, 1))
                 e[:, p] = 1.0
                 with np.errstate(all="ignore"):
-                    try:  # -H is positive definite at a converged interior maximum
-                        tt = np.linalg.solve(-H2, e)[:, p, 0]
+                    try:  # J is positive definite at a converged interior maximum
+                        tt = np.linalg.solve(J2, e)[:, p, 0]
                     except np.linalg.LinAlgError:
                         tt = np.full(inner.size, np.nan)
                 bad = ~(np.isfinite(tt) & (tt > 0))
                 if bad.any():  # as the per-series solver: the pseudo-inverse
-                    tt[bad] = np.linalg.pinv(-H2[bad])[:, p, p]
+                    tt[bad] = np.linalg.pinv(J2[bad])[:, p, p]
                 out["alpha_se"][rows[inner]] = alpha[inner] * np.sqrt(tt)
         eta = Xr.xb(beta) + offr
         mu = np.exp(eta)

@@ -132,10 +132,10 @@ class _Stacked:
             out[:, self.pd:] = np.einsum("snz,sn->sz", self.Z, v)
         return out
 
-    def xtwx(self, w: np.ndarray) -> np.ndarray:
-        """X_s' diag(w_s) X_s for every series: (S, p, p)."""
+    def xtwx(self, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """X_s' diag(w_s) X_s for every series: (S, p, p), written into ``out`` if given."""
         S, pd_, p = w.shape[0], self.pd, self.p
-        out = np.empty((S, p, p))
+        out = np.empty((S, p, p)) if out is None else out
         out[:, :pd_, :pd_] = (w @ self.DD).reshape(S, pd_, pd_)
         if p > pd_:
             Zw = self.Z * w[:, :, None]  # (S, n, pz)
@@ -211,12 +211,13 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
     Levenberg shifts: a series whose Hessian is not negative definite is handed back).
 
     ``fun`` is a ``_glmbatch._Objective``: ``fun(x, 0)`` the values, ``fun(x, 2)`` values,
-    gradients and Hessians, ``fun.take(rows)`` the objective of some series.
+    gradients and information matrices J = -Hessian (kept in that sign: no negated copies),
+    ``fun.take(rows)`` the objective of some series.
 
-    Returns x, gradient, Hessian, iterations, converged, handed_back (per series).
+    Returns x, gradient, information J = -Hessian, iterations, converged (per series).
     """
     x = x0.copy()
-    f, g, H = fun(x, 2)
+    f, g, J = fun(x, 2)
     S = len(x)
     n_iter = np.zeros(S, dtype=int)
     converged = np.zeros(S, dtype=bool)
@@ -237,7 +238,7 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
         bad_f = ~np.isfinite(f[active])
         failed[active[bad_f]] = True
         active = active[~bad_f]
-        step, solved = _newton_steps(-H[active], g[active])
+        step, solved = _newton_steps(J[active], g[active])
         failed[active[~solved]] = True
         active, step = active[solved], step[solved]
         if active.size == 0:
@@ -247,7 +248,7 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
         slack = 1e-12 * (1.0 + np.abs(f0))
         # The full step is almost always taken: evaluate gradient and Hessian with the value
         # at once (the same numbers a second call at the accepted point would give).
-        f_new, g_new, H_new = sub(x[active] + step, 2)
+        f_new, g_new, J_new = sub(x[active] + step, 2)
         todo = ~(np.isfinite(f_new) & (f_new >= f0 - slack))
         halved = todo.copy()
         for _ in range(_HALVINGS):
@@ -261,11 +262,11 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
         keep = ~todo
         active, step, halved = active[keep], step[keep], halved[keep]
         x[active] += step
-        f[active], g[active], H[active] = f_new[keep], g_new[keep], H_new[keep]
+        f[active], g[active], J[active] = f_new[keep], g_new[keep], J_new[keep]
         if halved.any():  # a shorter step was taken: its gradient and Hessian are still to come
             redo = active[halved]
-            f[redo], g[redo], H[redo] = fun.take(redo)(x[redo], 2)
-    return x, g, H, n_iter, converged & ~failed
+            f[redo], g[redo], J[redo] = fun.take(redo)(x[redo], 2)
+    return x, g, J, n_iter, converged & ~failed
 
 
 def _clearly_full_rank(X: _Stacked, pen: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
