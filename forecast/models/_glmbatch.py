@@ -25,7 +25,8 @@ from scipy import special
 from forecast._threads import one_blas_thread
 from forecast.models._glmcheck import _SEPARATION_MU, _diverging_columns
 from forecast.models._glmfit import _h_and_dh, _log1p_ratio
-from forecast.models._glmstack import _aliased, _clearly_full_rank, _dispersion_sums, _newton, _newton_steps, _Stacked
+from forecast.models._glmstack import (_aliased, _clearly_full_rank, _dispersion_sums, _nb_pieces, _newton,
+                                       _newton_steps, _spd_inverse, _Stacked)
 
 #: Series whose largest count exceeds this use the per-series solver: the batched
 #: dispersion-sum table has one row per series and one column per count value.
@@ -61,20 +62,21 @@ class BatchFit:
 class _Objective:
     """Penalised log-likelihood of a batch in x = beta (Poisson) or (beta, log alpha) (NB)."""
 
-    def __init__(self, X: _Stacked, y, off, pen, lgy, nb: bool, mask: np.ndarray | None = None):
+    def __init__(self, X: _Stacked, y, off, pen, lgy, nb: bool, mask: np.ndarray | None = None, yf=None):
         self.X, self.y, self.off, self.pen, self.lgy, self.nb = X, y, off, pen, lgy, nb
         self.p, self.mask = X.p, mask
+        self.yf = y.astype(float) if yf is None else yf  # (counts as floats: no cast per product)
 
     def take(self, rows: np.ndarray) -> "_Objective":
         return _Objective(self.X.take(rows), self.y[rows], self.off[rows], self.pen, self.lgy[rows], self.nb,
-                          None if self.mask is None else self.mask[rows])
+                          None if self.mask is None else self.mask[rows], self.yf[rows])
 
     def w(self, v: np.ndarray) -> np.ndarray:
         """Per-row terms with masked rows (missing periods) at weight 0."""
         return v if self.mask is None else _masked(v, self.mask)
 
     def __call__(self, x: np.ndarray, order: int):
-        X, y, pen, p = self.X, self.y, self.pen, self.p
+        X, y, pen, p = self.X, self.yf, self.pen, self.p
         beta = x[:, :p]
         ridge = 0.5 * np.sum(pen * beta**2, axis=1)
         eta = X.xb(beta) + self.off
@@ -84,33 +86,42 @@ class _Objective:
             if order == 0:
                 return ll
             g = X.xtv(self.w(y - mu)) - pen * beta
-            H = -X.xtwx(self.w(mu)) - np.diag(pen)
-            return ll, g, H
+            J = X.xtwx(self.w(mu))  # the information, -Hessian
+            if pen.any():
+                J += np.diag(pen)
+            return ll, g, J
         alpha = np.exp(x[:, p])
-        u = alpha[:, None] * mu
-        sums = _dispersion_sums(y, alpha, order)
-        ll = np.sum(self.w(sums[0] - self.lgy + y * eta - y * np.log1p(u) - mu * _log1p_ratio(u)), axis=1) - ridge
+        a = alpha[:, None]
+        u = a * mu
+        sums = _dispersion_sums(self.y, alpha, order)
+        pieces = _nb_pieces(u, derivatives=order > 0)
+        l1u, ratio = pieces[:2]
+        ll = np.sum(self.w(sums[0] - self.lgy + y * eta - y * l1u - mu * ratio), axis=1) - ridge
         if order == 0:
             return ll
+        q, h, dh = pieces[2:]
         s1, s2 = sums[1], sums[2]
-        q = 1.0 / (1.0 + u)
-        score, w_obs = self.w((y - mu) * q), self.w(mu * (1.0 + alpha[:, None] * y) * q * q)
-        h, dh = _h_and_dh(u)
-        g_a = np.sum(self.w(s1 + mu * mu * h - y * mu * q), axis=1)
-        h_aa = np.sum(self.w(-s2 + mu**3 * dh + y * (mu * q) ** 2), axis=1)
-        h_ea = self.w(-(y - mu) * mu * q * q)
+        mq = mu * q
+        mu2 = mu * mu
+        r = y - mu
+        score, w_obs = self.w(r * q), self.w(mq * (1.0 + a * y) * q)
+        g_a = np.sum(self.w(s1 + mu2 * h - y * mq), axis=1)
+        h_aa = np.sum(self.w(-s2 + mu2 * mu * dh + y * (mq * mq)), axis=1)
+        h_ea = self.w(-r * mq * q)
         S = y.shape[0]
         g = np.empty((S, p + 1))
         g[:, :p] = X.xtv(score) - pen * beta
         g_t = alpha * g_a  # chain rule to theta = log alpha
         g[:, p] = g_t
-        H = np.empty((S, p + 1, p + 1))
-        H[:, :p, :p] = -X.xtwx(w_obs) - np.diag(pen)
-        h_bt = alpha[:, None] * X.xtv(h_ea)
-        H[:, :p, p] = h_bt
-        H[:, p, :p] = h_bt
-        H[:, p, p] = alpha**2 * h_aa + g_t
-        return ll, g, H
+        J = np.empty((S, p + 1, p + 1))  # the information, -Hessian (written in place)
+        X.xtwx(w_obs, out=J[:, :p, :p])
+        if pen.any():
+            J[:, :p, :p] += np.diag(pen)
+        j_bt = -alpha[:, None] * X.xtv(h_ea)
+        J[:, :p, p] = j_bt
+        J[:, p, :p] = j_bt
+        J[:, p, p] = -(alpha**2 * h_aa + g_t)
+        return ll, g, J
 
 
 def _masked(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -118,7 +129,8 @@ def _masked(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float = 0.0, nb: bool = False,
-              tol: float = 1e-8, max_iter: int | None = None, rows: np.ndarray | None = None) -> BatchFit:
+              tol: float = 1e-8, max_iter: int | None = None, rows: np.ndarray | None = None,
+              start: np.ndarray | None = None, alpha_start: np.ndarray | None = None) -> BatchFit:
     """Fit S Poisson (``nb=False``) or NB2 log-linear GLMs on stacked designs.
 
     Parameters
@@ -132,6 +144,12 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
         weight 0 in every sum (likelihood, score, information, dispersion, separation and
         rank checks), so a series equals its per-series fit on the kept rows while the
         series still share one calendar design. None: every row (the fast path).
+    start, alpha_start : (S, p) and (S,) or None
+        Warm start: coefficients (and NB dispersions) to start each series' Newton ascent
+        from, e.g. its fit at the previous backtest origin; rows with a non-finite entry
+        (and alpha <= 0) start from R's start as without. The optimum is the same to the
+        stopping rule, in fewer iterations. NB: the Poisson fit (whose score in alpha at 0
+        decides the boundary) starts from ``start`` too.
 
     Returns
     -------
@@ -150,10 +168,11 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
     are thousands of tiny ones, which threads only slow down.
     """
     with one_blas_thread():
-        return _fit_batch(X, y, off, penalty=penalty, nb=nb, tol=tol, max_iter=max_iter, rows=rows)
+        return _fit_batch(X, y, off, penalty=penalty, nb=nb, tol=tol, max_iter=max_iter, rows=rows, start=start,
+                          alpha_start=alpha_start)
 
 
-def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
+def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha_start=None) -> BatchFit:
     X = np.ascontiguousarray(X, dtype=float)
     y = np.asarray(y, dtype=np.int64)
     off = np.asarray(off, dtype=float)
@@ -161,7 +180,10 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
     max_iter = (200 if nb else 100) if max_iter is None else max_iter
     pen = np.full(p, float(penalty))
     pen[0] = 0.0
-    lgy = special.gammaln(y + 1.0)
+    top = int(y.max(initial=0))
+    # log y! by table: the same values as gammaln on every cell, one evaluation per count value
+    table = y.size and top <= 100 * BATCH_MAX_Y and y.min() >= 0
+    lgy = special.gammaln(np.arange(top + 1.0) + 1.0)[y] if table else special.gammaln(y + 1.0)
     out = dict(coef=np.full((S, p), np.nan), std_error=np.full((S, p), np.nan),
                cov=np.full((S, p, p), np.nan), alpha=np.zeros(S), alpha_se=np.full(S, np.nan),
                loglik=np.full(S, np.nan), n_iter=np.zeros(S, dtype=int), boundary=np.zeros(S, dtype=bool),
@@ -194,8 +216,12 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
         mu0 = yr + 0.1
         A = Xr.xtwx(wm(mu0)) + np.diag(pen_o)
         b0, solved = _newton_steps(A, Xr.xtv(wm(mu0 * (np.log(mu0) - offr))))
+        if start is not None:  # warm start where given (in the shared-first column order)
+            warm = np.asarray(start, dtype=float)[rows][:, order]
+            use = np.all(np.isfinite(warm), axis=1)
+            b0[use], solved[use] = warm[use], True
         pois = _Objective(Xr, yr, offr, pen_o, lgyr, nb=False, mask=mr)
-        beta, g, H, it0, conv = _newton(pois, b0, tol, max_iter)
+        beta, g, _, it0, conv = _newton(pois, b0, tol, max_iter)
         good = solved & conv
         alpha = np.zeros(rows.size)
         boundary = np.ones(rows.size, dtype=bool)
@@ -208,24 +234,30 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
             inner = np.flatnonzero(good & ~boundary)
             if inner.size:
                 a0 = 2 * score0[inner] / np.sum(wm(mu**2)[inner], axis=1)
+                if alpha_start is not None:
+                    a_warm = np.asarray(alpha_start, dtype=float)[rows[inner]]
+                    a0 = np.where(np.isfinite(a_warm) & (a_warm > 0), a_warm, a0)
                 fun = _Objective(Xr.take(inner), yr[inner], offr[inner], pen_o, lgyr[inner], nb=True,
                                  mask=None if mr is None else mr[inner])
-                x, g2, H2, it, conv2 = _newton(fun, np.c_[beta[inner], np.log(a0)], tol, max_iter)
+                b_nb = beta[inner]
+                if start is not None:  # the NB coefficients' own warm start, not the Poisson fit's
+                    b_nb = np.where(use[inner][:, None], warm[inner], b_nb)
+                x, g2, J2, it, conv2 = _newton(fun, np.c_[b_nb, np.log(a0)], tol, max_iter)
                 beta[inner] = x[:, :p]
                 alpha[inner] = np.exp(x[:, p])
                 n_iter[inner] += it
                 good[inner] &= conv2
-                # alpha's SE: profile information of log alpha = 1 / [(-H)^-1]_tt (delta method)
+                # alpha's SE: profile information of log alpha = 1 / [J^-1]_tt, J = -H (delta method)
                 e = np.zeros((inner.size, p + 1, 1))
                 e[:, p] = 1.0
                 with np.errstate(all="ignore"):
-                    try:  # -H is positive definite at a converged interior maximum
-                        tt = np.linalg.solve(-H2, e)[:, p, 0]
+                    try:  # J is positive definite at a converged interior maximum
+                        tt = np.linalg.solve(J2, e)[:, p, 0]
                     except np.linalg.LinAlgError:
                         tt = np.full(inner.size, np.nan)
                 bad = ~(np.isfinite(tt) & (tt > 0))
                 if bad.any():  # as the per-series solver: the pseudo-inverse
-                    tt[bad] = np.linalg.pinv(-H2[bad])[:, p, p]
+                    tt[bad] = np.linalg.pinv(J2[bad])[:, p, p]
                 out["alpha_se"][rows[inner]] = alpha[inner] * np.sqrt(tt)
         eta = Xr.xb(beta) + offr
         mu = np.exp(eta)
@@ -245,13 +277,10 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows) -> BatchFit:
             terms[pos] = _nb_loglik_rows(yr[pos], eta[pos], mu[pos], alpha[pos], lgyr[pos])
         ll = wm(terms).sum(axis=1)
         info = Xr.xtwx(wm(mu / (1.0 + a_col * mu))) + np.diag(pen_o)
-        chol_ok = np.ones(rows.size, dtype=bool)
-        if good.any():
-            _, chol_ok = _newton_steps(info, np.ones((rows.size, p)))
-        good &= chol_ok
         cov = np.full((rows.size, p, p), np.nan)
-        if good.any():
-            cov[good] = np.linalg.inv(info[good])
+        fine = np.flatnonzero(good)
+        if fine.size:  # (the Cholesky factor proves the information positive definite)
+            cov[fine], good[fine] = _spd_inverse(info[fine])
         back = np.argsort(order)  # column j of the design is column back[j] here
         beta, cov = beta[:, back], cov[:, back[:, None], back[None, :]]
     ok[rows] = good

@@ -67,6 +67,17 @@ def _full_column_rank(B: np.ndarray) -> bool:
     return bool(s[0] > 0 and s[-1] > 1e-9 * s[0])
 
 
+def _null_space(B: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Rows spanning the null space of B (relative rank tolerance 1e-9, as
+    :func:`_full_column_rank`), and whether that rank is clear: no singular value within
+    1e-12 .. 1e-6 of the largest, so rounding cannot move a direction in or out."""
+    _, s, vt = linalg.svd(B, full_matrices=B.shape[0] < B.shape[1])
+    if not s.size or not s[0] > 0:
+        return vt, False
+    rel = s / s[0]
+    return vt[np.sum(rel > 1e-9):], not np.any((rel > 1e-12) & (rel < 1e-6))
+
+
 def _separating_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray | None:
     """Rows of A (the y = 0 rows) that some separating direction sends to mu -> 0, decided
     without an LP where that is exact; None when the LP must decide.
@@ -78,8 +89,19 @@ def _separating_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray | None:
        and each column of J separately: the LP's optimum is unique, d_j = -sign / max|X_j|,
        and it sends exactly the rows where J is non-zero to mu -> 0 (each row by at least
        1e-6 of the largest, which the LP's 1e-7 threshold counts).
+    3. B d = 0 has a one-dimensional solution space d = t v (clearly: see :func:`_null_space`).
+       With a = A v, the LP's constraints -1 <= t a_i <= 0 leave only t = 0 when a has
+       entries of both signs (no row separates), else the unique optimum t = -1 / max |a|
+       (sign chosen) sends exactly the rows with a_i != 0 to mu -> 0. Decided here only
+       when every a_i is clearly 0 (<= 1e-10 of the largest) or clearly not (>= 1e-6).
     """
-    if _full_column_rank(B):
+    if B.shape[0] >= B.shape[1]:
+        null, clear_rank = _null_space(B)
+        if clear_rank and null.shape[0] == 0:
+            return np.zeros(A.shape[0], dtype=bool)
+    else:
+        null, clear_rank = np.zeros((2, A.shape[1])), False
+    if not clear_rank and _full_column_rank(B):
         return np.zeros(A.shape[0], dtype=bool)
     mag = np.abs(A)
     top = mag.max(axis=0)
@@ -89,6 +111,16 @@ def _separating_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray | None:
     J = ~np.any(B != 0, axis=0) & one_sign & (top > 0) & clear
     if J.any() and np.all(nz[:, J].sum(axis=1) <= 1) and _full_column_rank(B[:, ~J]):
         return nz[:, J].any(axis=1)
+    if clear_rank and null.shape[0] == 1:
+        a = A @ null[0]
+        scale = np.abs(a).max(initial=0.0)
+        if scale == 0:
+            return np.zeros(A.shape[0], dtype=bool)
+        zero, big = np.abs(a) <= 1e-10 * scale, np.abs(a) >= 1e-6 * scale
+        if np.all(zero | big):
+            if np.all(a[big] > 0) or np.all(a[big] < 0):
+                return big
+            return np.zeros(A.shape[0], dtype=bool)
     return None
 
 

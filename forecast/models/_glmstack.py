@@ -10,7 +10,7 @@ import numpy as np
 from scipy import special
 
 from forecast.models._glmcheck import _ALIAS_TOL
-from forecast.models._glmfit import _TABLE_MAX_Y
+from forecast.models._glmfit import _DH_POLY, _H_POLY, _SERIES_U, _TABLE_MAX_Y
 
 #: Step-halvings allowed per Newton step (as the per-series solver).
 _HALVINGS = 40
@@ -48,12 +48,43 @@ def _dispersion_sums(y: np.ndarray, alpha: np.ndarray, order: int) -> tuple[np.n
         if order > 0:
             r = k / (1.0 + ak)
             terms += [r, r * r]
-        yr = y[rows]
+        # y_st's entry of row s's table, as one flat index for all three tables
+        at = y[rows] + (width + 1) * np.arange(rows.size)[:, None]
+        table = np.zeros((rows.size, width + 1))
         for o, t in zip(out, terms):
-            table = np.zeros((rows.size, width + 1))
             np.cumsum(t, axis=1, out=table[:, 1:])
-            o[rows] = np.take_along_axis(table, yr, axis=1)
+            o[rows] = table.ravel()[at]
     return tuple(out)
+
+
+def _nb_pieces(u: np.ndarray, derivatives: bool = True) -> tuple[np.ndarray, ...]:
+    """The per-row functions of u = alpha mu that NB2's log-likelihood and derivatives use,
+    from one log1p: log1p(u), log1p(u)/u (1 at u = 0) and, with ``derivatives``,
+    q = 1/(1+u), h(u) = (log1p(u) - u q)/u² and h'(u) = q²/u - 2h/u, each as
+    :func:`~forecast.models._glmfit._h_and_dh` (its series where u < 0.1, evaluated in place)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        l1u = np.log1p(u)
+        ratio = l1u / u
+        zero = u == 0
+        if zero.any():
+            ratio[zero] = 1.0
+        if not derivatives:
+            return l1u, ratio
+        q = 1.0 / (1.0 + u)
+        h = (l1u - u * q) / (u * u)
+        dh = (q * q - 2.0 * h) / u
+    small = u < _SERIES_U
+    if small.any():  # (Horner as np.polyval, on the few rows that need the series)
+        us = u[small]
+        hs, ds = np.full(us.shape, _H_POLY[0]), np.full(us.shape, _DH_POLY[0])
+        for c in _H_POLY[1:]:
+            hs *= us
+            hs += c
+        for c in _DH_POLY[1:]:
+            ds *= us
+            ds += c
+        h[small], dh[small] = hs, ds
+    return l1u, ratio, q, h, dh
 
 
 class _Stacked:
@@ -69,6 +100,8 @@ class _Stacked:
         self.D, self.Z = D, Z
         n, pd_ = D.shape
         self.pd, self.p = pd_, pd_ + Z.shape[2]
+        # (all pd² products, not only the distinct ones: a product with fewer columns rounds
+        # differently with the number of series, and a series' fit must not depend on its batch)
         self.DD = (D[:, :, None] * D[:, None, :]).reshape(n, pd_ * pd_)
 
     @classmethod
@@ -99,10 +132,10 @@ class _Stacked:
             out[:, self.pd:] = np.einsum("snz,sn->sz", self.Z, v)
         return out
 
-    def xtwx(self, w: np.ndarray) -> np.ndarray:
-        """X_s' diag(w_s) X_s for every series: (S, p, p)."""
+    def xtwx(self, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """X_s' diag(w_s) X_s for every series: (S, p, p), written into ``out`` if given."""
         S, pd_, p = w.shape[0], self.pd, self.p
-        out = np.empty((S, p, p))
+        out = np.empty((S, p, p)) if out is None else out
         out[:, :pd_, :pd_] = (w @ self.DD).reshape(S, pd_, pd_)
         if p > pd_:
             Zw = self.Z * w[:, :, None]  # (S, n, pz)
@@ -113,13 +146,9 @@ class _Stacked:
         return out
 
 
-def _newton_steps(A: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Solve A_s d_s = g_s for SPD A_s; (steps, solved) — rows whose A_s is not PD are not solved.
-
-    The Cholesky factor that proves A_s positive definite also solves the system (two
-    triangular sweeps over all series at once: far cheaper than a general solver's
-    per-matrix LU for thousands of p ~ 15 systems).
-    """
+def _cholesky(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower Cholesky factors of a stack of symmetric matrices and which are positive
+    definite (the others get the identity as a placeholder factor)."""
     ok = np.ones(len(A), dtype=bool)
     try:
         L = np.linalg.cholesky(A)
@@ -131,8 +160,37 @@ def _newton_steps(A: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]
             except np.linalg.LinAlgError:
                 ok[i] = False
                 L[i] = np.eye(A.shape[1])  # (any solvable placeholder: the row is not solved)
+    return L, ok
+
+
+def _newton_steps(A: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Solve A_s d_s = g_s for SPD A_s; (steps, solved) — rows whose A_s is not PD are not solved.
+
+    The Cholesky factor that proves A_s positive definite also solves the system (two
+    triangular sweeps over all series at once: far cheaper than a general solver's
+    per-matrix LU for thousands of p ~ 15 systems).
+    """
+    L, ok = _cholesky(A)
     d = _cho_solve(L, g)
     return d, ok & np.all(np.isfinite(d), axis=1)
+
+
+def _spd_inverse(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverses of a stack of SPD matrices and which are positive definite (the other rows
+    are NaN): A^-1 = L^-T L^-1 from the Cholesky factor, with L^-1 by forward substitution
+    over all series at once (half the time of a general inverse's per-matrix LU)."""
+    L, ok = _cholesky(A)
+    S, p, _ = L.shape
+    Li = np.zeros_like(L)
+    d = 1.0 / np.diagonal(L, axis1=1, axis2=2)
+    for i in range(p):  # row i of L^-1: (e_i - L[i, :i] L^-1[:i]) / L_ii
+        Li[:, i, i] = d[:, i]
+        if i:
+            Li[:, i, :i] = -np.einsum("sk,skj->sj", L[:, i, :i], Li[:, :i, :i]) * d[:, i, None]
+    inv = np.matmul(Li.transpose(0, 2, 1), Li)
+    ok &= np.all(np.isfinite(inv), axis=(1, 2))
+    inv[~ok] = np.nan
+    return inv, ok
 
 
 def _cho_solve(L: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -153,12 +211,13 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
     Levenberg shifts: a series whose Hessian is not negative definite is handed back).
 
     ``fun`` is a ``_glmbatch._Objective``: ``fun(x, 0)`` the values, ``fun(x, 2)`` values,
-    gradients and Hessians, ``fun.take(rows)`` the objective of some series.
+    gradients and information matrices J = -Hessian (kept in that sign: no negated copies),
+    ``fun.take(rows)`` the objective of some series.
 
-    Returns x, gradient, Hessian, iterations, converged, handed_back (per series).
+    Returns x, gradient, information J = -Hessian, iterations, converged (per series).
     """
     x = x0.copy()
-    f, g, H = fun(x, 2)
+    f, g, J = fun(x, 2)
     S = len(x)
     n_iter = np.zeros(S, dtype=int)
     converged = np.zeros(S, dtype=bool)
@@ -179,17 +238,17 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
         bad_f = ~np.isfinite(f[active])
         failed[active[bad_f]] = True
         active = active[~bad_f]
-        step, solved = _newton_steps(-H[active], g[active])
+        step, solved = _newton_steps(J[active], g[active])
         failed[active[~solved]] = True
         active, step = active[solved], step[solved]
         if active.size == 0:
             break
-        sub = fun.take(active)
+        sub = fun if active.size == S else fun.take(active)  # (all still active: no copies)
         f0 = f[active]
         slack = 1e-12 * (1.0 + np.abs(f0))
         # The full step is almost always taken: evaluate gradient and Hessian with the value
         # at once (the same numbers a second call at the accepted point would give).
-        f_new, g_new, H_new = sub(x[active] + step, 2)
+        f_new, g_new, J_new = sub(x[active] + step, 2)
         todo = ~(np.isfinite(f_new) & (f_new >= f0 - slack))
         halved = todo.copy()
         for _ in range(_HALVINGS):
@@ -203,11 +262,11 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
         keep = ~todo
         active, step, halved = active[keep], step[keep], halved[keep]
         x[active] += step
-        f[active], g[active], H[active] = f_new[keep], g_new[keep], H_new[keep]
+        f[active], g[active], J[active] = f_new[keep], g_new[keep], J_new[keep]
         if halved.any():  # a shorter step was taken: its gradient and Hessian are still to come
             redo = active[halved]
-            f[redo], g[redo], H[redo] = fun.take(redo)(x[redo], 2)
-    return x, g, H, n_iter, converged & ~failed
+            f[redo], g[redo], J[redo] = fun.take(redo)(x[redo], 2)
+    return x, g, J, n_iter, converged & ~failed
 
 
 def _clearly_full_rank(X: _Stacked, pen: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

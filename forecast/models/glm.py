@@ -32,8 +32,8 @@ import pandas as pd
 
 from forecast.models._glmbatch import fit_batch
 from forecast.models._glmsim import simulate_series
-from forecast.models._glmglue import (_BatchRows, _check_future, _named_columns, in_sample_eta, pathmix,
-                                      simulate_many)
+from forecast.models._glmglue import (_BatchCoef, _BatchRows, _check_future, _named_columns, in_sample_eta,
+                                      pathmix, simulate_many)
 from forecast.models._missing import lag_window
 from forecast.models._neighbourjoint import NeighbourTerms, joint_forecast
 from forecast.models._neighbours import NEIGHBOUR_PARAMS
@@ -158,7 +158,7 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
                 full = d.keep.all(axis=1)
                 res = (fit_batch(d.X, d.y, d.offset, penalty=float(self.penalty), nb=nb, rows=d.rows)
                        if full.any() else None)
-                rows = _BatchRows(res, d) if res is not None else None
+                rows = _BatchRows(res, d, nb) if res is not None else None
                 for j, i in enumerate(idx):
                     if res is not None and j in res.diverging:  # separation: this rung fails, as alone
                         out[i] = self._separated(d, j, res)
@@ -185,10 +185,7 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
             notes.append(boundary_note(res.score0[j]))
         if self.trend == "linear":
             notes.append(EXTRAPOLATION_NOTE)
-        coef = dict(zip(d.names, zip(rows.coef[j], rows.se[j])))
-        alpha = rows.alpha[j]
-        if nb:
-            coef["alpha"] = (alpha, rows.alpha_se[j])
+        alpha = float(res.alpha[j])
         lag_sum = rows.lag_sum[j]
         converged = True
         if lag_sum >= 1:
@@ -198,7 +195,7 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
         state = {"beta": res.coef[j], "alpha": alpha if nb else 0.0, "cov": res.cov[j], "names": d.names,
                  "lag_sum": lag_sum}
         fit = SeriesFit(self, converged=converged, loglik=rows.loglik[j], n_params=len(d.names) + int(nb),
-                        n_obs=rows.n_obs[j], coef=coef, state=state, message="; ".join(notes))
+                        n_obs=rows.n_obs[j], coef=_BatchCoef(rows, j), state=state, message="; ".join(notes))
         fit.engine = "batched"
         return fit
 
@@ -286,10 +283,16 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
                 Y = np.stack([s.y[-dspec.max_lag:] for s in group]).astype(float)
                 eta = eta + np.einsum("sl,sl->s", lag_values(Y, dspec.lags), B[:, list(lag_cols)])[:, None]
             mu = np.exp(eta)
-            for j, i in enumerate(idx):
-                m = mu[j] if np.all(mu[j] <= caps[j]) else capped_mean(mu[j], caps[j], group[j].uid)
-                out[i] = (SeriesForecast("negbin", mu=m, alpha=np.full(h, alpha[j])) if self.family == "negbin"
-                          else SeriesForecast("poisson", mu=m))
+            over = np.flatnonzero(np.any(mu > caps[:, None], axis=1))  # (checked once for the group)
+            for j in over.tolist():
+                mu[j] = capped_mean(mu[j], caps[j], group[j].uid)
+            if self.family == "negbin":
+                alphas = np.repeat(alpha[:, None], h, axis=1)
+                for j, i in enumerate(idx):
+                    out[i] = SeriesForecast("negbin", mu=mu[j], alpha=alphas[j])
+            else:
+                for j, i in enumerate(idx):
+                    out[i] = SeriesForecast("poisson", mu=mu[j])
         return out
 
     def _simulate(self, eta: np.ndarray, gamma: np.ndarray, lags: tuple[int, ...], s: Series, alpha: float,

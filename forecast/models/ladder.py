@@ -7,6 +7,7 @@ Below :mod:`forecast.models.base` (specs call it) and above :mod:`forecast.model
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Iterator
 
 import numpy as np
@@ -144,10 +145,14 @@ def unusable(fit: SeriesFit) -> FitFailure | None:
         v = fit.state.get(key)
         if v is None or isinstance(v, str):
             continue
+        if type(v) is float:  # (the common scalar: no array round trip)
+            if not math.isfinite(v):
+                return FitFailure(f"non-finite fitted parameter '{key}'")
+            continue
         try:
             arr = np.asarray(v, dtype=float)
         except (TypeError, ValueError):
             continue
-        if not np.all(np.isfinite(arr)):
+        if not np.isfinite(arr).all():
             return FitFailure(f"non-finite fitted parameter '{key}'")
     return None

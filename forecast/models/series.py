@@ -122,8 +122,9 @@ class PanelData:
         frame = frame.sort_values(["unique_id", "ds"], kind="stable")
         problems = []
         y = pd.to_numeric(frame["y"], errors="coerce")
-        # A text cell that is no number is an error, not a missing count.
-        unreadable = y.isna() & frame["y"].notna() & ~frame["y"].astype(str).str.strip().isin(["", "nan", "<NA>"])
+        # A text cell that is no number is an error, not a missing count (a numeric column has none).
+        unreadable = (False if pd.api.types.is_numeric_dtype(frame["y"]) else
+                      y.isna() & frame["y"].notna() & ~frame["y"].astype(str).str.strip().isin(["", "nan", "<NA>"]))
         # Above MAX_PANEL_COUNT (inf and 1e300 included) the int64 cast below would wrap.
         bad = unreadable | (y < 0) | (y.notna() & (y != np.round(y))) | (y > MAX_PANEL_COUNT)
         if bad.any():
@@ -131,7 +132,10 @@ class PanelData:
                                     rows=(np.flatnonzero(bad.to_numpy()) + 1).tolist(),
                                     provinces=frame.loc[bad, "unique_id"].unique().tolist(),
                                     hint="Give whole counts >= 0; leave y empty (NaN) where the count is missing."))
-        if frame.duplicated(["unique_id", "ds"]).any():
+        uids = frame["unique_id"].astype(str).to_numpy()
+        ds_all = frame["ds"].to_numpy(dtype="datetime64[ns]")
+        ds_key = ds_all.view("int64")  # (NaT equals NaT here, as in pandas' duplicated)
+        if np.any((uids[1:] == uids[:-1]) & (ds_key[1:] == ds_key[:-1])):  # sorted: repeats are neighbours
             problems.append(Problem("unique_id, ds", "a series has the same period twice"))
         if problems:
             raise DataValidationError(problems, source="panel")
@@ -139,8 +143,6 @@ class PanelData:
         cols = [c for c in extra if c in frame.columns]
         # Contiguous blocks of the sorted frame, one per series: numpy slicing is
         # far cheaper than a pandas group-by when there are thousands of series.
-        uids = frame["unique_id"].astype(str).to_numpy()
-        ds_all = frame["ds"].to_numpy(dtype="datetime64[ns]")
         obs_all = y.notna().to_numpy()
         y_all = np.where(obs_all, y.fillna(0).to_numpy(), 0).astype("int64")
         bounds = np.r_[0, np.flatnonzero(uids[1:] != uids[:-1]) + 1, len(uids)]

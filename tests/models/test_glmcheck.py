@@ -74,3 +74,46 @@ def test_overlapping_zero_columns_go_to_the_lp(monkeypatch):
     got = _diverging_columns(X, y, np.ones(3, dtype=bool))
     assert calls == [1]
     np.testing.assert_array_equal(got, _lp_only(X, y, np.ones(3, dtype=bool)))
+
+
+def _no_lp(monkeypatch):
+    def no_lp(*args, **kwargs):
+        raise AssertionError("the LP ran")
+
+    monkeypatch.setattr(_glmcheck, "_lp_separating_rows", no_lp)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_empty_reference_month_is_decided_without_the_lp(seed, monkeypatch):
+    # January (the month without a dummy) never saw a count: B d = 0 leaves one direction
+    # (intercept down, every month dummy up), which moves the January rows only
+    rng = np.random.default_rng(100 + seed)
+    X, y = _monthly(rng, int(rng.integers(30, 90)), lag=bool(seed % 2), empty_months=int(seed % 3 == 0))
+    y[X[:, 2:13].sum(axis=1) == 0] = 0
+    y[(X[:, 2:13].sum(axis=1) == 1) & (y == 0)] = 1  # every other month has counts
+    free = np.ones(X.shape[1], dtype=bool)
+    expected = _lp_only(X, y, free)
+    assert expected.size  # the LP finds the separation
+    _no_lp(monkeypatch)
+    np.testing.assert_array_equal(_diverging_columns(X, y, free), expected)
+
+
+def test_one_dimensional_null_space_of_both_signs_separates_nothing(monkeypatch):
+    # B d = 0 leaves d = t (1, -1); A's rows move one each way: only t = 0 is feasible
+    X = np.array([[1, 1], [2, 2], [1, 0], [0, 1]], dtype=float)
+    y = np.array([1, 2, 0, 0])
+    free = np.ones(2, dtype=bool)
+    assert _lp_only(X, y, free).size == 0
+    _no_lp(monkeypatch)
+    assert _diverging_columns(X, y, free).size == 0
+
+
+def test_one_dimensional_null_space_of_one_sign_separates_its_rows(monkeypatch):
+    # d = t (1, -1) again; both y = 0 rows move the same way, the third y = 0 row not at all
+    X = np.array([[1, 1], [2, 2], [1, 0], [3, 0], [1, 1]], dtype=float)
+    y = np.array([1, 2, 0, 0, 0])
+    free = np.ones(2, dtype=bool)
+    expected = _lp_only(X, y, free)
+    _no_lp(monkeypatch)
+    np.testing.assert_array_equal(_diverging_columns(X, y, free), expected)
+    np.testing.assert_array_equal(expected, [0, 1])
