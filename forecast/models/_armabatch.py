@@ -257,35 +257,58 @@ def fit_arma(model: Arma, z: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.
     return x, converged, out
 
 
+def _stencil(k: int, h: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Offsets (1 + 2k + 4k(k-1)/2, k) of the finite differences: 0, ±h e_i, and ±h e_i ± h e_j
+    (i < j) for the mixed second derivatives; and the pairs (i, j)."""
+    eye = np.eye(k)
+    offs = [np.zeros(k)] + [sgn * h * eye[i] for i in range(k) for sgn in (1, -1)]
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    offs += [h * (si * eye[i] + sj * eye[j]) for i, j in pairs for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
+    return np.array(offs).reshape(len(offs), k), pairs
+
+
+def _derivs(f: np.ndarray, k: int, h: float, pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient (A, k) and Hessian (A, k, k) from the log-likelihood at the stencil points (A, m)."""
+    f0 = f[:, 0]
+    g = np.stack([(f[:, 1 + 2 * i] - f[:, 2 + 2 * i]) / (2 * h) for i in range(k)], axis=1)
+    H = np.zeros((len(f), k, k))
+    for i in range(k):
+        H[:, i, i] = (f[:, 1 + 2 * i] - 2 * f0 + f[:, 2 + 2 * i]) / h ** 2
+    for m, (i, j) in enumerate(pairs):
+        b = 1 + 2 * k + 4 * m
+        H[:, i, j] = H[:, j, i] = (f[:, b] - f[:, b + 1] - f[:, b + 2] + f[:, b + 3]) / (4 * h * h)
+    return g, H
+
+
 def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Damped Newton ascent of every row from ``x`` (log-likelihood ``cur``, updated in place)."""
+    """Damped Newton ascent of every row from ``x`` (log-likelihood ``cur``, updated in place).
+
+    Each filter run costs a fixed Python overhead per period whatever its number of rows, so
+    the finite-difference stencil around the full Newton step (the trial that wins in most
+    iterations) is evaluated in the same run as the trial points: when it wins, the next
+    iteration needs no stencil run of its own. The iterates are those of separate runs.
+    """
     S, k = x.shape
     x = x.copy()
     converged = np.zeros(S, dtype=bool)
     gain = np.full(S, np.inf)
     h = FD_STEP
     eye = np.eye(k)
-    # offsets: 0, ±h e_i, and ±h e_i ± h e_j (i < j) for the mixed second derivatives
-    offs = [np.zeros(k)] + [sgn * h * eye[i] for i in range(k) for sgn in (1, -1)]
-    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
-    offs += [h * (si * eye[i] + sj * eye[j]) for i, j in pairs for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
-    offs_arr = np.array(offs).reshape(len(offs), k)
+    offs_arr, pairs = _stencil(k, h)
+    m = len(offs_arr)
+    fs = np.zeros((S, m))  # the stencil's log-likelihoods around x, valid where ``have``
+    have = np.zeros(S, dtype=bool)
     steps = np.array([1.0, 0.3, 0.1, 0.02])
     for _ in range(MAX_ITER):
         act = ~converged
         if not act.any():
             break
         ia = np.flatnonzero(act)
-        f = _llf_many(model, x[ia, None, :] + offs_arr[None], z[ia], X[ia])
-        f0 = f[:, 0]
-        g = np.stack([(f[:, 1 + 2 * i] - f[:, 2 + 2 * i]) / (2 * h) for i in range(k)], axis=1)
-        H = np.zeros((len(ia), k, k))
-        for i in range(k):
-            H[:, i, i] = (f[:, 1 + 2 * i] - 2 * f0 + f[:, 2 + 2 * i]) / h ** 2
-        for m, (i, j) in enumerate(pairs):
-            b = 1 + 2 * k + 4 * m
-            H[:, i, j] = H[:, j, i] = (f[:, b] - f[:, b + 1] - f[:, b + 2] + f[:, b + 3]) / (4 * h * h)
+        need = ia[~have[ia]]
+        if len(need):
+            fs[need] = _llf_many(model, x[need, None, :] + offs_arr[None], z[need], X[need])
+        g, H = _derivs(fs[ia], k, h, pairs)
         # Newton directions, regularised (Levenberg-Marquardt) where -H is not positive definite
         # (a flat ridge of near-cancelling AR and MA roots), and plain gradient steps; the
         # best of all trial points is taken, so each iteration can only raise the likelihood.
@@ -303,13 +326,20 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
         D = np.where(lens > 10.0, D * 10.0 / np.maximum(lens, 1e-300), D)  # at most 10 on the x scale
         trial = (x[ia, None, None, :] + steps[None, None, :, None] * D[:, :, None, :]).reshape(len(ia), -1, k)
         trial = np.clip(trial, -X_BOUND, X_BOUND)
-        ft = _llf_many(model, trial, z[ia], X[ia])
+        nt = trial.shape[1]
+        # trial 0 is the full Newton step; its stencil (less the centre, trial 0 itself) rides along
+        ahead = trial[:, :1, :] + offs_arr[None, 1:]
+        ft = _llf_many(model, np.concatenate([trial, ahead], axis=1), z[ia], X[ia])
+        ft, fa = ft[:, :nt], ft[:, nt:]
         best = np.argmax(ft, axis=1)
         fbest = ft[np.arange(len(ia)), best]
         better = fbest > cur[ia] + TOL
         gain[ia] = np.where(better, fbest - cur[ia], 0.0)
         x[ia[better]] = trial[np.flatnonzero(better), best[better]]
         cur[ia[better]] = fbest[better]
+        newton = better & (best == 0)
+        fs[ia[newton]] = np.concatenate([ft[newton, :1], fa[newton]], axis=1)
+        have[ia] = newton
         converged[ia[~better]] = True
         # A row creeping along a flat ridge (an MA root drifting to the unit circle: the
         # likelihood and the forecasts barely change along it) stops once a full step gains
