@@ -106,6 +106,20 @@ class FilterOut:
     n: np.ndarray  # (N,) observations in the likelihood
 
 
+def _tmul(phi: np.ndarray, M: np.ndarray, d: int) -> np.ndarray:
+    """T M for the transition T of the state (series last: M is (s, ..., N), ``phi`` (r, N) the
+    AR column), from its structure: row i of the ARMA block is φ_i M_d + M_{d+i+1}, and with
+    d = 1 the level row is M_0 plus the first ARMA row. Three array operations instead of a
+    dense product (the filter runs it twice per period)."""
+    out = np.empty_like(M)
+    arma = out[d:]
+    np.multiply(phi.reshape(phi.shape[:1] + (1,) * (M.ndim - 2) + phi.shape[1:]), M[d], out=arma)
+    arma[:-1] += M[d + 1:]
+    if d:
+        np.add(M[0], arma[0], out=out[0])
+    return out
+
+
 def kalman(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray, beta: np.ndarray | None = None
            ) -> FilterOut:
     """Run the filter for rows ``x`` (N, p + q) on data ``z`` (N, n) with NaN where missing and
@@ -120,7 +134,7 @@ def kalman(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray, beta: np.nd
     # (several times faster than matmul on (N, s, s) stacks).
     obs = np.isfinite(z)
     Y = np.concatenate([np.where(obs, z, 0.0).T[:, None, :], X.transpose(1, 2, 0)], axis=1)  # (n, 1+c, N)
-    Tf = np.ascontiguousarray(T.transpose(1, 2, 0))  # (s, s, N)
+    phi = np.ascontiguousarray(T[:, d:, d].T)  # (r, N): the AR column of the transition
     P0f = np.ascontiguousarray(P0.transpose(1, 2, 0))
     RR = np.einsum("ni,nj->ijn", R, R)
     a = np.zeros((s, 1 + c, N))
@@ -128,49 +142,50 @@ def kalman(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray, beta: np.nd
     P[d:, d:] = P0f
     A = np.zeros((1 + c, 1 + c, N))  # Σ v v' / F
     logF = np.zeros(N)
-    nobs = np.zeros(N)
-    started = np.zeros(N, dtype=bool) if d else np.ones(N, dtype=bool)
-    for t in range(n):
-        o = obs[:, t]
-        yt = Y[t]
-        if d and not started.all():
-            new = o & ~started
-            if new.any():  # the first observed value: level known, ARMA part at its stationary law
+    # Which rows enter the likelihood at each period, and (d = 1) which start there (at their
+    # first observed value), decided up front: the loop costs a fixed Python overhead per
+    # period, so it does no bookkeeping of its own.
+    tt = np.arange(n)[:, None]
+    if d:
+        first = np.where(obs.any(axis=1), obs.argmax(axis=1), n)
+        new_at = tt == first[None, :]  # (n, N)
+        upd_at = obs.T & (tt > first[None, :])
+        any_new = new_at.any(axis=1)
+    else:
+        upd_at = obs.T
+        any_new = np.zeros(n, dtype=bool)
+    nobs = upd_at.sum(axis=0).astype(float)
+    every_at = upd_at.all(axis=1)
+    any_at = upd_at.any(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t in range(n):
+            yt = Y[t]
+            if any_new[t]:  # the first observed value: level known, ARMA part at its stationary law
+                new = new_at[t]
                 a[:, :, new] = 0.0
                 a[0, :, new] = yt[:, new].T
                 P[:, :, new] = 0.0
                 P[1:, 1:, new] = P0f[:, :, new]
-                started |= new
-            upd = o & ~new
-        else:
-            upd = o
-        every = upd.all()
-        if every or upd.any():
-            F = P[0, 0]
-            Fs = F if every else np.where(upd, F, 1.0)
-            v = yt - a[0]  # (1 + c, N)
-            K = P[:, 0] / Fs  # (s, N)
-            dA = v[:, None, :] * v[None, :, :] / Fs
-            da = K[:, None, :] * v[None, :, :]
-            dP = K[:, None, :] * K[None, :, :] * Fs
-            with np.errstate(divide="ignore"):
-                lf = np.log(F)
-            if every:
-                A += dA
-                logF += lf
-                nobs += 1
-                a = a + da
-                P = P - dP
-            else:
-                A += np.where(upd, dA, 0.0)
-                logF += np.where(upd, lf, 0.0)
-                nobs += upd
-                a = np.where(upd, a + da, a)
-                P = np.where(upd, P - dP, P)
-        if t < n - 1:  # predict the next period (the last filtered state is kept for the forecast)
-            a = np.einsum("ijn,jcn->icn", Tf, a)
-            P = np.einsum("ikn,lkn->iln", np.einsum("ijn,jkn->ikn", Tf, P), Tf) + RR
-            P = 0.5 * (P + P.transpose(1, 0, 2))
+            if any_at[t]:
+                F = P[0, 0]
+                v = yt - a[0]  # (1 + c, N)
+                if not every_at[t]:  # rows without an update: zero innovation and gain, F = 1 (log F = 0)
+                    upd = upd_at[t]
+                    F = np.where(upd, F, 1.0)
+                    K = np.where(upd, P[:, 0] / F, 0.0)
+                    v = np.where(upd, v, 0.0)
+                else:
+                    K = P[:, 0] / F
+                A += v[:, None, :] * (v / F)[None, :, :]
+                logF += np.log(F)
+                a += K[:, None, :] * v[None, :, :]
+                P -= K[:, None, :] * P[0][None, :, :]  # K K' F
+            if t < n - 1:  # predict the next period (the last filtered state is kept for the forecast)
+                a = _tmul(phi, a, d)
+                P = _tmul(phi, _tmul(phi, P, d).transpose(1, 0, 2), d)  # T (T P)' = T P T'
+                P += RR
+                P += P.transpose(1, 0, 2)
+                P *= 0.5
     A = A.transpose(2, 0, 1)
     a = a.transpose(2, 0, 1)
     P = P.transpose(2, 0, 1)
