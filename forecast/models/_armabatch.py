@@ -299,10 +299,10 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
             ) -> tuple[np.ndarray, np.ndarray]:
     """Damped Newton ascent of every row from ``x`` (log-likelihood ``cur``, updated in place).
 
-    Each filter run costs a fixed Python overhead per period whatever its number of rows, so
-    the finite-difference stencil around the full Newton step (the trial that wins in most
-    iterations) is evaluated in the same run as the trial points: when it wins, the next
-    iteration needs no stencil run of its own. The iterates are those of separate runs.
+    Each filter run costs a fixed Python overhead per period plus a cost per row, so the full
+    Newton step is tried first, with the finite-difference stencil around it in the same run
+    (when it is taken, the next iteration needs no stencil run of its own); the 15 damped and
+    gradient trials are run only for the rows where it does not raise the likelihood.
     """
     S, k = x.shape
     x = x.copy()
@@ -325,8 +325,9 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
             fs[need] = _llf_many(model, x[need, None, :] + offs_arr[None], z[need], X[need])
         g, H = _derivs(fs[ia], k, h, pairs)
         # Newton directions, regularised (Levenberg-Marquardt) where -H is not positive definite
-        # (a flat ridge of near-cancelling AR and MA roots), and plain gradient steps; the
-        # best of all trial points is taken, so each iteration can only raise the likelihood.
+        # (a flat ridge of near-cancelling AR and MA roots), and plain gradient steps; the full
+        # Newton step when it raises the likelihood, else the best of all trial points, so each
+        # iteration can only raise the likelihood.
         negH = np.where(np.isfinite(H), -H, 0.0)
         lam = np.maximum(0.0, -np.linalg.eigvalsh(negH)[:, 0]) + 1e-6 * (1 + np.abs(negH).max(axis=(1, 2)))
         dirs = []
@@ -341,19 +342,23 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
         D = np.where(lens > 10.0, D * 10.0 / np.maximum(lens, 1e-300), D)  # at most 10 on the x scale
         trial = (x[ia, None, None, :] + steps[None, None, :, None] * D[:, :, None, :]).reshape(len(ia), -1, k)
         trial = np.clip(trial, -X_BOUND, X_BOUND)
-        nt = trial.shape[1]
-        # trial 0 is the full Newton step; its stencil (less the centre, trial 0 itself) rides along
+        # First the full Newton step (trial 0) with its stencil riding along; the other trials
+        # only for rows where it does not raise the likelihood (most rows, most iterations, it does).
         ahead = trial[:, :1, :] + offs_arr[None, 1:]
-        ft = _llf_many(model, np.concatenate([trial, ahead], axis=1), z[ia], X[ia])
-        ft, fa = ft[:, :nt], ft[:, nt:]
-        best = np.argmax(ft, axis=1)
-        fbest = ft[np.arange(len(ia)), best]
+        f1 = _llf_many(model, np.concatenate([trial[:, :1], ahead], axis=1), z[ia], X[ia])
+        fbest = f1[:, 0].copy()
+        best = np.zeros(len(ia), dtype=int)
+        rest = np.flatnonzero(~(fbest > cur[ia] + TOL))
+        if len(rest):
+            fr = np.concatenate([f1[rest, :1], _llf_many(model, trial[rest, 1:], z[ia[rest]], X[ia[rest]])], axis=1)
+            best[rest] = np.argmax(fr, axis=1)
+            fbest[rest] = fr[np.arange(len(rest)), best[rest]]
         better = fbest > cur[ia] + TOL
         gain[ia] = np.where(better, fbest - cur[ia], 0.0)
         x[ia[better]] = trial[np.flatnonzero(better), best[better]]
         cur[ia[better]] = fbest[better]
         newton = better & (best == 0)
-        fs[ia[newton]] = np.concatenate([ft[newton, :1], fa[newton]], axis=1)
+        fs[ia[newton]] = f1[newton]
         have[ia] = newton
         converged[ia[~better]] = True
         # A row creeping along a flat ridge (an MA root drifting to the unit circle: the
