@@ -124,9 +124,14 @@ def kalman(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray, beta: np.nd
            ) -> FilterOut:
     """Run the filter for rows ``x`` (N, p + q) on data ``z`` (N, n) with NaN where missing and
     regressors ``X`` (N, n, c) (c may be 0); ``beta`` (N, c) fixes the regression coefficients
-    (default: profiled out). Every row is independent of the others."""
+    (default: profiled out). A regressor that is NaN (throughout; its first period is read) is
+    one the row does not have (its β is 0), so rows with different regressors can share a
+    run. Every row is independent of the others."""
     N, n = z.shape
     c = X.shape[2]
+    has = ~np.isnan(X[:, 0, :])  # (N, c)
+    if not has.all():
+        X = np.where(has[:, None, :], X, 0.0)
     T, R, P0 = model.matrices(x)
     r, d = model.r, model.d
     s = r + d
@@ -195,6 +200,8 @@ def kalman(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray, beta: np.nd
         beta = np.asarray(beta, dtype=float).reshape(N, c)
         rss = Azz - 2 * np.einsum("ni,ni->n", Axz, beta) + np.einsum("ni,nij,nj->n", beta, Axx, beta)
     elif c:
+        # (an absent regressor has zero innovations: a unit diagonal makes its β exactly 0)
+        Axx = np.where(has[:, :, None] & has[:, None, :], Axx, np.eye(c))
         ok = np.linalg.matrix_rank(Axx) == c
         Axx_ok = np.where(ok[:, None, None], Axx, np.eye(c))
         beta = np.linalg.solve(Axx_ok, Axz[:, :, None])[:, :, 0]
@@ -241,7 +248,7 @@ def fit_arma(model: Arma, z: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.
     ----------
     model : orders.
     z : (S, n) data, NaN where missing.
-    X : (S, n, c) regressors (β is profiled out).
+    X : (S, n, c) regressors (β is profiled out; NaN: absent, see :func:`kalman`).
 
     Returns
     -------

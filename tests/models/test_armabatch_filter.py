@@ -80,3 +80,23 @@ def test_batched_filter_equals_a_plain_loop(order):
             ll, beta = _reference(model, x[i], z[i], XX[i])
             assert abs(out.llf[i] - ll) < 1e-10 * max(1.0, abs(ll)), (order, i)
             np.testing.assert_allclose(out.beta[i], beta, atol=1e-10)
+
+
+def test_an_absent_regressor_column_is_the_narrower_design():
+    """A regressor that is NaN throughout a row (a batch mixing Fourier orders) gives that row
+    the likelihood, β (with a 0 for the absent column) and state of the narrower design."""
+    rng = np.random.default_rng(4)
+    model = Arma(1, 1, 1)
+    n = 60
+    z = np.cumsum(rng.normal(size=(2, n)), axis=1)
+    u = np.arange(n) / 12
+    F = np.column_stack([np.sin(2 * np.pi * u), np.cos(2 * np.pi * u)])
+    x = np.array([[0.3, -0.8], [-0.2, 1.1]])
+    X = np.stack([F, F])
+    X[1, :, 1] = np.nan
+    mixed = kalman(model, x, z, X)
+    full = kalman(model, x[:1], z[:1], F[None])
+    narrow = kalman(model, x[1:], z[1:], F[None, :, :1])
+    np.testing.assert_allclose(mixed.llf, [full.llf[0], narrow.llf[0]], rtol=1e-12)
+    np.testing.assert_allclose(mixed.beta, [full.beta[0], [narrow.beta[0, 0], 0.0]], atol=1e-12)
+    np.testing.assert_allclose(mixed.a[1], narrow.a[0], atol=1e-12)

@@ -187,3 +187,23 @@ def test_order_is_validated():
 
     with pytest.raises(ConfigError, match="order"):
         LogArma(order=(3, 1, 1)).fit(_panel({"s": _counts(1, 40)}))
+
+
+def test_series_of_mixed_fourier_orders_fit_as_when_alone():
+    """A small panel is fitted in one batch whatever each series' Fourier order (absent
+    regressors as NaN columns): each series gets the fit and forecast it gets alone."""
+    n = 260
+    season = 1.0 * np.sin(2 * np.pi * np.arange(n) * 7 / 365.25)
+    seasonal = np.maximum(np.rint(np.expm1(2 + season + _sim(3, n, 0.5, 0.2, 0, scale=0.3))), 0)
+    flat = _counts(5, n)
+    both = LogArma().fit(_panel({"a": seasonal, "b": flat}))
+    ks = [both.fits()[u].state["fourier_k"] for u in ("a", "b")]
+    assert ks[0] > ks[1]  # the batch really mixes orders
+    for uid, y in (("a", seasonal), ("b", flat)):
+        alone = LogArma().fit(_panel({uid: y}))
+        fa, fb = alone.fits()[uid], both.fits()[uid]
+        np.testing.assert_allclose(fb.state["x"], fa.state["x"], atol=1e-8)
+        np.testing.assert_allclose(fb.state["beta"], fa.state["beta"], atol=1e-8)
+        assert len(fb.state["beta"]) == 2 * fb.state["fourier_k"]
+        np.testing.assert_allclose(_mean(both.forecast(3))[:3] if uid == "a" else _mean(both.forecast(3))[3:],
+                                   _mean(alone.forecast(3)), rtol=1e-8)
