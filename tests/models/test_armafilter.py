@@ -1,4 +1,4 @@
-"""The batched Kalman filter of forecast.models._armabatch against a plain one-series reference.
+"""The batched Kalman filter of forecast.models._armafilter against a plain one-series reference.
 
 The reference below is the textbook filter (dense T P T', one series at a time, every branch
 written out, including the diffuse start at the first observed value when d = 1), so the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecast.models._armabatch import Arma, _tmul, kalman
+from forecast.models._armafilter import Arma, _tmul, kalman
 
 
 def _reference(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray) -> tuple[float, np.ndarray]:
