@@ -46,7 +46,8 @@ def _llf_many(model: Arma, X0: np.ndarray, z: np.ndarray, X: np.ndarray) -> np.n
     return out.reshape(S, G)
 
 
-def fit_arma(model: Arma, z: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, FilterOut]:
+def fit_arma(model: Arma, z: np.ndarray, X: np.ndarray, start: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, FilterOut]:
     """Maximum-likelihood ARMA coefficients of every series.
 
     A grid of starts (:data:`GRID_POINTS`), the best two (see the code) each
@@ -59,6 +60,10 @@ def fit_arma(model: Arma, z: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.
     model : orders.
     z : (S, n) data, NaN where missing.
     X : (S, n, c) regressors (β is profiled out; NaN: absent, see :func:`kalman`).
+    start : (S, p + q) a warm start (e.g. the estimates of a shorter window of the same
+        series): Newton steps from there alone, no grid. Much cheaper, but it finds the
+        local maximum nearest the start, which on a bimodal likelihood may not be the one
+        the grid's two starts find.
 
     Returns
     -------
@@ -67,6 +72,12 @@ def fit_arma(model: Arma, z: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.
     out : the filter at ``x`` (β̂, σ̂², the last state).
     """
     S, k = len(z), model.k
+    if start is not None and k:
+        x = np.clip(np.asarray(start, dtype=float).reshape(S, k), -X_BOUND, X_BOUND)
+        cur = _llf_many(model, x[:, None, :], z, X)[:, 0]
+        x, converged = _newton(model, x, cur, z, X)
+        with np.errstate(all="ignore"):
+            return x, converged, kalman(model, x, z, X)
     grid = _grid(k)
     ll = _llf_many(model, np.broadcast_to(grid, (S, *grid.shape)).copy(), z, X)
     if not k:
