@@ -131,6 +131,9 @@ def kalman(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray, beta: np.nd
     RR = np.einsum("ni,nj->ijn", R, R)
     a = np.zeros((s, 1 + c, N))
     P = np.zeros((s, s, N))
+    phi3 = phi[:, None, :]
+    a2, P2, P3 = np.empty_like(a), np.empty_like(P), np.empty_like(P)
+    Q = P2.transpose(1, 0, 2)  # (T P)'
     P[d:, d:] = P0f
     A = np.zeros((1 + c, 1 + c, N))  # Σ v v' / F
     logF = np.zeros(N)
@@ -173,10 +176,22 @@ def kalman(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray, beta: np.nd
                 a += K[:, None, :] * v[None, :, :]
                 P -= K[:, None, :] * P[0][None, :, :]  # K K' F
             if t < n - 1:  # predict the next period (the last filtered state is kept for the forecast)
-                a = _tmul(phi, a, d)
-                P = _tmul(phi, _tmul(phi, P, d).transpose(1, 0, 2), d)  # T (T P)' = T P T'
-                P += RR
-                P += P.transpose(1, 0, 2)
+                # T a, T P and T (T P)' = T P T' as in _tmul, inlined into preallocated buffers
+                # (three calls a period of a small function cost more than their arithmetic)
+                np.multiply(phi3, a[d], out=a2[d:])
+                a2[d:-1] += a[d + 1:]
+                np.multiply(phi3, P[d], out=P2[d:])
+                P2[d:-1] += P[d + 1:]
+                if d:
+                    np.add(a[0], a2[1], out=a2[0])
+                    np.add(P[0], P2[1], out=P2[0])
+                a, a2 = a2, a
+                np.multiply(phi3, Q[d], out=P3[d:])
+                P3[d:-1] += Q[d + 1:]
+                if d:
+                    np.add(Q[0], P3[1], out=P3[0])
+                P3 += RR
+                np.add(P3, P3.transpose(1, 0, 2), out=P)
                 P *= 0.5
     A = A.transpose(2, 0, 1)
     a = a.transpose(2, 0, 1)
