@@ -97,7 +97,7 @@ def _tmul(phi: np.ndarray, M: np.ndarray, d: int) -> np.ndarray:
     """T M for the transition T of the state (series last: M is (s, ..., N), ``phi`` (r, N) the
     AR column), from its structure: row i of the ARMA block is φ_i M_d + M_{d+i+1}, and with
     d = 1 the level row is M_0 plus the first ARMA row. Three array operations instead of a
-    dense product (the filter runs it twice per period)."""
+    dense product; :func:`kalman` runs the same operations inline, three times a period."""
     out = np.empty_like(M)
     arma = out[d:]
     np.multiply(phi.reshape(phi.shape[:1] + (1,) * (M.ndim - 2) + phi.shape[1:]), M[d], out=arma)
@@ -122,8 +122,8 @@ def kalman(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray, beta: np.nd
     T, R, P0 = model.matrices(x)
     r, d = model.r, model.d
     s = r + d
-    # Series last in every array: small batched products are einsums over contiguous rows
-    # (several times faster than matmul on (N, s, s) stacks).
+    # Series last in every array: each period is a few elementwise operations over contiguous
+    # rows (several times faster than matmul on (N, s, s) stacks).
     obs = np.isfinite(z)
     Y = np.concatenate([np.where(obs, z, 0.0).T[:, None, :], X.transpose(1, 2, 0)], axis=1)  # (n, 1+c, N)
     phi = np.ascontiguousarray(T[:, d:, d].T)  # (r, N): the AR column of the transition
