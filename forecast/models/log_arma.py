@@ -20,6 +20,8 @@ from forecast.models.guard import mean_cap, note_capped
 MIN_OBS = 10
 #: Series fitted together in one filter run (bounds the memory of the start grid).
 CHUNK = 256
+#: Up to this many series of one length share a run whatever their Fourier order.
+MIX_MAX = 64
 
 
 def _order_ok(v: Any) -> bool:
@@ -35,6 +37,27 @@ def _k_ok(v: Any) -> bool:
 def _max_k(m: int) -> int:
     """Most Fourier pairs a season of m periods can carry (K < m/2, so no column is all zero)."""
     return max(0, (m - 1) // 2)
+
+
+def _batches(members: list[int], ks: dict[int, int]) -> list[list[int]]:
+    """Series (of one length) fitted together: all of them when few (a filter run then costs
+    mostly a fixed overhead per period, so one run for every Fourier order beats one per
+    order), else one batch per Fourier order, in chunks of ``CHUNK``."""
+    if len(members) <= MIX_MAX:
+        return [members]
+    by_k: dict[int, list[int]] = {}
+    for i in members:
+        by_k.setdefault(ks[i], []).append(i)
+    return [g[c0:c0 + CHUNK] for g in by_k.values() for c0 in range(0, len(g), CHUNK)]
+
+
+def _stack_designs(mats: list[np.ndarray], fill: float) -> np.ndarray:
+    """(rows, c_i) matrices stacked into (S, rows, max c_i), the missing columns ``fill``."""
+    c = max(m.shape[1] for m in mats)
+    out = np.full((len(mats), mats[0].shape[0], c), fill)
+    for j, m in enumerate(mats):
+        out[j, :, :m.shape[1]] = m
+    return out
 
 
 class LogArma(ModelSpec):
@@ -135,23 +158,23 @@ class LogArma(ModelSpec):
         p, d, q = (int(v) for v in self.order)
         model = Arma(p, d, q)
         out: list[SeriesFit | FitFailure | None] = [None] * len(series)
-        groups: dict[tuple[int, int], list[int]] = {}
+        by_n: dict[int, list[int]] = {}
         zs: dict[int, np.ndarray] = {}
+        ks: dict[int, int] = {}
         for i, s in enumerate(series):
             try:
-                zs[i], k = self._prepare(s)
+                zs[i], ks[i] = self._prepare(s)
             except FitFailure as exc:
                 out[i] = exc
                 continue
-            groups.setdefault((len(s.y), k), []).append(i)
-        for (n, k), members in groups.items():
-            for c0 in range(0, len(members), CHUNK):
-                idx = members[c0:c0 + CHUNK]
+            by_n.setdefault(len(s.y), []).append(i)
+        for n, members in by_n.items():
+            for idx in _batches(members, ks):
                 z = np.stack([zs[i] for i in idx])
-                X = np.stack([self._design(series[i], k, 0, n) for i in idx])
+                X = _stack_designs([self._design(series[i], ks[i], 0, n) for i in idx], np.nan)
                 x, conv, res = fit_arma(model, z, X)
                 for j, i in enumerate(idx):
-                    out[i] = self._series_fit(model, k, x[j], bool(conv[j]), res, j)
+                    out[i] = self._series_fit(model, ks[i], x[j], bool(conv[j]), res, j)
         return out  # type: ignore[return-value]
 
     def _series_fit(self, model: Arma, k: int, x: np.ndarray, converged: bool, res, j: int
@@ -161,7 +184,7 @@ class LogArma(ModelSpec):
             return FitFailure("no finite Gaussian likelihood (zero innovation variance)")
         phi = pacf_to_coef(x[None, :model.p])[0]
         theta = -pacf_to_coef(x[None, model.p:])[0]
-        beta = res.beta[j]
+        beta = res.beta[j][:len(self._names(k))]  # (less the absent columns of a mixed batch)
         nan = float("nan")
         coef = {f"ar.L{i + 1}": (float(v), nan) for i, v in enumerate(phi)}
         coef.update({f"ma.L{i + 1}": (float(v), nan) for i, v in enumerate(theta)})
