@@ -208,6 +208,9 @@ def _run_tasks(tasks, ctx, jobs, progress, backend, dask, consume) -> None:
 #: Series per task. Batched solves stay large while memory stays bounded (a task holds one
 #: chunk's designs), and chunks are what parallel workers share out.
 SERIES_CHUNK = 500
+#: Series per task of origins for a model that is not chunked (one pooling every series): more
+#: series, fewer origins per task, so that no task returns the whole backtest of a large panel at once.
+POOLED_TASK_SERIES = 4000
 
 
 def _splits_once(spec: ModelSpec) -> bool:
@@ -222,7 +225,8 @@ def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.
     """Tasks (label, spec, cutoffs, refit offset, chunk frame), in serial order.
 
     Series are chunked for models that fit each series alone; blocks of ``refit_every``
-    origins are grouped so that there are at least about two tasks per worker. Every
+    origins are grouped so that there are at least about two tasks per worker, and a
+    task of more than ``POOLED_TASK_SERIES`` series covers fewer blocks. Every
     block starts with a fresh fit and every series draws from its own random stream,
     so the split changes no result.
     """
@@ -232,8 +236,11 @@ def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.
     for label, spec in specs.items():
         groups = _series_groups(spec, uids)
         per = max(1, min(len(blocks), -(-2 * workers // (len(specs) * len(groups))))) if workers > 1 else 1
-        size = -(-len(blocks) // per)
         for ids in groups:
+            # A task's result is held whole until it returns: a model that reads every series at
+            # once (pooling) splits its origins when it has more than POOLED_TASK_SERIES series
+            # (not one task per origin: each task rebuilds the series of the whole panel).
+            size = -(-len(blocks) // max(per, min(len(blocks), -(-len(ids) // POOLED_TASK_SERIES))))
             # One frame per chunk of series, shared by every model's tasks (a cluster gets it once).
             key = (ids[0], ids[-1], len(ids)) if len(groups) > 1 else None
             if key not in chunks:
