@@ -45,8 +45,8 @@ def simulate(n_series: int, length: int, seed: int = 1):
     mu = np.exp(level[:, None] + slope[:, None] * t + 0.5 * np.sin(2 * np.pi * m / 12 + phase[:, None]))
     y = rng.negative_binomial(1 / alpha[:, None], 1 / (1 + alpha[:, None] * mu))
     ids = np.char.add("s", np.char.zfill(np.arange(n_series).astype(str), 6))
-    return pd.DataFrame({"unique_id": np.repeat(ids, length), "ds": np.tile(ds.values.astype("datetime64[ns]"), n_series),
-                         "y": y.ravel()})
+    return pd.DataFrame({"unique_id": np.repeat(ids, length),
+                         "ds": np.tile(ds.values.astype("datetime64[ns]"), n_series), "y": y.ravel()})
 
 
 class WorkerSampler:

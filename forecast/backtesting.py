@@ -9,9 +9,13 @@ With ``refit_every=k`` the parameters (and ARIMA orders) are re-estimated at
 every k-th origin; at the origins between, the last fitted parameters are used
 with the data up to the new cutoff (:meth:`FittedModel.update`).
 
-Work is split into independent tasks, one per model and block of ``k``
-origins, so ``jobs > 1`` runs them in parallel with identical results: every
-series draws from its own random stream derived from (seed, series, origin).
+Work is split into independent tasks, one per model, chunk of series and block
+of ``k`` origins, so ``jobs > 1`` runs them in parallel with identical results:
+every series draws from its own random stream derived from (seed, series, origin).
+Each task's result is reduced to compact columns as soon as it is in and the result
+frames are built once at the end (:mod:`forecast._backtest_collect`), so the main
+process holds about one copy of the result, never every task's frames plus their
+concatenation.
 """
 from __future__ import annotations
 
