@@ -88,12 +88,3 @@ def reemit(records: list[tuple]) -> None:
     """Raise warnings returned by :class:`Task` again in this process, at their original location."""
     for category, message, filename, lineno in records:
         warnings.warn_explicit(message, category, filename, lineno, registry=_registry)
-
-
-def unwrap(results: list[tuple[Any, list[tuple]]]) -> list:
-    """The results of :class:`Task` calls, in order, re-emitting each task's warnings in task order."""
-    out = []
-    for result, records in results:
-        reemit(records)
-        out.append(result)
-    return out

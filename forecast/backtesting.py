@@ -9,9 +9,13 @@ With ``refit_every=k`` the parameters (and ARIMA orders) are re-estimated at
 every k-th origin; at the origins between, the last fitted parameters are used
 with the data up to the new cutoff (:meth:`FittedModel.update`).
 
-Work is split into independent tasks, one per model and block of ``k``
-origins, so ``jobs > 1`` runs them in parallel with identical results: every
-series draws from its own random stream derived from (seed, series, origin).
+Work is split into independent tasks, one per model, chunk of series and block
+of ``k`` origins, so ``jobs > 1`` runs them in parallel with identical results:
+every series draws from its own random stream derived from (seed, series, origin).
+Each task's result is reduced to compact columns as soon as it is in and the result
+frames are built once at the end (:mod:`forecast._backtest_collect`), so the main
+process holds about one copy of the result, never every task's frames plus their
+concatenation.
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from forecast._backtest_collect import Collector
+from forecast._backtest_data import _mase_scales, _truncate  # noqa: F401 (_mase_scales: tests)
 from forecast._backtest_result import BacktestResult  # noqa: F401 (public here)
 from forecast._progress_tally import Tally, ticking
 from forecast.adjacency import as_attr
@@ -170,43 +176,45 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     # A progress callback sees one count: every (model, origin, chunk) of the tasks and the member
     # backtests of combinations (run first, so that their units are in the total early on).
     tally = Tally(progress, units := sum(len(t[2]) for t in tasks)) if callable(progress) else None
-    by_key: dict[tuple, list[dict]] = {}
+    # Blocks are reduced to compact columns as they arrive and the result frames built once, in
+    # the serial order (model, then cutoff, then series: chunks are in series order).
+    collect = Collector([(label, c) for label in specs for c in cutoffs], keep_pmf)
     for label, spec in own.items():
-        for b in spec.backtest_blocks(label, frame, cutoffs, jobs=jobs, backend=backend, dask=dask,
-                                      progress=tally.part() if tally else progress, **ctx):
-            by_key.setdefault((label, b["cutoff"]), []).append(b)
-    results = _run_tasks(tasks, ctx, jobs, tally.part(units) if tally else progress, backend, dask) if tasks else []
+        for n, b in enumerate(spec.backtest_blocks(label, frame, cutoffs, jobs=jobs, backend=backend, dask=dask,
+                                                   progress=tally.part() if tally else progress, **ctx)):
+            collect.add(label, b, (-1, n))
+
+    def consume(i: int, blocks: list[dict]) -> None:
+        for n, b in enumerate(blocks):
+            collect.add(tasks[i][0], b, (i, n))
+
+    if tasks:
+        _run_tasks(tasks, ctx, jobs, tally.part(units) if tally else progress, backend, dask, consume)
     if tally:
         tally.finish()
-    # Back to the serial order: model, then cutoff, then series (chunks are in series order).
-    for task, blocks_of_task in zip(tasks, results):
-        for b in blocks_of_task:
-            by_key.setdefault((task[0], b["cutoff"]), []).append(b)
-    blocks = [b for label in specs for c in cutoffs for b in by_key.get((label, c), [])]
-    fcs = pd.concat([b["forecasts"] for b in blocks], ignore_index=True)
-    pts = pd.concat([b["scores"] for b in blocks], ignore_index=True)
-    diag = pd.concat([b["diagnostics"] for b in blocks], ignore_index=True)
     keys = [c for c in KEY_COLUMNS if c in frame.columns]
-    if keys:
-        fcs = fcs.merge(frame.drop_duplicates("unique_id")[["unique_id", *keys]], on="unique_id", how="left")
+    fcs, pts, diag, pmfs = collect.result(frame.drop_duplicates("unique_id")[["unique_id", *keys]] if keys else None)
     settings = dict(horizon=horizon, origins=[str(c.date()) for c in cutoffs], step=step, window=window,
                     refit_every=refit_every, seed=seed, models={k: repr(v) for k, v in specs.items()},
                     levels=list(levels), thresholds=list(thresholds), freq=str(freq),
                     covariates_known_ahead=foresight)
-    return BacktestResult(fcs, pts, diag, settings, [b["pmf"] for b in blocks] if keep_pmf else None)
+    return BacktestResult(fcs, pts, diag, settings, pmfs)
 
 
-def _run_tasks(tasks, ctx, jobs, progress, backend, dask=None) -> list:
-    """``_run_block(*task, **ctx)`` for every task, results in task order (serial, loky or Dask)."""
+def _run_tasks(tasks, ctx, jobs, progress, backend, dask, consume) -> None:
+    """``consume(i, _run_block(*tasks[i], **ctx))`` for every task as it finishes (serial, loky or Dask)."""
     from forecast.parallel import run_tasks
 
-    return run_tasks(_run_block, tasks, shared=ctx, jobs=jobs, dask=dask, backend=backend, progress=progress,
-                     desc="backtest", unit="fit", sizes=[len(t[2]) for t in tasks], tick="tick")
+    run_tasks(_run_block, tasks, shared=ctx, jobs=jobs, dask=dask, backend=backend, progress=progress,
+              desc="backtest", unit="fit", sizes=[len(t[2]) for t in tasks], tick="tick", consume=consume)
 
 
 #: Series per task. Batched solves stay large while memory stays bounded (a task holds one
 #: chunk's designs), and chunks are what parallel workers share out.
 SERIES_CHUNK = 500
+#: Series per task of origins for a model that is not chunked (one pooling every series): more
+#: series, fewer origins per task, so that no task returns the whole backtest of a large panel at once.
+POOLED_TASK_SERIES = 4000
 
 
 def _splits_once(spec: ModelSpec) -> bool:
@@ -221,20 +229,28 @@ def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.
     """Tasks (label, spec, cutoffs, refit offset, chunk frame), in serial order.
 
     Series are chunked for models that fit each series alone; blocks of ``refit_every``
-    origins are grouped so that there are at least about two tasks per worker. Every
+    origins are grouped so that there are at least about two tasks per worker, and a
+    task of more than ``POOLED_TASK_SERIES`` series covers fewer blocks. Every
     block starts with a fresh fit and every series draws from its own random stream,
     so the split changes no result.
     """
     uids = pd.unique(frame.sort_values("unique_id", kind="stable")["unique_id"])
     blocks = [cutoffs[i:i + refit_every] for i in range(0, len(cutoffs), refit_every)]
-    tasks = []
+    tasks, chunks = [], {}
     for label, spec in specs.items():
         groups = _series_groups(spec, uids)
         per = max(1, min(len(blocks), -(-2 * workers // (len(specs) * len(groups))))) if workers > 1 else 1
-        size = -(-len(blocks) // per)
         for ids in groups:
-            chunk = frame[frame["unique_id"].isin(ids)] if len(groups) > 1 else frame
-            chunk.attrs = dict(frame.attrs)
+            # A task's result is held whole until it returns: a model that reads every series at
+            # once (pooling) splits its origins when it has more than POOLED_TASK_SERIES series
+            # (not one task per origin: each task rebuilds the series of the whole panel).
+            size = -(-len(blocks) // max(per, min(len(blocks), -(-len(ids) // POOLED_TASK_SERIES))))
+            # One frame per chunk of series, shared by every model's tasks (a cluster gets it once).
+            key = (ids[0], ids[-1], len(ids)) if len(groups) > 1 else None
+            if key not in chunks:
+                chunks[key] = frame[frame["unique_id"].isin(ids)] if key else frame
+                chunks[key].attrs = dict(frame.attrs)
+            chunk = chunks[key]
             for g in range(0, len(blocks), size):
                 tasks.append((label, spec, [c for b in blocks[g:g + size] for c in b], chunk))
     return tasks
@@ -344,65 +360,3 @@ def _known_ahead(frame: pd.DataFrame, uids: list[str], last: np.ndarray, cols: S
     got = want.merge(known, on=["unique_id", "ds"], how="left")
     got[cols] = got.groupby("unique_id", sort=False)[cols].ffill()
     return got[np.tile(np.r_[False, np.ones(horizon, dtype=bool)], len(uids))].reset_index(drop=True)
-
-
-def _truncate(full, cutoff: pd.Timestamp, first: pd.Timestamp | None, horizon: int, season: int):
-    """The training series at a cutoff (periods ``first`` .. ``cutoff``), the next ``horizon``
-    observed counts of each (-1 where not observed: a missing target is never scored) and
-    each series' MASE scale. Training series keep their ``observed`` mask; a series with no
-    observed count up to the cutoff joins the backtest later.
-
-    Series on the same calendar (same first period and length, the usual panel) share
-    their cut points, so those are found once per calendar.
-    """
-    from forecast.models.base import PanelData, Series
-    from forecast.models.design import group_by_periods
-
-    c64 = np.datetime64(cutoff.value, "ns")
-    f64 = None if first is None else np.datetime64(first.value, "ns")
-    train: list[tuple[int, Series]] = []
-    ahead, scale = np.full((len(full.series), horizon), -1, dtype=np.int64), np.full(len(full.series), np.nan)
-    for idx in group_by_periods(full.series):
-        ds = full.series[idx[0]].ds_values
-        m = int(np.searchsorted(ds, c64, side="right"))
-        a = 0 if f64 is None else int(np.searchsorted(ds, f64, side="left"))
-        if m <= a:
-            continue  # no data up to this cutoff: these series join the backtest later
-        Y = np.stack([full.series[i].y for i in idx])
-        masks = [full.series[i].observed for i in idx]
-        O = None if all(o is None for o in masks) else np.stack([s.observed_mask() for s in
-                                                                 (full.series[i] for i in idx)])
-        nxt = Y[:, m:m + horizon] if O is None else np.where(O[:, m:m + horizon], Y[:, m:m + horizon], -1)
-        ahead[idx, :nxt.shape[1]] = nxt
-        scale[idx] = _mase_scales(Y[:, a:m], season, None if O is None else O[:, a:m])
-        for i in idx:
-            s = full.series[i]
-            ob = None if s.observed is None else s.observed[a:m]
-            if ob is not None and not ob.any():
-                continue  # nothing observed yet
-            exog = None if s.exog is None else s.exog.iloc[a:m].reset_index(drop=True)
-            train.append((i, Series(s.uid, ds[a:m], s.y[a:m], s.freq, exog, ob)))
-    train.sort(key=lambda t: t[0])  # back to the panel's series order
-    keep = np.array([i for i, _ in train], dtype=int)
-    data = PanelData([t for _, t in train], full.freq, full.keys, full.adjacency)  # (keys: the pooling groups)
-    return data, ahead[keep], scale[keep]
-
-
-def _mase_scales(Y: np.ndarray, season: int, observed: np.ndarray | None = None) -> np.ndarray:
-    """:func:`~forecast.scoring.mase_scale` of every row of ``Y`` (rows of equal length).
-
-    With ``observed`` (bool, the shape of ``Y``): the mean over the pairs whose two counts
-    are both observed (NaN when there is none). The lag is chosen from the row length.
-    """
-    n = Y.shape[1]
-    lag = season if n >= season + 1 else 1
-    if n <= lag:
-        return np.full(len(Y), np.nan)
-    diff = np.abs(Y[:, lag:] - Y[:, :-lag]).astype(float)
-    if observed is None:
-        scale = np.mean(diff, axis=1)
-    else:
-        pair = observed[:, lag:] & observed[:, :-lag]
-        k = pair.sum(axis=1)
-        scale = np.where(k > 0, np.where(pair, diff, 0.0).sum(axis=1) / np.maximum(k, 1), np.nan)
-    return np.where(scale > 0, scale, np.nan)

@@ -14,10 +14,10 @@ Three ways to run, chosen by the arguments:
 - ``jobs=N > 1``: ``N`` local worker processes through joblib's loky backend
   (or ``backend``, another joblib backend name).
 - ``dask="tcp://host:8786"`` (or a ``distributed.Client``): the tasks are
-  submitted to that cluster. The shared keyword arguments (the panel) are
-  scattered to it once, not shipped with every task. The cluster's workers set
-  the concurrency, so ``jobs`` is not used. Dask is an optional dependency:
-  ``pip install "incident-forecast[dask]"``.
+  submitted to that cluster. The shared keyword arguments and every data argument
+  (a chunk of the panel) are scattered to it once, not shipped with every task; each
+  result is fetched, handed on and released as its task finishes. The cluster's
+  workers set the concurrency (``jobs`` is not used). Dask is an optional dependency.
 
 Warnings a task raises in a worker process are returned with its result and
 raised again here, in task order, so every backend shows the same warnings; a
@@ -38,7 +38,7 @@ import re
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from forecast._workers import Task, unwrap
+from forecast._workers import Task, reemit
 from forecast.exceptions import ConfigError
 
 #: Seconds to wait for the Dask scheduler to answer (and for a first worker to join).
@@ -67,8 +67,7 @@ def check_address(value: Any) -> str:
     return value.strip()
 
 
-def _check_jobs(jobs: Any) -> int:
-    # Integral, not int: a numpy int from a computed job count is fine; bool is not a count.
+def _check_jobs(jobs: Any) -> int:  # Integral: a numpy int is a count; bool is not
     if isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs < 1:
         raise ConfigError(f"jobs must be an int >= 1 (local worker processes). Got {jobs!r} instead.")
     return int(jobs)
@@ -210,7 +209,8 @@ class _Reporter(_NoBar):
 def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, shared: Mapping[str, Any] | None = None,
               jobs: int = 1, dask: Any = None, backend: str | None = None,
               progress: bool | Callable[[int, int], None] | None = None, desc: str = "tasks",
-              unit: str = "task", sizes: Sequence[int] | None = None, tick: str | None = None) -> list:
+              unit: str = "task", sizes: Sequence[int] | None = None, tick: str | None = None,
+              consume: Callable[[int, Any], None] | None = None) -> list | None:
     """Call ``func(*task, **shared)`` for every task; return the results in task order.
 
     Parameters
@@ -242,11 +242,16 @@ def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, share
         **{tick: advance})``, ``advance(n=1)``). Used when the tasks run in this process, where
         the count then moves unit by unit; tasks in other processes or on a cluster are counted
         by their ``sizes`` when they finish (a callback cannot reach back from them).
+    consume : callable, optional
+        ``consume(i, result)`` is called with each task's index and result as soon as it is in
+        here (on Dask in the order tasks finish, otherwise in task order), and the result is
+        not kept: memory then holds what ``consume`` keeps, not every result at once. Each
+        task's warnings are still raised here in task order.
 
     Returns
     -------
-    list
-        ``[func(*tasks[0], **shared), func(*tasks[1], **shared), ...]``.
+    list or None
+        ``[func(*tasks[0], **shared), func(*tasks[1], **shared), ...]``; None with ``consume``.
 
     Raises
     ------
@@ -270,26 +275,35 @@ def run_tasks(func: Callable[..., Any], tasks: Sequence[Sequence[Any]], *, share
         from tqdm.auto import tqdm as bar_cls
     bar = dict(total=sum(sizes), desc=desc, unit=unit, disable=None if progress is None else not progress,
                leave=False)
+    out: list | None = None
+    if consume is None:
+        out = [None] * len(tasks)
+        consume = out.__setitem__
     if dask is not None:
-        return _run_dask(func, tasks, shared, dask, bar_cls, bar, sizes)
-    if (jobs == 1 and backend is None) or len(tasks) <= 1:
-        return _run_here(func, tasks, shared, bar_cls(**bar), sizes, tick)
-    from joblib import Parallel, delayed
+        _run_dask(func, tasks, shared, dask, bar_cls, bar, sizes, consume)
+    elif (jobs == 1 and backend is None) or len(tasks) <= 1:
+        _run_here(func, tasks, shared, bar_cls(**bar), sizes, tick, consume)
+    else:
+        from joblib import Parallel, delayed
 
-    runner = Parallel(n_jobs=min(jobs, len(tasks)), backend=backend or "loky", return_as="generator")
-    task = Task(func, watch_parent=True)
-    # Consumed in task order as results arrive: each task's warnings are shown as soon as it is in.
-    return unwrap(_counted(runner(delayed(task)(*t, **shared) for t in tasks), bar_cls(**bar), sizes))
+        # An ordered generator: joblib holds only the results that finished ahead of an
+        # earlier task, and each is handed on (with its warnings shown) as soon as it is in.
+        runner = Parallel(n_jobs=min(jobs, len(tasks)), backend=backend or "loky", return_as="generator")
+        task = Task(func, watch_parent=True)
+        for i, (result, records) in enumerate(_counted(runner(delayed(task)(*t, **shared) for t in tasks),
+                                                       bar_cls(**bar), sizes)):
+            reemit(records)
+            consume(i, result)
+    return out
 
 
 def _run_here(func: Callable, tasks: list[tuple], shared: dict, bar: Any, sizes: list[int],
-              tick: str | None) -> list:
+              tick: str | None, consume: Callable[[int, Any], None]) -> None:
     """The tasks in this process, the bar moved unit by unit through ``tick`` when ``func`` has one."""
-    out = []
     try:
-        for t, n in zip(tasks, sizes):
+        for i, (t, n) in enumerate(zip(tasks, sizes)):
             if tick is None:
-                out.append(func(*t, **shared))
+                consume(i, func(*t, **shared))
                 bar.update(n)
                 continue
             seen = [0]
@@ -300,11 +314,10 @@ def _run_here(func: Callable, tasks: list[tuple], shared: dict, bar: Any, sizes:
                     seen[0] += k
                     bar.update(k)
 
-            out.append(func(*t, **shared, **{tick: advance}))
+            consume(i, func(*t, **shared, **{tick: advance}))
             advance(n)  # a unit the task skipped without reporting still counts as done
     finally:
         bar.close()
-    return out
 
 
 def _counted(results: Iterator, bar: Any, sizes: list[int]) -> Iterator:
@@ -318,40 +331,62 @@ def _counted(results: Iterator, bar: Any, sizes: list[int]) -> Iterator:
 
 
 def _address_of(client: Any) -> str:
-    scheduler = getattr(client, "scheduler", None)
-    return str(getattr(scheduler, "address", None) or "the given client's scheduler")
+    return str(getattr(getattr(client, "scheduler", None), "address", None) or "the given client's scheduler")
+
+
+def _scatter_args(client: Any, tasks: list[tuple]) -> list[tuple]:
+    """The tasks with every data argument (a frame or array: anything with ``nbytes`` or
+    ``memory_usage``) scattered to the cluster once, however many tasks share it, instead of
+    travelling inside each task through the scheduler."""
+    data = {id(a): a for t in tasks for a in t if hasattr(a, "nbytes") or hasattr(a, "memory_usage")}
+    if not data:
+        return tasks
+    # hash=False: fresh random keys (equal chunks of two runs on one cluster never clash).
+    remote = dict(zip(data, client.scatter(list(data.values()), hash=False)))
+    return [tuple(remote.get(id(a), a) for a in t) for t in tasks]
 
 
 def _run_dask(func: Callable, tasks: list[tuple], shared: dict, dask: Any, bar_cls: Any, bar: dict,
-              sizes: list[int]) -> list:
+              sizes: list[int], consume: Callable[[int, Any], None]) -> None:
     with connect(dask) as client:
         distributed = _import_distributed()
         address = _address_of(client)
         error: BaseException | None = None
         try:
             # Scattered as a list: a dict's own keys ("frame") would become cluster-wide keys and
-            # clash with another run on the same cluster. hash=False: fresh random keys.
+            # clash with another run on the same cluster.
             remote = dict(zip(shared, client.scatter(list(shared.values()), hash=False))) if shared else {}
             # pure=False: calls are never merged, and their arguments are not hashed.
-            futures = [client.submit(Task(func), *t, **remote, pure=False) for t in tasks]
-            size_of = {f.key: n for f, n in zip(futures, sizes)}
+            futures = [client.submit(Task(func), *t, **remote, pure=False) for t in _scatter_args(client, tasks)]
+            index_of = {f.key: i for i, f in enumerate(futures)}
             progress = bar_cls(**bar)
+            # Results are handed on as tasks finish and released on the cluster at once (neither
+            # side holds them all); warnings wait for the tasks before theirs, to keep task order.
+            records: dict[int, list] = {}
+            next_warn = 0
             try:
                 for done in distributed.as_completed(futures, loop=client.loop):
                     if done.status == "error":
                         # Keep the task's own exception (a ConfigError stays one), then stop the rest.
                         error = done.exception().with_traceback(done.traceback())
-                        client.cancel(futures)
+                        client.cancel([f for f in futures if f is not None])
                         break
-                    progress.update(size_of.get(done.key, 1))
+                    i = index_of[done.key]
+                    result, records[i] = done.result()
+                    futures[i] = None
+                    done.release()
+                    while next_warn in records:
+                        reemit(records.pop(next_warn))
+                        next_warn += 1
+                    consume(i, result)
+                    progress.update(sizes[i])
             except BaseException:
                 # Interrupted (Ctrl-C, SIGTERM): take our tasks off the cluster, which may be the
                 # user's and is never shut down here; a client we made is closed by connect().
-                client.cancel(futures)
+                client.cancel([f for f in futures if f is not None])
                 raise
             finally:
                 progress.close()
-            results = None if error else unwrap(client.gather(futures))
         except distributed.client.CancelledError:
             raise ConfigError(f"The Dask cluster at {address} dropped the work (scheduler or workers restarted or "
                               f"shut down): check the cluster, then rerun.") from None
@@ -363,4 +398,3 @@ def _run_dask(func: Callable, tasks: list[tuple], shared: dict, dask: Any, bar_c
                           f"worker out of memory: give the workers more memory.") from None
     if error is not None:
         raise error
-    return results

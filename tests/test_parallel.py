@@ -99,6 +99,21 @@ def test_dask_cluster_equals_serial(panel, serial, cluster):
     assert_same(serial, forecast.backtest(panel, models(), dask=cluster, **SETTINGS))
 
 
+def test_dask_with_many_chunks_equals_serial(panel, serial, cluster, monkeypatch):
+    # Chunks of two series: each model runs as several tasks that finish in any order on the
+    # cluster, and their blocks must still come back in the serial order with the same values.
+    from forecast import backtesting
+
+    monkeypatch.setattr(backtesting, "SERIES_CHUNK", 2)
+    monkeypatch.setattr(backtesting, "POOLED_TASK_SERIES", 2)  # climatology (pooled) splits its origins
+    chunked = forecast.backtest(panel, {"climatology": "climatology"}, dask=cluster, **SETTINGS)
+    mine = serial.forecasts["model"] == "climatology"
+    pd.testing.assert_frame_equal(chunked.forecasts, serial.forecasts[mine].reset_index(drop=True),
+                                  check_exact=True)
+    assert_same(forecast.backtest(panel, models(), **SETTINGS), forecast.backtest(panel, models(), dask=cluster,
+                                                                                  **SETTINGS))
+
+
 def test_dask_ignores_jobs_and_leaves_a_given_client_open(panel, serial, cluster):
     with distributed.Client(cluster, set_as_default=False) as client:
         res = forecast.backtest(panel, models(), jobs=3, dask=client, **SETTINGS)
@@ -113,6 +128,38 @@ def test_run_tasks_returns_results_in_task_order(how, cluster):
     tasks = [(format(i, "x"),) for i in range(40)]
     assert run_tasks(int, tasks, shared={"base": 16}, **how) == list(range(40))
     assert run_tasks(int, [], **how) == []
+
+
+@pytest.mark.parametrize("how", [dict(), dict(jobs=2), dict(dask=True)])
+def test_run_tasks_hands_each_result_to_consume_as_it_finishes(how, cluster):
+    import time
+
+    how = {**how, "dask": cluster} if how.get("dask") else how
+    got = []
+    # The first task is the slowest: on the cluster the others are handed on before it.
+    out = run_tasks(time.sleep, [(1.0,), (0.0,), (0.0,)], consume=lambda i, r: got.append((i, r)), **how)
+    assert out is None and sorted(got) == [(0, None), (1, None), (2, None)]
+    if how.get("dask"):
+        assert got[-1][0] == 0, got
+    else:  # (here and with joblib: in task order)
+        assert [i for i, _ in got] == [0, 1, 2]
+
+
+def test_data_arguments_are_scattered_once_however_many_tasks_share_them():
+    class Client:
+        def __init__(self):
+            self.sent = []
+
+        def scatter(self, data, hash=True):
+            self.sent.append(data)
+            return [f"future-{i}" for i in range(len(data))]
+
+    chunk_a, chunk_b = pd.DataFrame({"y": [1]}), pd.DataFrame({"y": [2]})
+    client = Client()
+    tasks = parallel._scatter_args(client, [("m1", chunk_a), ("m2", chunk_a), ("m1", chunk_b)])
+    assert len(client.sent) == 1 and len(client.sent[0]) == 2  # two frames, one call
+    assert tasks == [("m1", "future-0"), ("m2", "future-0"), ("m1", "future-1")]
+    assert parallel._scatter_args(client, [(1,), ("a",)]) == [(1,), ("a",)] and len(client.sent) == 1
 
 
 def test_a_task_error_reaches_the_caller_as_raised(cluster):
