@@ -8,7 +8,10 @@ column arrays (text columns as int32 codes into one table of values per column, 
 series id or a model label is stored once, not once per row), and each result frame is
 built once at the end, column by column, each column's pieces freed as soon as they
 are joined: the peak is the result plus one column, and the frames equal
-``pd.concat(blocks, ignore_index=True)`` (same rows, order, values and dtypes).
+``pd.concat(blocks, ignore_index=True)`` (same rows, order, values and dtypes), except that
+the forecasts' text columns (``unique_id``, ``model`` and the panel's key columns) are
+pandas Categoricals with sorted categories: 20,000 series x 24 origins x h 6 x 4 models are
+11.5 M forecast rows, whose ids and keys as strings were a third of the result's memory.
 """
 from __future__ import annotations
 
@@ -38,7 +41,8 @@ def _coded(dtype: Any) -> bool:
 class _Frame:
     """The pieces of one kind of frame, and the value tables of its text columns."""
 
-    def __init__(self) -> None:
+    def __init__(self, categorical: bool = False) -> None:
+        self.categorical = categorical  # text columns built as pandas Categoricals (see _text)
         self.pieces: list[tuple[tuple, _Piece]] = []
         self.tables: dict[str, dict[Any, int]] = {}  # column -> value -> code (code 0: missing)
         self.codes: dict[str, np.ndarray] = {}  # the joined codes of the text columns of the last build
@@ -71,7 +75,7 @@ class _Frame:
             arrays.clear()
             if keep_codes:
                 self.codes[name] = codes
-            return _text(self.values(name), codes, dtype)
+            return _text(self.values(name), codes, dtype, categorical=keep_codes and self.categorical)
         out = np.concatenate(arrays) if isinstance(dtype, np.dtype) else pd.concat(
             [pd.Series(a, copy=False) for a in arrays], ignore_index=True).array
         arrays.clear()
@@ -99,8 +103,18 @@ class _Frame:
         return pd.DataFrame(out, index=pd.RangeIndex(n), copy=False)
 
 
-def _text(values: np.ndarray, codes: np.ndarray, dtype: pd.StringDtype) -> Any:
-    """The text column ``values[codes]`` (``values[0]``: missing) as an array of ``dtype``."""
+def _text(values: np.ndarray, codes: np.ndarray, dtype: pd.StringDtype, categorical: bool = False) -> Any:
+    """The text column ``values[codes]`` (``values[0]``: missing) as an array of ``dtype``, or
+    with ``categorical`` a :class:`pandas.Categorical` over those strings (categories sorted, so
+    sorting and comparing read as on the text; a row costs its code instead of its string)."""
+    if categorical:
+        names = values[1:].astype(str)
+        order = np.argsort(names, kind="stable")
+        rank = np.empty(len(names) + 1, dtype=np.int32)
+        rank[0] = -1
+        rank[1 + order] = np.arange(len(names), dtype=np.int32)
+        cats = pd.Index(names[order], dtype=dtype)
+        return pd.Categorical.from_codes(rank[codes], categories=cats)
     if getattr(dtype, "storage", None) == "pyarrow":
         import pyarrow as pa
 
@@ -143,7 +157,10 @@ class Collector:
     def __init__(self, order: Sequence[tuple], keep_pmf: bool) -> None:
         self.rank = {k: i for i, k in enumerate(order)}
         self.keep_pmf = keep_pmf
-        self.frames = {k: _Frame() for k in KINDS}
+        # The forecasts (a row per series, origin, step and model: most of a large result) keep
+        # their ids, labels and keys as categoricals; scores are numbers; the diagnostics (a row per
+        # series, origin and model) keep plain text.
+        self.frames = {k: _Frame(categorical=k == "forecasts") for k in KINDS}
         self.pmfs: list[tuple[tuple, Any]] = []
 
     def add(self, label: str, block: dict, seq: tuple) -> None:
@@ -182,5 +199,10 @@ def _with_keys(forecasts: pd.DataFrame, fc: _Frame, panel_keys: pd.DataFrame) ->
     if (rows < 0).any():  # a series missing from the keys: the merge (with its NaN upcasts)
         return forecasts.merge(panel_keys, on="unique_id", how="left")
     for col in panel_keys.columns.drop("unique_id"):
-        forecasts[col] = panel_keys[col].array.take(rows)
+        keys = panel_keys[col]
+        if isinstance(keys.dtype, pd.StringDtype):  # a few provinces, types: codes, as the ids
+            cats = pd.Categorical(keys.array)
+            forecasts[col] = pd.Categorical.from_codes(cats.codes.take(rows), categories=cats.categories)
+        else:
+            forecasts[col] = keys.array.take(rows)
     return forecasts
