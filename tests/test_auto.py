@@ -200,6 +200,7 @@ def _weekly_nb_ar(n_series=20, years=5, seed=11):
     return pd.concat(rows, ignore_index=True)
 
 
+@pytest.mark.slow(12)
 def test_auto_scores_within_two_percent_of_the_true_model_on_a_simulated_weekly_nb_ar_panel():
     panel = _weekly_nb_ar()
     true = NegBinGLM(trend="none", seasonality="fourier", fourier_k=1, lags=(1,))

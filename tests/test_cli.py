@@ -103,6 +103,7 @@ def test_failed_panel_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow(100)  # the real demo, end to end
 def test_demo_into_a_new_folder_then_refuses_to_overwrite(tmp_path):
     out = tmp_path / "demo"
     res = run("demo", "--out", str(out), "--quiet")
@@ -139,6 +140,7 @@ def _quick_demo_config(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline_module, "demo_config_path", lambda: cfg)
 
 
+@pytest.mark.slow(15)
 def test_demo_replaces_its_own_folder(tmp_path, monkeypatch):
     _quick_demo_config(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)

@@ -74,6 +74,7 @@ def test_validate_shows_a_province_with_a_newline_escaped(tmp_path):
     assert all(ln.startswith(("error:", "warning:")) for ln in proc.stderr.splitlines()), proc.stderr
 
 
+@pytest.mark.slow(10)
 def test_a_warning_raised_inside_run_is_shown_when_raised_once_and_recorded(tmp_path):
     # as_of mid-month: the panel warns that the last month is incomplete and dropped. It must be
     # shown once, as soon as it is raised (so before "report:"), and be listed in run.json.

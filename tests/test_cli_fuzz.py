@@ -93,6 +93,7 @@ def check(proc: subprocess.CompletedProcess, case: str) -> None:
         assert err.startswith("error: ") or "\nerror: " in err, info
 
 
+@pytest.mark.slow(22)
 @settings(FUZZ, max_examples=20)
 @given(data=event_files(), command=st.sampled_from(["validate", "panel"]),
        freq=st.sampled_from(["month", "week", "day"]), as_of=st.sampled_from([None, "2030-01-01"]))

@@ -39,6 +39,7 @@ def test_notebook_is_stored_without_outputs(path: Path):
 
 @pytest.mark.skipif(bool(_MISSING) and not _IN_CI,
                     reason=f"{', '.join(_MISSING)} not installed (pip install -e '.[test]')")
+@pytest.mark.slow(17)
 @pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.name)
 def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import nbformat

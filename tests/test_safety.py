@@ -40,6 +40,10 @@ def test_corpus_is_large_enough_and_names_are_unique():
     assert len(set(names)) == len(names)
 
 
+# 66 CLI processes in one module fixture: under xdist the file is one unit, started first.
+pytestmark = pytest.mark.slow(80)
+
+
 def _run(case, folder: Path):
     folder.mkdir()
     materialise(case, folder)
