@@ -187,3 +187,27 @@ def test_a_pooled_model_over_many_series_splits_its_origins(panel, monkeypatch):
     tasks = backtesting._plan({"climatology": spec}, frame, cutoffs, 2, 1)
     assert [len(t[2]) for t in tasks] == [2, 2] and all(t[3]["unique_id"].nunique() == 6 for t in tasks)
     _same(whole, forecast.backtest(panel, models, **SETTINGS))
+
+
+def test_the_heap_is_trimmed_as_blocks_arrive_at_most_about_16_times_per_doubling(monkeypatch):
+    from forecast import _backtest_collect as bc
+
+    calls = []
+    monkeypatch.setattr(bc, "_give_back", lambda: calls.append(1))
+    monkeypatch.setattr(bc, "_TRIM_EVERY", 2**20)  # 1 MiB: this test's blocks are small
+    rng = np.random.default_rng(0)
+    cut = pd.Timestamp("2020-01-01")
+    col = Collector([("m", cut)], False)
+    rows, per_block = 4000, None
+    for i in range(400):  # 400 blocks of ~4000 x 5 float64 columns (+ small frames): ~64 MiB in all
+        blk = dict(cutoff=cut, forecasts=pd.DataFrame(rng.random((rows, 3)), columns=list("abc")),
+                   scores=pd.DataFrame(rng.random((rows, 2)), columns=["log", "rps"]),
+                   diagnostics=pd.DataFrame({"x": np.zeros(2)}), pmf=None)
+        per_block = per_block or sum(int(f.memory_usage(index=False).sum()) for f in
+                                     (blk["forecasts"], blk["scores"], blk["diagnostics"]))
+        col.add("m", blk, (i, 0))
+    total = 400 * per_block
+    assert total > 60 * 2**20
+    # every 1 MiB until 16 MiB are held, then every held/16: 16 + 16 ln(total / 16 MiB) trims, roughly
+    want = 16 + 16 * np.log(total / (16 * 2**20))
+    assert 0.6 * want <= len(calls) <= 1.2 * want, (len(calls), want)
