@@ -41,7 +41,8 @@ class BacktestResult:
         (+ ``country, province, event_type``), one row per scored forecast. The text
         columns are pandas Categoricals (sorted categories; a large backtest holds millions
         of rows): they compare, sort, group and merge as text, and a subset keeps every
-        category (``.cat.remove_unused_categories()`` drops the ones it does not use).
+        category (``.cat.remove_unused_categories()`` drops the ones it does not use);
+        ``h`` and the interval bounds ``lo-*, hi-*`` are int32.
     point_scores : per-forecast scores aligned with ``forecasts`` rows
         (``log, log_floored, impossible, rps, dss, brier_ge_k, coverage_l, interval_l,
         abs_error, sq_error, bias, mase, pit_lo, pit_hi``). ``log`` is unfloored: ``+inf``

@@ -330,6 +330,10 @@ def score_block(label: str, cutoff: pd.Timestamp, fc: Any, y: np.ndarray, scales
     sc = score_all(fc, y, levels=levels, thresholds=thresholds)
     sc["mase"] = sc["abs_error"] / scales
     table = fc.to_frame(levels=levels, thresholds=thresholds)
+    # Interval bounds and steps as int32 (counts are read up to 1e9 < 2**31): a large backtest
+    # holds a row per forecast, and these are 7 of its ~13 numeric columns.
+    ints = [c for c in table.columns if c == "h" or c.startswith(("lo-", "hi-"))]
+    table[ints] = table[ints].clip(upper=np.iinfo(np.int32).max).astype(np.int32)
     table["model"] = label
     table.insert(2, "cutoff", cutoff)
     table.insert(5, "y", y)

@@ -211,3 +211,12 @@ def test_the_heap_is_trimmed_as_blocks_arrive_at_most_about_16_times_per_doublin
     # every 1 MiB until 16 MiB are held, then every held/16: 16 + 16 ln(total / 16 MiB) trims, roughly
     want = 16 + 16 * np.log(total / (16 * 2**20))
     assert 0.6 * want <= len(calls) <= 1.2 * want, (len(calls), want)
+
+
+def test_steps_and_interval_bounds_are_int32_and_equal_the_forecast_table(panel):
+    res = forecast.backtest(panel, {"nb": "negbin_glm"}, horizon=2, n_origins=2, progress=False, keep_pmf=True)
+    ints = ["h"] + [c for c in res.forecasts.columns if c.startswith(("lo-", "hi-"))]
+    assert len(ints) == 7 and all(res.forecasts[c].dtype == np.int32 for c in ints)
+    table = pd.concat([fc.to_frame() for fc in res._pmfs], ignore_index=True)
+    for c in ints:
+        assert np.array_equal(res.forecasts[c].to_numpy(np.int64), table[c].to_numpy(np.int64)), c
