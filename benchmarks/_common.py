@@ -12,6 +12,7 @@ import os
 import platform
 import resource
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -110,3 +111,40 @@ def timed(store: dict, key: str):
         yield
     finally:
         store[key] = time.perf_counter() - t0
+
+
+def rss_mb(pid: int | None = None) -> float:
+    """Resident size of a process now (this one by default), in MB (Linux /proc)."""
+    with open(f"/proc/{pid or 'self'}/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RssSampler:
+    """The largest resident size of the processes ``pids`` (default: this one) seen every
+    ``every`` seconds, by a background thread; use as a context manager, then read ``peak``."""
+
+    def __init__(self, pids: list[int] | None = None, every: float = 0.2) -> None:
+        self.pids = pids or [None]
+        self.every, self.peak, self._stop = every, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._look()
+
+    def _look(self) -> None:
+        for pid in self.pids:
+            try:
+                self.peak = max(self.peak, rss_mb(pid))
+            except OSError:  # a worker that ended or restarted: its successor is not followed
+                pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._look()
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._look()

@@ -21,14 +21,12 @@ import argparse
 import os
 import resource
 import sys
-import threading
 import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import threads_line  # noqa: E402
+from _common import RssSampler, rss_mb, threads_line  # noqa: E402
 
-from bench_scale import RssSampler, rss_mb  # noqa: E402
 
 
 def simulate(n_series: int, length: int, seed: int = 1):
@@ -47,37 +45,6 @@ def simulate(n_series: int, length: int, seed: int = 1):
     ids = np.char.add("s", np.char.zfill(np.arange(n_series).astype(str), 6))
     return pd.DataFrame({"unique_id": np.repeat(ids, length),
                          "ds": np.tile(ds.values.astype("datetime64[ns]"), n_series), "y": y.ravel()})
-
-
-class WorkerSampler:
-    """The largest resident size of any worker process seen every ``every`` seconds (a thread)."""
-
-    def __init__(self, pids: list[int], every: float = 0.5) -> None:
-        import psutil  # (a dependency of distributed)
-
-        self.procs = [psutil.Process(p) for p in pids]
-        self.every, self.peak, self._stop = every, 0.0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _look(self) -> None:
-        for p in self.procs:
-            try:
-                self.peak = max(self.peak, p.memory_info().rss / 2**20)
-            except Exception:  # noqa: BLE001 - a worker that restarted: its successor is not followed
-                pass
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self._look()
-
-    def __enter__(self) -> "WorkerSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._look()
 
 
 def check_identical(address: str, models: list[str], horizon: int) -> None:
@@ -133,7 +100,7 @@ def main() -> None:
               f"{', '.join(models)}; LocalCluster of {args.workers} worker processes x 1 thread, "
               f"{SERIES_CHUNK} series per task; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
         before = rss_mb()
-        with warnings.catch_warnings(), RssSampler() as main_rss, WorkerSampler(pids) as worker_rss:
+        with warnings.catch_warnings(), RssSampler() as main_rss, RssSampler(pids, every=0.5) as worker_rss:
             warnings.simplefilter("ignore")
             c0, t0 = time.process_time(), time.perf_counter()
             res = forecast.backtest(panel, models, args.horizon, n_origins=args.origins, keep_pmf=False,

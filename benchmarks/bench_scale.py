@@ -18,42 +18,14 @@ import argparse
 import os
 import resource
 import sys
-import threading
 import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import threads_line  # noqa: E402
+from _common import RssSampler, rss_mb, threads_line  # noqa: E402
 
 from bench_backtest import MODELS, print_scores, worker_peak_mb  # noqa: E402
 from bench_models import simulate  # noqa: E402
-
-
-def rss_mb() -> float:
-    """Resident size of this process now, in MB (Linux /proc)."""
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-class RssSampler:
-    """The largest resident size of this process seen every ``every`` seconds (a thread)."""
-
-    def __init__(self, every: float = 0.2) -> None:
-        self.every, self.peak, self._stop = every, rss_mb(), threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.peak = max(self.peak, rss_mb())
-
-    def __enter__(self) -> "RssSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mb())
 
 
 def main() -> None:
