@@ -48,6 +48,9 @@ class BacktestResult:
         abs_error, sq_error, bias, mase, pit_lo, pit_hi``). ``log`` is unfloored: ``+inf``
         where a forecast gave its outcome probability 0 (see :mod:`forecast.scoring`).
     diagnostics : per model, cutoff and series: fallback rung and reason.
+    member_cells : label of a combination (``auto``) -> its members' held-out cells that a
+        fit of it on the same panel learns its weights from (pass them as ``cells=`` to
+        its ``fit``, as the pipeline's final fit does, to skip that internal backtest).
     """
 
     forecasts: pd.DataFrame
@@ -55,6 +58,7 @@ class BacktestResult:
     diagnostics: pd.DataFrame
     settings: dict[str, Any]
     _pmfs: list[Any] | None = field(default=None, repr=False)
+    member_cells: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def pmf(self) -> np.ndarray:

@@ -104,7 +104,8 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
              origins: Sequence[Any] | None = None, step: int = 1, window: str | int = "expanding",
              refit_every: int = 1, jobs: int = 1, seed: int = 0, *, levels: Sequence[int] = (50, 80, 95),
              thresholds: Sequence[int] = (1, 5), keep_pmf: bool = True, progress: bool | None = None,
-             backend: Any = None, dask: Any = None, adjacency: Any = None) -> BacktestResult:
+             backend: Any = None, dask: Any = None, adjacency: Any = None,
+             keep_member_cells: bool = False) -> BacktestResult:
     """Rolling-origin backtest of one or more models on a long panel.
 
     Parameters
@@ -133,6 +134,10 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
         :func:`forecast.parallel.run_tasks`.
     adjacency : neighbour pairs (any form :func:`~forecast.adjacency.read_adjacency` accepts)
         for the models with cross-series terms; default: the panel's (``panel.attrs``).
+    keep_member_cells : for a combination that learns weights from its members' held-out
+        forecasts (``auto``), also backtest its members at the internal cutoffs a fit of it on
+        the whole panel uses, and keep those cells (``result.member_cells``) for that fit to
+        reuse (a run's final fit does). Changes no score.
     """
     from forecast.models.base import positive_int
 
@@ -179,9 +184,12 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
     # Blocks are reduced to compact columns as they arrive and the result frames built once, in
     # the serial order (model, then cutoff, then series: chunks are in series order).
     collect = Collector([(label, c) for label in specs for c in cutoffs], keep_pmf)
+    member_cells = {}  # label -> the members' cells a combination kept for its final fit
     for label, spec in own.items():
-        for n, b in enumerate(spec.backtest_blocks(label, frame, cutoffs, jobs=jobs, backend=backend, dask=dask,
-                                                   progress=tally.part() if tally else progress, **ctx)):
+        blocks, member_cells[label] = spec.backtest_blocks(label, frame, cutoffs, jobs=jobs, backend=backend,
+                                                           dask=dask, progress=tally.part() if tally else progress,
+                                                           keep_cells=keep_member_cells, **ctx)
+        for n, b in enumerate(blocks):
             collect.add(label, b, (-1, n))
 
     def consume(i: int, blocks: list[dict]) -> None:
@@ -198,7 +206,8 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
                     refit_every=refit_every, seed=seed, models={k: repr(v) for k, v in specs.items()},
                     levels=list(levels), thresholds=list(thresholds), freq=str(freq),
                     covariates_known_ahead=foresight)
-    return BacktestResult(fcs, pts, diag, settings, pmfs)
+    return BacktestResult(fcs, pts, diag, settings, pmfs,
+                          member_cells={k: v for k, v in member_cells.items() if v is not None})
 
 
 def _run_tasks(tasks, ctx, jobs, progress, backend, dask, consume) -> None:

@@ -20,15 +20,19 @@ import numpy as np
 import pandas as pd
 
 from forecast.backtesting import _run_block, _series_groups, backtest, score_block
-from forecast.combine._weights import inner_cutoffs, series_groups, weights_from_cells
+from forecast.combine._cells import MemberCells
+from forecast.combine._weights import fit_cutoffs, inner_cutoffs, series_groups, weights_from_cells
 from forecast.scoring import mase_scale
 
 
 def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Timestamp], *, horizon: int,
                 window: Any, refit_every: int, seed: int, levels: tuple, thresholds: tuple, keep_pmf: bool,
                 periods: pd.DatetimeIndex, jobs: int = 1, progress: Any = None, backend: Any = None,
-                dask: Any = None) -> list[dict]:
-    """Backtest blocks of ``spec`` (an :class:`~forecast.combine.auto.Auto`) at ``cutoffs``."""
+                dask: Any = None, keep_cells: bool = False) -> tuple[list[dict], MemberCells | None]:
+    """Backtest blocks of ``spec`` (an :class:`~forecast.combine.auto.Auto`) at ``cutoffs``, and
+    (``keep_cells``) the members' cells a fit of ``spec`` on all of ``frame`` learns its weights
+    from (:class:`~forecast.combine._cells.MemberCells`): their cutoffs join the internal member
+    backtest, which no outer block reads beyond its own cutoffs, so no score changes."""
     spec = spec.for_horizon(horizon)  # inner_horizon None: learn from the horizon being backtested
     # A progress callback (the pipeline's) counts every member backtest: each gets its own part
     # of the caller's count when the callback offers parts, else (a plain callable, a bar) only
@@ -37,13 +41,15 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
     if window != "expanding" or spec.inner_refit_every != 1:
         return _run_block(label, spec, cutoffs, frame, horizon=horizon, window=window, refit_every=refit_every,
                           seed=seed, levels=levels, thresholds=thresholds, keep_pmf=keep_pmf, periods=periods,
-                          tick=_per_cutoff(progress, len(cutoffs)) if callable(progress) else None)
+                          tick=_per_cutoff(progress, len(cutoffs)) if callable(progress) else None), None
     freq = frame.attrs["freq"]
     members = spec.member_specs(frame)
     labels = list(members)
     refits = cutoffs[::refit_every]  # weights are learnt where auto would be refitted
     inner = {o: inner_cutoffs(spec, periods[:periods.get_loc(o) + 1], freq.periods_per_year) for o in refits}
     union = sorted(set().union(*inner.values())) if inner else []
+    final = fit_cutoffs(spec, frame) if keep_cells else []
+    union = sorted(set(union) | set(final))
     # The outer member backtest reports progress; the internal cells too when ``progress`` has parts.
     run = dict(seed=seed, jobs=jobs, progress=False, backend=backend, dask=dask, levels=levels,
                thresholds=thresholds)
@@ -68,6 +74,9 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
         from forecast.distributions import CountForecast
 
         inner_fc = CountForecast.concat(inner_res.forecast_objects())
+    # The cells of the final fit on all of ``frame`` (its last internal cutoffs) are among these.
+    cells = None if inner_res is None or not final else MemberCells.keep(inner_res, members, final, frame, seed,
+                                                                         inner_fc)
     season = freq.season_length
     out, weights = [], None
     for i, o in enumerate(cutoffs):
@@ -96,7 +105,7 @@ def auto_blocks(spec: Any, label: str, frame: pd.DataFrame, cutoffs: list[pd.Tim
         diag = _diagnostics(labels, outer_res.diagnostics, o, uids, notes)
         out.append(score_block(label, o, pooled, y, scales, diag, levels=levels, thresholds=thresholds,
                                keep_pmf=keep_pmf))
-    return out
+    return out, cells
 
 
 def _per_cutoff(progress, n: int):

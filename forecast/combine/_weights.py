@@ -40,20 +40,34 @@ def series_groups(panel: pd.DataFrame, uids: list[str], pool: str) -> np.ndarray
     return pd.factorize(et)[0].astype(np.intp)
 
 
+def fit_cutoffs(spec: Any, panel: pd.DataFrame) -> list[pd.Timestamp]:
+    """The internal cutoffs of a fit of ``spec`` on ``panel`` (on the periods the panel has)."""
+    ds = pd.DatetimeIndex(sorted(pd.to_datetime(panel["ds"]).unique()))
+    return inner_cutoffs(spec, ds, infer_freq(panel).periods_per_year)
+
+
 def inner_weights(spec: Any, members: dict[str, ModelSpec], panel: pd.DataFrame, uids: list[str],
-                  seed: int, progress: Any = None) -> tuple[np.ndarray, dict[str, str]]:
+                  seed: int, progress: Any = None, cells: Any = None) -> tuple[np.ndarray, dict[str, str]]:
     """(M, n_series, steps) weights from an internal backtest of the members on ``panel``
-    (reported to ``progress(done, total)`` when given)."""
+    (reported to ``progress(done, total)`` when given). ``cells``, a
+    :class:`~forecast.combine._cells.MemberCells` kept from a backtest of ``auto`` on the same
+    panel, replaces the internal backtest when it holds exactly its cells."""
     M = len(members)
     equal = np.full((M, len(uids), 1), 1.0 / M)
-    ds = pd.DatetimeIndex(sorted(pd.to_datetime(panel["ds"]).unique()))
-    cut = inner_cutoffs(spec, ds, infer_freq(panel).periods_per_year)
+    cut = fit_cutoffs(spec, panel)
     if not cut:
         return equal, {u: "equal weights: too few periods for the internal backtest" for u in uids}
+    rps = spec.metric == "rps"
+    kept = None if cells is None or spec.inner_refit_every != 1 else cells.cells_for(
+        members, cut, panel, seed, spec.inner_horizon, rps)
+    if kept is not None:
+        forecasts, scores, pmfs = kept
+        return weights_from_cells(spec, list(members), forecasts, scores, [pmfs] if rps else None,
+                                  uids, series_groups(panel, uids, spec.pool))
     res = backtest(panel, members, spec.inner_horizon, origins=cut, refit_every=spec.inner_refit_every,
-                   seed=seed, keep_pmf=spec.metric == "rps", progress=progress or False)
+                   seed=seed, keep_pmf=rps, progress=progress or False)
     return weights_from_cells(spec, list(members), res.forecasts, res.point_scores,
-                              res.forecast_objects() if spec.metric == "rps" else None,
+                              res.forecast_objects() if rps else None,
                               uids, series_groups(panel, uids, spec.pool))
 
 

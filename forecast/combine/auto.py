@@ -138,10 +138,13 @@ class Auto(ModelSpec):
         return spec
 
     def fit(self, panel: pd.DataFrame, *, seed: int = 0, progress: Any = None,
-            adjacency: Any = None) -> "AutoFitted":
+            adjacency: Any = None, cells: Any = None) -> "AutoFitted":
         """Learn the weights by an internal backtest on ``panel``, then fit every member on it
         (``progress(done, total)``, optional, hears the internal backtest's units; ``adjacency``
-        overrides the panel's)."""
+        overrides the panel's). ``cells``: the members' cells kept by a backtest of this model
+        on the same panel (``BacktestResult.member_cells[label]``); used instead of the internal
+        backtest when they are exactly its cells (same members, seed, series, data, cutoffs),
+        so the weights are the same either way."""
         panel = with_adjacency(panel, adjacency)
         self.validate()
         spec = self.for_horizon(1)
@@ -150,7 +153,7 @@ class Auto(ModelSpec):
             m.validate()
         data = PanelData.from_frame(panel, spec.required_columns())
         uids = [s.uid for s in data.series]
-        weights, notes = inner_weights(spec, members, panel, uids, seed, progress)
+        weights, notes = inner_weights(spec, members, panel, uids, seed, progress, cells)
         fitted = {label: m.fit(panel, seed=seed) for label, m in members.items()}
         skipped = spec.skipped_members(panel)
         if skipped:  # said once per series, beside the weights' own notes
@@ -159,9 +162,10 @@ class Auto(ModelSpec):
         return AutoFitted(spec, data, fitted, weights, notes)
 
 
-    def backtest_blocks(self, label: str, frame: pd.DataFrame, cutoffs: list, **ctx: Any) -> list[dict]:
+    def backtest_blocks(self, label: str, frame: pd.DataFrame, cutoffs: list, **ctx: Any) -> tuple[list[dict], Any]:
         """This model's blocks of a rolling-origin backtest, assembled from one backtest of its
-        members (see :mod:`forecast.combine._auto_backtest`); called by the backtester."""
+        members (see :mod:`forecast.combine._auto_backtest`), and the members' cells a final fit
+        on ``frame`` can reuse (or None); called by the backtester."""
         return auto_blocks(self, label, frame, cutoffs, **ctx)
 
 

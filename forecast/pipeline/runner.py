@@ -124,7 +124,8 @@ def _execute(cfg, tmp: Path, *, simulated: bool, title: str | None, warned, prog
         comparison, comparison_h, selection = stages.choose(cfg, res, panel, baseline)
     step("choose", 1)
     with timer("forecast"):
-        fc, fitted, selection = stages.final_forecast(cfg, panel, labelled, selection, baseline, progress)
+        fc, fitted, selection = stages.final_forecast(cfg, panel, labelled, selection, baseline, progress,
+                                                         cells=res.member_cells)
     step("checks", 0, 1, "forecast table, totals, intervention effects, past alerts and calibration")
     table, diag, keys = stages.forecast_table(cfg, fc, fitted, panel)
     totals_ds, totals_h = totals(fc, keys, cfg, panel)

@@ -205,7 +205,7 @@ def backtest_candidates(cfg, panel: pd.DataFrame, labelled: dict, progress: Any)
     return backtest(panel, resolve_models(dict(labelled)), bt.horizon, n_origins=bt.origins, step=bt.step,
                     window=bt.window, refit_every=bt.refit_every, jobs=cfg.run.jobs, dask=cfg.run.dask,
                     seed=cfg.run.seed, levels=cfg.forecast.levels, thresholds=cfg.forecast.thresholds,
-                    keep_pmf=False, progress=progress)
+                    keep_pmf=False, progress=progress, keep_member_cells=True)
 
 
 def choose(cfg, res, panel: pd.DataFrame, baseline: str):
@@ -235,17 +235,20 @@ def choose(cfg, res, panel: pd.DataFrame, baseline: str):
 
 
 def final_forecast(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFrame, baseline: str,
-                   progress: Progress | None = None):
+                   progress: Progress | None = None, cells: dict | None = None):
     """Stage *final fit*: each chosen model fitted on all data for its series, forecast over the horizon.
 
     A point mass (zero variance at every horizon) for a series that has had
     incidents is over-confident however well it scored on quiet backtest
     months: such series go back to the baseline, and the reason is recorded.
     Returns the forecast, the fitted models by label and the (revised) selection.
+    ``cells`` (the backtest's ``member_cells``) lets a combination fitted on the same series as
+    in the backtest learn its weights from the backtest's member cells instead of its own
+    internal backtest (it checks that they are exactly those; the weights are the same).
     """
     import numpy as np
 
-    fc, fitted = _fit_chosen(cfg, panel, labelled, selection, progress)
+    fc, fitted = _fit_chosen(cfg, panel, labelled, selection, progress, cells)
     h = cfg.forecast.horizon
     uids = fc.index["unique_id"].to_numpy()[::h]
     point_mass = (np.asarray(fc.var).reshape(-1, h) == 0).all(axis=1)
@@ -258,7 +261,7 @@ def final_forecast(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataF
             " forecast a point mass for a series with past incidents; kept " + baseline)
         sel.loc[revert, "model"] = baseline
         selection = sel.reset_index()
-        fc, fitted = _fit_chosen(cfg, panel, labelled, selection, progress)
+        fc, fitted = _fit_chosen(cfg, panel, labelled, selection, progress, cells)
     return fc, fitted, _with_weights(selection, fitted)
 
 
@@ -275,7 +278,8 @@ def _with_weights(selection: pd.DataFrame, fitted: dict) -> pd.DataFrame:
     return out
 
 
-def _fit_chosen(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFrame, progress: Progress | None):
+def _fit_chosen(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFrame, progress: Progress | None,
+                cells: dict | None = None):
     """Fit each chosen model on all data for its series; forecast the horizon."""
     from inspect import signature
 
@@ -304,7 +308,10 @@ def _fit_chosen(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataFram
             spec = load_model(labelled[lab])
         if hasattr(spec, "for_horizon"):  # the auto model learns its weights for the forecast horizon
             spec = spec.for_horizon(cfg.forecast.horizon)
-        heard = {"progress": count.part()} if count and "progress" in signature(spec.fit).parameters else {}
+        takes = signature(spec.fit).parameters
+        heard = {"progress": count.part()} if count and "progress" in takes else {}
+        if cells and lab in cells and "cells" in takes:  # (checked by the fit: reused only if exact)
+            heard["cells"] = cells[lab]
         fit = spec.fit(panel[panel["unique_id"].isin(ids)], seed=cfg.run.seed, **heard)
         fitted[lab] = fit
         parts.append(fit.forecast(cfg.forecast.horizon, seed=cfg.run.seed))
