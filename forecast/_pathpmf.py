@@ -19,16 +19,18 @@ depends only on the count drawn at ``h = 1``, so a handful of values among 1000 
 merged first, each distinct law weighted by its number of paths. The grid is built by
 :mod:`forecast._mixgrid`: with one alpha per row, the row's widest law times a sum of
 exponentials (a small matrix product per row), each row only as wide as its own laws
-need. Every row's sums run over its own laws in a fixed order, so a row's numbers do not
-depend on which other rows share the call (batching, jobs).
+need. A forecast stores each row only over its own support (:mod:`forecast._raggedpmf`),
+the dense grid being built when it is read. Every row's sums run over its own laws in a
+fixed order, so a row's numbers do not depend on which other rows share the call
+(batching, jobs).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from forecast._fcrows import samples_pmf
-from forecast._mixgrid import one_alpha_rows, per_law_rows
-from forecast.numerics import log1p_ratio, nb_sf, needed_k
+from forecast._raggedpmf import Laws, RaggedGrid, mixture_grid
+from forecast.numerics import nb_sf, needed_k
 
 _ROWS = 1 << 12         # rows deduplicated at a time
 _TOP = 8                # laws per row kept as the parametric form beyond K
@@ -71,8 +73,11 @@ def _atoms(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, per_path: bool) ->
     return rows, ms.ravel()[pos], alpha[rows, 0], pi[rows, 0], count / P
 
 
-def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float) -> tuple:
+def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float, lean: bool = False) -> tuple:
     """``(pmf, tail, comps, mean, var)`` of the path mixture; see the module docstring.
+
+    ``pmf`` is the dense ``(n, K+1)`` grid, or with ``lean`` a
+    :class:`~forecast._raggedpmf.RaggedGrid` (each row over its own support, dense on demand).
 
     ``mu_paths`` (n, P) conditional means; ``alpha``, ``pi`` scalar, (n,) or (n, P).
     ``K`` is the smallest value leaving every path's own tail below ``tail_tol``
@@ -100,7 +105,8 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float) -> tuple:
     else:
         top = np.maximum(starts[1:] - 1, 0)
         K = _support(a_mu[top], a_alpha[top], a_pi[top], cap, tail_tol)
-    pmf = _mixture_grid(rows, starts, a_mu, a_alpha, a_pi, a_w, K, per_path)
+    laws = Laws(rows, starts, a_mu, a_alpha, a_pi, a_w, per_path)
+    pmf = RaggedGrid(laws, K) if lean else mixture_grid(laws, K)
     beyond = a_w * (1 - a_pi) * nb_sf(np.full(a_mu.size, float(K)), a_mu, a_alpha)
     tail = np.bincount(rows, beyond, minlength=n)
     # the parametric form beyond K: each row's laws holding the most mass there (all of them
@@ -141,37 +147,12 @@ def _support(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, cap: int, tail_t
     return hi
 
 
-def _mixture_grid(rows, starts, mu, alpha, pi, w, K: int, per_path: bool) -> np.ndarray:
-    """Sum of ``w (ZI)NB2(mu, alpha, pi)`` pmfs on 0..K per row, (n, K+1), by the kernels of
-    :mod:`forecast._mixgrid` (rows with one alpha as the widest law times a sum of exponentials)."""
-    n = starts.size - 1
-    pmf = np.zeros((n, K + 1))  # pages a short row never writes are never allocated
-    if not mu.size:
-        return pmf
-    with np.errstate(divide="ignore"):
-        lead = np.log(w) + np.log1p(-pi) - mu * log1p_ratio(alpha * mu)  # log w (1 - pi) f(0)
-    pmf[:, 0] = np.bincount(rows, np.exp(lead) + w * pi, minlength=n)
-    if K == 0:
-        return pmf
-    c = mu / (1 + alpha * mu)
-    one = np.ones(n, bool) if not per_path else \
-        np.minimum.reduceat(alpha, starts[:-1]) == np.maximum.reduceat(alpha, starts[:-1])
-    one_alpha_rows(pmf, rows, starts, lead, c, alpha, np.flatnonzero(one))
-    other = np.flatnonzero(~one)
-    for r0 in range(0, other.size, _ROWS):  # whole rows, law by law
-        rs = other[r0:r0 + _ROWS]
-        lens = starts[rs + 1] - starts[rs]
-        laws = np.repeat(starts[rs] - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
-        per_law_rows(pmf, laws, rows, c, alpha, lead)
-    return pmf
-
-
 def path_forecast(index, mu_paths, alpha, pi, paths, cap: int, tail_tol: float) -> tuple:
     """``(pmf, tail, components, mean, var, paths)`` of ``CountForecast.from_path_means``."""
     n = len(index)
     if np.shape(mu_paths)[:1] != (n,):
         raise ValueError(f"mu_paths must have one row per index row ({n}); got shape {np.shape(mu_paths)}.")
-    pmf, tail, comps, mean, var = path_mixture(mu_paths, alpha, pi, cap, tail_tol)
+    pmf, tail, comps, mean, var = path_mixture(mu_paths, alpha, pi, cap, tail_tol, lean=True)
     kept = None
     if paths is not None:
         kept = np.asarray(paths).view()  # a read-only view: the caller's array keeps its flags

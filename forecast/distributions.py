@@ -47,6 +47,7 @@ from forecast._fcrows import (  # noqa: F401 (K_CAP_MIN, K_CAP_MAX: re-exported)
 )
 from forecast._leanpmf import ParamGrid, parametric
 from forecast._pathpmf import path_forecast
+from forecast._raggedpmf import RaggedGrid
 from forecast.numerics import comp_logpmf, comp_sf, search_beyond
 
 TAIL_TOL = 1e-6         # K: smallest k leaving P(Y > k) < TAIL_TOL on every row
@@ -82,7 +83,7 @@ class CountForecast:
     def __init__(self, index, model, pmf, tail, components, mean, var, paths=None, family="pmf",
                  row_models=None, joint=False, part_paths=()):
         self.index, self.model, self.family = index, str(model), family
-        self._grid, self._pmf = (pmf, None) if isinstance(pmf, ParamGrid) else (None, pmf)  # lazy or built
+        self._grid, self._pmf = (pmf, None) if isinstance(pmf, (ParamGrid, RaggedGrid)) else (None, pmf)  # lazy or built
         self.tail, self.components, self.paths = tail, components, paths
         self.joint = bool(joint) and paths is not None
         self.part_paths = () if paths is not None else tuple(part_paths)
@@ -261,12 +262,12 @@ class CountForecast:
         """:math:`P(Y = y_i)` per row for integer ``y``; exact beyond ``K`` where parametric, else 0."""
         y = self._points(y, integer=True)
         out = np.zeros(self.n_rows)
-        if self._grid is not None:  # one exact component per row: no grid needed
+        if isinstance(self._grid, ParamGrid):  # one exact component per row: no grid needed
             ok = np.flatnonzero(y >= 0)
             out[ok] = np.exp(comp_logpmf(y[ok], self._comp(ok)))
             return out
         ins = np.flatnonzero((y >= 0) & (y <= self.K))
-        out[ins] = self.pmf[ins, y[ins].astype(np.intp)]
+        out[ins] = self.pmf[ins, y[ins].astype(np.intp)] if self._grid is None else self._grid.at(ins, y[ins])
         rows = np.flatnonzero(y > self.K)
         if rows.size and self.components[0].shape[0]:
             out[rows] = np.exp(comp_logpmf(y[rows], self._comp(rows)))
@@ -277,7 +278,7 @@ class CountForecast:
         stays finite where :math:`P` underflows (the log score needs that)."""
         y = self._points(y, integer=True)
         with np.errstate(divide="ignore"):
-            out = np.log(self.pmf_at(y)) if self._grid is None else np.full(self.n_rows, -np.inf)
+            out = np.full(self.n_rows, -np.inf) if isinstance(self._grid, ParamGrid) else np.log(self.pmf_at(y))
         rows = np.flatnonzero((self.components[0].sum(axis=0) >= 1 - 1e-12) & (y >= 0))
         if rows.size:
             out[rows] = comp_logpmf(y[rows], self._comp(rows))
