@@ -71,9 +71,13 @@ class _BatchCoef(Mapping):
 
 
 def _draw(rng: np.random.Generator, mu: np.ndarray, alpha: float) -> np.ndarray:
-    """NB2(mu, alpha) draws as a gamma-Poisson mixture (alpha = 0: Poisson)."""
+    """NB2(mu, alpha) draws as a gamma-Poisson mixture (alpha = 0: Poisson).
+
+    The gamma draws are ``rng.gamma(1 / alpha, alpha * mu)`` exactly (numpy draws
+    ``scale * standard_gamma(shape)`` element by element); with the one shape as a scalar,
+    numpy checks no array of parameters (a third of the cost of a call of 1000 draws)."""
     if alpha > 0:
-        mu = rng.gamma(1.0 / alpha, alpha * mu)  # mean mu, variance alpha mu^2
+        mu = rng.standard_gamma(1.0 / alpha, np.shape(mu)) * (alpha * mu)  # mean mu, variance alpha mu^2
     return rng.poisson(mu)
 
 
