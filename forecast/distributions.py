@@ -152,8 +152,9 @@ class CountForecast:
         """Simulated paths, each row the average of the paths' conditional laws (Rao-Blackwellised).
 
         Row ``i`` is :math:`\\frac1P\\sum_p` (ZI)NB2(``mu_paths[i, p]``, ``alpha``, ``pi``), so
-        every count has positive probability (:mod:`forecast._pathpmf`); ``alpha``, ``pi``
-        scalar, per row or (rows, P). ``K`` as for the parametric families, ``tail`` exact.
+        every count has positive probability (:mod:`forecast._pathpmf`); ``mu_paths`` (rows, P)
+        or a list of per-series (h, P) blocks in row order; ``alpha``, ``pi`` scalar, per row or
+        (rows, P). ``K`` as for the parametric families, ``tail`` exact.
         Up to 8 laws per row (those with the most mass beyond ``K``) are the parametric form.
         ``paths`` (n_series, horizon, P), the draws, are kept as in :meth:`from_samples`;
         ``joint=True`` says path ``p`` is one world across series (a model with cross-series terms).

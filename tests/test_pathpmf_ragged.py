@@ -106,3 +106,18 @@ def test_a_row_stored_alone_or_among_others_is_the_same():
     row = together.flat[together.off[6]:together.off[7]]
     assert alone.flat.size == min(row.size, alone.K + 1) < row.size  # alone, its own K caps it
     np.testing.assert_array_equal(alone.flat, row[:alone.flat.size])
+
+
+def test_path_means_given_as_per_series_blocks_equal_the_joined_array():
+    mu = means(n=36)  # 9 series x 4 steps
+    blocks = [mu[i:i + 4] for i in range(0, 36, 4)]
+    whole = CountForecast.from_path_means(index(36), mu, alpha=0.3, model="m", history_max=900)
+    parts = CountForecast.from_path_means(index(36), blocks, alpha=0.3, model="m", history_max=900)
+    np.testing.assert_array_equal(parts._grid.flat, whole._grid.flat)
+    for a, b in [(parts.tail, whole.tail), (parts.mean, whole.mean), (parts.var, whole.var),
+                 *zip(parts.components, whole.components)]:
+        np.testing.assert_array_equal(a, b)
+    bad = [b.copy() for b in blocks]
+    bad[5][2, 7] = -1.0  # forecast row 22, path 7
+    with pytest.raises(ValueError, match=r"'mu_paths' must be finite .*row 22, path 7"):
+        CountForecast.from_path_means(index(36), bad, alpha=0.3, model="m")
