@@ -1,4 +1,4 @@
-r"""Dense pmf grids of NB2 mixtures, each row only as wide as its own laws need.
+r"""Pmf grids of NB2 mixtures, each row only as wide as its own laws need.
 
 The kernel behind :func:`forecast._pathpmf.path_mixture`: row ``r`` is
 :math:`p_r(k) = \sum_j a_j f_j(k)/f_j(0)` over its laws :math:`j` (``a_j`` = weight
@@ -33,6 +33,13 @@ Every row is computed in chunks of ``_CHUNK`` counts from 1, with shapes set by 
 alone (its law count rounded up to a power of two), so its numbers never depend on ``K``
 or on the other rows of the call (batching, jobs). A widest law whose start underflows
 (means above ~700) is carried in log space.
+
+**Where the chunks go.** The kernels write into a dense grid or hand each chunk to a sink
+(``K``, ``tol``, ``put``): the ragged store of :mod:`forecast._raggedpmf` keeps each row
+only up to where, past its mode, the mass beyond is provably below ``tol``: with one alpha
+every law's ratio :math:`c_j g(m)` for :math:`m > k` is at most
+:math:`\rho = c_t \max(\alpha, g(k+1)) < 1`, so the mass beyond ``k`` is at most
+:math:`p(k)\,\rho/(1-\rho)`.
 """
 from __future__ import annotations
 

@@ -123,6 +123,7 @@ class RaggedGrid:
         self.laws, self.K = laws, int(K)
         if flat is None:
             flat, off = mixture_grid(laws, self.K, _TOL)
+        flat.flags.writeable = False  # shared by subsets' readers: no silent edits
         self.flat, self.off = flat, off
         self.width = np.diff(off)
         self.shape = (laws.n, self.K + 1)

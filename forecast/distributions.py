@@ -68,7 +68,8 @@ class CountForecast:
     family : ``poisson, negbin, zip, zinb, samples, pathmix, pmf, mixture`` or ``mixed``.
     n_rows, K : number of rows; the dense support is ``0..K``.
     pmf : (n_rows, K+1) float64 :math:`P(Y=k)`; rows sum to ``1 - tail``. Read-only. Poisson/NB/ZI
-        forecasts build it on first read (scores, quantiles and ``to_frame`` do not need it).
+        and path-mixture forecasts build it on first read (scores, quantiles and ``to_frame`` do not
+        need it; path mixtures keep each row over its own support, :mod:`forecast._raggedpmf`).
     tail : (n_rows,) :math:`P(Y>K)`; below ``TAIL_TOL`` unless ``K`` hit its cap.
     components : ``(w, mu, alpha, pi)``, each (C, n_rows); C = 0 without a parametric form.
     paths : (n_series, horizon, n_paths) ints or None; row = series * horizon + h - 1.
