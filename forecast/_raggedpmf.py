@@ -133,15 +133,19 @@ class RaggedGrid:
         return mixture_grid(self.laws, self.K)
 
     def rows(self, rows: np.ndarray, width: int) -> np.ndarray:
-        """Columns ``0..width-1`` of ``rows`` (``width <= K + 1``): stored values, rows stored
-        narrower than ``width`` (and not to ``K``) recomputed from their laws."""
+        """Columns ``0..width-1`` of ``rows`` (``width <= K + 1``): the stored values.
+
+        Beyond a row's stored width a narrower read has zeros (mass below ``_TOL`` left out:
+        the prefix sums of scores and quantiles, which tolerate far more); a read of the whole
+        support (``width = K + 1``: upper sums of tiny exceedances, the last resort of
+        quantiles) recomputes such rows from their laws, exactly the dense grid's rows."""
         rows, width = np.asarray(rows, dtype=np.intp), int(width)
         have = np.minimum(self.width[rows], width)
         out = np.zeros((rows.size, width))
         keep = np.arange(width) < have[:, None]
         out[keep] = self.flat[(self.off[rows, None] + np.arange(width))[keep]]
-        redo = np.flatnonzero((have < width) & (self.width[rows] < self.K + 1))
-        if redo.size:
+        redo = np.flatnonzero(have < width) if width == self.K + 1 else ()
+        if len(redo):
             out[redo] = mixture_grid(self.laws.subset(rows[redo]), width - 1)
         return out
 
