@@ -321,7 +321,7 @@ def _compare_raw(family: str, fitted, raw) -> None:
           f"over {ok.sum()} series both fitted: {rel.max() if rel.size else float('nan'):.3g}")
 
 
-def run_simulation(fitted, peer: dict, panel: pd.DataFrame, horizon: int, n_paths: int) -> None:
+def run_simulation(fitted, peer: dict, panel: pd.DataFrame, horizon: int, n_paths: int, rounds: int = 2) -> None:
     if fitted.spec.n_paths != n_paths:
         fitted = fitted.spec.set_params(n_paths=n_paths).fit(panel)  # refit only if paths differ
     diag = fitted.diagnostics().set_index("unique_id")
@@ -335,18 +335,35 @@ def run_simulation(fitted, peer: dict, panel: pd.DataFrame, horizon: int, n_path
         elif p["params"] is not None and np.all(np.isfinite(p["params"])):
             b = p["params"]
             coefs[uid] = (b[:13], float(b[13]), max(float(b[14]), 0.0))
+    from _common import RssSampler, rss_mb
+
+    ours_w, ours_c, peer_w, peer_c = [], [], [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        c0, t0 = time.process_time(), time.perf_counter()
-        fc = fitted.forecast(horizon)
-        c1, t1 = time.process_time(), time.perf_counter()
-        sims = peer_simulate(panel, coefs, horizon, n_paths, seed=11)
-        c2, t2 = time.process_time(), time.perf_counter()
+        for _ in range(rounds):  # interleaved (ours, peer, ours, peer): a busy machine slows both alike
+            fc = None  # (the last forecast is freed first: the RSS below is one forecast's)
+            with RssSampler(every=0.05) as rss:
+                base = rss_mb()
+                c0, t0 = time.process_time(), time.perf_counter()
+                fc = fitted.forecast(horizon)
+                c1, t1 = time.process_time(), time.perf_counter()
+            sims = peer_simulate(panel, coefs, horizon, n_paths, seed=11)
+            c2, t2 = time.process_time(), time.perf_counter()
+            ours_w.append(t1 - t0), ours_c.append(c1 - c0), peer_w.append(t2 - t1), peer_c.append(c2 - c1)
     n = len(diag)
     print(f"multi-step simulation, {horizon} steps x {n_paths} paths, {n} series "
-          f"(ours: {fc.family} forecast incl. building its pmf; peer: {len(sims)} series, paths only)")
-    ratio_line("  negbin_glm lag-1 simulation", t2 - t1, t1 - t0)
-    ratio_line("  same, CPU time", c2 - c1, c1 - c0)
+          f"(ours: {fc.family} forecast incl. building its pmf; peer: {len(sims)} series, paths only); "
+          f"{rounds} interleaved rounds, medians")
+    print(f"  ours wall {', '.join(f'{v:.2f}' for v in ours_w)} s, CPU {', '.join(f'{v:.2f}' for v in ours_c)} s; "
+          f"peer wall {', '.join(f'{v:.2f}' for v in peer_w)} s, CPU {', '.join(f'{v:.2f}' for v in peer_c)} s")
+    ratio_line("  negbin_glm lag-1 simulation", float(np.median(peer_w)), float(np.median(ours_w)))
+    ratio_line("  same, CPU time", float(np.median(peer_c)), float(np.median(ours_c)))
+    grid = getattr(fc, "_grid", None)
+    stored = grid.flat.size if hasattr(grid, "flat") else fc.n_rows * (fc.K + 1)
+    print(f"  ours' memory: RSS rose by {rss.peak - base:.0f} MB during forecast({horizon}) (sampled); "
+          f"pmf stored: {stored:,} values ({8 * stored / 2**20:.0f} MB), a dense grid would hold "
+          f"{fc.n_rows:,} x {fc.K + 1:,} = {fc.n_rows * (fc.K + 1):,} ({8 * fc.n_rows * (fc.K + 1) / 2**20:.0f} MB); "
+          f"paths {fc.paths.nbytes / 2**20:.0f} MB")
     # Path means agree? z = (mean_ours - mean_peer) / sqrt((var_ours + var_peer) / P) per row.
     uids = fc.index["unique_id"].to_numpy()
     m_o, v_o = np.asarray(fc.mean), np.asarray(fc.var)

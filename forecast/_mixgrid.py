@@ -1,4 +1,4 @@
-r"""Dense pmf grids of NB2 mixtures, each row only as wide as its own laws need.
+r"""Pmf grids of NB2 mixtures, each row only as wide as its own laws need.
 
 The kernel behind :func:`forecast._pathpmf.path_mixture`: row ``r`` is
 :math:`p_r(k) = \sum_j a_j f_j(k)/f_j(0)` over its laws :math:`j` (``a_j`` = weight
@@ -33,6 +33,13 @@ Every row is computed in chunks of ``_CHUNK`` counts from 1, with shapes set by 
 alone (its law count rounded up to a power of two), so its numbers never depend on ``K``
 or on the other rows of the call (batching, jobs). A widest law whose start underflows
 (means above ~700) is carried in log space.
+
+**Where the chunks go.** The kernels write into a dense grid or hand each chunk to a sink
+(``K``, ``tol``, ``put``): the ragged store of :mod:`forecast._raggedpmf` keeps each row
+only up to where, past its mode, the mass beyond is provably below ``tol``: with one alpha
+every law's ratio :math:`c_j g(m)` for :math:`m > k` is at most
+:math:`\rho = c_t \max(\alpha, g(k+1)) < 1`, so the mass beyond ``k`` is at most
+:math:`p(k)\,\rho/(1-\rho)`.
 """
 from __future__ import annotations
 
@@ -47,12 +54,28 @@ _FLOOR = 1e-300            # past its mode and below this a row (or law) adds no
 _LOG_FLOOR = np.log(_FLOOR)
 
 
+class Dense:
+    """A sink writing the kernels' chunks into a dense (n, K+1) grid (no early stop by mass)."""
+
+    tol = 0.0
+
+    def __init__(self, pmf: np.ndarray) -> None:
+        self.pmf, self.K = pmf, pmf.shape[1] - 1
+
+    def put(self, rows: np.ndarray, k0: int, block: np.ndarray, used: np.ndarray | None = None) -> None:
+        self.pmf[rows, k0:k0 + block.shape[1]] = block
+
+
 def one_alpha_rows(pmf, rows, starts, lead, c, alpha, sel: np.ndarray) -> None:
     """Columns 1..K of rows ``sel`` (one alpha each) into ``pmf``; see the module docstring.
 
     ``rows``/``starts`` map laws to rows, ``lead`` = log a_j, ``c`` the laws' ratios' scale.
+    ``pmf`` is a dense grid or a sink (``K``, ``tol``, ``put``; see :class:`Dense` and
+    :mod:`forecast._raggedpmf`): with ``tol > 0`` a row also stops at the first count past
+    its mode where the mass beyond is provably below ``tol``.
     """
-    K = pmf.shape[1] - 1
+    pmf = Dense(pmf) if isinstance(pmf, np.ndarray) else pmf
+    K = pmf.K
     live = (lead > -np.inf) & (c > 0)  # laws adding nothing beyond 0 (mu = 0, pi = 1) leave here
     cnt = np.add.reduceat(live, starts[:-1])[sel] if sel.size else np.empty(0, int)
     sel, cnt = sel[cnt > 0], cnt[cnt > 0]
@@ -117,16 +140,26 @@ def _group(pmf, rs, A: int, rows, starts, lead, c, alpha, live, K: int) -> None:
         elif lg.any():
             R[lg] = np.exp(Lg)
         k1 = min(k0 + _CHUNK, K + 1)
-        pmf[rs[act], k0:k1] = R[:, :k1 - k0]
+        blk, done = R[:, :k1 - k0], np.zeros(act.size, bool)
+        used = None
+        if pmf.tol > 0:  # mass beyond count k <= p(k) rho / (1 - rho) once every law's ratio is <= rho < 1
+            kb = kk[:k1 - k0]
+            g = (1 + a[act, None] * kb) / (kb + 1)           # g(k + 1)
+            rho = c_top[act, None] * np.maximum(a[act, None], g)
+            stop = (c_top[act, None] * g < 1) & (blk * rho < pmf.tol * (1 - rho))
+            done = stop.any(axis=1)
+            used = np.where(done, stop.argmax(axis=1) + 1, k1 - k0)
+        pmf.put(rs[act], k0, blk, used)
         if lg.any():
             carry[act[lg]] = Lg[:, -1]
-        act = act[~(past & (R[:, -1] < _FLOOR))]
+        act = act[~((past & (R[:, -1] < _FLOOR)) | done)]
         k0 += _CHUNK
 
 
 def per_law_rows(pmf, act, rows, c, alpha, lead) -> None:
     """Columns 1..K of the rows of laws ``act`` (whole rows, sorted by row), law by law."""
-    K = pmf.shape[1] - 1
+    pmf = Dense(pmf) if isinstance(pmf, np.ndarray) else pmf
+    K = pmf.K
     act = act[(lead[act] > -np.inf) & (c[act] > 0)]
     log = lead[act] < _LOG_TINY
     last = np.where(log, lead[act], np.exp(lead[act]))  # log f for log-space laws, else f
@@ -149,7 +182,7 @@ def per_law_rows(pmf, act, rows, c, alpha, lead) -> None:
             R[log] = np.exp(Lg)
         r = rows[act]
         seg = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-        pmf[r[seg], k0:k1] = np.add.reduceat(R, seg, axis=0)
+        pmf.put(r[seg], k0, np.add.reduceat(R, seg, axis=0))
         last = R[:, -1].copy()
         if log.any():
             last[log] = Lg[:, -1]

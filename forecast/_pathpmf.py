@@ -19,36 +19,71 @@ depends only on the count drawn at ``h = 1``, so a handful of values among 1000 
 merged first, each distinct law weighted by its number of paths. The grid is built by
 :mod:`forecast._mixgrid`: with one alpha per row, the row's widest law times a sum of
 exponentials (a small matrix product per row), each row only as wide as its own laws
-need. Every row's sums run over its own laws in a fixed order, so a row's numbers do not
-depend on which other rows share the call (batching, jobs).
+need. A forecast stores each row only over its own support (:mod:`forecast._raggedpmf`),
+the dense grid being built when it is read. Every row's sums run over its own laws in a
+fixed order, so a row's numbers do not depend on which other rows share the call
+(batching, jobs).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from forecast._fcrows import samples_pmf
-from forecast._mixgrid import one_alpha_rows, per_law_rows
-from forecast.numerics import log1p_ratio, nb_sf, needed_k
+from forecast._raggedpmf import Laws, RaggedGrid, mixture_grid
+from forecast.numerics import nb_sf, needed_k
 
 _ROWS = 1 << 12         # rows deduplicated at a time
 _TOP = 8                # laws per row kept as the parametric form beyond K
 
 
-def _per_path(value, n: int, P: int, name: str, upper: float) -> np.ndarray:
-    """``value`` (scalar, (n,) or (n, P)) as a read-only (n, P) view, checked."""
+def _per_path(value, n: int, P: int, name: str, upper: float, row0: int = 0) -> np.ndarray:
+    """``value`` (scalar, (n,) or (n, P)) as a read-only (n, P) view, checked.
+
+    The values are checked as given, before broadcasting (a per-row value once, not P times);
+    ``row0`` is the first row's number in messages."""
     a = np.asarray(value, dtype=float)
     if a.ndim == 1:
         a = a[:, None]
     try:
-        a = np.broadcast_to(a, (n, P))
+        full = np.broadcast_to(a, (n, P))
     except ValueError:
         raise ValueError(f"'{name}' must be a scalar, ({n},) or ({n}, {P}); got shape {np.shape(value)}.") from None
-    bad = ~(np.isfinite(a) & (a >= 0) & (a <= upper))
-    if bad.any():
+    ok = np.isfinite(a) & (a >= 0) & (a <= upper)
+    if not ok.all():
+        bad = np.broadcast_to(~ok, (n, P))
         r, c = np.argwhere(bad)[0]
         raise ValueError(f"'{name}' must be finite and in [0, {upper}]; {int(bad.sum())} value(s) fail "
-                         f"(first: row {r}, path {c}, value {a[r, c]!r}).")
-    return a
+                         f"(first: row {row0 + r}, path {c}, value {full[r, c]!r}).")
+    return full
+
+
+class _Rows:
+    """Row blocks of the path means: one (n, P) array, or per-series (h, P) arrays in row order
+    (joined block by block, so the caller need not build one (n, P) copy)."""
+
+    def __init__(self, mu_paths) -> None:
+        if isinstance(mu_paths, (list, tuple)) and mu_paths and all(
+                isinstance(m, np.ndarray) and m.ndim == 2 for m in mu_paths):  # (nested lists: one array)
+            self.parts = [np.asarray(m, dtype=float) for m in mu_paths]
+            shapes = {m.shape[1] for m in self.parts}
+            if len(shapes) > 1:
+                raise ValueError(f"mu_paths blocks must share n_paths; got {sorted(shapes)}.")
+            self.ends = np.cumsum([m.shape[0] for m in self.parts])
+            self.shape = (int(self.ends[-1]), shapes.pop())
+        else:
+            mu = np.asarray(mu_paths, dtype=float)
+            if mu.ndim != 2 or mu.shape[1] < 1:
+                raise ValueError(f"mu_paths must be a float array (rows, n_paths); got shape {mu.shape}.")
+            self.parts, self.mu, self.shape = None, mu, mu.shape
+
+    def __getitem__(self, s: slice) -> np.ndarray:
+        if self.parts is None:
+            return self.mu[s]
+        i0 = int(np.searchsorted(self.ends, s.start, side="right"))
+        i1 = int(np.searchsorted(self.ends, s.stop, side="left")) + 1
+        first = self.ends[i0] - self.parts[i0].shape[0]
+        block = np.concatenate(self.parts[i0:i1]) if i1 - i0 > 1 else self.parts[i0]
+        return block[s.start - first:s.stop - first]
 
 
 def _atoms(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, per_path: bool) -> tuple:
@@ -71,10 +106,14 @@ def _atoms(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, per_path: bool) ->
     return rows, ms.ravel()[pos], alpha[rows, 0], pi[rows, 0], count / P
 
 
-def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float) -> tuple:
+def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float, lean: bool = False) -> tuple:
     """``(pmf, tail, comps, mean, var)`` of the path mixture; see the module docstring.
 
-    ``mu_paths`` (n, P) conditional means; ``alpha``, ``pi`` scalar, (n,) or (n, P).
+    ``pmf`` is the dense ``(n, K+1)`` grid, or with ``lean`` a
+    :class:`~forecast._raggedpmf.RaggedGrid` (each row over its own support, dense on demand).
+
+    ``mu_paths`` (n, P) conditional means, or a list of per-series (h, P) blocks in row order;
+    ``alpha``, ``pi`` scalar, (n,) or (n, P).
     ``K`` is the smallest value leaving every path's own tail below ``tail_tol``
     (so the mixture's too), at most ``cap``; the tail is the exact mixture of the
     paths' survival functions at ``K``. ``comps`` (C <= ``_TOP`` components) are the
@@ -82,14 +121,13 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float) -> tuple:
     exact law where a row has at most ``_TOP`` distinct ones (a deterministic step such
     as ``h = 1`` has one), else a lower bound beyond ``K`` (the rest sits at ``K + 1``).
     """
-    mu = np.asarray(mu_paths, dtype=float)
-    if mu.ndim != 2 or mu.shape[1] < 1:
-        raise ValueError(f"mu_paths must be a float array (rows, n_paths); got shape {mu.shape}.")
+    mu = mu_paths if isinstance(mu_paths, _Rows) else _Rows(mu_paths)
     n, P = mu.shape
-    mu = _per_path(mu, n, P, "mu_paths", np.inf)
     alpha, pi = _per_path(alpha, n, P, "alpha", np.inf), _per_path(pi, n, P, "pi", 1.0)
     per_path = bool((np.ptp(alpha, axis=1) > 0).any() or (np.ptp(pi, axis=1) > 0).any()) if n else False
-    parts = [_atoms(mu[s], alpha[s], pi[s], per_path) for s in (slice(i, i + _ROWS) for i in range(0, n, _ROWS))]
+    blocks = [slice(i, min(i + _ROWS, n)) for i in range(0, n, _ROWS)]  # (row blocks: small temporaries)
+    parts = [_atoms(_per_path(mu[s], s.stop - s.start, P, "mu_paths", np.inf, s.start), alpha[s], pi[s], per_path)
+             for s in blocks]
     rows = np.concatenate([p[0] + i * _ROWS for i, p in enumerate(parts)]) if parts else np.empty(0, np.intp)
     a_mu, a_alpha, a_pi, a_w = (np.concatenate([p[j] for p in parts]) if parts else np.empty(0)
                                 for j in range(1, 5))
@@ -100,7 +138,8 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float) -> tuple:
     else:
         top = np.maximum(starts[1:] - 1, 0)
         K = _support(a_mu[top], a_alpha[top], a_pi[top], cap, tail_tol)
-    pmf = _mixture_grid(rows, starts, a_mu, a_alpha, a_pi, a_w, K, per_path)
+    laws = Laws(rows, starts, a_mu, a_alpha, a_pi, a_w, per_path)
+    pmf = RaggedGrid(laws, K) if lean else mixture_grid(laws, K)
     beyond = a_w * (1 - a_pi) * nb_sf(np.full(a_mu.size, float(K)), a_mu, a_alpha)
     tail = np.bincount(rows, beyond, minlength=n)
     # the parametric form beyond K: each row's laws holding the most mass there (all of them
@@ -141,42 +180,17 @@ def _support(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, cap: int, tail_t
     return hi
 
 
-def _mixture_grid(rows, starts, mu, alpha, pi, w, K: int, per_path: bool) -> np.ndarray:
-    """Sum of ``w (ZI)NB2(mu, alpha, pi)`` pmfs on 0..K per row, (n, K+1), by the kernels of
-    :mod:`forecast._mixgrid` (rows with one alpha as the widest law times a sum of exponentials)."""
-    n = starts.size - 1
-    pmf = np.zeros((n, K + 1))  # pages a short row never writes are never allocated
-    if not mu.size:
-        return pmf
-    with np.errstate(divide="ignore"):
-        lead = np.log(w) + np.log1p(-pi) - mu * log1p_ratio(alpha * mu)  # log w (1 - pi) f(0)
-    pmf[:, 0] = np.bincount(rows, np.exp(lead) + w * pi, minlength=n)
-    if K == 0:
-        return pmf
-    c = mu / (1 + alpha * mu)
-    one = np.ones(n, bool) if not per_path else \
-        np.minimum.reduceat(alpha, starts[:-1]) == np.maximum.reduceat(alpha, starts[:-1])
-    one_alpha_rows(pmf, rows, starts, lead, c, alpha, np.flatnonzero(one))
-    other = np.flatnonzero(~one)
-    for r0 in range(0, other.size, _ROWS):  # whole rows, law by law
-        rs = other[r0:r0 + _ROWS]
-        lens = starts[rs + 1] - starts[rs]
-        laws = np.repeat(starts[rs] - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
-        per_law_rows(pmf, laws, rows, c, alpha, lead)
-    return pmf
-
-
 def path_forecast(index, mu_paths, alpha, pi, paths, cap: int, tail_tol: float) -> tuple:
     """``(pmf, tail, components, mean, var, paths)`` of ``CountForecast.from_path_means``."""
-    n = len(index)
-    if np.shape(mu_paths)[:1] != (n,):
-        raise ValueError(f"mu_paths must have one row per index row ({n}); got shape {np.shape(mu_paths)}.")
-    pmf, tail, comps, mean, var = path_mixture(mu_paths, alpha, pi, cap, tail_tol)
+    n, mu = len(index), _Rows(mu_paths)
+    if mu.shape[0] != n:
+        raise ValueError(f"mu_paths must have one row per index row ({n}); got shape {mu.shape}.")
+    pmf, tail, comps, mean, var = path_mixture(mu, alpha, pi, cap, tail_tol, lean=True)
     kept = None
     if paths is not None:
         kept = np.asarray(paths).view()  # a read-only view: the caller's array keeps its flags
-        if kept.ndim != 3 or kept.shape[2] != np.shape(mu_paths)[1]:
-            raise ValueError(f"paths must be (n_series, horizon, {np.shape(mu_paths)[1]}); got {kept.shape}.")
+        if kept.ndim != 3 or kept.shape[2] != mu.shape[1]:
+            raise ValueError(f"paths must be (n_series, horizon, {mu.shape[1]}); got {kept.shape}.")
         samples_pmf(index, kept[..., :1], 0)  # the shape and row-order checks of from_samples
         kept.flags.writeable = False
     return pmf, tail, comps, mean, var, kept

@@ -47,6 +47,7 @@ from forecast._fcrows import (  # noqa: F401 (K_CAP_MIN, K_CAP_MAX: re-exported)
 )
 from forecast._leanpmf import ParamGrid, parametric
 from forecast._pathpmf import path_forecast
+from forecast._raggedpmf import RaggedGrid
 from forecast.numerics import comp_logpmf, comp_sf, search_beyond
 
 TAIL_TOL = 1e-6         # K: smallest k leaving P(Y > k) < TAIL_TOL on every row
@@ -67,7 +68,8 @@ class CountForecast:
     family : ``poisson, negbin, zip, zinb, samples, pathmix, pmf, mixture`` or ``mixed``.
     n_rows, K : number of rows; the dense support is ``0..K``.
     pmf : (n_rows, K+1) float64 :math:`P(Y=k)`; rows sum to ``1 - tail``. Read-only. Poisson/NB/ZI
-        forecasts build it on first read (scores, quantiles and ``to_frame`` do not need it).
+        and path-mixture forecasts build it on first read (scores, quantiles and ``to_frame`` do not
+        need it; path mixtures keep each row over its own support, :mod:`forecast._raggedpmf`).
     tail : (n_rows,) :math:`P(Y>K)`; below ``TAIL_TOL`` unless ``K`` hit its cap.
     components : ``(w, mu, alpha, pi)``, each (C, n_rows); C = 0 without a parametric form.
     paths : (n_series, horizon, n_paths) ints or None; row = series * horizon + h - 1.
@@ -82,7 +84,7 @@ class CountForecast:
     def __init__(self, index, model, pmf, tail, components, mean, var, paths=None, family="pmf",
                  row_models=None, joint=False, part_paths=()):
         self.index, self.model, self.family = index, str(model), family
-        self._grid, self._pmf = (pmf, None) if isinstance(pmf, ParamGrid) else (None, pmf)  # lazy or built
+        self._grid, self._pmf = (pmf, None) if isinstance(pmf, (ParamGrid, RaggedGrid)) else (None, pmf)  # lazy or built
         self.tail, self.components, self.paths = tail, components, paths
         self.joint = bool(joint) and paths is not None
         self.part_paths = () if paths is not None else tuple(part_paths)
@@ -151,8 +153,9 @@ class CountForecast:
         """Simulated paths, each row the average of the paths' conditional laws (Rao-Blackwellised).
 
         Row ``i`` is :math:`\\frac1P\\sum_p` (ZI)NB2(``mu_paths[i, p]``, ``alpha``, ``pi``), so
-        every count has positive probability (:mod:`forecast._pathpmf`); ``alpha``, ``pi``
-        scalar, per row or (rows, P). ``K`` as for the parametric families, ``tail`` exact.
+        every count has positive probability (:mod:`forecast._pathpmf`); ``mu_paths`` (rows, P)
+        or a list of per-series (h, P) blocks in row order; ``alpha``, ``pi`` scalar, per row or
+        (rows, P). ``K`` as for the parametric families, ``tail`` exact.
         Up to 8 laws per row (those with the most mass beyond ``K``) are the parametric form.
         ``paths`` (n_series, horizon, P), the draws, are kept as in :meth:`from_samples`;
         ``joint=True`` says path ``p`` is one world across series (a model with cross-series terms).
@@ -261,12 +264,12 @@ class CountForecast:
         """:math:`P(Y = y_i)` per row for integer ``y``; exact beyond ``K`` where parametric, else 0."""
         y = self._points(y, integer=True)
         out = np.zeros(self.n_rows)
-        if self._grid is not None:  # one exact component per row: no grid needed
+        if isinstance(self._grid, ParamGrid):  # one exact component per row: no grid needed
             ok = np.flatnonzero(y >= 0)
             out[ok] = np.exp(comp_logpmf(y[ok], self._comp(ok)))
             return out
         ins = np.flatnonzero((y >= 0) & (y <= self.K))
-        out[ins] = self.pmf[ins, y[ins].astype(np.intp)]
+        out[ins] = self.pmf[ins, y[ins].astype(np.intp)] if self._grid is None else self._grid.at(ins, y[ins])
         rows = np.flatnonzero(y > self.K)
         if rows.size and self.components[0].shape[0]:
             out[rows] = np.exp(comp_logpmf(y[rows], self._comp(rows)))
@@ -277,7 +280,7 @@ class CountForecast:
         stays finite where :math:`P` underflows (the log score needs that)."""
         y = self._points(y, integer=True)
         with np.errstate(divide="ignore"):
-            out = np.log(self.pmf_at(y)) if self._grid is None else np.full(self.n_rows, -np.inf)
+            out = np.full(self.n_rows, -np.inf) if isinstance(self._grid, ParamGrid) else np.log(self.pmf_at(y))
         rows = np.flatnonzero((self.components[0].sum(axis=0) >= 1 - 1e-12) & (y >= 0))
         if rows.size:
             out[rows] = comp_logpmf(y[rows], self._comp(rows))

@@ -267,7 +267,7 @@ def _stacked_forecast(family: str, sfs: list[SeriesForecast], index: pd.DataFram
             per_step = {n: np.concatenate([np.broadcast_to(0.0 if getattr(sf, n) is None else getattr(sf, n), (H,))
                                            for sf in sub]) for n in ("alpha", "pi")}
             parts.append((rows, CountForecast.from_path_means(
-                index.iloc[rows], np.concatenate([sf.path_mu for sf in sub]), **per_step,
+                index.iloc[rows], [sf.path_mu for sf in sub], **per_step,  # blocks: no (n, P) copy
                 paths=np.stack([sf.paths for sf in sub]), model=model, history_max=history_max,
                 joint=all(sf.joint for sf in sub))))
         if len(parts) == 1:
