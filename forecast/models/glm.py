@@ -42,6 +42,7 @@ from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param, Series, SeriesFit,
                                   SeriesForecast, batching, non_negative, positive_int)
 from forecast.models.baselines import Climatology, Zero
+from forecast.models.series import count_summaries
 from forecast.models.design import (
     MEAN_CAP_FACTOR,
     DesignSpec,
@@ -269,7 +270,7 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
             X, offset, lag_cols = future_design(dspec, group[0], h, None)
             B = np.stack([fits[i].state["beta"] for i in idx])
             alpha = np.array([fits[i].state["alpha"] for i in idx])
-            caps = np.array([MEAN_CAP_FACTOR * max(int(s.y.max(initial=0)), 1) for s in group])
+            caps = MEAN_CAP_FACTOR * np.maximum(count_summaries(group)[0], 1)
             eta = B @ X.T + offset  # (S, h); lag columns are 0 here
             if self.neighbour_lags:  # h = 1 here: the neighbours' last counts are known
                 eta = eta + np.stack([self._neighbour_eta(fits[i], series[i], h) for i in idx])

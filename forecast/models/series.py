@@ -230,6 +230,31 @@ def observed_values(s: Series, span: int | None = None) -> np.ndarray:
     return y[s.observed[len(s.observed) - len(y):]]
 
 
+def count_summaries(series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
+    """Per series, the largest count (0 for an empty series) and the mean of ``y`` (placeholders
+    of missing periods included, as ``np.mean(s.y)``; 0 for an empty series), as (S,) arrays.
+
+    One concatenation and two segment reductions instead of two numpy calls per series.
+    Integer counts sum exactly in float64 (below 2**53), so the means equal ``np.mean``'s.
+    """
+    S = len(series)
+    lens = np.fromiter((len(s.y) for s in series), dtype=np.int64, count=S)
+    top, mean = np.zeros(S, dtype=np.int64), np.zeros(S)
+    full = np.flatnonzero(lens > 0)
+    if not full.size:
+        return top, mean
+    ys = [series[i].y for i in full.tolist()]
+    if not all(y.dtype.kind in "iu" for y in ys):  # (fractional values would round differently)
+        for i, y in zip(full.tolist(), ys):
+            top[i], mean[i] = max(int(np.max(y)), 0), float(np.mean(y))
+        return top, mean
+    flat = np.concatenate(ys)
+    starts = np.r_[0, np.cumsum(lens[full])[:-1]]
+    top[full] = np.maximum(np.maximum.reduceat(flat, starts), 0)
+    mean[full] = np.add.reduceat(flat, starts, dtype=float) / lens[full]
+    return top, mean
+
+
 def last_observed(s: Series) -> float:
     """The last observed count of ``s``."""
     if s.observed is None:
