@@ -135,7 +135,10 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
 
     Parameters
     ----------
-    X : (S, n, p) designs, column 0 the intercept (never penalised).
+    X : (S, n, p) designs, column 0 the intercept (never penalised); or a stacked design
+        with ``D`` (n, pd), the columns all series share, ``Z`` (S, n, pz), their own, and
+        ``shared`` (p,) bool (:class:`~forecast.models._designbatch.BatchDesign`), which
+        spares building and scanning the (S, n, p) stack.
     y : (S, n) counts; off : (S, n) offsets; penalty : ridge weight on columns 1..p-1.
     tol, max_iter : as :func:`~forecast.models._glmfit.fit_poisson` (default 100
         iterations) and :func:`~forecast.models._glmfit.fit_negbin` (200).
@@ -173,10 +176,14 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
 
 
 def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha_start=None) -> BatchFit:
-    X = np.ascontiguousarray(X, dtype=float)
+    parts = not isinstance(X, np.ndarray) and hasattr(X, "Z")  # a stacked design (D, Z, shared)
+    if parts:
+        S, n, p = X.Z.shape[0], X.D.shape[0], len(X.shared)
+    else:
+        X = np.ascontiguousarray(X, dtype=float)
+        S, n, p = X.shape
     y = np.asarray(y, dtype=np.int64)
     off = np.asarray(off, dtype=float)
-    S, n, p = X.shape
     max_iter = (200 if nb else 100) if max_iter is None else max_iter
     pen = np.full(p, float(penalty))
     pen[0] = 0.0
@@ -197,12 +204,20 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
     if rows.size == 0:
         return BatchFit(ok=ok, **out)
     # Work with shared columns first (order); results are put back in column order below.
-    Xr, order = _Stacked.from_array(X[rows])
+    if parts:  # (which columns are shared is known by construction: no (S, n, p) array at all)
+        order = np.r_[np.flatnonzero(X.shared), np.flatnonzero(~X.shared)]
+        Xr = _Stacked(np.ascontiguousarray(X.D, dtype=float),
+                      np.ascontiguousarray(X.Z if rows.size == S else X.Z[rows], dtype=float))
+    else:
+        Xr, order = _Stacked.from_array(X if rows.size == S else X[rows])
+    back = np.argsort(order)  # column j of the design is column back[j] here
     pen_o = pen[order]
     full_rank = _clearly_full_rank(Xr, pen_o, None if mask is None else mask[rows])
     if not full_rank.all():  # borderline or deficient: R's QR rule decides, as per series
         unsure = np.flatnonzero(~full_rank)
-        Xu = X[rows[unsure]] if mask is None else X[rows[unsure]] * mask[rows[unsure]][:, :, None]
+        Xu = Xr.full(unsure)[:, :, back]
+        if mask is not None:
+            Xu *= mask[rows[unsure]][:, :, None]
         full_rank[unsure] = ~_aliased(Xu, pen)  # (zero rows leave the QR's R unchanged)
         ok[rows[~full_rank]] = False
         rows, Xr = rows[full_rank], Xr.take(np.flatnonzero(full_rank))
@@ -266,7 +281,7 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
         good &= np.all(np.isfinite(beta), axis=1)
         for j in np.flatnonzero(good & near_zero):  # the exact test, as the per-series solver runs it
             kr = slice(None) if mr is None else mr[j]  # on the kept rows only
-            div = _diverging_columns(X[rows[j]][kr], yr[j][kr], pen == 0)
+            div = _diverging_columns(Xr.full([j])[0][:, back][kr], yr[j][kr], pen == 0)
             if div.size:
                 out["diverging"][int(rows[j])] = div
                 good[j] = False
@@ -281,7 +296,6 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
         fine = np.flatnonzero(good)
         if fine.size:  # (the Cholesky factor proves the information positive definite)
             cov[fine], good[fine] = _spd_inverse(info[fine])
-        back = np.argsort(order)  # column j of the design is column back[j] here
         beta, cov = beta[:, back], cov[:, back[:, None], back[None, :]]
     ok[rows] = good
     out["coef"][rows] = beta

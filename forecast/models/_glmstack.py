@@ -112,6 +112,14 @@ class _Stacked:
         order = np.r_[np.flatnonzero(same), np.flatnonzero(~same)]
         return cls(np.ascontiguousarray(X[0][:, same]), np.ascontiguousarray(X[:, :, ~same])), order
 
+    def full(self, rows) -> np.ndarray:
+        """The designs of series ``rows`` as (k, n, p) arrays, shared columns first."""
+        Z = self.Z[rows]
+        out = np.empty((len(Z), self.D.shape[0], self.p))
+        out[:, :, :self.pd] = self.D
+        out[:, :, self.pd:] = Z
+        return out
+
     def take(self, rows: np.ndarray) -> "_Stacked":
         out = object.__new__(_Stacked)
         out.D, out.Z, out.pd, out.p, out.DD = self.D, self.Z[rows], self.pd, self.p, self.DD

@@ -42,7 +42,7 @@ import pandas as pd
 
 from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
 from forecast.models._missing import kept_rows
-from forecast.models._neighbours import nsum_of, unmasked
+from forecast.models._neighbours import nsum_of
 from forecast.models._trend import TREND_OPTIONS, future_trend_index, has_trend
 from forecast.models.base import Param, int_tuple, one_of, optional_str, positive_int, str_tuple, Series
 from forecast.models._interventions import (  # noqa: F401 (re-exported: callers import them from here)
@@ -194,69 +194,12 @@ def build_design(spec: DesignSpec, s: Series) -> Design:
     return Design(X, y, offset, all_names, lag_cols, keep, rows)
 
 
-@dataclass(frozen=True)
-class BatchDesign:
-    """Stacked designs of series that share their periods (same start and length)."""
-
-    X: np.ndarray  # (S, n, p)
-    y: np.ndarray  # (S, n)
-    offset: np.ndarray  # (S, n)
-    names: tuple[str, ...]
-    lag_cols: tuple[int, ...]
-    keep: np.ndarray  # (S, p)
-    rows: np.ndarray | None = None  # (S, n) bool, rows each fit uses; None: all rows of every series
-
-
 def group_by_periods(series: Sequence[Series]) -> list[list[int]]:
     """Indices of series with the same first period, length and frequency (one design each)."""
     groups: dict[tuple, list[int]] = {}
     for i, s in enumerate(series):
         groups.setdefault(s.calendar, []).append(i)
     return list(groups.values())
-
-
-def build_design_batch(spec: DesignSpec, series: Sequence[Series]) -> BatchDesign:
-    """:func:`build_design` for series sharing their periods (see :func:`group_by_periods`).
-
-    The deterministic and intervention columns are built once; lag, exogenous and
-    exposure columns are filled per series. Row s equals ``build_design(spec, series[s])``.
-    """
-    s0 = series[0]
-    # The shared columns and the column check of a fully observed series (masks come below).
-    d0 = build_design(spec, s0 if s0.observed is None else unmasked(s0))
-    S, (n, p), first = len(series), d0.X.shape, spec.first_row
-    X = np.empty((S, n, p))
-    X[:] = d0.X
-    Y = np.stack([s.y for s in series])
-    for col, k in zip(d0.lag_cols, spec.lags):
-        X[:, :, col] = np.log1p(Y[:, first - k:Y.shape[1] - k])
-    start = p - len(spec.exog) - len(spec.interventions)  # first exogenous column
-    nb0 = start - len(spec.neighbour_lags)
-    for j, k in enumerate(spec.neighbour_lags):
-        X[:, :, nb0 + j] = np.log1p(np.stack([s.nsum[first - k:len(s.y) - k] for s in series]))
-    for j, c in enumerate(spec.exog):
-        X[:, :, start + j] = np.stack([s.exog[c].to_numpy(dtype=float)[first:] for s in series])
-    offset = np.zeros((S, n))
-    if spec.exposure:
-        offset = np.log(np.stack([s.exog[spec.exposure].to_numpy(dtype=float)[first:] for s in series]))
-    keep = np.broadcast_to(d0.keep, (S, p)).copy()
-    rows = None
-    if any(s.observed is not None for s in series):
-        rows = np.ones((S, n), dtype=bool)
-        for i, s in enumerate(series):
-            r = kept_rows(s.observed, spec.lags, first)
-            if r is not None:
-                rows[i] = r
-                keep[i] = build_design(spec, s).keep  # columns constant on the kept rows
-    if (spec.exog or spec.neighbour_lags) and n:  # per-series columns: information per series
-        cols = np.r_[np.arange(nb0, start), np.arange(start, start + len(spec.exog))].astype(int)
-        if rows is None:
-            keep[:, cols] = np.ptp(X[:, :, cols], axis=1) != 0
-        else:
-            big = np.where(rows[:, :, None], X[:, :, cols], np.inf)
-            small = np.where(rows[:, :, None], X[:, :, cols], -np.inf)
-            keep[:, cols] = big.min(axis=1) != small.max(axis=1)
-    return BatchDesign(X, Y[:, first:].astype(float), offset, d0.names, d0.lag_cols, keep, rows)
 
 
 def future_design(spec: DesignSpec, s: Series, h: int, future: pd.DataFrame | None
@@ -388,3 +331,12 @@ def design_params(*, trend: str = "none", damping: float = 0.0, seasonality: str
         out.append(Param("exposure", None, "a column name or None", optional_str,
                          "panel column entering as offset log(exposure)"))
     return tuple(out)
+
+
+def __getattr__(name: str) -> Any:
+    """The batched designs live in :mod:`forecast.models._designbatch` (importable from here)."""
+    if name in ("BatchDesign", "build_design_batch"):
+        from forecast.models import _designbatch
+
+        return getattr(_designbatch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -43,11 +43,11 @@ from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param
                                   SeriesForecast, batching, non_negative, positive_int)
 from forecast.models.baselines import Climatology, Zero
 from forecast.models.series import count_summaries
+from forecast.models._designbatch import build_design_batch
 from forecast.models.design import (
     MEAN_CAP_FACTOR,
     DesignSpec,
     build_design,
-    build_design_batch,
     capped_mean,
     check_design_columns,
     design_params,
@@ -157,7 +157,7 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
                 idx = group[chunk:chunk + BATCH_SIZE]
                 d = build_design_batch(dspec, [series[i] for i in idx])
                 full = d.keep.all(axis=1)
-                res = (fit_batch(d.X, d.y, d.offset, penalty=float(self.penalty), nb=nb, rows=d.rows)
+                res = (fit_batch(d, d.y, d.offset, penalty=float(self.penalty), nb=nb, rows=d.rows)
                        if full.any() else None)
                 rows = _BatchRows(res, d, nb) if res is not None else None
                 for j, i in enumerate(idx):
@@ -214,7 +214,7 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
         cov[:, div] = np.nan
         fit = self._series_fit(d.names, d.keep[j], d.lag_cols, res.coef[j], np.sqrt(np.diag(cov)), cov,
                                float(res.alpha[j]), float(res.alpha_se[j]), float(res.loglik[j]),
-                               d.X.shape[1] if d.rows is None else int(d.rows[j].sum()),
+                               d.y.shape[1] if d.rows is None else int(d.rows[j].sum()),
                                False, _named_columns("; ".join(notes), list(d.names)))
         fit.engine = "batched"
         return fit
