@@ -43,11 +43,11 @@ from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param
                                   SeriesForecast, batching, non_negative, positive_int)
 from forecast.models.baselines import Climatology, Zero
 from forecast.models.series import count_summaries
-from forecast.models._designbatch import build_design_batch
 from forecast.models.design import (
     MEAN_CAP_FACTOR,
     DesignSpec,
     build_design,
+    build_design_batch,
     capped_mean,
     check_design_columns,
     design_params,
