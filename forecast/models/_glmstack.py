@@ -222,6 +222,9 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
     gradients and information matrices J = -Hessian (kept in that sign: no negated copies),
     ``fun.take(rows)`` the objective of some series.
 
+    The series still iterating are kept compact (their own arrays and objective), shrunk
+    only when some finish or fail: an iteration copies no (S, p, p) stack.
+
     Returns x, gradient, information J = -Hessian, iterations, converged (per series).
     """
     x = x0.copy()
@@ -231,32 +234,46 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
     converged = np.zeros(S, dtype=bool)
     failed = np.zeros(S, dtype=bool)
     active = np.arange(S)
+    # The active series' state, compact: sub is their objective, xa/fa/ga/Ja their values.
+    sub, xa, fa, ga, Ja = fun, x.copy(), f, g.copy(), J.copy()
+
+    def leave(keep: np.ndarray) -> None:
+        """Write the leaving series back and shrink the compact state to ``keep``."""
+        nonlocal sub, xa, fa, ga, Ja, active
+        out = ~keep
+        idx = active[out]
+        x[idx], g[idx], J[idx] = xa[out], ga[out], Ja[out]
+        active = active[keep]
+        if active.size:
+            sub = sub.take(np.flatnonzero(keep))
+        xa, fa, ga, Ja = xa[keep], fa[keep], ga[keep], Ja[keep]
+
     for it in range(max_iter + 1):
-        gmax = np.max(np.abs(g[active]), axis=1, initial=0.0)
-        done = gmax <= tol
+        done = np.max(np.abs(ga), axis=1, initial=0.0) <= tol
+        bad_f = ~np.isfinite(fa) & ~done
+        if it == max_iter:
+            failed[active[~done]] = True
+            n_iter[active[~done]] = it
+            bad_f = ~done
         converged[active[done]] = True
         n_iter[active[done]] = it
-        active = active[~done]
-        if active.size == 0:
-            break
-        if it == max_iter:
-            failed[active] = True
-            n_iter[active] = it
-            break
-        bad_f = ~np.isfinite(f[active])
         failed[active[bad_f]] = True
-        active = active[~bad_f]
-        step, solved = _newton_steps(J[active], g[active])
-        failed[active[~solved]] = True
-        active, step = active[solved], step[solved]
+        if done.any() or bad_f.any():
+            leave(~(done | bad_f))
         if active.size == 0:
             break
-        sub = fun if active.size == S else fun.take(active)  # (all still active: no copies)
-        f0 = f[active]
+        step, solved = _newton_steps(Ja, ga)
+        if not solved.all():
+            failed[active[~solved]] = True
+            step = step[solved]
+            leave(solved)
+            if active.size == 0:
+                break
+        f0 = fa
         slack = 1e-12 * (1.0 + np.abs(f0))
         # The full step is almost always taken: evaluate gradient and Hessian with the value
         # at once (the same numbers a second call at the accepted point would give).
-        f_new, g_new, J_new = sub(x[active] + step, 2)
+        f_new, g_new, J_new = sub(xa + step, 2)
         todo = ~(np.isfinite(f_new) & (f_new >= f0 - slack))
         halved = todo.copy()
         for _ in range(_HALVINGS):
@@ -264,16 +281,24 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
                 break
             rows = np.flatnonzero(todo)
             step[rows] /= 2
-            f_new[rows] = sub.take(rows)(x[active[rows]] + step[rows], 0)
+            f_new[rows] = sub.take(rows)(xa[rows] + step[rows], 0)
             todo[rows] = ~(np.isfinite(f_new[rows]) & (f_new[rows] >= f0[rows] - slack[rows]))
-        failed[active[todo]] = True
-        keep = ~todo
-        active, step, halved = active[keep], step[keep], halved[keep]
-        x[active] += step
-        f[active], g[active], J[active] = f_new[keep], g_new[keep], J_new[keep]
         if halved.any():  # a shorter step was taken: its gradient and Hessian are still to come
-            redo = active[halved]
-            f[redo], g[redo], J[redo] = fun.take(redo)(x[redo], 2)
+            redo = np.flatnonzero(halved & ~todo)
+            if redo.size:
+                f_new[redo], g_new[redo], J_new[redo] = sub.take(redo)(xa[redo] + step[redo], 2)
+        if todo.any():  # step-halving ran out: those series fail where they were
+            keep = ~todo
+            failed[active[todo]] = True
+            xa[keep] += step[keep]
+            fa = np.where(keep, f_new, fa)
+            ga[keep], Ja[keep] = g_new[keep], J_new[keep]
+            leave(keep)
+        else:
+            xa += step
+            fa, ga, Ja = f_new, g_new, J_new
+    if active.size:
+        x[active], g[active], J[active] = xa, ga, Ja
     return x, g, J, n_iter, converged & ~failed
 
 
