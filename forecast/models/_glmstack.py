@@ -92,7 +92,7 @@ class _Stacked:
 
     Panels share their calendar (intercept, trend, seasonality, interventions), so
     X_s = [D, Z_s]: products with D are single matrix products over all series at
-    once (D'W_sD for every s is one (S, n) x (n, pd²) product); only the few
+    once (D'W_sD for every s is one (S, n) x (n, <= pd²) product); only the few
     series-specific columns Z_s (lags, covariates) need per-series arithmetic.
     """
 
@@ -100,9 +100,14 @@ class _Stacked:
         self.D, self.Z = D, Z
         n, pd_ = D.shape
         self.pd, self.p = pd_, pd_ + Z.shape[2]
-        # (all pd² products, not only the distinct ones: a product with fewer columns rounds
-        # differently with the number of series, and a series' fit must not depend on its batch)
-        self.DD = (D[:, :, None] * D[:, None, :]).reshape(n, pd_ * pd_)
+        # Only the distinct column products: D_i D_j = D_j D_i, and calendar columns repeat
+        # (intercept x month_k = month_k x month_k, month_j x month_k = 0): 26 of 169 for
+        # intercept, trend and 11 month dummies. (Row results of a product with a few rows
+        # round differently from those of a tall one whatever its width: batch and per-series
+        # fits agree to rounding, not bit for bit.)
+        DD = (D[:, :, None] * D[:, None, :]).reshape(n, pd_ * pd_)
+        uniq, at = np.unique(DD.T, axis=0, return_inverse=True)
+        self.DD, self.DD_at = np.ascontiguousarray(uniq.T), np.asarray(at).reshape(-1)
 
     @classmethod
     def from_array(cls, X: np.ndarray) -> tuple["_Stacked", np.ndarray]:
@@ -122,7 +127,7 @@ class _Stacked:
 
     def take(self, rows: np.ndarray) -> "_Stacked":
         out = object.__new__(_Stacked)
-        out.D, out.Z, out.pd, out.p, out.DD = self.D, self.Z[rows], self.pd, self.p, self.DD
+        out.D, out.Z, out.pd, out.p, out.DD, out.DD_at = self.D, self.Z[rows], self.pd, self.p, self.DD, self.DD_at
         return out
 
     def xb(self, b: np.ndarray) -> np.ndarray:
@@ -144,7 +149,7 @@ class _Stacked:
         """X_s' diag(w_s) X_s for every series: (S, p, p), written into ``out`` if given."""
         S, pd_, p = w.shape[0], self.pd, self.p
         out = np.empty((S, p, p)) if out is None else out
-        out[:, :pd_, :pd_] = (w @ self.DD).reshape(S, pd_, pd_)
+        out[:, :pd_, :pd_] = (w @ self.DD)[:, self.DD_at].reshape(S, pd_, pd_)
         if p > pd_:
             Zw = self.Z * w[:, :, None]  # (S, n, pz)
             cross = (Zw.transpose(0, 2, 1).reshape(-1, w.shape[1]) @ self.D).reshape(S, p - pd_, pd_)
