@@ -52,13 +52,14 @@ class Series:
 
     @classmethod
     def _regular(cls, uid: str, ds_values: np.ndarray, y: np.ndarray, freq: Frequency, exog: pd.DataFrame | None,
-                 observed: np.ndarray | None) -> "Series":
+                 observed: np.ndarray | None, first_ns: int | None = None) -> "Series":
         """A series from arrays already in form (datetime64[ns] dates, a parsed frequency,
         ``observed`` None or with a False): what ``__init__`` builds, without its checks,
         for the thousands of series a panel splits into."""
         s = object.__new__(cls)
         s.uid, s.y, s.freq, s.exog, s.observed = uid, y, freq, exog, observed
-        s.ds_values, s._ds, s._calendar = ds_values, None, None
+        s.ds_values, s._ds = ds_values, None
+        s._calendar = None if first_ns is None else (first_ns, len(ds_values), freq)  # (as ``calendar`` gives it)
         return s
 
     @property
@@ -141,13 +142,18 @@ class PanelData:
         problems = []
         y_col = panel["y"] if order is None else panel["y"].iloc[order]
         y = pd.to_numeric(y_col, errors="coerce")
-        # A text cell that is no number is an error, not a missing count (a numeric column has none).
-        unreadable = (False if pd.api.types.is_numeric_dtype(y_col) else
-                      y.isna() & y_col.notna() & ~y_col.astype(str).str.strip().isin(["", "nan", "<NA>"]))
-        # Above MAX_PANEL_COUNT (inf and 1e300 included) the int64 cast below would wrap.
-        bad = unreadable | (y < 0) | (y.notna() & (y != np.round(y))) | (y > MAX_PANEL_COUNT)
-        if bad.any():
-            bad_rows = np.flatnonzero(bad.to_numpy())
+        if isinstance(y.dtype, np.dtype) and y.dtype.kind in "iu":  # plain integers: only the range to check
+            yv = y.to_numpy()
+            bad_at = (yv < 0) | (yv > MAX_PANEL_COUNT)
+        else:
+            # A text cell that is no number is an error, not a missing count (a numeric column has none).
+            unreadable = (False if pd.api.types.is_numeric_dtype(y_col) else
+                          y.isna() & y_col.notna() & ~y_col.astype(str).str.strip().isin(["", "nan", "<NA>"]))
+            # Above MAX_PANEL_COUNT (inf and 1e300 included) the int64 cast below would wrap.
+            bad = unreadable | (y < 0) | (y.notna() & (y != np.round(y))) | (y > MAX_PANEL_COUNT)
+            bad_at = bad.to_numpy(dtype=bool, na_value=False)  # (a missing count is not a bad one)
+        if bad_at.any():
+            bad_rows = np.flatnonzero(bad_at)
             problems.append(Problem("y", f"negative or non-integer count (or above {MAX_PANEL_COUNT})",
                                     rows=(bad_rows + 1).tolist(),
                                     provinces=pd.unique(names[codes[bad_rows]]).tolist(),
@@ -175,6 +181,7 @@ class PanelData:
         n_obs = np.add.reduceat(obs_all, a_s, dtype=np.int64) if len(a_s) else np.zeros(0, dtype=np.int64)
         full = np.minimum.reduceat(obs_all, a_s) if len(a_s) else np.zeros(0, dtype=bool)
         uid_of = names[codes[a_s]].tolist()
+        first_ns = ds_all[a_s].view("int64").tolist()
         out = []
         for k, (a, b, n) in enumerate(zip(a_s.tolist(), b_s.tolist(), span.tolist())):
             ds, yy, ob = ds_all[a:b], y_all[a:b], obs_all[a:b]
@@ -189,7 +196,7 @@ class PanelData:
                     ex = ex.set_axis(pos).reindex(np.arange(n)).ffill().reset_index(drop=True)
                 out.append(Series(uid_of[k], ds, yy, freq, ex, ob))
             else:
-                out.append(Series._regular(uid_of[k], ds, yy, freq, ex, None if full[k] else ob))
+                out.append(Series._regular(uid_of[k], ds, yy, freq, ex, None if full[k] else ob, first_ns[k]))
         empty = [uid_of[k] for k in np.flatnonzero(n_obs == 0).tolist()]
         if empty:
             raise DataValidationError([Problem("y", f"series {', '.join(map(repr, empty[:10]))} "

@@ -154,3 +154,14 @@ def test_information_from_distinct_products_equals_brute_force(kind):
     assert np.array_equal(got[:, :q, :q], got[:, :q, :q].transpose(0, 2, 1))
     assert np.allclose(st.take(np.array([4, 1])).xtwx(w[[4, 1]]), want[[4, 1]], rtol=1e-13,
                        atol=1e-12 * np.abs(want).max())
+
+
+def test_nullable_integer_counts_missing_values_and_a_negative_one():
+    panel = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=4, freq="MS"),
+                          "y": pd.array([1, None, 3, 2], dtype="Int64")})
+    (s,) = PanelData.from_frame(panel).series
+    assert s.y.tolist() == [1, 0, 3, 2] and s.observed.tolist() == [True, False, True, True]
+    panel["y"] = pd.array([1, None, 3, -2], dtype="Int64")  # (the missing count is not the bad one)
+    with pytest.raises(DataValidationError) as err:
+        PanelData.from_frame(panel)
+    assert list(err.value.problems[0].rows) == [4]
