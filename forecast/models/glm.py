@@ -258,7 +258,8 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
             return super()._forecast_many(fits, series, h, future, seed)
         out: list[SeriesForecast | None] = [None] * len(series)
         # Series whose last lags are missing simulate them first: per series.
-        gaps = [i for i, s in enumerate(series) if dspec.lags and lag_window(s.observed, dspec.lags)]
+        gaps = ([i for i, s in enumerate(series) if s.observed is not None and lag_window(s.observed, dspec.lags)]
+                if dspec.lags else [])
         if gaps:
             for i, f in zip(gaps, super()._forecast_many([fits[i] for i in gaps], [series[i] for i in gaps],
                                                           h, future, seed)):
@@ -281,7 +282,8 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
                     out[i] = pathmix(paths[j], mus[j], alpha[j])
                 continue
             if dspec.lags:
-                Y = np.stack([s.y[-dspec.max_lag:] for s in group]).astype(float)
+                L = dspec.max_lag
+                Y = np.stack([s.y[-L:] for s in group]).astype(float)
                 eta = eta + np.einsum("sl,sl->s", lag_values(Y, dspec.lags), B[:, list(lag_cols)])[:, None]
             mu = np.exp(eta)
             over = np.flatnonzero(np.any(mu > caps[:, None], axis=1))  # (checked once for the group)
