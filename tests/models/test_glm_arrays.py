@@ -165,3 +165,29 @@ def test_nullable_integer_counts_missing_values_and_a_negative_one():
     with pytest.raises(DataValidationError) as err:
         PanelData.from_frame(panel)
     assert list(err.value.problems[0].rows) == [4]
+
+
+@pytest.mark.parametrize("nb", [False, True])
+def test_objective_in_blocks_and_series_sorted_by_count_change_no_fit(nb, monkeypatch):
+    """Blocks of series (and NB's order by largest count) are internal: each series gets the
+    per-series solver's fit, in the caller's order."""
+    from forecast.models import _glmbatch
+    from forecast.models._glmfit import fit_negbin, fit_poisson
+
+    data = PanelData.from_frame(_panel(4, S=40, n=40), ())
+    spec = DesignSpec.from_params(dict(trend="linear", seasonality="month", lags=(1,)))
+    d = build_design_batch(spec, data.series)
+    y = d.y.astype(np.int64)
+    y[::3] *= 7  # largest counts out of order, so sorting by them moves series about
+    whole = fit_batch(d, y, d.offset, nb=nb)
+    monkeypatch.setattr(_glmbatch, "BLOCK", 6)
+    blocks = fit_batch(d, y, d.offset, nb=nb)
+    assert whole.ok.sum() >= 30 and np.array_equal(whole.ok, blocks.ok)
+    assert np.array_equal(whole.n_iter, blocks.n_iter)
+    assert np.allclose(blocks.coef[blocks.ok], whole.coef[whole.ok], rtol=1e-9, atol=1e-12)
+    X = d.X
+    for s in np.flatnonzero(blocks.ok)[:8]:
+        one = (fit_negbin if nb else fit_poisson)(X[s], y[s], d.offset[s])
+        assert np.allclose(blocks.coef[s], one.coef, rtol=1e-9, atol=1e-9)
+        assert blocks.alpha[s] == pytest.approx(one.alpha, rel=1e-9, abs=1e-14)
+        assert blocks.n_iter[s] == one.n_iter
