@@ -24,7 +24,9 @@ from scipy import special
 
 from forecast._threads import one_blas_thread
 from forecast.models._glmcheck import _SEPARATION_MU, _diverging_columns
-from forecast.models._glmfit import _h_and_dh, _log1p_ratio
+from forecast.models._glmfit import _log1p_ratio
+# (the intercept-only NB2 fit of the climatology baseline, importable from here)
+from forecast.models._nbintercept import LOG_ALPHA_BOUNDS, nb_intercept_mle_batch  # noqa: F401
 from forecast.models._glmstack import (_aliased, _clearly_full_rank, _dispersion_sums, _nb_pieces, _newton,
                                        _newton_steps, _spd_inverse, _Stacked)
 
@@ -59,6 +61,10 @@ class BatchFit:
     diverging: dict  # series -> columns whose MLE is infinite (separation; ok is False there)
 
 
+#: Series per block of an objective evaluation (see :meth:`_Objective.__call__`).
+BLOCK = 256
+
+
 class _Objective:
     """Penalised log-likelihood of a batch in x = beta (Poisson) or (beta, log alpha) (NB)."""
 
@@ -75,7 +81,26 @@ class _Objective:
         """Per-row terms with masked rows (missing periods) at weight 0."""
         return v if self.mask is None else _masked(v, self.mask)
 
+    def rows(self, a: int, b: int) -> "_Objective":
+        """The objective of series a..b-1 (views, no copies)."""
+        return _Objective(self.X.take(slice(a, b)), self.y[a:b], self.off[a:b], self.pen, self.lgy[a:b], self.nb,
+                          None if self.mask is None else self.mask[a:b], self.yf[a:b])
+
     def __call__(self, x: np.ndarray, order: int):
+        """Values (order 0), or values, gradients and information matrices (order 2), per series.
+
+        Evaluated in blocks of :data:`BLOCK` series: the ~40 (block, n) temporaries of the
+        NB2 terms then stay in a core's cache instead of streaming megabytes each (which is
+        what a busy machine makes slow)."""
+        S = len(x)
+        if S <= BLOCK:
+            return self._eval(x, order)
+        parts = [self.rows(a, min(a + BLOCK, S))._eval(x[a:a + BLOCK], order) for a in range(0, S, BLOCK)]
+        if order == 0:
+            return np.concatenate(parts)
+        return tuple(np.concatenate([part[k] for part in parts]) for k in range(3))
+
+    def _eval(self, x: np.ndarray, order: int):
         X, y, pen, p = self.X, self.yf, self.pen, self.p
         beta = x[:, :p]
         ridge = 0.5 * np.sum(pen * beta**2, axis=1)
@@ -135,7 +160,10 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
 
     Parameters
     ----------
-    X : (S, n, p) designs, column 0 the intercept (never penalised).
+    X : (S, n, p) designs, column 0 the intercept (never penalised); or a stacked design
+        with ``D`` (n, pd), the columns all series share, ``Z`` (S, n, pz), their own, and
+        ``shared`` (p,) bool (:class:`~forecast.models._designbatch.BatchDesign`), which
+        spares building and scanning the (S, n, p) stack.
     y : (S, n) counts; off : (S, n) offsets; penalty : ridge weight on columns 1..p-1.
     tol, max_iter : as :func:`~forecast.models._glmfit.fit_poisson` (default 100
         iterations) and :func:`~forecast.models._glmfit.fit_negbin` (200).
@@ -173,10 +201,14 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
 
 
 def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha_start=None) -> BatchFit:
-    X = np.ascontiguousarray(X, dtype=float)
+    parts = not isinstance(X, np.ndarray) and hasattr(X, "Z")  # a stacked design (D, Z, shared)
+    if parts:
+        S, n, p = X.Z.shape[0], X.D.shape[0], len(X.shared)
+    else:
+        X = np.ascontiguousarray(X, dtype=float)
+        S, n, p = X.shape
     y = np.asarray(y, dtype=np.int64)
     off = np.asarray(off, dtype=float)
-    S, n, p = X.shape
     max_iter = (200 if nb else 100) if max_iter is None else max_iter
     pen = np.full(p, float(penalty))
     pen[0] = 0.0
@@ -196,13 +228,26 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
     rows = np.flatnonzero(ok)
     if rows.size == 0:
         return BatchFit(ok=ok, **out)
+    whole = rows.size == S  # (every series, in order: no copies of the design below)
+    if nb:  # series of like largest counts side by side: a block's dispersion tables then have one
+        # or two widths (see _dispersion_sums); results go back by ``rows`` as in any order
+        by_top = np.argsort(y.max(axis=1)[rows], kind="stable")
+        rows, whole = rows[by_top], whole and bool(np.all(by_top[1:] > by_top[:-1]))
     # Work with shared columns first (order); results are put back in column order below.
-    Xr, order = _Stacked.from_array(X[rows])
+    if parts:  # (which columns are shared is known by construction: no (S, n, p) array at all)
+        order = np.r_[np.flatnonzero(X.shared), np.flatnonzero(~X.shared)]
+        Xr = _Stacked(np.ascontiguousarray(X.D, dtype=float),
+                      np.ascontiguousarray(X.Z if whole else X.Z[rows], dtype=float))
+    else:
+        Xr, order = _Stacked.from_array(X if whole else X[rows])
+    back = np.argsort(order)  # column j of the design is column back[j] here
     pen_o = pen[order]
     full_rank = _clearly_full_rank(Xr, pen_o, None if mask is None else mask[rows])
     if not full_rank.all():  # borderline or deficient: R's QR rule decides, as per series
         unsure = np.flatnonzero(~full_rank)
-        Xu = X[rows[unsure]] if mask is None else X[rows[unsure]] * mask[rows[unsure]][:, :, None]
+        Xu = Xr.full(unsure)[:, :, back]
+        if mask is not None:
+            Xu *= mask[rows[unsure]][:, :, None]
         full_rank[unsure] = ~_aliased(Xu, pen)  # (zero rows leave the QR's R unchanged)
         ok[rows[~full_rank]] = False
         rows, Xr = rows[full_rank], Xr.take(np.flatnonzero(full_rank))
@@ -266,7 +311,7 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
         good &= np.all(np.isfinite(beta), axis=1)
         for j in np.flatnonzero(good & near_zero):  # the exact test, as the per-series solver runs it
             kr = slice(None) if mr is None else mr[j]  # on the kept rows only
-            div = _diverging_columns(X[rows[j]][kr], yr[j][kr], pen == 0)
+            div = _diverging_columns(Xr.full([j])[0][:, back][kr], yr[j][kr], pen == 0)
             if div.size:
                 out["diverging"][int(rows[j])] = div
                 good[j] = False
@@ -281,7 +326,6 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
         fine = np.flatnonzero(good)
         if fine.size:  # (the Cholesky factor proves the information positive definite)
             cov[fine], good[fine] = _spd_inverse(info[fine])
-        back = np.argsort(order)  # column j of the design is column back[j] here
         beta, cov = beta[:, back], cov[:, back[:, None], back[None, :]]
     ok[rows] = good
     out["coef"][rows] = beta
@@ -301,74 +345,3 @@ def _nb_loglik_rows(y, eta, mu, alpha, lgy) -> np.ndarray:
     u = a[:, None] * mu
     s0 = _dispersion_sums(y, a, 0)[0]
     return s0 - lgy + y * eta - y * np.log1p(u) - mu * _log1p_ratio(u)
-
-
-# -- intercept-only NB2 (the climatology baseline) -----------------------------------------
-
-
-#: Bracket of log alpha searched (alpha from 2e-9 to 3000), as the per-series baseline had.
-LOG_ALPHA_BOUNDS = (-20.0, 8.0)
-
-
-def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ML NB2 mean and dispersion of each row of ``Y`` (S, W) of i.i.d. counts.
-
-    Returns (mu, alpha, loglik), each (S,). The MLE of the mean is the row mean for any
-    alpha; alpha maximises the profile log-likelihood ℓ(alpha) and is 0 (Poisson) unless
-    the row's variance (divisor W) exceeds its mean, in which case ℓ has one interior
-    maximum. Found by safeguarded Newton on the score in θ = log alpha, bracketed by
-    bisection inside :data:`LOG_ALPHA_BOUNDS`, to |Δθ| <= 1e-10.
-    """
-    Y = np.asarray(Y, dtype=np.int64)
-    S, W = Y.shape
-    mu = Y.mean(axis=1) if W else np.zeros(S)
-    alpha = np.zeros(S)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pois = np.sum(special.xlogy(Y, mu[:, None]) - mu[:, None] - special.gammaln(Y + 1.0), axis=1)
-    ll = np.where(mu > 0, pois, 0.0)
-    over = (mu > 0) & (np.mean((Y - mu[:, None]) ** 2, axis=1) > mu)
-    rows = np.flatnonzero(over)
-    if rows.size == 0:
-        return mu, alpha, ll
-    y, m = Y[rows], mu[rows][:, None]
-    lgy = special.gammaln(y + 1.0)
-
-    def score_and_slope(theta: np.ndarray, sub: np.ndarray):
-        """d ℓ/dθ and d² ℓ/dθ² of the rows ``sub`` (intercept-only: mu is fixed at the mean)."""
-        a = np.exp(theta)
-        mm = m[sub]
-        u = a[:, None] * mm
-        _, s1, s2 = _dispersion_sums(y[sub], a, 1)
-        h, dh = _h_and_dh(u)
-        q = 1.0 / (1.0 + u)
-        g_a = np.sum(s1 + mm * mm * h - y[sub] * mm * q, axis=1)
-        h_aa = np.sum(-s2 + mm**3 * dh + y[sub] * (mm * q) ** 2, axis=1)
-        return a * g_a, a * a * h_aa + a * g_a
-
-    lo = np.full(rows.size, LOG_ALPHA_BOUNDS[0])
-    hi = np.full(rows.size, LOG_ALPHA_BOUNDS[1])
-    # Start at the moment estimate (var - mean) / mean², inside the bracket.
-    v = np.mean((y - m) ** 2, axis=1)
-    theta = np.clip(np.log((v - m[:, 0]) / m[:, 0] ** 2), lo + 1e-3, hi - 1e-3)
-    active = np.arange(rows.size)
-    for _ in range(200):
-        if active.size == 0:
-            break
-        t = theta[active]
-        sc, sl = score_and_slope(t, active)
-        up = sc > 0  # the maximum lies above t
-        lo[active] = np.where(up, t, lo[active])
-        hi[active] = np.where(up, hi[active], t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = t - sc / sl
-        inside = (sl < 0) & (newton > lo[active]) & (newton < hi[active])
-        new = np.where(inside, newton, 0.5 * (lo[active] + hi[active]))
-        step = np.abs(new - t)
-        theta[active] = new
-        # |Δθ| <= 1e-10: alpha to 1e-10 relative (below that, rounding in the score decides steps)
-        active = active[(step > 1e-10) & (sc != 0) & (hi[active] - lo[active] > 1e-10)]
-    a = np.exp(theta)
-    alpha[rows] = a
-    ll[rows] = np.sum(_dispersion_sums(y, a, 0)[0] - lgy + special.xlogy(y, m) - y * np.log1p(a[:, None] * m)
-                      - m * _log1p_ratio(a[:, None] * m), axis=1)
-    return mu, alpha, ll

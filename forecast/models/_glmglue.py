@@ -28,7 +28,7 @@ class _BatchRows:
         lag = list(d.lag_cols)
         self.lag_sum = res.coef[:, lag].sum(axis=1).tolist() if lag else [0.0] * len(self.loglik)
         # rows of the fit per series (the design's rows, less missing ones)
-        n = d.X.shape[1]
+        n = d.y.shape[1]
         self.n_obs = [n] * len(self.loglik) if d.rows is None else d.rows.sum(axis=1).tolist()
 
 

@@ -92,7 +92,7 @@ class _Stacked:
 
     Panels share their calendar (intercept, trend, seasonality, interventions), so
     X_s = [D, Z_s]: products with D are single matrix products over all series at
-    once (D'W_sD for every s is one (S, n) x (n, pd²) product); only the few
+    once (D'W_sD for every s is one (S, n) x (n, <= pd²) product); only the few
     series-specific columns Z_s (lags, covariates) need per-series arithmetic.
     """
 
@@ -100,9 +100,14 @@ class _Stacked:
         self.D, self.Z = D, Z
         n, pd_ = D.shape
         self.pd, self.p = pd_, pd_ + Z.shape[2]
-        # (all pd² products, not only the distinct ones: a product with fewer columns rounds
-        # differently with the number of series, and a series' fit must not depend on its batch)
-        self.DD = (D[:, :, None] * D[:, None, :]).reshape(n, pd_ * pd_)
+        # Only the distinct column products: D_i D_j = D_j D_i, and calendar columns repeat
+        # (intercept x month_k = month_k x month_k, month_j x month_k = 0): 26 of 169 for
+        # intercept, trend and 11 month dummies. (Row results of a product with a few rows
+        # round differently from those of a tall one whatever its width: batch and per-series
+        # fits agree to rounding, not bit for bit.)
+        DD = (D[:, :, None] * D[:, None, :]).reshape(n, pd_ * pd_)
+        uniq, at = np.unique(DD.T, axis=0, return_inverse=True)
+        self.DD, self.DD_at = np.ascontiguousarray(uniq.T), np.asarray(at).reshape(-1)
 
     @classmethod
     def from_array(cls, X: np.ndarray) -> tuple["_Stacked", np.ndarray]:
@@ -112,9 +117,17 @@ class _Stacked:
         order = np.r_[np.flatnonzero(same), np.flatnonzero(~same)]
         return cls(np.ascontiguousarray(X[0][:, same]), np.ascontiguousarray(X[:, :, ~same])), order
 
+    def full(self, rows) -> np.ndarray:
+        """The designs of series ``rows`` as (k, n, p) arrays, shared columns first."""
+        Z = self.Z[rows]
+        out = np.empty((len(Z), self.D.shape[0], self.p))
+        out[:, :, :self.pd] = self.D
+        out[:, :, self.pd:] = Z
+        return out
+
     def take(self, rows: np.ndarray) -> "_Stacked":
         out = object.__new__(_Stacked)
-        out.D, out.Z, out.pd, out.p, out.DD = self.D, self.Z[rows], self.pd, self.p, self.DD
+        out.D, out.Z, out.pd, out.p, out.DD, out.DD_at = self.D, self.Z[rows], self.pd, self.p, self.DD, self.DD_at
         return out
 
     def xb(self, b: np.ndarray) -> np.ndarray:
@@ -136,7 +149,7 @@ class _Stacked:
         """X_s' diag(w_s) X_s for every series: (S, p, p), written into ``out`` if given."""
         S, pd_, p = w.shape[0], self.pd, self.p
         out = np.empty((S, p, p)) if out is None else out
-        out[:, :pd_, :pd_] = (w @ self.DD).reshape(S, pd_, pd_)
+        out[:, :pd_, :pd_] = (w @ self.DD)[:, self.DD_at].reshape(S, pd_, pd_)
         if p > pd_:
             Zw = self.Z * w[:, :, None]  # (S, n, pz)
             cross = (Zw.transpose(0, 2, 1).reshape(-1, w.shape[1]) @ self.D).reshape(S, p - pd_, pd_)
@@ -214,6 +227,9 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
     gradients and information matrices J = -Hessian (kept in that sign: no negated copies),
     ``fun.take(rows)`` the objective of some series.
 
+    The series still iterating are kept compact (their own arrays and objective), shrunk
+    only when some finish or fail: an iteration copies no (S, p, p) stack.
+
     Returns x, gradient, information J = -Hessian, iterations, converged (per series).
     """
     x = x0.copy()
@@ -223,32 +239,46 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
     converged = np.zeros(S, dtype=bool)
     failed = np.zeros(S, dtype=bool)
     active = np.arange(S)
+    # The active series' state, compact: sub is their objective, xa/fa/ga/Ja their values.
+    sub, xa, fa, ga, Ja = fun, x.copy(), f, g.copy(), J.copy()
+
+    def leave(keep: np.ndarray) -> None:
+        """Write the leaving series back and shrink the compact state to ``keep``."""
+        nonlocal sub, xa, fa, ga, Ja, active
+        out = ~keep
+        idx = active[out]
+        x[idx], g[idx], J[idx] = xa[out], ga[out], Ja[out]
+        active = active[keep]
+        if active.size:
+            sub = sub.take(np.flatnonzero(keep))
+        xa, fa, ga, Ja = xa[keep], fa[keep], ga[keep], Ja[keep]
+
     for it in range(max_iter + 1):
-        gmax = np.max(np.abs(g[active]), axis=1, initial=0.0)
-        done = gmax <= tol
+        done = np.max(np.abs(ga), axis=1, initial=0.0) <= tol
+        bad_f = ~np.isfinite(fa) & ~done
+        if it == max_iter:
+            failed[active[~done]] = True
+            n_iter[active[~done]] = it
+            bad_f = ~done
         converged[active[done]] = True
         n_iter[active[done]] = it
-        active = active[~done]
-        if active.size == 0:
-            break
-        if it == max_iter:
-            failed[active] = True
-            n_iter[active] = it
-            break
-        bad_f = ~np.isfinite(f[active])
         failed[active[bad_f]] = True
-        active = active[~bad_f]
-        step, solved = _newton_steps(J[active], g[active])
-        failed[active[~solved]] = True
-        active, step = active[solved], step[solved]
+        if done.any() or bad_f.any():
+            leave(~(done | bad_f))
         if active.size == 0:
             break
-        sub = fun if active.size == S else fun.take(active)  # (all still active: no copies)
-        f0 = f[active]
+        step, solved = _newton_steps(Ja, ga)
+        if not solved.all():
+            failed[active[~solved]] = True
+            step = step[solved]
+            leave(solved)
+            if active.size == 0:
+                break
+        f0 = fa
         slack = 1e-12 * (1.0 + np.abs(f0))
         # The full step is almost always taken: evaluate gradient and Hessian with the value
         # at once (the same numbers a second call at the accepted point would give).
-        f_new, g_new, J_new = sub(x[active] + step, 2)
+        f_new, g_new, J_new = sub(xa + step, 2)
         todo = ~(np.isfinite(f_new) & (f_new >= f0 - slack))
         halved = todo.copy()
         for _ in range(_HALVINGS):
@@ -256,16 +286,24 @@ def _newton(fun, x0: np.ndarray, tol: float, max_iter: int):
                 break
             rows = np.flatnonzero(todo)
             step[rows] /= 2
-            f_new[rows] = sub.take(rows)(x[active[rows]] + step[rows], 0)
+            f_new[rows] = sub.take(rows)(xa[rows] + step[rows], 0)
             todo[rows] = ~(np.isfinite(f_new[rows]) & (f_new[rows] >= f0[rows] - slack[rows]))
-        failed[active[todo]] = True
-        keep = ~todo
-        active, step, halved = active[keep], step[keep], halved[keep]
-        x[active] += step
-        f[active], g[active], J[active] = f_new[keep], g_new[keep], J_new[keep]
         if halved.any():  # a shorter step was taken: its gradient and Hessian are still to come
-            redo = active[halved]
-            f[redo], g[redo], J[redo] = fun.take(redo)(x[redo], 2)
+            redo = np.flatnonzero(halved & ~todo)
+            if redo.size:
+                f_new[redo], g_new[redo], J_new[redo] = sub.take(redo)(xa[redo] + step[redo], 2)
+        if todo.any():  # step-halving ran out: those series fail where they were
+            keep = ~todo
+            failed[active[todo]] = True
+            xa[keep] += step[keep]
+            fa = np.where(keep, f_new, fa)
+            ga[keep], Ja[keep] = g_new[keep], J_new[keep]
+            leave(keep)
+        else:
+            xa += step
+            fa, ga, Ja = f_new, g_new, J_new
+    if active.size:
+        x[active], g[active], J[active] = xa, ga, Ja
     return x, g, J, n_iter, converged & ~failed
 
 

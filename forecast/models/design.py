@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import warnings
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -43,8 +42,9 @@ import pandas as pd
 from forecast.exceptions import ConfigError, DataValidationError, ForecastWarning, Problem
 from forecast.models._missing import kept_rows
 from forecast.models._neighbours import nsum_of, unmasked
-from forecast.models._trend import TREND_OPTIONS, future_trend_index, has_trend
-from forecast.models.base import Param, int_tuple, one_of, optional_str, positive_int, str_tuple, Series
+from forecast.models._trend import future_trend_index, has_trend
+from forecast.models.base import Series
+from forecast.models._designparams import design_params, distinct  # noqa: F401 (re-exported)
 from forecast.models._interventions import (  # noqa: F401 (re-exported: callers import them from here)
     INTERVENTION_KINDS,
     Intervention,
@@ -196,15 +196,31 @@ def build_design(spec: DesignSpec, s: Series) -> Design:
 
 @dataclass(frozen=True)
 class BatchDesign:
-    """Stacked designs of series that share their periods (same start and length)."""
+    """Stacked designs of series that share their periods (same start and length).
 
-    X: np.ndarray  # (S, n, p)
+    Kept in two parts: ``D`` (n, pd), the columns every series has alike (intercept,
+    trend, seasonality, interventions), and ``Z`` (S, n, pz), each series' own columns
+    (lags, neighbour terms, covariates); ``shared`` (p,) is True at the design columns in
+    ``D``. The batched solver works on the parts; ``X`` assembles the (S, n, p) stack.
+    """
+
+    D: np.ndarray  # (n, pd)
+    Z: np.ndarray  # (S, n, pz)
+    shared: np.ndarray  # (p,) bool
     y: np.ndarray  # (S, n)
     offset: np.ndarray  # (S, n)
     names: tuple[str, ...]
     lag_cols: tuple[int, ...]
     keep: np.ndarray  # (S, p)
     rows: np.ndarray | None = None  # (S, n) bool, rows each fit uses; None: all rows of every series
+
+    @property
+    def X(self) -> np.ndarray:
+        """The full designs, (S, n, p) (built on each call: the solver never needs them)."""
+        X = np.empty((self.Z.shape[0], self.D.shape[0], len(self.shared)))
+        X[:, :, self.shared] = self.D
+        X[:, :, ~self.shared] = self.Z
+        return X
 
 
 def group_by_periods(series: Sequence[Series]) -> list[list[int]]:
@@ -218,24 +234,27 @@ def group_by_periods(series: Sequence[Series]) -> list[list[int]]:
 def build_design_batch(spec: DesignSpec, series: Sequence[Series]) -> BatchDesign:
     """:func:`build_design` for series sharing their periods (see :func:`group_by_periods`).
 
-    The deterministic and intervention columns are built once; lag, exogenous and
-    exposure columns are filled per series. Row s equals ``build_design(spec, series[s])``.
+    The deterministic and intervention columns are built once (``D``); lag, neighbour and
+    exogenous columns (``Z``) and exposure offsets are filled per series, without an
+    (S, n, p) array. Row s of ``X`` equals ``build_design(spec, series[s]).X``.
     """
     s0 = series[0]
     # The shared columns and the column check of a fully observed series (masks come below).
     d0 = build_design(spec, s0 if s0.observed is None else unmasked(s0))
     S, (n, p), first = len(series), d0.X.shape, spec.first_row
-    X = np.empty((S, n, p))
-    X[:] = d0.X
-    Y = np.stack([s.y for s in series])
-    for col, k in zip(d0.lag_cols, spec.lags):
-        X[:, :, col] = np.log1p(Y[:, first - k:Y.shape[1] - k])
     start = p - len(spec.exog) - len(spec.interventions)  # first exogenous column
     nb0 = start - len(spec.neighbour_lags)
+    own0 = nb0 - len(spec.lags)  # own columns: lags, neighbour terms, covariates
+    shared = np.ones(p, dtype=bool)
+    shared[own0:start + len(spec.exog)] = False
+    Z = np.empty((S, n, int((~shared).sum())))
+    Y = np.stack([s.y for s in series])
+    for col, k in zip(d0.lag_cols, spec.lags):
+        Z[:, :, col - own0] = np.log1p(Y[:, first - k:Y.shape[1] - k])
     for j, k in enumerate(spec.neighbour_lags):
-        X[:, :, nb0 + j] = np.log1p(np.stack([s.nsum[first - k:len(s.y) - k] for s in series]))
+        Z[:, :, nb0 - own0 + j] = np.log1p(np.stack([s.nsum[first - k:len(s.y) - k] for s in series]))
     for j, c in enumerate(spec.exog):
-        X[:, :, start + j] = np.stack([s.exog[c].to_numpy(dtype=float)[first:] for s in series])
+        Z[:, :, start - own0 + j] = np.stack([s.exog[c].to_numpy(dtype=float)[first:] for s in series])
     offset = np.zeros((S, n))
     if spec.exposure:
         offset = np.log(np.stack([s.exog[spec.exposure].to_numpy(dtype=float)[first:] for s in series]))
@@ -249,14 +268,16 @@ def build_design_batch(spec: DesignSpec, series: Sequence[Series]) -> BatchDesig
                 rows[i] = r
                 keep[i] = build_design(spec, s).keep  # columns constant on the kept rows
     if (spec.exog or spec.neighbour_lags) and n:  # per-series columns: information per series
-        cols = np.r_[np.arange(nb0, start), np.arange(start, start + len(spec.exog))].astype(int)
+        cols = np.arange(nb0, start + len(spec.exog))
+        V = Z[:, :, cols - own0]
         if rows is None:
-            keep[:, cols] = np.ptp(X[:, :, cols], axis=1) != 0
+            keep[:, cols] = np.ptp(V, axis=1) != 0
         else:
-            big = np.where(rows[:, :, None], X[:, :, cols], np.inf)
-            small = np.where(rows[:, :, None], X[:, :, cols], -np.inf)
+            big = np.where(rows[:, :, None], V, np.inf)
+            small = np.where(rows[:, :, None], V, -np.inf)
             keep[:, cols] = big.min(axis=1) != small.max(axis=1)
-    return BatchDesign(X, Y[:, first:].astype(float), offset, d0.names, d0.lag_cols, keep, rows)
+    return BatchDesign(np.ascontiguousarray(d0.X[:, shared]), Z, shared, Y[:, first:].astype(float), offset,
+                       d0.names, d0.lag_cols, keep, rows)
 
 
 def future_design(spec: DesignSpec, s: Series, h: int, future: pd.DataFrame | None
@@ -312,11 +333,6 @@ def as_names(values: Iterable[str]) -> tuple[str, ...]:
 from forecast.models.guard import MEAN_CAP_FACTOR, note_capped  # noqa: E402  (re-exported)
 
 
-def distinct(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    """A hyperparameter check that also requires the tuple's items to be distinct."""
-    return lambda v: check(v) and len(set(v)) == len(v)
-
-
 def capped_mean(mu: np.ndarray, cap: float, uid: str) -> np.ndarray:
     """Means above ``cap`` are capped (a guard against extrapolating past any plausible count).
 
@@ -349,42 +365,3 @@ def check_design_columns(panel: pd.DataFrame, dspec: DesignSpec) -> None:
                                     hint="Fill or drop those rows, or leave the column out of the spec."))
     if problems:
         raise DataValidationError(problems, source="panel")
-
-
-def _is_unit(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= float(v) <= 1
-
-
-def design_params(*, trend: str = "none", damping: float = 0.0, seasonality: str = "fourier", fourier_k: int = 1,
-                  lags: bool = True, exposure: bool = True) -> tuple[Param, ...]:
-    """The design hyperparameters shared by the log-linear count models, declared once.
-
-    Models differ only in their defaults and in whether they take ``lags``
-    (INGARCH has its own ``past_obs``) and an ``exposure`` offset.
-    """
-    out = [
-        Param("trend", trend, "one of 'none', 'damped', 'linear'", one_of(*TREND_OPTIONS),
-              "'damped' and 'linear' estimate a log-linear trend (coefficient per year); 'damped' holds it "
-              "at the last training period in forecasts (or damps it, see damping), 'linear' extrapolates it"),
-        Param("damping", damping, "a float in [0, 1]", lambda v: _is_unit(v),
-              "trend='damped': the trend moves on by damping^j in forecast period j (0 holds it)"),
-        Param("seasonality", seasonality, "one of 'none', 'month', 'fourier'", one_of("none", "month", "fourier"),
-              "'month': calendar dummies (months, or quarters) on monthly and quarterly data, fourier_k "
-              "annual sin/cos pairs on weekly and daily data, none on yearly data; 'fourier': fourier_k "
-              "annual sin/cos pairs"),
-        Param("fourier_k", fourier_k, "an int >= 1", positive_int, "number of Fourier pairs (seasonality='fourier')"),
-    ]
-    if lags:
-        out.append(Param("lags", (), "a tuple of distinct ints >= 1", distinct(int_tuple),
-                         "autoregressive terms log(1 + y_{t-k})"))
-    out += [
-        Param("exog", (), "a tuple of distinct column names", distinct(str_tuple),
-              "panel columns used as covariates (future values needed to forecast)"),
-        Param("interventions", (), "a tuple of interventions, each {name, date, kind} with kind 'step', "
-              "'pulse' or 'ramp'", lambda v: isinstance(v, (tuple, list)) and valid_interventions(v),
-              "dated changes whose effect is estimated (see forecast.effects)"),
-    ]
-    if exposure:
-        out.append(Param("exposure", None, "a column name or None", optional_str,
-                         "panel column entering as offset log(exposure)"))
-    return tuple(out)

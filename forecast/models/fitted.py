@@ -19,7 +19,7 @@ from forecast.models.guard import (MEAN_CAP_FACTOR, MEAN_FLOOR_FRACTION, bad_for
 from forecast.models.ladder import batched_engine, batching, guarded_fit_many, rungs_of
 from forecast.models.params import check_seed, positive_int
 from forecast.models.results import FitFailure, SeriesFit, SeriesForecast
-from forecast.models.series import PanelData, check_no_missing, future_dates
+from forecast.models.series import PanelData, check_no_missing, count_summaries, future_dates
 
 # ``spec`` below is a :class:`~forecast.models.base.ModelSpec`; it is used only through its
 # methods, so this module does not import base (base imports it).
@@ -96,12 +96,13 @@ class FittedModel:
                                                                  why)
                     fallbacks[i] = (label, used, note)
         # The mean cap holds for every model, whether or not the model capped inside.
-        hmaxes = [int(s.y.max(initial=0)) for s in series]
+        ymax, ymean = count_summaries(series)
+        hmaxes = ymax.tolist()
         sfs, capped = cap_many(sfs, MEAN_CAP_FACTOR * np.maximum(np.array(hmaxes, dtype=float), 1.0))
         if capped_uids:
             capped |= np.array([s.uid in capped_uids for s in series], dtype=bool)
         # No certain zero for a series that had events: means that underflow are floored.
-        floors = MEAN_FLOOR_FRACTION * np.array([float(np.mean(s.y)) if len(s.y) else 0.0 for s in series])
+        floors = MEAN_FLOOR_FRACTION * ymean
         apply = np.array([getattr(fits[i].spec if i not in fallbacks else None, "floors_mean", True)
                           for i in range(len(fits))], dtype=bool)
         sfs, floored = floor_many(sfs, floors, apply)

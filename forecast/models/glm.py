@@ -42,6 +42,7 @@ from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param, Series, SeriesFit,
                                   SeriesForecast, batching, non_negative, positive_int)
 from forecast.models.baselines import Climatology, Zero
+from forecast.models.series import count_summaries
 from forecast.models.design import (
     MEAN_CAP_FACTOR,
     DesignSpec,
@@ -156,7 +157,7 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
                 idx = group[chunk:chunk + BATCH_SIZE]
                 d = build_design_batch(dspec, [series[i] for i in idx])
                 full = d.keep.all(axis=1)
-                res = (fit_batch(d.X, d.y, d.offset, penalty=float(self.penalty), nb=nb, rows=d.rows)
+                res = (fit_batch(d, d.y, d.offset, penalty=float(self.penalty), nb=nb, rows=d.rows)
                        if full.any() else None)
                 rows = _BatchRows(res, d, nb) if res is not None else None
                 for j, i in enumerate(idx):
@@ -213,7 +214,7 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
         cov[:, div] = np.nan
         fit = self._series_fit(d.names, d.keep[j], d.lag_cols, res.coef[j], np.sqrt(np.diag(cov)), cov,
                                float(res.alpha[j]), float(res.alpha_se[j]), float(res.loglik[j]),
-                               d.X.shape[1] if d.rows is None else int(d.rows[j].sum()),
+                               d.y.shape[1] if d.rows is None else int(d.rows[j].sum()),
                                False, _named_columns("; ".join(notes), list(d.names)))
         fit.engine = "batched"
         return fit
@@ -257,7 +258,8 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
             return super()._forecast_many(fits, series, h, future, seed)
         out: list[SeriesForecast | None] = [None] * len(series)
         # Series whose last lags are missing simulate them first: per series.
-        gaps = [i for i, s in enumerate(series) if dspec.lags and lag_window(s.observed, dspec.lags)]
+        gaps = ([i for i, s in enumerate(series) if s.observed is not None and lag_window(s.observed, dspec.lags)]
+                if dspec.lags else [])
         if gaps:
             for i, f in zip(gaps, super()._forecast_many([fits[i] for i in gaps], [series[i] for i in gaps],
                                                           h, future, seed)):
@@ -269,7 +271,7 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
             X, offset, lag_cols = future_design(dspec, group[0], h, None)
             B = np.stack([fits[i].state["beta"] for i in idx])
             alpha = np.array([fits[i].state["alpha"] for i in idx])
-            caps = np.array([MEAN_CAP_FACTOR * max(int(s.y.max(initial=0)), 1) for s in group])
+            caps = MEAN_CAP_FACTOR * np.maximum(count_summaries(group)[0], 1)
             eta = B @ X.T + offset  # (S, h); lag columns are 0 here
             if self.neighbour_lags:  # h = 1 here: the neighbours' last counts are known
                 eta = eta + np.stack([self._neighbour_eta(fits[i], series[i], h) for i in idx])
@@ -280,7 +282,8 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
                     out[i] = pathmix(paths[j], mus[j], alpha[j])
                 continue
             if dspec.lags:
-                Y = np.stack([s.y[-dspec.max_lag:] for s in group]).astype(float)
+                L = dspec.max_lag
+                Y = np.stack([s.y[-L:] for s in group]).astype(float)
                 eta = eta + np.einsum("sl,sl->s", lag_values(Y, dspec.lags), B[:, list(lag_cols)])[:, None]
             mu = np.exp(eta)
             over = np.flatnonzero(np.any(mu > caps[:, None], axis=1))  # (checked once for the group)

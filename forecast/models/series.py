@@ -50,6 +50,18 @@ class Series:
         self.observed: np.ndarray | None = observed
         self._calendar: tuple | None = None
 
+    @classmethod
+    def _regular(cls, uid: str, ds_values: np.ndarray, y: np.ndarray, freq: Frequency, exog: pd.DataFrame | None,
+                 observed: np.ndarray | None, first_ns: int | None = None) -> "Series":
+        """A series from arrays already in form (datetime64[ns] dates, a parsed frequency,
+        ``observed`` None or with a False): what ``__init__`` builds, without its checks,
+        for the thousands of series a panel splits into."""
+        s = object.__new__(cls)
+        s.uid, s.y, s.freq, s.exog, s.observed = uid, y, freq, exog, observed
+        s.ds_values, s._ds = ds_values, None
+        s._calendar = None if first_ns is None else (first_ns, len(ds_values), freq)  # (as ``calendar`` gives it)
+        return s
+
     @property
     def n_observed(self) -> int:
         """The number of periods with a count (``len(y)`` when none is missing)."""
@@ -117,42 +129,63 @@ class PanelData:
             that are not period starts.
         """
         require_columns(panel, ("unique_id", "ds", "y", *extra), what="panel")
-        frame = panel.copy()
-        frame["ds"] = pd.to_datetime(frame["ds"])
-        frame = frame.sort_values(["unique_id", "ds"], kind="stable")
+        # Arrays, not frames: one factorisation of the ids (sorted as sort_values sorts
+        # them, missing ids last), one stable sort on (id code, date), no per-series frame.
+        ds_raw = pd.to_datetime(panel["ds"]).to_numpy(dtype="datetime64[ns]")
+        codes, uniques = pd.factorize(panel["unique_id"], sort=True, use_na_sentinel=False)
+        order = _sort_order(codes, ds_raw)
+        if order is not None:
+            codes, ds_all = codes[order], ds_raw[order]
+        else:
+            ds_all = ds_raw
+        names = pd.Index(uniques).astype(str).to_numpy(dtype=object)
         problems = []
-        y = pd.to_numeric(frame["y"], errors="coerce")
-        # A text cell that is no number is an error, not a missing count (a numeric column has none).
-        unreadable = (False if pd.api.types.is_numeric_dtype(frame["y"]) else
-                      y.isna() & frame["y"].notna() & ~frame["y"].astype(str).str.strip().isin(["", "nan", "<NA>"]))
-        # Above MAX_PANEL_COUNT (inf and 1e300 included) the int64 cast below would wrap.
-        bad = unreadable | (y < 0) | (y.notna() & (y != np.round(y))) | (y > MAX_PANEL_COUNT)
-        if bad.any():
+        y_col = panel["y"] if order is None else panel["y"].iloc[order]
+        y = pd.to_numeric(y_col, errors="coerce")
+        if isinstance(y.dtype, np.dtype) and y.dtype.kind in "iu":  # plain integers: only the range to check
+            yv = y.to_numpy()
+            bad_at = (yv < 0) | (yv > MAX_PANEL_COUNT)
+        else:
+            # A text cell that is no number is an error, not a missing count (a numeric column has none).
+            unreadable = (False if pd.api.types.is_numeric_dtype(y_col) else
+                          y.isna() & y_col.notna() & ~y_col.astype(str).str.strip().isin(["", "nan", "<NA>"]))
+            # Above MAX_PANEL_COUNT (inf and 1e300 included) the int64 cast below would wrap.
+            bad = unreadable | (y < 0) | (y.notna() & (y != np.round(y))) | (y > MAX_PANEL_COUNT)
+            bad_at = bad.to_numpy(dtype=bool, na_value=False)  # (a missing count is not a bad one)
+        if bad_at.any():
+            bad_rows = np.flatnonzero(bad_at)
             problems.append(Problem("y", f"negative or non-integer count (or above {MAX_PANEL_COUNT})",
-                                    rows=(np.flatnonzero(bad.to_numpy()) + 1).tolist(),
-                                    provinces=frame.loc[bad, "unique_id"].unique().tolist(),
+                                    rows=(bad_rows + 1).tolist(),
+                                    provinces=pd.unique(names[codes[bad_rows]]).tolist(),
                                     hint="Give whole counts >= 0; leave y empty (NaN) where the count is missing."))
-        uids = frame["unique_id"].astype(str).to_numpy()
-        ds_all = frame["ds"].to_numpy(dtype="datetime64[ns]")
         ds_key = ds_all.view("int64")  # (NaT equals NaT here, as in pandas' duplicated)
-        if np.any((uids[1:] == uids[:-1]) & (ds_key[1:] == ds_key[:-1])):  # sorted: repeats are neighbours
+        if np.any((codes[1:] == codes[:-1]) & (ds_key[1:] == ds_key[:-1])):  # sorted: repeats are neighbours
             problems.append(Problem("unique_id, ds", "a series has the same period twice"))
         if problems:
             raise DataValidationError(problems, source="panel")
-        freq = infer_freq(frame)
-        cols = [c for c in extra if c in frame.columns]
-        # Contiguous blocks of the sorted frame, one per series: numpy slicing is
-        # far cheaper than a pandas group-by when there are thousands of series.
+        f = panel.attrs.get("freq")
+        freq = parse_freq(f) if f else infer_freq_of_dates(ds_all)  # (which checks the period starts)
+        cols = [c for c in extra if c in panel.columns]
         obs_all = y.notna().to_numpy()
-        y_all = np.where(obs_all, y.fillna(0).to_numpy(), 0).astype("int64")
-        bounds = np.r_[0, np.flatnonzero(uids[1:] != uids[:-1]) + 1, len(uids)]
-        idx = _period_numbers(freq, ds_all)
-        exog = frame[cols].reset_index(drop=True) if cols else None
+        y_num = y.to_numpy()
+        y_all = (np.array(y_num) if obs_all.all() and y_num.dtype == np.int64 else
+                 np.where(obs_all, y.fillna(0).to_numpy(), 0).astype("int64"))
+        # Contiguous blocks of the sorted arrays, one per series.
+        bounds = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1, len(codes)] if len(codes) else np.zeros(1, int)
+        idx = _period_numbers(freq, ds_all, checked=not f)
+        exog = None
+        if cols:
+            exog = (panel[cols] if order is None else panel[cols].iloc[order]).reset_index(drop=True)
+        a_s, b_s = bounds[:-1], bounds[1:]
+        span = (idx[b_s - 1] - idx[a_s] + 1) if len(a_s) else np.zeros(0, dtype=np.int64)
+        n_obs = np.add.reduceat(obs_all, a_s, dtype=np.int64) if len(a_s) else np.zeros(0, dtype=np.int64)
+        full = np.minimum.reduceat(obs_all, a_s) if len(a_s) else np.zeros(0, dtype=bool)
+        uid_of = names[codes[a_s]].tolist()
+        first_ns = ds_all[a_s].view("int64").tolist()
         out = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
+        for k, (a, b, n) in enumerate(zip(a_s.tolist(), b_s.tolist(), span.tolist())):
             ds, yy, ob = ds_all[a:b], y_all[a:b], obs_all[a:b]
             ex = exog.iloc[a:b].reset_index(drop=True) if exog is not None else None
-            n = int(idx[b - 1] - idx[a]) + 1 if b > a else 0
             if n != b - a:  # absent periods inside the series: fill them as missing
                 pos = (idx[a:b] - idx[a]).astype(np.int64)
                 ds = freq.steps(ds_all[a:a + 1], 0, n)[0]
@@ -161,20 +194,39 @@ class PanelData:
                 yy, ob = full_y, full_ob
                 if ex is not None:
                     ex = ex.set_axis(pos).reindex(np.arange(n)).ffill().reset_index(drop=True)
-            out.append(Series(uids[a], ds, yy, freq, ex, None if ob.all() else ob))
-        empty = [s.uid for s in out if s.n_observed == 0]
+                out.append(Series(uid_of[k], ds, yy, freq, ex, ob))
+            else:
+                out.append(Series._regular(uid_of[k], ds, yy, freq, ex, None if full[k] else ob, first_ns[k]))
+        empty = [uid_of[k] for k in np.flatnonzero(n_obs == 0).tolist()]
         if empty:
             raise DataValidationError([Problem("y", f"series {', '.join(map(repr, empty[:10]))} "
                                                     f"{'have' if len(empty) > 1 else 'has'} no observed count",
                                                hint="Drop the series, or give at least one count.")],
                                       source="panel")
         keys = None
-        if {"country", "province", "event_type"} <= set(frame.columns):
-            keys = frame.groupby("unique_id", sort=False)[["country", "province", "event_type"]].first()
+        if {"country", "province", "event_type"} <= set(panel.columns):
+            kcols = panel[["unique_id", "country", "province", "event_type"]]
+            kframe = kcols if order is None else kcols.iloc[order]
+            keys = kframe.groupby("unique_id", sort=False)[["country", "province", "event_type"]].first()
         adjacency = panel.attrs.get("adjacency")  # any accepted form, e.g. set by hand
         if adjacency is not None and not set(ADJACENCY_COLUMNS) <= set(getattr(adjacency, "columns", ())):
             adjacency = read_adjacency(adjacency)  # (an AdjacencyTable gives its frame)
         return cls(out, freq, keys, adjacency)
+
+
+def _sort_order(codes: np.ndarray, ds: np.ndarray) -> np.ndarray | None:
+    """Stable order by (id code, date), missing dates last in their series (as pandas'
+    ``sort_values``); None when the rows are in that order already (the usual panel)."""
+    key = ds.view("int64")
+    nat = np.isnat(ds)
+    if nat.any():
+        key = np.where(nat, np.iinfo(np.int64).max, key)
+    if len(codes) < 2:
+        return None
+    same = codes[1:] == codes[:-1]
+    if np.all(codes[1:] >= codes[:-1]) and np.all(~same | (key[1:] >= key[:-1])) and not nat.any():
+        return None
+    return np.lexsort((key, codes))
 
 
 def observed_values(s: Series, span: int | None = None) -> np.ndarray:
@@ -183,6 +235,31 @@ def observed_values(s: Series, span: int | None = None) -> np.ndarray:
     if s.observed is None:
         return y
     return y[s.observed[len(s.observed) - len(y):]]
+
+
+def count_summaries(series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
+    """Per series, the largest count (0 for an empty series) and the mean of ``y`` (placeholders
+    of missing periods included, as ``np.mean(s.y)``; 0 for an empty series), as (S,) arrays.
+
+    One concatenation and two segment reductions instead of two numpy calls per series.
+    Integer counts sum exactly in float64 (below 2**53), so the means equal ``np.mean``'s.
+    """
+    S = len(series)
+    lens = np.fromiter((len(s.y) for s in series), dtype=np.int64, count=S)
+    top, mean = np.zeros(S, dtype=np.int64), np.zeros(S)
+    full = np.flatnonzero(lens > 0)
+    if not full.size:
+        return top, mean
+    ys = [series[i].y for i in full.tolist()]
+    if not all(y.dtype.kind in "iu" for y in ys):  # (fractional values would round differently)
+        for i, y in zip(full.tolist(), ys):
+            top[i], mean[i] = max(int(np.max(y)), 0), float(np.mean(y))
+        return top, mean
+    flat = np.concatenate(ys)
+    starts = np.r_[0, np.cumsum(lens[full])[:-1]]
+    top[full] = np.maximum(np.maximum.reduceat(flat, starts), 0)
+    mean[full] = np.add.reduceat(flat, starts, dtype=float) / lens[full]
+    return top, mean
 
 
 def last_observed(s: Series) -> float:
@@ -207,11 +284,13 @@ def check_no_missing(model: str, data: PanelData) -> None:
              "croston, tsb, ...), or fill the missing counts before fitting.")], source="panel")
 
 
-def _period_numbers(freq: Frequency, ds_all: np.ndarray) -> np.ndarray:
-    """Every date a period start (else the "write the period start" error); its period number."""
+def _period_numbers(freq: Frequency, ds_all: np.ndarray, checked: bool = False) -> np.ndarray:
+    """Every date a period start (else the "write the period start" error, unless ``checked``
+    already); its period number."""
     if not len(ds_all):
         return np.zeros(0, dtype=np.int64)
-    check_starts(freq, ds_all)
+    if not checked:
+        check_starts(freq, ds_all)
     # Period numbers of the few distinct dates, looked up for every row.
     uniq = np.sort(pd.unique(ds_all))
     return np.asarray(freq.index(uniq, uniq[0]), dtype=np.int64)[np.searchsorted(uniq, ds_all)]

@@ -1,0 +1,78 @@
+"""Intercept-only NB2 fits of many rows at once (the climatology baseline's solver).
+
+Re-exported by :mod:`forecast.models._glmbatch`, where it used to live.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from forecast.models._glmfit import _h_and_dh, _log1p_ratio
+from forecast.models._glmstack import _dispersion_sums
+
+#: Bracket of log alpha searched (alpha from 2e-9 to 3000), as the per-series baseline had.
+LOG_ALPHA_BOUNDS = (-20.0, 8.0)
+
+
+def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ML NB2 mean and dispersion of each row of ``Y`` (S, W) of i.i.d. counts.
+
+    Returns (mu, alpha, loglik), each (S,). The MLE of the mean is the row mean for any
+    alpha; alpha maximises the profile log-likelihood ℓ(alpha) and is 0 (Poisson) unless
+    the row's variance (divisor W) exceeds its mean, in which case ℓ has one interior
+    maximum. Found by safeguarded Newton on the score in θ = log alpha, bracketed by
+    bisection inside :data:`LOG_ALPHA_BOUNDS`, to |Δθ| <= 1e-10.
+    """
+    Y = np.asarray(Y, dtype=np.int64)
+    S, W = Y.shape
+    mu = Y.mean(axis=1) if W else np.zeros(S)
+    alpha = np.zeros(S)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pois = np.sum(special.xlogy(Y, mu[:, None]) - mu[:, None] - special.gammaln(Y + 1.0), axis=1)
+    ll = np.where(mu > 0, pois, 0.0)
+    over = (mu > 0) & (np.mean((Y - mu[:, None]) ** 2, axis=1) > mu)
+    rows = np.flatnonzero(over)
+    if rows.size == 0:
+        return mu, alpha, ll
+    y, m = Y[rows], mu[rows][:, None]
+    lgy = special.gammaln(y + 1.0)
+
+    def score_and_slope(theta: np.ndarray, sub: np.ndarray):
+        """d ℓ/dθ and d² ℓ/dθ² of the rows ``sub`` (intercept-only: mu is fixed at the mean)."""
+        a = np.exp(theta)
+        mm = m[sub]
+        u = a[:, None] * mm
+        _, s1, s2 = _dispersion_sums(y[sub], a, 1)
+        h, dh = _h_and_dh(u)
+        q = 1.0 / (1.0 + u)
+        g_a = np.sum(s1 + mm * mm * h - y[sub] * mm * q, axis=1)
+        h_aa = np.sum(-s2 + mm**3 * dh + y[sub] * (mm * q) ** 2, axis=1)
+        return a * g_a, a * a * h_aa + a * g_a
+
+    lo = np.full(rows.size, LOG_ALPHA_BOUNDS[0])
+    hi = np.full(rows.size, LOG_ALPHA_BOUNDS[1])
+    # Start at the moment estimate (var - mean) / mean², inside the bracket.
+    v = np.mean((y - m) ** 2, axis=1)
+    theta = np.clip(np.log((v - m[:, 0]) / m[:, 0] ** 2), lo + 1e-3, hi - 1e-3)
+    active = np.arange(rows.size)
+    for _ in range(200):
+        if active.size == 0:
+            break
+        t = theta[active]
+        sc, sl = score_and_slope(t, active)
+        up = sc > 0  # the maximum lies above t
+        lo[active] = np.where(up, t, lo[active])
+        hi[active] = np.where(up, hi[active], t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = t - sc / sl
+        inside = (sl < 0) & (newton > lo[active]) & (newton < hi[active])
+        new = np.where(inside, newton, 0.5 * (lo[active] + hi[active]))
+        step = np.abs(new - t)
+        theta[active] = new
+        # |Δθ| <= 1e-10: alpha to 1e-10 relative (below that, rounding in the score decides steps)
+        active = active[(step > 1e-10) & (sc != 0) & (hi[active] - lo[active] > 1e-10)]
+    a = np.exp(theta)
+    alpha[rows] = a
+    ll[rows] = np.sum(_dispersion_sums(y, a, 0)[0] - lgy + special.xlogy(y, m) - y * np.log1p(a[:, None] * m)
+                      - m * _log1p_ratio(a[:, None] * m), axis=1)
+    return mu, alpha, ll
