@@ -54,7 +54,7 @@ def rungs_of(top: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def fit_many(top: Any, series: list) -> list[SeriesFit]:
+def fit_many(top: Any, series: list, warm: dict | None = None) -> list[SeriesFit]:
     """Fit many series, each through ``top``'s fallback ladder, one rung at a time for all
     series still unfitted (so every rung can use a batched engine).
 
@@ -68,12 +68,15 @@ def fit_many(top: Any, series: list) -> list[SeriesFit]:
     the whole panel) or, without one, over ``series``. Lower rungs pool each series with
     itself only: which series reach a rung depends on the others' failures and, in a
     backtest, on how series are chunked, and a fallback must depend on neither.
+
+    ``warm`` (unique_id -> earlier fit; only for a ``top`` with ``warm_starts``) gives the
+    top rung's solver its start values; lower rungs start cold.
     """
     with pooling_panel(series, replace=False):
-        return _fit_many(top, series)
+        return _fit_many(top, series, warm)
 
 
-def _fit_many(top: Any, series: list) -> list[SeriesFit]:
+def _fit_many(top: Any, series: list, warm: dict | None = None) -> list[SeriesFit]:
     rungs = rungs_of(top)
     out: list[SeriesFit | None] = [None] * len(series)
     reasons: list[list[str]] = [[] for _ in series]
@@ -84,7 +87,7 @@ def _fit_many(top: Any, series: list) -> list[SeriesFit]:
         name = spec.name if label == "none" else label
         last = r == len(rungs) - 1
         if r == 0:
-            results = guarded_fit_many(spec, [series[i] for i in pending])
+            results = guarded_fit_many(spec, [series[i] for i in pending], warm)
         else:  # lower rungs pool each series alone: a fallback cannot depend on which others failed
             with pooling_panel(SEPARATE):
                 results = guarded_fit_many(spec, [series[i] for i in pending])
@@ -105,13 +108,14 @@ def _fit_many(top: Any, series: list) -> list[SeriesFit]:
     return out  # type: ignore[return-value]
 
 
-def guarded_fit_many(spec: Any, series: list) -> list[SeriesFit | FitFailure]:
+def guarded_fit_many(spec: Any, series: list, warm: dict | None = None) -> list[SeriesFit | FitFailure]:
     """``spec._try_fit_many`` where no series can fail another: when a (batched) rung raises a
     numeric error for the whole call, it is retried series by series, so only the series
     that cause it fail (a singular matrix can appear only when certain series share a
-    batch). Fits with non-finite likelihood or parameters become failures."""
+    batch). Fits with non-finite likelihood or parameters become failures. ``warm``: start
+    values for the whole call (see :func:`fit_many`); the series-by-series retry starts cold."""
     try:
-        results = spec._try_fit_many(series)
+        results = spec._try_fit_many(series, warm=warm) if warm else spec._try_fit_many(series)
     except Exception as exc:
         if not is_numeric_error(exc):
             raise
