@@ -344,18 +344,22 @@ def score_block(label: str, cutoff: pd.Timestamp, fc: Any, y: np.ndarray, scales
     Shared with combinations that assemble their backtest from their members' (the
     ``auto`` model), so every block is scored the same way.
     """
-    from forecast.scoring import score_all
+    from forecast.scoring import scores_and_table
 
-    sc = score_all(fc, y, levels=levels, thresholds=thresholds)
+    # the scores and the table's quantiles and exceedances from one pass over the pmf
+    sc, cols = scores_and_table(fc, y, levels=levels, thresholds=thresholds)
     sc["mase"] = sc["abs_error"] / scales
-    table = fc.to_frame(levels=levels, thresholds=thresholds)
     # Interval bounds and steps as int32 (counts are read up to 1e9 < 2**31): a large backtest
     # holds a row per forecast, and these are 7 of its ~13 numeric columns.
-    ints = [c for c in table.columns if c == "h" or c.startswith(("lo-", "hi-"))]
-    table[ints] = table[ints].clip(upper=np.iinfo(np.int32).max).astype(np.int32)
-    table["model"] = label
+    top = np.iinfo(np.int32).max
+    idx = fc.index
+    data = {"unique_id": idx["unique_id"].array, "ds": idx["ds"].array,
+            "h": np.minimum(idx["h"].to_numpy(), top).astype(np.int32), "y": y}
+    for name, v in cols.items():
+        data[name] = np.minimum(v, top).astype(np.int32) if name.startswith(("lo-", "hi-")) else v
+    table = pd.DataFrame(data, index=pd.RangeIndex(fc.n_rows), copy=False)
     table.insert(2, "cutoff", cutoff)
-    table.insert(5, "y", y)
+    table.insert(4, "model", label)
     diag = diagnostics[[c for c in ("unique_id", "fallback", "reason", "model_used", "converged", "engine")
                         if c in diagnostics.columns]].copy()
     diag.insert(0, "cutoff", cutoff)
