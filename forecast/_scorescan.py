@@ -72,8 +72,10 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
     # those rows, and rows failing the exact check, are queued at their predicted width.
     queue: dict[int, list] = {}
     w0 = min(max(_W0, int(ks.max(initial=0))), K + 1)
+    first = None  # every row's first w0 columns: read once, kept for the rows scanned at w0
     if w0 < K + 1 and w0 >= 2:
-        last2 = block(fc, np.arange(n), w0)[:, -2:]
+        first = block(fc, np.arange(n), w0)
+        last2 = first[:, -2:]
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = last2[:, 1] / last2[:, 0]
             R_est = np.where(last2[:, 1] == 0, 0.0, np.where(rho < 1, last2[:, 1] * rho / (1 - rho), np.inf))
@@ -90,7 +92,8 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
         failed: list[tuple] = []
         for start in range(0, pending.size, step):
             rows = pending[start:start + step]
-            P = block(fc, rows, w)  # a grid not built yet: only these columns, from the recurrence
+            # a grid not built yet: only these columns, from the recurrence (at w0: already read)
+            P = first[rows] if first is not None and w == w0 else block(fc, rows, w)
             F = np.cumsum(P, axis=1)
             yb = y[rows]
             ok = np.ones(rows.size, bool) if full else (yb < w) & (1 - F[:, -1] <= r_max[rows])
