@@ -289,12 +289,13 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
     where = {c: n for n, c in enumerate(cutoffs if origins is None else origins)}
     warms = bool(getattr(spec, "warm_starts", False))
     full = PanelData.from_frame(frame, spec.required_columns()) if _splits_once(spec) else None
+    cache: dict = {}  # (the calendars of ``full``, stacked once for every cutoff)
     obs_frame = frame[["unique_id", "ds", "y"]]
     for i, cutoff in enumerate(ticking(cutoffs, tick)):
         first = None if window == "expanding" else periods[max(0, periods.get_loc(cutoff) - int(window) + 1)]
         refit = i % refit_every == 0
         if full is not None:  # slice the series split once (no frame filtering per origin)
-            data, ahead, scale = _truncate(full, cutoff, first, horizon, season)
+            data, ahead, scale = _truncate(full, cutoff, first, horizon, season, cache)
             if not data.series:
                 continue
             # (a chunk may have no series yet at its first cutoffs: fit when they appear)

@@ -86,3 +86,29 @@ def test_diagnostics_by_columns_equal_the_frame_built_by_rows(name):
         fitted.forecast(3)
     fitted._forecast_fallback[4] = ("long_run", "long_run", "a note")
     pd.testing.assert_frame_equal(fitted.diagnostics(), _diagnostics_by_rows(fitted), check_exact=True)
+
+
+def test_truncate_stacks_each_calendar_once_per_task_with_the_same_slices(monkeypatch):
+    from forecast import _backtest_data
+    from forecast.models import design
+
+    panel = _panel(seed=3)
+    panel.loc[panel.index[::17], "y"] = np.nan  # some missing periods: masks are stacked too
+    frame = panel.assign(ds=pd.to_datetime(panel["ds"]))
+    frame.attrs = {"freq": forecast.models.base.infer_freq(frame)}
+    full = PanelData.from_frame(frame, ())
+    calls = []
+    real = design.group_by_periods
+    monkeypatch.setattr(design, "group_by_periods", lambda s: calls.append(1) or real(s))
+    cache: dict = {}
+    for cut in sorted(frame["ds"].unique())[-5:-2]:
+        cut = pd.Timestamp(cut)
+        d0, a0, s0 = _backtest_data._truncate(full, cut, None, 2, 12)
+        d1, a1, s1 = _backtest_data._truncate(full, cut, None, 2, 12, cache)
+        np.testing.assert_array_equal(a0, a1)
+        np.testing.assert_array_equal(s0, s1)
+        assert [s.uid for s in d0.series] == [s.uid for s in d1.series]
+        for x, y in zip(d0.series, d1.series):
+            np.testing.assert_array_equal(x.y, y.y)
+            assert (x.observed is None) == (y.observed is None)
+    assert len(calls) == 3 + 1  # three without the cache, one with it
