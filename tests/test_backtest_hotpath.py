@@ -112,3 +112,23 @@ def test_truncate_stacks_each_calendar_once_per_task_with_the_same_slices(monkey
             np.testing.assert_array_equal(x.y, y.y)
             assert (x.observed is None) == (y.observed is None)
     assert len(calls) == 3 + 1  # three without the cache, one with it
+
+
+def test_the_stacked_usability_check_sends_every_doubtful_fit_to_the_exact_one():
+    from forecast.models.ladder import _surely_usable, unusable
+    from forecast.models.results import FitFailure, SeriesFit
+
+    spec = forecast.load_model("negbin_glm")
+
+    def fit(loglik=-3.0, converged=True, **state):
+        return SeriesFit(spec, converged=converged, loglik=loglik, n_params=2, state=state)
+
+    fits = [fit(beta=np.array([1.0, 2.0]), alpha=0.3), fit(beta=np.array([1.0, np.nan]), alpha=0.3),
+            fit(beta=np.array([1.0]), alpha=float("inf")), fit(loglik=float("nan"), beta=np.array([1.0])),
+            fit(loglik=np.float64(-2.0), beta=np.array([1, 2]), names=["a", "b"]), fit(converged=False),
+            FitFailure("x"), fit(mu=np.float64(2.0), gamma=[1.0, 2.0]), fit(beta=np.array([[1.0, 2.0], [3.0, 4.0]]))]
+    fine = _surely_usable(fits)
+    assert fine.tolist() == [True, False, False, False, False, False, False, False, True]
+    for f, ok in zip(fits, fine):  # never says usable where the exact check would not
+        if ok:
+            assert unusable(f) is None

@@ -134,11 +134,45 @@ def guarded_fit_many(spec: Any, series: list, warm: dict | None = None) -> list[
                 res.engine = f"per-series (the batch raised {type(exc).__name__})"
             results.append(res)
     # (an unconverged fit already fails the rung with its own message)
-    return [unusable(res) or res if isinstance(res, SeriesFit) and res.converged else res for res in results]
+    fine = _surely_usable(results)
+    return [res if fine[i] else unusable(res) or res if isinstance(res, SeriesFit) and res.converged else res
+            for i, res in enumerate(results)]
 
 
 #: State entries holding estimated parameters: non-finite values there make a fit unusable.
 PARAM_KEYS = ("beta", "alpha", "mu", "rate", "a", "pi", "gamma")
+
+
+def _surely_usable(results: list) -> np.ndarray:
+    """True for each converged fit whose likelihood and every parameter are finite floats
+    (the arrays of all fits checked in one pass), so :func:`unusable` would pass it; False
+    for the others, which :func:`unusable` then checks one by one."""
+    ok = np.zeros(len(results), dtype=bool)
+    parts: list[np.ndarray] = []
+    owner: list[int] = []
+    for i, f in enumerate(results):
+        if not (isinstance(f, SeriesFit) and f.converged and isinstance(f.loglik, float) and math.isfinite(f.loglik)):
+            continue
+        good = True
+        for key in PARAM_KEYS:
+            v = f.state.get(key)
+            if v is None or isinstance(v, str):
+                continue
+            if isinstance(v, float):
+                good = math.isfinite(v)
+            elif isinstance(v, np.ndarray) and v.dtype == np.float64:
+                parts.append(v.ravel())
+                owner.append(i)
+            else:
+                good = False  # (any other type: the exact check)
+            if not good:
+                break
+        ok[i] = good
+    if parts:
+        bad = ~np.isfinite(np.concatenate(parts))
+        if bad.any():
+            ok[np.repeat(owner, [p.size for p in parts])[bad]] = False
+    return ok
 
 
 def unusable(fit: SeriesFit) -> FitFailure | None:
