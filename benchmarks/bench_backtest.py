@@ -1,6 +1,7 @@
 """Backtest benchmark: 24 origins, horizon 6, four models, ours vs the per-series path.
 
     python benchmarks/bench_backtest.py [--series 2000] [--length 120] [--jobs 2] [--no-peer] [--no-sm-pass]
+                                        [--rounds 1]
 
 Models: climatology, seasonal_naive, poisson_glm, negbin_glm on NB2 series with trend
 and seasonality (benchmarks/bench_models.simulate). In one run it times
@@ -64,7 +65,7 @@ def worker_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def sm_pass(panel, wall1: float, cpu1: float) -> None:
+def sm_pass(panel, wall1: float, cpu1: float) -> tuple[float, float]:
     """One statsmodels NB2 pass over the same series (bench_glm's loop: trend + month dummies
     + lag 1, one fit and one-step mean per series), timed in this process after ours."""
     import statsmodels.discrete.discrete_model  # noqa: F401 - imported before timing
@@ -78,6 +79,7 @@ def sm_pass(panel, wall1: float, cpu1: float) -> None:
     print(f"one statsmodels NB pass over the same {panel['unique_id'].nunique()} series: {t1 - t0:.1f} s "
           f"(CPU {c1 - c0:.1f} s); ours jobs=1 {wall1:.1f} s (CPU {cpu1:.1f} s) = "
           f"{wall1 / (t1 - t0):.2f} passes wall, {cpu1 / (c1 - c0):.2f} passes CPU (target <= 1)")
+    return t1 - t0, c1 - c0
 
 
 def main() -> None:
@@ -91,6 +93,9 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true", help="skip the (slow) per-series peer run")
     ap.add_argument("--no-sm-pass", action="store_true",
                     help="skip the statsmodels NB pass (the issue's yardstick: one NB fit per series)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="with --jobs 1: alternate ours and the statsmodels pass this many times (A, B, A, B) "
+                         "and print the median ratios (a shared machine's load drifts between runs)")
     args = ap.parse_args()
     import numpy as np
     import pandas as pd
@@ -114,7 +119,17 @@ def main() -> None:
         print(f"ours (batched, jobs=1): {wall1:.1f} s")
         pd.testing.assert_frame_equal(ours.point_scores, serial.point_scores)
     if not args.no_sm_pass:
-        sm_pass(panel, wall1, cpu1)
+        rounds = [(wall1, cpu1, *sm_pass(panel, wall1, cpu1))]
+        for _ in range(1, args.rounds if args.jobs == 1 else 1):
+            c0 = time.process_time()
+            _, w = run(panel, args, 1)
+            rounds.append((w, time.process_time() - c0, *sm_pass(panel, w, time.process_time() - c0)))
+        if len(rounds) > 1:
+            r = np.array(rounds)
+            print(f"median over {len(rounds)} alternating rounds: ours {np.median(r[:, 0]):.1f} s wall / "
+                  f"{np.median(r[:, 1]):.1f} s CPU, statsmodels pass {np.median(r[:, 2]):.1f} s / "
+                  f"{np.median(r[:, 3]):.1f} s; ratio wall {np.median(r[:, 0] / r[:, 2]):.2f}, "
+                  f"CPU {np.median(r[:, 1] / r[:, 3]):.2f} passes")
     if not args.no_peer:
         peer, wall_peer = run(panel, args, 1, batched=False)
         print(f"peer (per-series path, jobs=1): {wall_peer:.1f} s")

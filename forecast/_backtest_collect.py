@@ -47,10 +47,13 @@ class _Frame:
         self.tables: dict[str, dict[Any, int]] = {}  # column -> value -> code (code 0: missing)
         self.codes: dict[str, np.ndarray] = {}  # the joined codes of the text columns of the last build
 
-    def add(self, order: tuple, df: pd.DataFrame) -> None:
+    def add(self, order: tuple, df: pd.DataFrame) -> int:
+        """Keep ``df`` as column arrays; returns the bytes of its columns (``memory_usage``'s count)."""
         cols: dict[str, Any] = {}
+        size = 0
         for name in df.columns:
             s = df[name]
+            size += s.array.nbytes
             if _coded(s.dtype):
                 codes, uniques = pd.factorize(s, use_na_sentinel=True)
                 table = self.tables.setdefault(name, {None: 0})
@@ -60,6 +63,7 @@ class _Frame:
                 # on its own (a view would keep the block's whole 2-D array alive until its last column)
                 cols[name] = s.to_numpy(copy=True) if isinstance(s.dtype, np.dtype) else s.array.copy()
         self.pieces.append((order, _Piece(cols, len(df), tuple(zip(df.columns, df.dtypes)))))
+        return size
 
     def values(self, name: str) -> np.ndarray:
         """The values of text column ``name`` by code (code 0: missing, None)."""
@@ -170,8 +174,7 @@ class Collector:
         """One block (a :func:`~forecast.backtesting.score_block` dict) of model ``label``."""
         order = (self.rank[(label, block["cutoff"])], *seq)
         for kind in KINDS:
-            self.frames[kind].add(order, block[kind])
-            size = int(block[kind].memory_usage(index=False, deep=False).sum())
+            size = self.frames[kind].add(order, block[kind])
             self._since_trim += size
             self._held += size
         if self.keep_pmf:

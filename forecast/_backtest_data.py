@@ -9,14 +9,17 @@ import numpy as np
 import pandas as pd
 
 
-def _truncate(full, cutoff: pd.Timestamp, first: pd.Timestamp | None, horizon: int, season: int):
+def _truncate(full, cutoff: pd.Timestamp, first: pd.Timestamp | None, horizon: int, season: int,
+              cache: dict | None = None):
     """The training series at a cutoff (periods ``first`` .. ``cutoff``), the next ``horizon``
     observed counts of each (-1 where not observed: a missing target is never scored) and
     each series' MASE scale. Training series keep their ``observed`` mask; a series with no
     observed count up to the cutoff joins the backtest later.
 
     Series on the same calendar (same first period and length, the usual panel) share
-    their cut points, so those are found once per calendar.
+    their cut points, so those are found once per calendar. ``cache`` (a dict kept by the
+    caller across the cutoffs of one ``full``) holds each calendar's stacked counts, so
+    they are grouped and stacked once per backtest task, not once per cutoff.
     """
     from forecast.models.base import PanelData, Series
     from forecast.models.design import group_by_periods
@@ -25,16 +28,17 @@ def _truncate(full, cutoff: pd.Timestamp, first: pd.Timestamp | None, horizon: i
     f64 = None if first is None else np.datetime64(first.value, "ns")
     train: list[tuple[int, Series]] = []
     ahead, scale = np.full((len(full.series), horizon), -1, dtype=np.int64), np.full(len(full.series), np.nan)
-    for idx in group_by_periods(full.series):
+    groups = None if cache is None else cache.get("groups")
+    if groups is None:
+        groups = [(idx, *_stacked(full.series, idx)) for idx in group_by_periods(full.series)]
+        if cache is not None:
+            cache["groups"] = groups
+    for idx, Y, O in groups:
         ds = full.series[idx[0]].ds_values
         m = int(np.searchsorted(ds, c64, side="right"))
         a = 0 if f64 is None else int(np.searchsorted(ds, f64, side="left"))
         if m <= a:
             continue  # no data up to this cutoff: these series join the backtest later
-        Y = np.stack([full.series[i].y for i in idx])
-        masks = [full.series[i].observed for i in idx]
-        O = None if all(o is None for o in masks) else np.stack([s.observed_mask() for s in
-                                                                 (full.series[i] for i in idx)])
         nxt = Y[:, m:m + horizon] if O is None else np.where(O[:, m:m + horizon], Y[:, m:m + horizon], -1)
         ahead[idx, :nxt.shape[1]] = nxt
         scale[idx] = _mase_scales(Y[:, a:m], season, None if O is None else O[:, a:m])
@@ -49,6 +53,15 @@ def _truncate(full, cutoff: pd.Timestamp, first: pd.Timestamp | None, horizon: i
     keep = np.array([i for i, _ in train], dtype=int)
     data = PanelData([t for _, t in train], full.freq, full.keys, full.adjacency)  # (keys: the pooling groups)
     return data, ahead[keep], scale[keep]
+
+
+def _stacked(series: list, idx: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The counts (and observed masks, None when every count is observed) of series ``idx``
+    of one calendar, stacked."""
+    Y = np.stack([series[i].y for i in idx])
+    if all(series[i].observed is None for i in idx):
+        return Y, None
+    return Y, np.stack([series[i].observed_mask() for i in idx])
 
 
 def _mase_scales(Y: np.ndarray, season: int, observed: np.ndarray | None = None) -> np.ndarray:

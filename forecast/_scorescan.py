@@ -72,8 +72,10 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
     # those rows, and rows failing the exact check, are queued at their predicted width.
     queue: dict[int, list] = {}
     w0 = min(max(_W0, int(ks.max(initial=0))), K + 1)
+    first = None  # every row's first w0 columns: read once, kept for the rows scanned at w0
     if w0 < K + 1 and w0 >= 2:
-        last2 = block(fc, np.arange(n), w0)[:, -2:]
+        first = block(fc, np.arange(n), w0)
+        last2 = first[:, -2:]
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = last2[:, 1] / last2[:, 0]
             R_est = np.where(last2[:, 1] == 0, 0.0, np.where(rho < 1, last2[:, 1] * rho / (1 - rho), np.inf))
@@ -90,7 +92,8 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
         failed: list[tuple] = []
         for start in range(0, pending.size, step):
             rows = pending[start:start + step]
-            P = block(fc, rows, w)  # a grid not built yet: only these columns, from the recurrence
+            # a grid not built yet: only these columns, from the recurrence (at w0: already read)
+            P = first[rows] if first is not None and w == w0 else block(fc, rows, w)
             F = np.cumsum(P, axis=1)
             yb = y[rows]
             ok = np.ones(rows.size, bool) if full else (yb < w) & (1 - F[:, -1] <= r_max[rows])
@@ -127,7 +130,7 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
         sub, qr = fc.subset(redo), q[redo]
         for j in range(targets.size):
             fq[redo, j], fq1[redo, j] = sub.cdf(qr[:, j]), sub.cdf(qr[:, j] - 1)
-    return dict(lo=lo, hi=hi, rps=rps, q=q, ge=ge, fq=fq, fq1=fq1)
+    return dict(lo=lo, hi=hi, rps=rps, q=q, ge=ge, fq=fq, fq1=fq1, redone=bool(redo.size))
 
 
 def _beyond_support(fc, y, m2, targets, ks, lo, hi, rps, q, ge) -> None:
@@ -162,3 +165,44 @@ def _beyond_support(fc, y, m2, targets, ks, lo, hi, rps, q, ge) -> None:
     need = np.flatnonzero((q[rows] == K + 1).any(axis=1))
     if need.size and targets.size:
         q[rows[need]] = sub.subset(need).quantile(targets + QUANTILE_TOL).reshape(need.size, -1)
+
+
+#: Quantiles read from the scan's sums equal :meth:`CountForecast.quantile`'s unless some F(k)
+#: lies this close to a target: ``invert`` compares F and targets offset by up to 511 (rounded
+#: to 2^-44), the scan compares them exactly. Such a near-tie sends the block to ``quantile``.
+_TIE = 2.0 ** -42
+
+
+def table_columns(fc: CountForecast, sc: dict, levels: Sequence[float], thresholds: Sequence[int]) -> dict:
+    """The number columns of ``fc.to_frame(levels, thresholds)`` (``mean, lo-L, hi-L, p_ge_T``)
+    from a :func:`_scan` pass at the levels' quantiles and the thresholds (``sc`` with its
+    ``probs`` and ``ks``), bit for bit what ``to_frame`` computes on its own.
+
+    Quantiles: the scan's, unless a row has a near-tie (:data:`_TIE`) or was resolved beyond
+    the support, when the whole block's come from :meth:`CountForecast.quantile` (rare).
+    Exceedances ``P(Y >= T)``, ``1 <= T <= K``: ``1 - F(T - 1)`` from the same cumulative sums,
+    with :meth:`~CountForecast.prob_at_least`'s recomputation of values below 1e-6; other
+    ``T`` through ``prob_at_least``.
+    """
+    from forecast._fcrows import _fraction
+
+    t = sc["probs"] - QUANTILE_TOL
+    q = sc["q"]
+    if q.size:
+        near = ((sc["fq"] - t < _TIE) | (t - sc["fq1"] < _TIE)).any(axis=1) | (q > fc.K).any(axis=1)
+        if near.any() or sc.get("redone", False):
+            q = fc.quantile(sc["probs"])
+    out: dict[str, np.ndarray] = {"mean": np.asarray(fc.mean, dtype=float)}
+    for i, lv in enumerate(levels):
+        name = f"{round(_fraction(lv) * 100, 6):g}"
+        out[f"lo-{name}"], out[f"hi-{name}"] = q[:, 2 * i], q[:, 2 * i + 1]
+    for j, k in enumerate(thresholds):
+        if 1 <= k <= fc.K:
+            p = sc["ge"][:, j].copy()  # 1 - F(k - 1), the sums prob_at_least reads
+            small = np.flatnonzero(p < 1e-6)
+            if small.size:  # (as prob_at_least: tail plus the upper sum keeps their relative precision)
+                p[small] = fc.tail[small] + fc._prefix(np.full(small.size, k, dtype=float), small, upper=True)
+            out[f"p_ge_{k}"] = p
+        else:
+            out[f"p_ge_{k}"] = fc.prob_at_least(k)
+    return out

@@ -178,6 +178,7 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
                   jobs if dask is None else 2 * max(jobs, 4))
     ctx = dict(horizon=horizon, window=window, refit_every=refit_every, seed=seed, levels=tuple(levels),
                thresholds=tuple(thresholds), keep_pmf=keep_pmf, periods=periods)
+    run = dict(ctx, origins=list(cutoffs))  # (tasks also see every origin: where warm chains restart)
     # A progress callback sees one count: every (model, origin, chunk) of the tasks and the member
     # backtests of combinations (run first, so that their units are in the total early on).
     tally = Tally(progress, units := sum(len(t[2]) for t in tasks)) if callable(progress) else None
@@ -197,7 +198,7 @@ def backtest(panel: pd.DataFrame, models: Any, horizon: int, n_origins: int | No
             collect.add(tasks[i][0], b, (i, n))
 
     if tasks:
-        _run_tasks(tasks, ctx, jobs, tally.part(units) if tally else progress, backend, dask, consume)
+        _run_tasks(tasks, run, jobs, tally.part(units) if tally else progress, backend, dask, consume)
     if tally:
         tally.finish()
     keys = [c for c in KEY_COLUMNS if c in frame.columns]
@@ -221,6 +222,11 @@ def _run_tasks(tasks, ctx, jobs, progress, backend, dask, consume) -> None:
 #: Series per task. Batched solves stay large while memory stays bounded (a task holds one
 #: chunk's designs), and chunks are what parallel workers share out.
 SERIES_CHUNK = 500
+#: Refit blocks per warm-start chain: a model with ``warm_starts`` starts its solver at each
+#: refit from the previous refit's estimates, and cold at every WARM_CHAIN-th block of the
+#: backtest; tasks split origins only there, so every plan (jobs 1, jobs N, Dask) starts the
+#: same fits warm and gives identical numbers.
+WARM_CHAIN = 6
 #: Series per task of origins for a model that is not chunked (one pooling every series): more
 #: series, fewer origins per task, so that no task returns the whole backtest of a large panel at once.
 POOLED_TASK_SERIES = 4000
@@ -254,6 +260,8 @@ def _plan(specs: Mapping[str, ModelSpec], frame: pd.DataFrame, cutoffs: list[pd.
             # once (pooling) splits its origins when it has more than POOLED_TASK_SERIES series
             # (not one task per origin: each task rebuilds the series of the whole panel).
             size = -(-len(blocks) // max(per, min(len(blocks), -(-len(ids) // POOLED_TASK_SERIES))))
+            if getattr(spec, "warm_starts", False):  # split only where a warm chain restarts
+                size = -(-size // WARM_CHAIN) * WARM_CHAIN
             # One frame per chunk of series, shared by every model's tasks (a cluster gets it once).
             key = (ids[0], ids[-1], len(ids)) if len(groups) > 1 else None
             if key not in chunks:
@@ -274,25 +282,37 @@ def _series_groups(spec: ModelSpec, uids: np.ndarray) -> list[np.ndarray]:
 
 def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: pd.DataFrame, *, horizon: int,
                window: str | int, refit_every: int, seed: int, levels: tuple, thresholds: tuple, keep_pmf: bool,
-               periods: pd.DatetimeIndex, tick: Callable[[], None] | None = None) -> list[dict]:
+               periods: pd.DatetimeIndex, tick: Callable[[], None] | None = None,
+               origins: Sequence[pd.Timestamp] | None = None) -> list[dict]:
     """Fit at every ``refit_every``-th cutoff (the first included), update between; forecast
-    and score at each. ``cutoffs`` start at a refit. ``tick()`` (in this process) as each is done."""
+    and score at each. ``cutoffs`` start at a refit. ``tick()`` (in this process) as each is done.
+
+    A model with ``warm_starts`` starts each refit from the previous one, except at the first
+    block of each chain of ``WARM_CHAIN`` blocks of ``origins`` (every cutoff of the backtest;
+    default ``cutoffs``), which starts cold as the tasks of any plan do."""
     from forecast.models.base import PanelData
     from forecast.scoring import mase_scale
 
     out, fitted = [], None
     season = frame.attrs["freq"].season_length
+    where = {c: n for n, c in enumerate(cutoffs if origins is None else origins)}
+    warms = bool(getattr(spec, "warm_starts", False))
     full = PanelData.from_frame(frame, spec.required_columns()) if _splits_once(spec) else None
+    cache: dict = {}  # (the calendars of ``full``, stacked once for every cutoff)
     obs_frame = frame[["unique_id", "ds", "y"]]
     for i, cutoff in enumerate(ticking(cutoffs, tick)):
         first = None if window == "expanding" else periods[max(0, periods.get_loc(cutoff) - int(window) + 1)]
         refit = i % refit_every == 0
         if full is not None:  # slice the series split once (no frame filtering per origin)
-            data, ahead, scale = _truncate(full, cutoff, first, horizon, season)
+            data, ahead, scale = _truncate(full, cutoff, first, horizon, season, cache)
             if not data.series:
                 continue
             # (a chunk may have no series yet at its first cutoffs: fit when they appear)
-            fitted = spec.fit_data(data) if refit or fitted is None else fitted.update_data(data)
+            if refit or fitted is None:
+                chained = warms and fitted is not None and (where[cutoff] // refit_every) % WARM_CHAIN != 0
+                fitted = spec.fit_data(data, warm=fitted) if chained else spec.fit_data(data)
+            else:
+                fitted = fitted.update_data(data)
             fut = None if not spec.required_columns() else _known_ahead(
                 frame, [s.uid for s in data.series], np.array([s.ds_values[-1] for s in data.series]),
                 spec.required_columns(), horizon)
@@ -334,18 +354,22 @@ def score_block(label: str, cutoff: pd.Timestamp, fc: Any, y: np.ndarray, scales
     Shared with combinations that assemble their backtest from their members' (the
     ``auto`` model), so every block is scored the same way.
     """
-    from forecast.scoring import score_all
+    from forecast.scoring import scores_and_table
 
-    sc = score_all(fc, y, levels=levels, thresholds=thresholds)
+    # the scores and the table's quantiles and exceedances from one pass over the pmf
+    sc, cols = scores_and_table(fc, y, levels=levels, thresholds=thresholds)
     sc["mase"] = sc["abs_error"] / scales
-    table = fc.to_frame(levels=levels, thresholds=thresholds)
     # Interval bounds and steps as int32 (counts are read up to 1e9 < 2**31): a large backtest
     # holds a row per forecast, and these are 7 of its ~13 numeric columns.
-    ints = [c for c in table.columns if c == "h" or c.startswith(("lo-", "hi-"))]
-    table[ints] = table[ints].clip(upper=np.iinfo(np.int32).max).astype(np.int32)
-    table["model"] = label
+    top = np.iinfo(np.int32).max
+    idx = fc.index
+    data = {"unique_id": idx["unique_id"].array, "ds": idx["ds"].array,
+            "h": np.minimum(idx["h"].to_numpy(), top).astype(np.int32), "y": y}
+    for name, v in cols.items():
+        data[name] = np.minimum(v, top).astype(np.int32) if name.startswith(("lo-", "hi-")) else v
+    table = pd.DataFrame(data, index=pd.RangeIndex(fc.n_rows), copy=False)
     table.insert(2, "cutoff", cutoff)
-    table.insert(5, "y", y)
+    table.insert(4, "model", label)
     diag = diagnostics[[c for c in ("unique_id", "fallback", "reason", "model_used", "converged", "engine")
                         if c in diagnostics.columns]].copy()
     diag.insert(0, "cutoff", cutoff)

@@ -137,25 +137,72 @@ def comp_logpmf(y: np.ndarray, comps: tuple) -> np.ndarray:
 
 def needed_k(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, cap: int, tail_tol: float) -> int:
     """Smallest K with (1 - pi) P(Y > K) < ``tail_tol`` on every row, at most ``cap``."""
+    # K is the largest of the rows' own K (each walked on its own, see _walk_k). The widest
+    # rows are walked first; a row whose survival function at their K is below half the
+    # tolerance ends its walk there or before (the walk's 1 - F is exact to ~1e-13), so it
+    # cannot raise K and is not walked: the same K, without walking every row to its tail.
+    n = mu.size
+    if n <= 64:
+        return _walk_k(mu, alpha, pi, cap, tail_tol)
+    score = (1 - pi) * mu + 8 * np.sqrt((1 - pi) * mu * (1 + alpha * mu + pi * mu))
+    top = np.argpartition(score, n - 16)[n - 16:]
+    K = _walk_k(mu[top], alpha[top], pi[top], cap, tail_tol)
+    if K >= cap:
+        return K
+    rest = np.ones(n, dtype=bool)
+    rest[top] = False
+    with np.errstate(all="ignore"):
+        unsure = rest & ~((1 - pi) * nb_sf(float(K), mu, alpha) < 0.5 * tail_tol)
+    if unsure.any():
+        K = max(K, _walk_k(mu[unsure], alpha[unsure], pi[unsure], cap, tail_tol))
+    return K
+
+
+def _walk_k(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, cap: int, tail_tol: float) -> int:
+    """:func:`needed_k` by walking every row up to its tail."""
     # Walk k upwards with the pmf recurrence, dropping each row once its tail is small:
     # most rows (means < 5) leave within a few steps, far cheaper than a ppf per row.
     # 1 - F carries ~1e-16 absolute error, immaterial against the tail tolerance. Rows whose
-    # f(0) underflows walk in log space.
+    # f(0) underflows walk in log space. The rows still walking take steps in blocks (a
+    # cumulative product and sum over the block: the same sequential float operations as one
+    # step at a time, so the same K), so a wide row costs a few numpy calls, not one per count.
     logf0, c, K = -mu * log1p_ratio(alpha * mu), mu / (1 + alpha * mu), 0
     for in_logs in (False, True):
         sel = (logf0 < _LOG_TINY) == in_logs
         F, a, cc, scale, k = np.exp(logf0[sel]), alpha[sel], c[sel], 1 - pi[sel], 0
         f = logf0[sel] if in_logs else F
+        width = 8
         while k < cap:
             live = scale * (1 - F) >= tail_tol
             if not live.any():
                 break
             if not live.all():
                 f, F, a, cc, scale = (v[live] for v in (f, F, a, cc, scale))
-            k += 1
-            ratio = cc * (1 + a * (k - 1)) / k
-            f = f + np.log(ratio) if in_logs else f * ratio
-            F = F + (np.exp(f) if in_logs else f)
+            B = min(width, cap - k)
+            steps = np.arange(k + 1, k + B + 1, dtype=float)
+            ratio = cc[:, None] * (1 + a[:, None] * (steps - 1)) / steps
+            fs = np.empty((f.size, B + 1))
+            fs[:, 0] = f
+            if in_logs:
+                fs[:, 1:] = np.log(ratio)
+                fs = np.cumsum(fs, axis=1)
+                terms = np.exp(fs[:, 1:])
+            else:
+                fs[:, 1:] = ratio
+                fs = np.cumprod(fs, axis=1)
+                terms = fs[:, 1:]
+            Fs = np.empty((F.size, B + 1))
+            Fs[:, 0], Fs[:, 1:] = F, terms
+            Fs = np.cumsum(Fs, axis=1)
+            # the first step (1..B) after which each row's tail is small; B + 1: none in the block
+            done = scale[:, None] * (1 - Fs[:, 1:]) < tail_tol
+            first = np.where(done.any(axis=1), done.argmax(axis=1) + 1, B + 1)
+            if (first <= B).all():
+                k += int(first.max())
+                break
+            k += B
+            f, F = fs[:, -1], Fs[:, -1]
+            width = min(2 * width, 512)
         K = max(K, k)
     return K
 

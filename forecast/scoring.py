@@ -52,6 +52,7 @@ from forecast._scorescan import (  # noqa: F401 (re-exported: the one pass lives
     _enqueue,
     _predict_width,
     _scan,
+    table_columns,
 )
 from forecast.distributions import QUANTILE_TOL, CountForecast  # noqa: F401 (QUANTILE_TOL: importable here as before)
 from forecast.numerics import nb_sf as _nb_sf  # noqa: F401 (calibration)
@@ -262,7 +263,13 @@ def score_all(fc: CountForecast, y, *, levels: Sequence[float] = (50, 80, 95),
     ``pit_lo = F(y-1)`` and ``pit_hi = F(y)`` feed :func:`forecast.calibration.pit_histogram`
     (its ``active_only`` form also needs ``F(0) = fc.pmf[:, 0]``, or ``1 - p_ge_1``).
     """
-    y = _outcomes(fc, y)
+    return _score_all(fc, _outcomes(fc, y), levels, thresholds)[0]
+
+
+def _score_all(fc: CountForecast, y: np.ndarray, levels: Sequence[float],
+               thresholds: Sequence[int]) -> tuple[dict[str, np.ndarray], dict]:
+    """:func:`score_all` on checked outcomes, and the pass it read (``_scan``'s dict): its
+    quantiles and exceedances serve the forecast table too (:func:`forecast_table`)."""
     fr = [_fraction(lv) for lv in levels]
     probs = [p for f in fr for p in ((1 - f) / 2, 1 - (1 - f) / 2)]
     ks = np.asarray(thresholds, dtype=np.int64)
@@ -280,4 +287,16 @@ def score_all(fc: CountForecast, y, *, levels: Sequence[float] = (50, 80, 95),
         out[f"mass_{_label(lv)}"] = sc["fq"][:, 2 * i + 1] - sc["fq1"][:, 2 * i]  # F(hi) - F(lo - 1)
     err = fc.mean - y
     out.update(abs_error=np.abs(err), sq_error=err**2, bias=err, pit_lo=sc["lo"], pit_hi=sc["hi"])
-    return out
+    return out, dict(sc, probs=np.asarray(probs, dtype=float), ks=ks)
+
+
+def scores_and_table(fc: CountForecast, y, *, levels: Sequence[float] = (50, 80, 95),
+                     thresholds: Sequence[int] = (1, 5)) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """:func:`score_all` and the columns of ``fc.to_frame(levels, thresholds)`` (``mean``,
+    ``lo-L``, ``hi-L``, ``p_ge_T``, as arrays) from one pass over the pmf.
+
+    The quantiles and exceedance probabilities the scores need are the table's: they are
+    read once (:func:`forecast._scorescan.table_columns`), equal to ``to_frame``'s.
+    """
+    sc, scan = _score_all(fc, _outcomes(fc, y), levels, thresholds)
+    return sc, table_columns(fc, scan, levels, thresholds)

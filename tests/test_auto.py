@@ -142,8 +142,11 @@ def test_compute_once_backtest_equals_refitting_auto_at_every_cutoff(horizon, re
     key = ["cutoff", "unique_id", "ds"]
     got, ref = got.sort_values(key).reset_index(drop=True), ref.sort_values(key).reset_index(drop=True)
     assert len(got) == len(ref) == 4 * 4 * horizon - (0 if horizon == 1 else 0)
+    # (the member GLMs of the backtest start each refit from the previous origin's estimates,
+    # the nested reference fits cold: both stop at the solver's gradient tolerance, 1e-8, so the
+    # scores agree to ~1e-9 relative, not to rounding)
     for col in ("log", "rps", "abs_error"):
-        np.testing.assert_allclose(got[col].to_numpy(), ref[col].to_numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got[col].to_numpy(), ref[col].to_numpy(), rtol=1e-8, atol=1e-12)
 
 
 def test_auto_weights_are_learnt_before_the_cutoff_only():
@@ -223,7 +226,8 @@ def test_auto_fits_around_missing_periods_and_its_backtest_still_equals_refittin
     ref = ref.sort_values(key).reset_index(drop=True)
     got = got.sort_values(key).reset_index(drop=True)
     assert len(got) == len(ref) == 14  # the missing targets are not scored
-    np.testing.assert_allclose(got["log"].to_numpy(), ref["log"].to_numpy(), rtol=1e-10)
+    # (warm-started member GLMs vs cold refits: equal to the solver's tolerance, see above)
+    np.testing.assert_allclose(got["log"].to_numpy(), ref["log"].to_numpy(), rtol=1e-8)
 
 
 def test_each_step_ahead_has_its_own_weights_and_later_steps_reuse_the_last():
@@ -263,7 +267,8 @@ def test_spatial_members_join_when_the_panel_has_an_adjacency_and_backtest_equal
     got = pd.concat([res.forecasts[["unique_id", "ds", "cutoff"]], res.point_scores], axis=1)
     key = ["cutoff", "unique_id", "ds"]
     got, ref = got.sort_values(key).reset_index(drop=True), ref.sort_values(key).reset_index(drop=True)
-    np.testing.assert_allclose(got["log"].to_numpy(), ref["log"].to_numpy(), rtol=1e-10, atol=1e-12)
+    # (warm-started member GLMs vs cold refits: equal to the solver's tolerance, see above)
+    np.testing.assert_allclose(got["log"].to_numpy(), ref["log"].to_numpy(), rtol=1e-8, atol=1e-12)
 
 
 def test_spatial_members_are_skipped_without_an_adjacency_and_diagnostics_say_so():

@@ -103,7 +103,10 @@ def test_backtest_scores_are_bit_identical_to_before(seed):
     for name in names:
         rows = (res.forecasts["model"] == name).to_numpy()
         got = (res.point_scores.loc[rows, "rps"].sum(), res.forecasts.loc[rows, "mean"].sum())
-        np.testing.assert_allclose(got, REFERENCE[(name, seed)], rtol=1e-12, atol=0)
+        # (the GLM's refits start from the previous origin's estimates since issue 15: the same
+        # optimum to the solver's tolerance, so its sums move in the 12th digit)
+        np.testing.assert_allclose(got, REFERENCE[(name, seed)], rtol=1e-10 if name.endswith("glm_ar") else 1e-12,
+                                   atol=0)
 
 
 def test_score_weighted_ensemble_is_identical_to_before():
@@ -116,7 +119,8 @@ def test_score_weighted_ensemble_is_identical_to_before():
     np.testing.assert_allclose(w[:, 0], [0.480264716515, 0.511295329834, 0.343539711589, 0.569638720266, 0.5],
                                atol=1e-11)
     # (re-recorded with the path-mixture pmf; the weights above are unchanged since the seed moved)
-    assert fitted.forecast(3, seed=5).mean.sum() == pytest.approx(47.20999647902414, rel=1e-12)
+    # (rel 1e-10: the weights come from a backtest whose GLM refits are warm-started, see above)
+    assert fitted.forecast(3, seed=5).mean.sum() == pytest.approx(47.20999647902414, rel=1e-10)
 
 
 # -- the ensemble lives above the backtester; spec names are resolved once --------------------

@@ -216,17 +216,17 @@ class NeighbourTerms:
         """Neighbour sums read every series: backtests must not chunk the panel."""
         return bool(self.neighbour_lags)  # type: ignore[attr-defined]
 
-    def fit_data(self, data: PanelData) -> FittedModel:
+    def fit_data(self, data: PanelData, *, warm: FittedModel | None = None) -> FittedModel:
         """As :meth:`ModelSpec.fit_data`; with ``neighbour_lags`` the neighbour sums are built from
         the whole panel first and multi-step forecasts are simulated jointly."""
         if not self.neighbour_lags:
-            return super().fit_data(data)  # type: ignore[misc]
+            return super().fit_data(data, warm=warm)  # type: ignore[misc]
         params = (self.neighbour_weights, float(self.neighbour_decay), self.name)
 
         def rebuild(d: PanelData) -> PanelData:
             return with_neighbours(d, panel_weights(d, *params))
 
-        return NeighbourFitted.of(super().fit_data(rebuild(data)), rebuild)  # type: ignore[misc]
+        return NeighbourFitted.of(super().fit_data(rebuild(data), warm=warm), rebuild)  # type: ignore[misc]
 
     def _neighbour_eta(self, fit: SeriesFit, s: Series, h: int) -> np.ndarray:
         """The neighbour part of the next h linear predictors (step 1 exact, later steps held)."""

@@ -74,6 +74,8 @@ class ModelSpec:
     #: whether the fit honours ``Series.observed`` (missing periods); a spec that does
     #: not is refused a panel with missing periods rather than reading the placeholder zeros
     handles_missing: ClassVar[bool] = False
+    #: whether ``_try_fit_many`` takes ``warm`` (start values from an earlier fit, see ``fit_data``)
+    warm_starts: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -145,8 +147,12 @@ class ModelSpec:
     def check_panel(self, panel: pd.DataFrame) -> None:
         """Model-specific checks of the panel's columns, all failures at once (default: none)."""
 
-    def fit_data(self, data: PanelData) -> FittedModel:
+    def fit_data(self, data: PanelData, *, warm: FittedModel | None = None) -> FittedModel:
         """Fit already split and validated series (backtests split the panel once, not per origin).
+
+        ``warm``: an earlier fit of these series by this spec (a backtest's previous origin),
+        whose estimates start the top rung's solver where the model supports it
+        (``warm_starts``); the optimum is the same to the solver's tolerance. Ignored otherwise.
 
         Raises
         ------
@@ -157,6 +163,8 @@ class ModelSpec:
             check_no_missing(self.name or type(self).__name__, data)
         spec = self.clone()  # the fitted model keeps a frozen copy of the hyperparameters
         with pooling_panel(data.series, groups_of(data)):  # a top rung that pools reads the whole panel
+            if warm is not None and self.warm_starts and type(self)._fit_many is ModelSpec._fit_many:
+                return FittedModel(spec=spec, data=data, fits=fit_many(spec, data.series, warm=warm.fits()))
             return FittedModel(spec=spec, data=data, fits=spec._fit_many(data.series))
 
     def required_columns(self) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from scipy import special, stats
 
 from forecast.distributions import K_CAP_MAX
+from forecast.models._baselinebatch import after_zero_rate, log_factorial_sums, seasonal_means  # noqa: F401
 from forecast.models._glmbatch import nb_intercept_mle_batch
 from forecast.models._pooled import _within_alpha, long_run_rates, panel_for, pooled_fit, pooling_separately
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
@@ -68,23 +69,6 @@ class Zero(ModelSpec):
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         return SeriesForecast("poisson", mu=np.zeros(h))
-
-
-def after_zero_rate(y: np.ndarray, lag: int = 1, observed: np.ndarray | None = None) -> float:
-    """The mean count ``lag`` periods after a zero, shrunk to the series' mean.
-
-    (Σ_{t: y_{t-lag} = 0} y_t + ȳ) / (#{t: y_{t-lag} = 0} + 1), ȳ the mean of all counts:
-    > 0 for every series that ever had an event, 0 for one that never had. With
-    ``observed`` (False at missing periods) only pairs with both counts observed count,
-    and ȳ is the mean of the observed counts.
-    """
-    y = np.asarray(y, dtype=float)
-    ob = np.ones(len(y), dtype=bool) if observed is None else np.asarray(observed, dtype=bool)
-    if not ob.any():
-        return 0.0
-    pair = (y[:-lag] == 0) & ob[:-lag] & ob[lag:] if len(y) > lag else np.zeros(0, dtype=bool)
-    after = y[lag:][pair]
-    return float((after.sum() + y[ob].mean()) / (len(after) + 1))
 
 
 class Naive(ModelSpec):
@@ -155,6 +139,19 @@ class SeasonalNaive(ModelSpec):
             last = last_observed(s)
             season = np.where(np.isnan(season), last if last > 0 else after_zero_rate(s.y, 1, s.observed), season)
         return SeriesForecast("poisson", mu=season[np.arange(h) % len(season)])
+
+    def _forecast_many(self, fits, series, h, future, seed) -> list[SeriesForecast]:
+        """:meth:`_forecast_series` of every series; the fully observed ones of one length are
+        stacked (:func:`~forecast.models._baselinebatch.seasonal_means`)."""
+        mus = seasonal_means(series, h) if batching() else {}
+        out: list[SeriesForecast | None] = [SeriesForecast("poisson", mu=mus[i]) if i in mus else None
+                                            for i in range(len(series))]
+        rest = [i for i, f in enumerate(out) if f is None]
+        if rest:
+            for i, f in zip(rest, super()._forecast_many([fits[i] for i in rest], [series[i] for i in rest], h,
+                                                         future, seed)):
+                out[i] = f
+        return out  # type: ignore[return-value]
 
     @staticmethod
     def _last_observed_season(s: Series, m: int) -> np.ndarray:
@@ -299,6 +296,8 @@ class Climatology(_Windowed):
         res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows),
                          fixed_b=np.maximum(seen, 1.0) if pooling_separately() else None)
         where = {s.uid: j for j, s in enumerate(pool)}
+        lgw = log_factorial_sums(pool, windows)
+        logs: dict[int, float] = {}  # log W_i: a few distinct window sizes
         out: list[SeriesFit | FitFailure] = []
         for s in series:
             j = where.get(s.uid)
@@ -306,11 +305,11 @@ class Climatology(_Windowed):
                 out.append(FitFailure("empty series"))
                 continue
             W, S = int(res["W"][j]), res["S"][j]
-            w = observed_values(s, windows[j])
+            if W > 0 and W not in logs:
+                logs[W] = np.log(W)
             # The window counts' marginal log-likelihood: NB of their sum times the
             # multinomial of the counts given the sum (uniform cells).
-            ll = float(res["loglik"][j] + special.gammaln(S + 1.0) - special.gammaln(w + 1.0).sum()
-                       - (S * np.log(W) if W > 0 else 0.0))
+            ll = float(res["loglik"][j] + special.gammaln(S + 1.0) - lgw[j] - (S * logs[W] if W > 0 else 0.0))
             fit = self._series_fit(float(res["mu"][j]), float(res["alpha"][j]), ll, max(W, 1),
                                    prior_strength=float(res["b"][j]), long_run_rate=float(res["m"][j]))
             fit.n_params = 1

@@ -171,17 +171,18 @@ class FittedModel:
         ``MEAN_FLOOR_FRACTION x the series' mean count`` to that floor (an underflow, e.g. a
         fitted mean of 0 after past events; a point mass at 0 became Poisson(floor)).
         """
-        rows = []
-        for i, (s, f) in enumerate(zip(self._data.series, self._fits)):
-            fallback, used, reason = f.fallback, f.spec.name, f.reason
-            if i in self._forecast_fallback:
-                fallback, used, note = self._forecast_fallback[i]
-                reason = "; ".join(r for r in (reason, f"forecast: {note}") if r)
-            rows.append({"unique_id": s.uid, "converged": f.converged, "fallback": fallback, "reason": reason,
-                         "model_used": used, "loglik": f.loglik, "aic": f.aic, "n_obs": f.n_obs,
-                         "message": f.message, "engine": f.engine, "mean_capped": bool(self._capped[i]),
-                         "mean_floored": bool(self._floored[i])})
-        return pd.DataFrame(rows)
+        fits = self._fits
+        fallback, used, reason = [f.fallback for f in fits], [f.spec.name for f in fits], [f.reason for f in fits]
+        for i, (label, name, note) in self._forecast_fallback.items():
+            fallback[i], used[i] = label, name
+            reason[i] = "; ".join(r for r in (reason[i], f"forecast: {note}") if r)
+        # (built column by column: the same frame as from one dict per series, at a fraction of the cost)
+        cols = {"unique_id": [s.uid for s in self._data.series], "converged": [f.converged for f in fits],
+                "fallback": fallback, "reason": reason, "model_used": used, "loglik": [f.loglik for f in fits],
+                "aic": [f.aic for f in fits], "n_obs": [f.n_obs for f in fits], "message": [f.message for f in fits],
+                "engine": [f.engine for f in fits], "mean_capped": self._capped.astype(bool).tolist(),
+                "mean_floored": self._floored.astype(bool).tolist()}
+        return pd.DataFrame(cols) if fits else pd.DataFrame([])
 
     def __repr__(self) -> str:
         n_fb = sum(f.fallback != "none" for f in self._fits)

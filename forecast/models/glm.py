@@ -38,6 +38,7 @@ from forecast.models._missing import lag_window
 from forecast.models._neighbourjoint import NeighbourTerms, joint_forecast
 from forecast.models._neighbours import NEIGHBOUR_PARAMS
 from forecast.models._trend import EXTRAPOLATION_NOTE
+from forecast.models._warm import start_values
 from forecast.models._glmfit import boundary_note, fit_negbin, fit_poisson
 from forecast.models.base import (PENALTY_FALLBACK, FitFailure, ModelSpec, Param, Series, SeriesFit,
                                   SeriesForecast, batching, non_negative, positive_int)
@@ -143,9 +144,13 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
         return SeriesFit(self, converged=converged, loglik=loglik, n_params=n_kept + int(nb),
                          n_obs=n_obs, coef=coef, state=state, message="; ".join(notes))
 
-    def _try_fit_many(self, series: list[Series]) -> list[SeriesFit | FitFailure]:
+    #: ``fit_data(..., warm=)`` starts the batched solver from an earlier fit (backtests)
+    warm_starts: ClassVar[bool] = True
+
+    def _try_fit_many(self, series: list[Series], warm: dict | None = None) -> list[SeriesFit | FitFailure]:
         """Batched solver for every group of series sharing their periods; series the batch
-        hands back (see :mod:`~forecast.models._glmbatch`) are fitted one by one."""
+        hands back (see :mod:`~forecast.models._glmbatch`) are fitted one by one. ``warm``
+        (unique_id -> earlier fit) gives start values (:mod:`~forecast.models._warm`)."""
         if not batching():
             return super()._try_fit_many(series)
         out: list[SeriesFit | FitFailure | None] = [None] * len(series)
@@ -157,8 +162,9 @@ class _LogLinearGLM(NeighbourTerms, ModelSpec):
                 idx = group[chunk:chunk + BATCH_SIZE]
                 d = build_design_batch(dspec, [series[i] for i in idx])
                 full = d.keep.all(axis=1)
-                res = (fit_batch(d, d.y, d.offset, penalty=float(self.penalty), nb=nb, rows=d.rows)
-                       if full.any() else None)
+                b0, a0 = start_values(warm, [series[i] for i in idx], d.names, nb)
+                res = (fit_batch(d, d.y, d.offset, penalty=float(self.penalty), nb=nb, rows=d.rows, start=b0,
+                                 alpha_start=a0) if full.any() else None)
                 rows = _BatchRows(res, d, nb) if res is not None else None
                 for j, i in enumerate(idx):
                     if res is not None and j in res.diverging:  # separation: this rung fails, as alone

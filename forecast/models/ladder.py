@@ -54,7 +54,7 @@ def rungs_of(top: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def fit_many(top: Any, series: list) -> list[SeriesFit]:
+def fit_many(top: Any, series: list, warm: dict | None = None) -> list[SeriesFit]:
     """Fit many series, each through ``top``'s fallback ladder, one rung at a time for all
     series still unfitted (so every rung can use a batched engine).
 
@@ -68,12 +68,15 @@ def fit_many(top: Any, series: list) -> list[SeriesFit]:
     the whole panel) or, without one, over ``series``. Lower rungs pool each series with
     itself only: which series reach a rung depends on the others' failures and, in a
     backtest, on how series are chunked, and a fallback must depend on neither.
+
+    ``warm`` (unique_id -> earlier fit; only for a ``top`` with ``warm_starts``) gives the
+    top rung's solver its start values; lower rungs start cold.
     """
     with pooling_panel(series, replace=False):
-        return _fit_many(top, series)
+        return _fit_many(top, series, warm)
 
 
-def _fit_many(top: Any, series: list) -> list[SeriesFit]:
+def _fit_many(top: Any, series: list, warm: dict | None = None) -> list[SeriesFit]:
     rungs = rungs_of(top)
     out: list[SeriesFit | None] = [None] * len(series)
     reasons: list[list[str]] = [[] for _ in series]
@@ -84,7 +87,7 @@ def _fit_many(top: Any, series: list) -> list[SeriesFit]:
         name = spec.name if label == "none" else label
         last = r == len(rungs) - 1
         if r == 0:
-            results = guarded_fit_many(spec, [series[i] for i in pending])
+            results = guarded_fit_many(spec, [series[i] for i in pending], warm)
         else:  # lower rungs pool each series alone: a fallback cannot depend on which others failed
             with pooling_panel(SEPARATE):
                 results = guarded_fit_many(spec, [series[i] for i in pending])
@@ -105,13 +108,14 @@ def _fit_many(top: Any, series: list) -> list[SeriesFit]:
     return out  # type: ignore[return-value]
 
 
-def guarded_fit_many(spec: Any, series: list) -> list[SeriesFit | FitFailure]:
+def guarded_fit_many(spec: Any, series: list, warm: dict | None = None) -> list[SeriesFit | FitFailure]:
     """``spec._try_fit_many`` where no series can fail another: when a (batched) rung raises a
     numeric error for the whole call, it is retried series by series, so only the series
     that cause it fail (a singular matrix can appear only when certain series share a
-    batch). Fits with non-finite likelihood or parameters become failures."""
+    batch). Fits with non-finite likelihood or parameters become failures. ``warm``: start
+    values for the whole call (see :func:`fit_many`); the series-by-series retry starts cold."""
     try:
-        results = spec._try_fit_many(series)
+        results = spec._try_fit_many(series, warm=warm) if warm else spec._try_fit_many(series)
     except Exception as exc:
         if not is_numeric_error(exc):
             raise
@@ -130,11 +134,45 @@ def guarded_fit_many(spec: Any, series: list) -> list[SeriesFit | FitFailure]:
                 res.engine = f"per-series (the batch raised {type(exc).__name__})"
             results.append(res)
     # (an unconverged fit already fails the rung with its own message)
-    return [unusable(res) or res if isinstance(res, SeriesFit) and res.converged else res for res in results]
+    fine = _surely_usable(results)
+    return [res if fine[i] else unusable(res) or res if isinstance(res, SeriesFit) and res.converged else res
+            for i, res in enumerate(results)]
 
 
 #: State entries holding estimated parameters: non-finite values there make a fit unusable.
 PARAM_KEYS = ("beta", "alpha", "mu", "rate", "a", "pi", "gamma")
+
+
+def _surely_usable(results: list) -> np.ndarray:
+    """True for each converged fit whose likelihood and every parameter are finite floats
+    (the arrays of all fits checked in one pass), so :func:`unusable` would pass it; False
+    for the others, which :func:`unusable` then checks one by one."""
+    ok = np.zeros(len(results), dtype=bool)
+    parts: list[np.ndarray] = []
+    owner: list[int] = []
+    for i, f in enumerate(results):
+        if not (isinstance(f, SeriesFit) and f.converged and isinstance(f.loglik, float) and math.isfinite(f.loglik)):
+            continue
+        good = True
+        for key in PARAM_KEYS:
+            v = f.state.get(key)
+            if v is None or isinstance(v, str):
+                continue
+            if isinstance(v, float):
+                good = math.isfinite(v)
+            elif isinstance(v, np.ndarray) and v.dtype == np.float64:
+                parts.append(v.ravel())
+                owner.append(i)
+            else:
+                good = False  # (any other type: the exact check)
+            if not good:
+                break
+        ok[i] = good
+    if parts:
+        bad = ~np.isfinite(np.concatenate(parts))
+        if bad.any():
+            ok[np.repeat(owner, [p.size for p in parts])[bad]] = False
+    return ok
 
 
 def unusable(fit: SeriesFit) -> FitFailure | None:
