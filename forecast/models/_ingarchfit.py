@@ -23,7 +23,6 @@ _EDGE = 1e-2        # unconverged with sum|b| + sum|a| above 1 - _EDGE: the opti
 _PUSHES = 3         # consecutive Newton steps out of the stationary region, ending near its edge: stop
 _ACCEPT_TOL = 1e-5  # max |score| accepted when rounding stops the ascent short of ``tol``
 _START_MAX = 0.9    # a start outside sum|b| + sum|a| <= this is shrunk into it
-_WARM_ALPHA_MIN = 1e-4  # a warm NB ascent ending below this alpha is redone cold (see _warm_ascent)
 @dataclass(frozen=True)
 class IngarchFit:
     """Result of :func:`fit_ingarch`.
@@ -177,7 +176,7 @@ def _ascend(fun: Callable, x0: np.ndarray, measure: Callable, tol: float, max_it
 def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_cols: Sequence[int],
                 nu_init: float, distribution: str = "negbin", offset: ArrayLike | None = None,
                 tol: float = 1e-8, max_iter: int = 100, fills: Sequence[tuple[int, int, int]] = (),
-                rows: np.ndarray | None = None, start: tuple[np.ndarray, float] | None = None) -> IngarchFit:
+                rows: np.ndarray | None = None) -> IngarchFit:
     """Fit the log-linear INGARCH by conditional maximum likelihood (Newton, exact derivatives).
 
     Parameters
@@ -191,12 +190,6 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
     fills, rows : missing periods (see :func:`~forecast.models._ingarchmiss.ingarch_objective_missing`):
         a missing count enters the recursion as its conditional mean and is left out of the
         likelihood; ``rows`` None (default) when every count is observed.
-    start : ``(x, alpha)``, a warm start: the (p + L,) estimates and the dispersion (0: a
-        Poisson fit) of an earlier fit of the same series, e.g. at a backtest's previous
-        origin. The ascent starts there: NB when ``alpha > 0``, else the Poisson ascent and
-        the test of alpha at 0 as in a cold fit. A warm ascent that does not reach
-        ``tol`` inside the stationary region is dropped and the fit starts cold, so a warm
-        fit is the cold fit's optimum to the tolerance, found in fewer steps.
 
     Notes
     -----
@@ -222,34 +215,42 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
         return x
 
     if rows is not None:
-        # The lags of missing counts at their start value (log(1 + exp(nu_init))).
+        # The Poisson GLM start on the periods in the likelihood, the lags of missing counts at their
+        # start value (log(1 + exp(nu_init))).
         rows = np.asarray(rows, dtype=bool)
         X = X.copy()
         for i, j, _ in fills:
             X[i, j] = np.logaddexp(0.0, nu_init)
+        glm = fit_poisson(X[rows], yv[rows], None if offset is None else np.asarray(offset, float)[rows])
+    else:
+        glm = fit_poisson(X, yv, offset)
 
     def objective(nb: bool) -> Callable:
         if rows is None:
             return ingarch_objective(X, yv, past_mean, nu_init, offset=offset, nb=nb)
         return ingarch_objective_missing(X, yv, past_mean, nu_init, fills, rows, offset=offset, nb=nb)
     kept = slice(None) if rows is None else rows
-    negbin = distribution == "negbin"
+    # No finite GLM MLE: a diverging covariate diverges here too, a diverging lag meets |b| < 1.
+    if glm.message.startswith(("separation", "all counts")):
+        nan = np.full(p + L, np.nan)
+        return IngarchFit(nan, nan, np.full((p + L, p + L), np.nan), np.nan, np.nan, np.nan, n, False, 0,
+                          np.nan, np.nan, f"Poisson GLM start: {glm.message}", np.full(n, np.nan))
+    start = inside(np.r_[np.nan_to_num(glm.coef), np.zeros(L)])
+    notes: list[str] = []
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        run = None
-        if start is not None:
-            run = _warm_ascent(objective, start, measure, inside, tol, max_iter, negbin, yv, kept, p + L)
-        if run is None:
-            # The Poisson GLM start, on the periods in the likelihood.
-            glm = (fit_poisson(X, yv, offset) if rows is None else
-                   fit_poisson(X[rows], yv[rows], None if offset is None else np.asarray(offset, float)[rows]))
-            # No finite GLM MLE: a diverging covariate diverges here too, a diverging lag meets |b| < 1.
-            if glm.message.startswith(("separation", "all counts")):
-                nan = np.full(p + L, np.nan)
-                return IngarchFit(nan, nan, np.full((p + L, p + L), np.nan), np.nan, np.nan, np.nan, n, False, 0,
-                                  np.nan, np.nan, f"Poisson GLM start: {glm.message}", np.full(n, np.nan))
-            run = _ascents(objective, inside(np.r_[np.nan_to_num(glm.coef), np.zeros(L)]), measure, inside, tol,
-                           max_iter, negbin, yv, kept)
-        fun, x, f, g, H, it, status, alpha, nb_fit, notes = run
+        fun = objective(False)
+        x, f, g, H, it, status = _ascend(fun, start, measure, tol, max_iter)
+        alpha, nb_fit = 0.0, False
+        if distribution == "negbin":
+            mu = np.exp(fun.nu(x))[kept]
+            score0 = 0.5 * float(np.sum((yv[kept] - mu) ** 2 - yv[kept]))
+            if status == "converged" and score0 <= 0:
+                notes.append(f"alpha at the boundary 0 (score in alpha at 0 = {score0:.3g} <= 0): Poisson fit")
+            else:
+                a0 = max(2 * score0 / np.sum(mu**2), 1e-3)
+                fun = objective(True)
+                x, f, g, H, it2, status = _ascend(fun, np.r_[inside(x), np.log(a0)], measure, tol, max_iter)
+                it, nb_fit, alpha = it + it2, True, float(np.exp(x[-1]))
         gn = float(np.max(np.abs(g), initial=0.0)) if g is not None else np.nan
         converged = bool(np.isfinite(f) and gn <= _ACCEPT_TOL)
         v = measure(x)
@@ -273,46 +274,3 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
                           loglik=float(f), n_obs=n if rows is None else int(rows.sum()), converged=converged,
                           n_iter=int(it), grad_norm=gn,
                           stationarity=v, message="; ".join(notes), nu=fun.nu(x))
-
-
-def _ascents(objective: Callable, x0: np.ndarray, measure: Callable, inside: Callable, tol: float,
-             max_iter: int, negbin: bool, yv: np.ndarray, kept) -> tuple:
-    """The Poisson ascent from ``x0``, then (``negbin``) the test of alpha at 0 and, unless the
-    Poisson fit stands, the joint NB ascent. Returns ``(fun, x, f, g, H, iterations, status,
-    alpha, nb_fit, notes)``."""
-    notes: list[str] = []
-    fun = objective(False)
-    x, f, g, H, it, status = _ascend(fun, x0, measure, tol, max_iter)
-    alpha, nb_fit = 0.0, False
-    if negbin:
-        mu = np.exp(fun.nu(x))[kept]
-        score0 = 0.5 * float(np.sum((yv[kept] - mu) ** 2 - yv[kept]))
-        if status == "converged" and score0 <= 0:
-            notes.append(f"alpha at the boundary 0 (score in alpha at 0 = {score0:.3g} <= 0): Poisson fit")
-        else:
-            a0 = max(2 * score0 / np.sum(mu**2), 1e-3)
-            fun = objective(True)
-            x, f, g, H, it2, status = _ascend(fun, np.r_[inside(x), np.log(a0)], measure, tol, max_iter)
-            it, nb_fit, alpha = it + it2, True, float(np.exp(x[-1]))
-    return fun, x, f, g, H, it, status, alpha, nb_fit, notes
-
-
-def _warm_ascent(objective: Callable, start: tuple, measure: Callable, inside: Callable, tol: float,
-                 max_iter: int, negbin: bool, yv: np.ndarray, kept, k: int) -> tuple | None:
-    """:func:`_ascents` from a warm ``start = (x, alpha)``; None (fit cold) when the start does
-    not fit this problem or its ascent stops short of ``tol`` or near the stationarity edge."""
-    x0, alpha0 = np.asarray(start[0], dtype=float), float(start[1])
-    if x0.shape != (k,) or not np.all(np.isfinite(x0)) or not np.isfinite(alpha0) or alpha0 < 0:
-        return None
-    if negbin and alpha0 > 0:  # an NB fit before: straight to the joint ascent
-        fun = objective(True)
-        x, f, g, H, it, status = _ascend(fun, np.r_[inside(x0), np.log(alpha0)], measure, tol, max_iter)
-        run = (fun, x, f, g, H, it, status, float(np.exp(x[-1])), True, [])
-    else:
-        run = _ascents(objective, inside(x0), measure, inside, tol, max_iter, negbin, yv, kept)
-    x, status, alpha, nb_fit = run[1], run[6], run[7], run[8]
-    # (an NB ascent toward alpha = 0 flattens in log alpha and may stop there: the cold fit's
-    # test of alpha at 0 decides such a series)
-    if status != "converged" or measure(x) > 1 - _EDGE or (nb_fit and alpha < _WARM_ALPHA_MIN):
-        return None
-    return run
