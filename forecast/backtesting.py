@@ -32,7 +32,7 @@ from forecast._backtest_result import BacktestResult  # noqa: F401 (public here)
 from forecast._progress_tally import Tally, ticking
 from forecast.adjacency import as_attr
 from forecast.exceptions import ConfigError, ForecastWarning
-from forecast.models.base import ModelSpec, infer_freq
+from forecast.models.base import ModelSpec, infer_freq, warm_starting
 
 KEY_COLUMNS = ("country", "province", "event_type")
 
@@ -296,7 +296,7 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
     out, fitted = [], None
     season = frame.attrs["freq"].season_length
     where = {c: n for n, c in enumerate(cutoffs if origins is None else origins)}
-    warms = bool(getattr(spec, "warm_starts", False))
+    warms = bool(getattr(spec, "warm_starts", False)) and warm_starting()
     full = PanelData.from_frame(frame, spec.required_columns()) if _splits_once(spec) else None
     cache: dict = {}  # (the calendars of ``full``, stacked once for every cutoff)
     obs_frame = frame[["unique_id", "ds", "y"]]

@@ -5,8 +5,9 @@ panel. A backtest of ``auto`` on the same panel has already backtested the membe
 those very cutoffs (every outer origin's internal cutoffs, up to the last outer origin,
 see :mod:`forecast.combine._auto_backtest`), and a member's forecast at a cutoff uses
 only data up to it. So the run's final fit can learn its weights from the backtest's
-cells instead of backtesting the members again: same cells, same weights, one member
-backtest less (about a quarter of a monthly run).
+cells instead of backtesting the members again: the same cells (to the solver's tolerance:
+member refits are warm-started, see :func:`forecast.models.base.warm_starts`), the same
+weights, one member backtest less (about a quarter of a monthly run's CPU).
 
 Reuse is all or nothing and checked, never assumed: the same members (as specs), seed,
 series and data (a fingerprint of ``unique_id, ds, y`` and the members' covariates),

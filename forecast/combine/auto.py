@@ -144,7 +144,7 @@ class Auto(ModelSpec):
         overrides the panel's). ``cells``: the members' cells kept by a backtest of this model
         on the same panel (``BacktestResult.member_cells[label]``); used instead of the internal
         backtest when they are exactly its cells (same members, seed, series, data, cutoffs),
-        so the weights are the same either way."""
+        so the weights are the same either way (to the members' solver tolerance)."""
         panel = with_adjacency(panel, adjacency)
         self.validate()
         spec = self.for_horizon(1)

@@ -31,7 +31,8 @@ from forecast.exceptions import ConfigError
 from forecast.models._pooled import groups_of, pooling_panel
 from forecast.models.fitted import FittedModel
 from forecast.models.guard import describe, is_numeric_error
-from forecast.models.ladder import batched_engine, batching, fit_many  # noqa: F401  (re-exported)
+from forecast.models.ladder import (  # noqa: F401  (re-exported)
+    batched_engine, batching, fit_many, warm_starting, warm_starts)
 from forecast.models.params import (  # noqa: F401  (re-exported: models import them from here)
     Param,
     check_params,

@@ -39,6 +39,30 @@ def batched_engine(enabled: bool = True) -> Iterator[None]:
         _BATCHED.pop()
 
 
+_WARM = [True]
+
+
+def warm_starting() -> bool:
+    """Whether backtests start refits from the previous origin's fit (see :func:`warm_starts`)."""
+    return _WARM[-1]
+
+
+@contextlib.contextmanager
+def warm_starts(enabled: bool = True) -> Iterator[None]:
+    """Turn warm-started backtest refits on or off inside a ``with`` block (this process).
+
+    A warm start changes only the solver's path: estimates agree with cold fits to the
+    solver's tolerance, not to the last bit. The switch exists for the tests that check
+    a backtest against cold refits bit for bit, and for benchmarks. Worker processes
+    (``jobs > 1``) start with the default (on).
+    """
+    _WARM.append(bool(enabled))
+    try:
+        yield
+    finally:
+        _WARM.pop()
+
+
 def rungs_of(top: Any) -> list[tuple[str, Any]]:
     """``top``'s ladder as it runs: its declared rungs (``top._rungs()``), where a rung below
     the top that names a replacement (``as_last_rung``: the ``zero`` rung) runs that

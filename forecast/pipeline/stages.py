@@ -244,7 +244,8 @@ def final_forecast(cfg, panel: pd.DataFrame, labelled: dict, selection: pd.DataF
     Returns the forecast, the fitted models by label and the (revised) selection.
     ``cells`` (the backtest's ``member_cells``) lets a combination fitted on the same series as
     in the backtest learn its weights from the backtest's member cells instead of its own
-    internal backtest (it checks that they are exactly those; the weights are the same).
+    internal backtest (it checks that they are exactly those; the weights are the same to the
+    members' solver tolerance).
     """
     import numpy as np
 
