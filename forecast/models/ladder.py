@@ -32,11 +32,8 @@ def batched_engine(enabled: bool = True) -> Iterator[None]:
     benchmarks and for the tests that check exactly that. Worker processes
     (``jobs > 1``) start with the default (on).
     """
-    _BATCHED.append(bool(enabled))
-    try:
+    with _pushed(_BATCHED, enabled):
         yield
-    finally:
-        _BATCHED.pop()
 
 
 _WARM = [True]
@@ -56,11 +53,18 @@ def warm_starts(enabled: bool = True) -> Iterator[None]:
     a backtest against cold refits bit for bit, and for benchmarks. Worker processes
     (``jobs > 1``) start with the default (on).
     """
-    _WARM.append(bool(enabled))
+    with _pushed(_WARM, enabled):
+        yield
+
+
+@contextlib.contextmanager
+def _pushed(stack: list, enabled: bool) -> Iterator[None]:
+    """``enabled`` on top of a switch's ``stack`` for the ``with`` block (nested blocks restore)."""
+    stack.append(bool(enabled))
     try:
         yield
     finally:
-        _WARM.pop()
+        stack.pop()
 
 
 def rungs_of(top: Any) -> list[tuple[str, Any]]:
