@@ -17,11 +17,10 @@ same design would separate or alias the same way) -> ``climatology`` ->
 separation, all-zero counts, rank deficiency (unpenalised only), no convergence,
 or explosive lag coefficients (sum >= 1).
 
-Explosive lags are caught at fit time (the rung reports ``converged = False``
-with "explosive lag coefficients (sum = ...)" and the ladder moves on) rather
-than at forecast time, so one fitted model always forecasts with the model that
-``diagnostics()`` names. As a last guard, forecast means are capped at
-``1e4 * max(history, 1)`` with a :class:`~forecast.exceptions.ForecastWarning`.
+Explosive lags are caught at fit time (``converged = False``, "explosive lag coefficients
+(sum = ...)", the ladder moves on), so a fitted model forecasts with the model that
+``diagnostics()`` names. Forecast means are capped at ``1e4 * max(history, 1)`` (a
+:class:`~forecast.exceptions.ForecastWarning` says so).
 """
 from __future__ import annotations
 
