@@ -11,7 +11,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 #: Upper-tail mass left beyond the dense pmf support of the ARIMA forecast (before the support cap).
 TAIL = 1e-6
@@ -284,6 +283,7 @@ def log1p_gaussian_pmf(mean: np.ndarray, sd: np.ndarray, k_cap: int, tail: float
         ``P(k) = Φ((log(k+1.5) - m)/s) - Φ((log(k+0.5) - m)/s)``; rows sum to
         ``1 - P(Y > K)``.
     """
+    from scipy import stats  # (here, not at the top: a slow import every CLI call would pay)
     m = np.atleast_1d(np.asarray(mean, dtype=float))
     s = np.atleast_1d(np.asarray(sd, dtype=float))
     if (~np.isfinite(m)).any() or (~np.isfinite(s)).any() or (s <= 0).any():

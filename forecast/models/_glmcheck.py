@@ -6,7 +6,7 @@ tolerance 1e-7), and an infinite MLE (separation) is confirmed by an exact linea
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg, optimize
+from scipy import linalg
 
 
 # Same relative tolerance as R's glm QR (dqrdc2), so the same columns count as aliased.
@@ -126,6 +126,7 @@ def _separating_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray | None:
 
 def _lp_separating_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray | None:
     """The LP: maximise the total push -sum(A d) with -1 <= A d <= 0 and B d = 0."""
+    from scipy import optimize  # (here, not at the top: a slow import every CLI call would pay)
     res = optimize.linprog(A.sum(axis=0), A_ub=np.vstack([A, -A]),
                            b_ub=np.r_[np.zeros(len(A)), np.ones(len(A))],
                            A_eq=B if B.shape[0] else None, b_eq=np.zeros(len(B)) if B.shape[0] else None,

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, sparse
 from scipy.special import digamma, gammaln, polygamma
 
 
@@ -52,6 +51,7 @@ class Problem:
     active: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        from scipy import sparse  # (here, not at the top: a slow import every CLI call would pay)
         T, n = self.Y.shape
         o = np.where(self.orders > 0, self.orders, 0)
         if self.maxlag is not None:
@@ -298,6 +298,7 @@ def fit(pr: Problem, start: np.ndarray | None = None, maxiter: int = 200, gtol: 
     Convergence: the optimiser's success flag, or a score that is small relative to the
     number of rows. ``cov`` is the inverse observed information (as hhh4 reports).
     """
+    from scipy import optimize  # (here, not at the top: a slow import every CLI call would pay)
     theta0 = start_values(pr) if start is None else np.asarray(start, dtype=float)
     cache: dict = {}
 

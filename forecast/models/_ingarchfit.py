@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import linalg, signal, special
+from scipy import linalg, special
 
 from forecast.models._glmfit import _nb_terms, fit_poisson
 from forecast.models._ingarchmiss import ingarch_objective_missing
@@ -72,6 +72,7 @@ def ingarch_objective(X: ArrayLike, y: ArrayLike, past_mean: Sequence[int], nu_i
     window), so one ``lfilter`` gives them all; the second-derivative term
     sum_t s_t d2 nu_t is formed with the adjoint filter w_t = s_t + sum_l a_l w_{t+q_l}.
     """
+    from scipy import signal  # (here, not at the top: a slow import every CLI call would pay)
     X = np.asarray(X, dtype=float)
     yi = np.asarray(y).astype(np.int64)
     n, p = X.shape

@@ -27,7 +27,6 @@ from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from forecast.models._pooled import SEPARATE, pooling_panel
 from forecast.models._glmglue import _draw, pathmix, start_history
@@ -120,6 +119,7 @@ def _mean_of(sf: SeriesForecast) -> np.ndarray | None:
 
 def _simulate_cohort(series, fits, J: list[int], F: list[int], h: int, future, seed: int, P: int
                      ) -> dict[str, SeriesForecast]:
+    from scipy import sparse  # (here, not at the top: a slow import every CLI call would pay)
     nJ = len(J)
     inputs = [fits[i].spec.joint_inputs(fits[i], series[i], h, future) for i in J]
     # Sources of the neighbour sums: the simulated series (draws) and the others (means).

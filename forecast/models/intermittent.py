@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from forecast.models.base import FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast
 from forecast.models.baselines import Climatology, Zero, observed_values
@@ -72,6 +71,7 @@ def tsb_rates(y: np.ndarray, alpha: float, beta: float) -> tuple[np.ndarray, np.
 
 def _one_step_loglik(y: np.ndarray, rates: np.ndarray) -> tuple[float, int]:
     """Poisson log score of the in-sample one-step-ahead forecasts (periods with a rate)."""
+    from scipy import stats  # (here, not at the top: a slow import every CLI call would pay)
     prev = rates[:-1]
     ok = np.isfinite(prev)
     return float(stats.poisson.logpmf(y[1:][ok], prev[ok]).sum()), int(ok.sum())

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from numpy.linalg import LinAlgError
-from scipy import optimize, special
+from scipy import special
 
 from forecast.models._pooled import panel_for
 from forecast.models.base import FitFailure, ModelSpec, Param, Series, SeriesFit, positive_int
@@ -134,6 +134,7 @@ def fit_pooled(X_shared: np.ndarray, group: np.ndarray, y: np.ndarray, n_series:
     searched at the alpha of a λ = 1 fit, then alpha refitted at that λ.
 
     Returns θ (β0, β, u — or β, c with lam = 0), its covariance, alpha, λ, converged."""
+    from scipy import optimize  # (here, not at the top: a slow import every CLI call would pay)
     free = lam == 0
     Xs = X_shared if free else np.column_stack([np.ones(len(y)), X_shared])
     npen = Xs.shape[1]
