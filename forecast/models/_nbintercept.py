@@ -55,6 +55,8 @@ def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     v = np.mean((y - m) ** 2, axis=1)
     theta = np.clip(np.log((v - m[:, 0]) / m[:, 0] ** 2), lo + 1e-3, hi - 1e-3)
     active = np.arange(rows.size)
+    # Rows whose score at the lower bound has been looked at (see below), at most once each.
+    checked = np.zeros(rows.size, dtype=bool)
     for _ in range(200):
         if active.size == 0:
             break
@@ -70,7 +72,19 @@ def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
         step = np.abs(new - t)
         theta[active] = new
         # |Δθ| <= 1e-10: alpha to 1e-10 relative (below that, rounding in the score decides steps)
-        active = active[(step > 1e-10) & (sc != 0) & (hi[active] - lo[active] > 1e-10)]
+        going = (step > 1e-10) & (sc != 0) & (hi[active] - lo[active] > 1e-10)
+        # A row about to bisect downwards may have its maximum below the bracket (a window
+        # whose variance exceeds its mean by rounding only, or by a hair): the score at the
+        # lower bound tells, in one evaluation, where bisection would spend ~20 rounds to
+        # end within 1e-10 of that bound. Rows it clears at the bound stop there.
+        probe = going & ~inside & ~up & ~checked[active]
+        if probe.any():
+            cand = active[probe]
+            checked[cand] = True
+            at_bound = score_and_slope(np.full(cand.size, LOG_ALPHA_BOUNDS[0]), cand)[0] <= 0
+            theta[cand[at_bound]] = LOG_ALPHA_BOUNDS[0]
+            going[np.flatnonzero(probe)[at_bound]] = False
+        active = active[going]
     a = np.exp(theta)
     alpha[rows] = a
     ll[rows] = np.sum(_dispersion_sums(y, a, 0)[0] - lgy + special.xlogy(y, m) - y * np.log1p(a[:, None] * m)
