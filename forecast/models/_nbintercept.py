@@ -27,15 +27,16 @@ def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     S, W = Y.shape
     mu = Y.mean(axis=1) if W else np.zeros(S)
     alpha = np.zeros(S)
+    lg = special.gammaln(Y + 1.0)  # log y!, shared by both log-likelihoods
     with np.errstate(divide="ignore", invalid="ignore"):
-        pois = np.sum(special.xlogy(Y, mu[:, None]) - mu[:, None] - special.gammaln(Y + 1.0), axis=1)
+        pois = np.sum(special.xlogy(Y, mu[:, None]) - mu[:, None] - lg, axis=1)
     ll = np.where(mu > 0, pois, 0.0)
     over = (mu > 0) & (np.mean((Y - mu[:, None]) ** 2, axis=1) > mu)
     rows = np.flatnonzero(over)
     if rows.size == 0:
         return mu, alpha, ll
     y, m = Y[rows], mu[rows][:, None]
-    lgy = special.gammaln(y + 1.0)
+    lgy = lg[rows]
 
     def score_and_slope(theta: np.ndarray, sub: np.ndarray):
         """d ℓ/dθ and d² ℓ/dθ² of the rows ``sub`` (intercept-only: mu is fixed at the mean)."""

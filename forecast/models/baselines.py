@@ -23,6 +23,8 @@ from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFi
 from forecast.models.series import last_observed, observed_values  # noqa: F401  (intermittent imports them here)
 from forecast.periods import Frequency
 
+_NAN = float("nan")  # the standard error of a coefficient without one
+
 #: The default window, in years (converted to periods of the panel's frequency).
 WINDOW_YEARS = 3
 WINDOW = Param("window", None, "an int >= 1 or None (3 years of the panel's frequency)",
@@ -260,8 +262,9 @@ class Climatology(_Windowed):
         return self._series_fit(mu, alpha, ll, len(w))
 
     def _series_fit(self, mu: float, alpha: float, ll: float, n: int, **extra: Any) -> SeriesFit:
-        coef = {"mean": (mu, math.sqrt((mu + alpha * mu * mu) / n)), "alpha": (alpha, float("nan"))}
-        coef.update({k: (v, float("nan")) for k, v in extra.items()})
+        coef = {"mean": (mu, math.sqrt((mu + alpha * mu * mu) / n)), "alpha": (alpha, _NAN)}
+        for k, v in extra.items():
+            coef[k] = (v, _NAN)
         return SeriesFit(self, n_obs=n, loglik=ll, n_params=2 if alpha > 0 else 1, coef=coef,
                          state={"mu": mu, "alpha": alpha})
 
@@ -291,7 +294,11 @@ class Climatology(_Windowed):
         pool, groups = panel_for(series)
         keep = [i for i, s in enumerate(pool) if len(s.y)]
         pool, groups = [pool[i] for i in keep], [groups[i] for i in keep]
-        windows = np.array([min(self._window_of(s), len(s.y)) for s in pool])
+        per_freq: dict[Any, int] = {}  # (one window length per frequency)
+        for s in pool:
+            if s.freq not in per_freq:
+                per_freq[s.freq] = self._window_of(s)
+        windows = np.array([min(per_freq[s.freq], len(s.y)) for s in pool])
         fixed_b = None
         if pooling_separately():
             # Alone (a lower ladder rung) one window sum cannot estimate b: the prior then
