@@ -70,6 +70,9 @@ def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
             newton = t - sc / sl
         inside = (sl < 0) & (newton > lo[active]) & (newton < hi[active])
         new = np.where(inside, newton, 0.5 * (lo[active] + hi[active]))
+        # A score of exactly 0 is the root: the row stops at t (it used to stop at the
+        # bisection midpoint computed for it, far from the maximum).
+        new = np.where(sc == 0, t, new)
         step = np.abs(new - t)
         theta[active] = new
         # |Δθ| <= 1e-10: alpha to 1e-10 relative (below that, rounding in the score decides steps)

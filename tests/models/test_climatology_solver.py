@@ -112,3 +112,23 @@ def test_window_sums_equal_per_series_sums():
         assert S[i] == (float(np.sum(s.y[len(s.y) - span:])) if span > 0 else 0.0)
     assert all(a.dtype == float for a in (lengths, totals, W, S))
     assert [len(a) for a in window_sums([], np.zeros(0, dtype=int))] == [0, 0, 0, 0]
+
+
+# Two 36-month windows of simulated series where the score in log alpha rounds to exactly 0 at
+# the root: the solver used to stop there at the bisection midpoint it had just computed
+# (alpha ~2e-5, log-likelihoods 3.2 and 6.7 below the maximum).
+SCORE_ZERO = [
+    [4, 4, 2, 2, 1, 4, 4, 6, 7, 8, 4, 6, 3, 1, 2, 4, 4, 5, 6, 2, 13, 6, 11, 1, 4, 5, 0, 3, 4, 3, 5, 5, 0, 7, 8, 3],
+    [4, 4, 14, 6, 4, 2, 6, 3, 6, 1, 12, 5, 5, 4, 9, 4, 11, 2, 4, 0, 3, 2, 1, 3, 6, 12, 3, 2, 6, 4, 4, 3, 2, 2, 3, 3],
+]
+
+
+@pytest.mark.parametrize("row", SCORE_ZERO)
+def test_a_score_of_exactly_zero_is_the_maximum(row):
+    y = np.array(row)
+    _, alpha, ll = nb_intercept_mle_batch(y[None, :])
+    res = optimize.minimize_scalar(lambda t: -nb_loglik(np.exp(t), y), bounds=LOG_ALPHA_BOUNDS,
+                                   method="bounded", options={"xatol": 1e-10})
+    assert alpha[0] == pytest.approx(np.exp(res.x), rel=1e-6)
+    assert ll[0] == pytest.approx(nb_loglik(alpha[0], y), rel=1e-12)
+    assert ll[0] >= -res.fun - 1e-12 * abs(res.fun)
