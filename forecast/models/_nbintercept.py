@@ -27,15 +27,16 @@ def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     S, W = Y.shape
     mu = Y.mean(axis=1) if W else np.zeros(S)
     alpha = np.zeros(S)
+    lg = special.gammaln(Y + 1.0)  # log y!, shared by both log-likelihoods
     with np.errstate(divide="ignore", invalid="ignore"):
-        pois = np.sum(special.xlogy(Y, mu[:, None]) - mu[:, None] - special.gammaln(Y + 1.0), axis=1)
+        pois = np.sum(special.xlogy(Y, mu[:, None]) - mu[:, None] - lg, axis=1)
     ll = np.where(mu > 0, pois, 0.0)
     over = (mu > 0) & (np.mean((Y - mu[:, None]) ** 2, axis=1) > mu)
     rows = np.flatnonzero(over)
     if rows.size == 0:
         return mu, alpha, ll
     y, m = Y[rows], mu[rows][:, None]
-    lgy = special.gammaln(y + 1.0)
+    lgy = lg[rows]
 
     def score_and_slope(theta: np.ndarray, sub: np.ndarray):
         """d ℓ/dθ and d² ℓ/dθ² of the rows ``sub`` (intercept-only: mu is fixed at the mean)."""
@@ -55,6 +56,8 @@ def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     v = np.mean((y - m) ** 2, axis=1)
     theta = np.clip(np.log((v - m[:, 0]) / m[:, 0] ** 2), lo + 1e-3, hi - 1e-3)
     active = np.arange(rows.size)
+    # Rows whose score at the lower bound has been looked at (see below), at most once each.
+    checked = np.zeros(rows.size, dtype=bool)
     for _ in range(200):
         if active.size == 0:
             break
@@ -67,10 +70,25 @@ def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
             newton = t - sc / sl
         inside = (sl < 0) & (newton > lo[active]) & (newton < hi[active])
         new = np.where(inside, newton, 0.5 * (lo[active] + hi[active]))
+        # A score of exactly 0 is the root: the row stops at t (it used to stop at the
+        # bisection midpoint computed for it, far from the maximum).
+        new = np.where(sc == 0, t, new)
         step = np.abs(new - t)
         theta[active] = new
         # |Δθ| <= 1e-10: alpha to 1e-10 relative (below that, rounding in the score decides steps)
-        active = active[(step > 1e-10) & (sc != 0) & (hi[active] - lo[active] > 1e-10)]
+        going = (step > 1e-10) & (sc != 0) & (hi[active] - lo[active] > 1e-10)
+        # A row about to bisect downwards may have its maximum below the bracket (a window
+        # whose variance exceeds its mean by rounding only, or by a hair): the score at the
+        # lower bound tells, in one evaluation, where bisection would spend ~20 rounds to
+        # end within 1e-10 of that bound. Rows it clears at the bound stop there.
+        probe = going & ~inside & ~up & ~checked[active]
+        if probe.any():
+            cand = active[probe]
+            checked[cand] = True
+            at_bound = score_and_slope(np.full(cand.size, LOG_ALPHA_BOUNDS[0]), cand)[0] <= 0
+            theta[cand[at_bound]] = LOG_ALPHA_BOUNDS[0]
+            going[np.flatnonzero(probe)[at_bound]] = False
+        active = active[going]
     a = np.exp(theta)
     alpha[rows] = a
     ll[rows] = np.sum(_dispersion_sums(y, a, 0)[0] - lgy + special.xlogy(y, m) - y * np.log1p(a[:, None] * m)

@@ -102,6 +102,36 @@ def predictive(b: np.ndarray | float, m: np.ndarray, S: np.ndarray, W: np.ndarra
     return mu, alpha
 
 
+def window_sums(series: Sequence[Any], windows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per series (objects with ``.y``, optional ``.observed``): n_i and T_i, the number and
+    sum of all its observed counts, and W_i and S_i, those of its last ``windows[i]``
+    periods (at most the whole series), as float arrays (S,) each.
+
+    Missing periods (``observed`` False, y a placeholder 0) add nothing to a sum and are not
+    counted in n_i or W_i. One concatenation and a cumulative sum for all series: integer
+    counts sum exactly, so the sums equal per-series ``np.sum``'s to the last bit.
+    """
+    k = len(series)
+    n = np.fromiter((len(s.y) for s in series), dtype=np.int64, count=k)
+    span = np.minimum(np.asarray(windows, dtype=np.int64), n)  # calendar periods
+    ends = np.cumsum(n)
+    if k and ends[-1]:
+        y = np.concatenate([np.asarray(s.y) for s in series])
+        csum = np.concatenate([np.zeros(1, dtype=y.dtype), np.cumsum(y)])
+    else:
+        csum = np.zeros(1)
+    totals = (csum[ends] - csum[ends - n]).astype(float)
+    # A window of 0 periods sums to 0 whatever the placeholder arithmetic says.
+    S = np.where(span > 0, csum[ends] - csum[ends - np.maximum(span, 0)], 0).astype(float)
+    lengths, W = n.astype(float), np.maximum(span, 0).astype(float)
+    for i, s in enumerate(series):
+        o = getattr(s, "observed", None)
+        if o is not None:  # (only series with missing periods)
+            lengths[i] = float(o.sum())
+            W[i] = float(o[len(o) - span[i]:].sum()) if span[i] > 0 else 0.0
+    return lengths, totals, W, S
+
+
 def pooled_fit(series: Sequence[Any], groups: Sequence[Any], windows: np.ndarray,
                within: np.ndarray | None = None, fixed_b: np.ndarray | None = None) -> dict[str, Any]:
     """Pool every series in ``series`` (objects with ``.y``, optional ``.observed``) by group;
@@ -117,15 +147,7 @@ def pooled_fit(series: Sequence[Any], groups: Sequence[Any], windows: np.ndarray
     (the series' marginal log-likelihood of its window sum) and ``group``.
     """
     groups = np.asarray([str(g) for g in groups], dtype=object)
-    # Missing periods (``s.observed`` False, y a placeholder 0) add nothing to a sum and
-    # are not counted in n_i or W_i: both count observed periods only.
-    obs = [np.ones(len(s.y), dtype=bool) if getattr(s, "observed", None) is None else s.observed
-           for s in series]
-    lengths = np.array([float(o.sum()) for o in obs])
-    totals = np.array([float(np.sum(s.y)) for s in series])
-    span = np.minimum(np.asarray(windows, dtype=int), [len(s.y) for s in series])  # calendar periods
-    W = np.array([float(o[len(o) - w:].sum()) if w > 0 else 0.0 for o, w in zip(obs, span)])
-    S = np.array([float(np.sum(s.y[len(s.y) - int(w):])) if w > 0 else 0.0 for s, w in zip(series, span)])
+    lengths, totals, W, S = window_sums(series, windows)
     m = long_run_rates(totals, lengths, groups)
     if fixed_b is not None:
         b = np.asarray(fixed_b, dtype=float)

@@ -6,6 +6,8 @@ last *observed* count.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from typing import Any, ClassVar
@@ -20,6 +22,8 @@ from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFi
                                   one_of, positive_int)
 from forecast.models.series import last_observed, observed_values  # noqa: F401  (intermittent imports them here)
 from forecast.periods import Frequency
+
+_NAN = float("nan")  # the standard error of a coefficient without one
 
 #: The default window, in years (converted to periods of the panel's frequency).
 WINDOW_YEARS = 3
@@ -258,8 +262,9 @@ class Climatology(_Windowed):
         return self._series_fit(mu, alpha, ll, len(w))
 
     def _series_fit(self, mu: float, alpha: float, ll: float, n: int, **extra: Any) -> SeriesFit:
-        coef = {"mean": (mu, float(np.sqrt((mu + alpha * mu * mu) / n))), "alpha": (alpha, float("nan"))}
-        coef.update({k: (v, float("nan")) for k, v in extra.items()})
+        coef = {"mean": (mu, math.sqrt((mu + alpha * mu * mu) / n)), "alpha": (alpha, _NAN)}
+        for k, v in extra.items():
+            coef[k] = (v, _NAN)
         return SeriesFit(self, n_obs=n, loglik=ll, n_params=2 if alpha > 0 else 1, coef=coef,
                          state={"mu": mu, "alpha": alpha})
 
@@ -289,31 +294,40 @@ class Climatology(_Windowed):
         pool, groups = panel_for(series)
         keep = [i for i, s in enumerate(pool) if len(s.y)]
         pool, groups = [pool[i] for i in keep], [groups[i] for i in keep]
-        windows = np.array([min(self._window_of(s), len(s.y)) for s in pool])
-        # Alone (a lower ladder rung) one window sum cannot estimate b: the prior then
-        # weighs as much as the window (b = W_i).
-        seen = np.array([len(observed_values(s, int(w))) for s, w in zip(pool, windows)], dtype=float)
-        res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows),
-                         fixed_b=np.maximum(seen, 1.0) if pooling_separately() else None)
+        per_freq: dict[Any, int] = {}  # (one window length per frequency)
+        for s in pool:
+            if s.freq not in per_freq:
+                per_freq[s.freq] = self._window_of(s)
+        windows = np.array([min(per_freq[s.freq], len(s.y)) for s in pool])
+        fixed_b = None
+        if pooling_separately():
+            # Alone (a lower ladder rung) one window sum cannot estimate b: the prior then
+            # weighs as much as the window (b = W_i).
+            seen = np.array([len(observed_values(s, int(w))) for s, w in zip(pool, windows)], dtype=float)
+            fixed_b = np.maximum(seen, 1.0)
+        res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows), fixed_b=fixed_b)
         where = {s.uid: j for j, s in enumerate(pool)}
         lgw = log_factorial_sums(pool, windows)
-        logs: dict[int, float] = {}  # log W_i: a few distinct window sizes
+        # The window counts' marginal log-likelihood: NB of their sum times the multinomial
+        # of the counts given the sum (uniform cells); elementwise, as per series before.
+        W_all, S_all = res["W"], res["S"]
+        with np.errstate(divide="ignore"):
+            logw = np.where(W_all > 0, S_all * np.log(W_all.astype(int).astype(float)), 0.0)
+        lls = (res["loglik"] + special.gammaln(S_all + 1.0) - lgw - logw).tolist()
+        Ws = W_all.astype(int).tolist()
+        # Python floats once for all series (the same values float() of each entry gives).
+        mus, alphas, bs, ms = (res[k].tolist() for k in ("mu", "alpha", "b", "m"))
+        engine = "batched" if batching() else "per-series"
         out: list[SeriesFit | FitFailure] = []
         for s in series:
             j = where.get(s.uid)
             if j is None or not len(s.y):
                 out.append(FitFailure("empty series"))
                 continue
-            W, S = int(res["W"][j]), res["S"][j]
-            if W > 0 and W not in logs:
-                logs[W] = np.log(W)
-            # The window counts' marginal log-likelihood: NB of their sum times the
-            # multinomial of the counts given the sum (uniform cells).
-            ll = float(res["loglik"][j] + special.gammaln(S + 1.0) - lgw[j] - (S * logs[W] if W > 0 else 0.0))
-            fit = self._series_fit(float(res["mu"][j]), float(res["alpha"][j]), ll, max(W, 1),
-                                   prior_strength=float(res["b"][j]), long_run_rate=float(res["m"][j]))
+            fit = self._series_fit(mus[j], alphas[j], lls[j], max(Ws[j], 1), prior_strength=bs[j],
+                                   long_run_rate=ms[j])
             fit.n_params = 1
-            fit.engine = "batched" if batching() else "per-series"
+            fit.engine = engine
             out.append(fit)
         return out
 
