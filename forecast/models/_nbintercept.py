@@ -94,3 +94,17 @@ def nb_intercept_mle_batch(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     ll[rows] = np.sum(_dispersion_sums(y, a, 0)[0] - lgy + special.xlogy(y, m) - y * np.log1p(a[:, None] * m)
                       - m * _log1p_ratio(a[:, None] * m), axis=1)
     return mu, alpha, ll
+
+
+def nb_intercept_mle(y: np.ndarray) -> tuple[float, float, float]:
+    """Maximum-likelihood NB2 mean and dispersion of an i.i.d. sample.
+
+    The MLE of the mean is the sample mean for any alpha; alpha maximises the
+    profile likelihood and is 0 (Poisson) when the sample is not overdispersed
+    (its variance, divisor n, does not exceed its mean). Returns (mu, alpha, loglik).
+    One row of :func:`nb_intercept_mle_batch`, so a
+    series gets the same estimate alone or in a batch.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    mu, alpha, ll = nb_intercept_mle_batch(y[None, :])
+    return float(mu[0]), float(alpha[0]), float(ll[0])

@@ -29,7 +29,7 @@ import contextvars
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from forecast.models._glmbatch import nb_intercept_mle_batch
 from forecast.models.series import observed_values
@@ -76,6 +76,7 @@ def fit_prior_strength(m: np.ndarray, S: np.ndarray, W: np.ndarray,
     With no series that ever had an event the likelihood is flat; the upper bound is
     returned then (the forecast is the long-run rate, 0, anyway).
     """
+    from scipy import optimize  # (here, not at the top: a slow import every CLI call would pay)
     m, S, W = (np.asarray(v, dtype=float) for v in (m, S, W))
     keep = m > 0
     if not keep.any():

@@ -12,11 +12,11 @@ import numpy as np
 
 from typing import Any, ClassVar
 
-from scipy import special, stats
+from scipy import special
 
 from forecast.distributions import K_CAP_MAX
 from forecast.models._baselinebatch import after_zero_rate, log_factorial_sums, seasonal_means  # noqa: F401
-from forecast.models._glmbatch import nb_intercept_mle_batch
+from forecast.models._nbintercept import nb_intercept_mle, nb_intercept_mle_batch  # noqa: F401 (public here)
 from forecast.models._pooled import _within_alpha, long_run_rates, panel_for, pooled_fit, pooling_separately
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
                                   one_of, positive_int)
@@ -168,20 +168,6 @@ class SeasonalNaive(ModelSpec):
             if len(hit):
                 out[j] = float(s.y[hit[0]])
         return out
-
-
-def nb_intercept_mle(y: np.ndarray) -> tuple[float, float, float]:
-    """Maximum-likelihood NB2 mean and dispersion of an i.i.d. sample.
-
-    The MLE of the mean is the sample mean for any alpha; alpha maximises the
-    profile likelihood and is 0 (Poisson) when the sample is not overdispersed
-    (its variance, divisor n, does not exceed its mean). Returns (mu, alpha, loglik).
-    One row of :func:`~forecast.models._glmbatch.nb_intercept_mle_batch`, so a
-    series gets the same estimate alone or in a batch.
-    """
-    y = np.asarray(y, dtype=np.int64)
-    mu, alpha, ll = nb_intercept_mle_batch(y[None, :])
-    return float(mu[0]), float(alpha[0]), float(ll[0])
 
 
 class _Windowed(ModelSpec):
@@ -366,7 +352,8 @@ class LongRunRate(ModelSpec):
         out: list[SeriesFit | FitFailure] = []
         for s in series:
             r = rate.get(s.uid, 0.0)
-            ll = float(stats.poisson.logpmf(observed_values(s), r).sum()) if r > 0 else 0.0
+            k = observed_values(s)  # Poisson log pmf, as scipy.stats.poisson.logpmf computes it
+            ll = float((special.xlogy(k, r) - special.gammaln(k + 1.0) - r).sum()) if r > 0 else 0.0
             out.append(SeriesFit(self, n_obs=s.n_observed, n_params=1, loglik=ll, coef={"rate": (r, float("nan"))},
                                  state={"rate": r}))
         return out
