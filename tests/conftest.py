@@ -12,8 +12,17 @@ its cost with ``@pytest.mark.slow(seconds)`` (seconds on a quiet two-core machin
 figure is enough, it only orders the queue). A file costs its largest mark, so a module-wide
 ``pytestmark = pytest.mark.slow(s)`` gives the whole file's cost; files without marks follow
 in their usual order. A serial run (``-n 0``) keeps the usual order.
+
+**One BLAS thread per worker.** Each xdist worker is one core's process: a BLAS library
+with its default threads (two here) in each worker puts four busy threads on two cores
+(the suite took 5 min 35 s so, 5 min 02 s with one thread per worker). Workers therefore
+limit BLAS to one thread, for themselves (threadpoolctl) and for the processes they start
+(the CLI runs of the safety corpus, the notebooks). A serial run keeps the defaults; the
+benchmarks (``benchmarks/``) always run on the machine's defaults.
 """
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -21,6 +30,12 @@ pytest_plugins = ("pytester",)  # tests/test_suite_schedule.py runs toy suites t
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: one BLAS thread (see above)
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
     config.addinivalue_line(
         "markers", "slow(seconds): rough run time on a quiet two-core machine; under pytest-xdist "
                    "the files with the longest tests start first (tests/conftest.py)")
