@@ -149,6 +149,10 @@ class _Objective:
         return ll, g, J
 
 
+#: A warm NB refit that ends below this dispersion is redone the cold way (see _direct_nb).
+WARM_ALPHA_MIN = 1e-4
+
+
 def _masked(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, v, 0.0)
 
@@ -176,8 +180,10 @@ def fit_batch(X: np.ndarray, y: np.ndarray, off: np.ndarray, *, penalty: float =
         Warm start: coefficients (and NB dispersions) to start each series' Newton ascent
         from, e.g. its fit at the previous backtest origin; rows with a non-finite entry
         (and alpha <= 0) start from R's start as without. The optimum is the same to the
-        stopping rule, in fewer iterations. NB: the Poisson fit (whose score in alpha at 0
-        decides the boundary) starts from ``start`` too.
+        stopping rule, in fewer iterations. NB: a row with ``alpha_start > 0`` goes straight
+        to the joint ascent from (``start``, log ``alpha_start``); if that ends below
+        ``WARM_ALPHA_MIN`` or stalls, the row is fitted the cold way (the Poisson fit from
+        ``start``, whose score in alpha at 0 decides the boundary), so a boundary fit stays one.
 
     Returns
     -------
@@ -261,22 +267,36 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
         mu0 = yr + 0.1
         A = Xr.xtwx(wm(mu0)) + np.diag(pen_o)
         b0, solved = _newton_steps(A, Xr.xtv(wm(mu0 * (np.log(mu0) - offr))))
+        direct = np.zeros(rows.size, dtype=bool)
         if start is not None:  # warm start where given (in the shared-first column order)
             warm = np.asarray(start, dtype=float)[rows][:, order]
             use = np.all(np.isfinite(warm), axis=1)
             b0[use], solved[use] = warm[use], True
-        pois = _Objective(Xr, yr, offr, pen_o, lgyr, nb=False, mask=mr)
-        beta, g, _, it0, conv = _newton(pois, b0, tol, max_iter)
+            if nb and alpha_start is not None:  # an interior NB fit before: the joint ascent at once
+                a_w = np.asarray(alpha_start, dtype=float)[rows]
+                direct, d_fit = _direct_nb(Xr, yr, offr, pen_o, lgyr, mr, warm, use & np.isfinite(a_w) & (a_w > 0),
+                                           a_w, tol, max_iter)
+        rest = np.flatnonzero(~direct)  # every row but the warm NB rows that went straight to NB
+        beta, it0, conv = np.full((rows.size, p), np.nan), np.zeros(rows.size, dtype=int), np.zeros(rows.size, bool)
+        if rest.size:
+            pois = _Objective(Xr, yr, offr, pen_o, lgyr, nb=False, mask=mr)
+            pois = pois if rest.size == rows.size else pois.take(rest)
+            beta[rest], _, _, it0[rest], conv[rest] = _newton(pois, b0[rest], tol, max_iter)
         good = solved & conv
         alpha = np.zeros(rows.size)
-        boundary = np.ones(rows.size, dtype=bool)
+        boundary = ~direct
         score0 = np.full(rows.size, np.nan)
         n_iter = it0.copy()
-        if nb:
-            mu = np.exp(Xr.xb(beta) + offr)
-            score0 = 0.5 * np.sum(wm((yr - mu) ** 2 - yr), axis=1)
-            boundary = score0 <= 0
-            inner = np.flatnonzero(good & ~boundary)
+        if direct.any():
+            d = np.flatnonzero(direct)
+            x_d, J_d, n_iter[d] = d_fit
+            beta[d], alpha[d], good[d] = x_d[:, :p], np.exp(x_d[:, p]), True
+            out["alpha_se"][rows[d]] = alpha[d] * np.sqrt(_log_alpha_tt(J_d, p))
+        if nb and rest.size:
+            mu = np.exp(Xr.xb(beta) + offr)  # (all rows, as without direct ones: the same sums)
+            score0 = np.where(direct, np.nan, 0.5 * np.sum(wm((yr - mu) ** 2 - yr), axis=1))
+            boundary = ~direct & (score0 <= 0)
+            inner = np.flatnonzero(good & ~boundary & ~direct)
             if inner.size:
                 a0 = 2 * score0[inner] / np.sum(wm(mu**2)[inner], axis=1)
                 if alpha_start is not None:
@@ -292,18 +312,7 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
                 alpha[inner] = np.exp(x[:, p])
                 n_iter[inner] += it
                 good[inner] &= conv2
-                # alpha's SE: profile information of log alpha = 1 / [J^-1]_tt, J = -H (delta method)
-                e = np.zeros((inner.size, p + 1, 1))
-                e[:, p] = 1.0
-                with np.errstate(all="ignore"):
-                    try:  # J is positive definite at a converged interior maximum
-                        tt = np.linalg.solve(J2, e)[:, p, 0]
-                    except np.linalg.LinAlgError:
-                        tt = np.full(inner.size, np.nan)
-                bad = ~(np.isfinite(tt) & (tt > 0))
-                if bad.any():  # as the per-series solver: the pseudo-inverse
-                    tt[bad] = np.linalg.pinv(J2[bad])[:, p, p]
-                out["alpha_se"][rows[inner]] = alpha[inner] * np.sqrt(tt)
+                out["alpha_se"][rows[inner]] = alpha[inner] * np.sqrt(_log_alpha_tt(J2, p))
         eta = Xr.xb(beta) + offr
         mu = np.exp(eta)
         # Fitted means ~0 where y = 0 may be separation: the per-series solver's LP decides.
@@ -338,6 +347,43 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
     out["boundary"][rows] = boundary if nb else False
     out["score0"][rows] = score0
     return BatchFit(ok=ok, **out)
+
+
+def _log_alpha_tt(J: np.ndarray, p: int) -> np.ndarray:
+    """[J^-1]_tt of log alpha (last of p + 1 parameters) for each information matrix J = -H:
+    alpha's SE by the delta method is alpha * sqrt of it (pseudo-inverse where J is singular,
+    as the per-series solver)."""
+    e = np.zeros((len(J), p + 1, 1))
+    e[:, p] = 1.0
+    with np.errstate(all="ignore"):
+        try:  # J is positive definite at a converged interior maximum
+            tt = np.linalg.solve(J, e)[:, p, 0]
+        except np.linalg.LinAlgError:
+            tt = np.full(len(J), np.nan)
+    bad = ~(np.isfinite(tt) & (tt > 0))
+    if bad.any():
+        tt[bad] = np.linalg.pinv(J[bad])[:, p, p]
+    return tt
+
+
+def _direct_nb(Xr, yr, offr, pen_o, lgyr, mr, warm, cand, a_w, tol, max_iter):
+    """Rows ``cand`` (warm-started from an interior NB fit) by the joint NB ascent from there,
+    skipping the Poisson pre-fit. Returns (accepted rows as a mask, (x, J, iterations) of them).
+
+    Accepted: converged with alpha >= ``WARM_ALPHA_MIN``. Where the cold fit would put alpha on
+    the boundary 0 (score in alpha at the Poisson fit <= 0), the ascent heads to alpha -> 0 and
+    stops only once alpha * |score| < tol, far below that: such rows, and rows that stall, are
+    refitted the cold way (Poisson first, then the boundary test), so the decision is the cold
+    one."""
+    ok = np.zeros(len(cand), dtype=bool)
+    c = np.flatnonzero(cand)
+    if not c.size:
+        return ok, None
+    fun = _Objective(Xr.take(c), yr[c], offr[c], pen_o, lgyr[c], nb=True, mask=None if mr is None else mr[c])
+    x, _, J, it, conv = _newton(fun, np.c_[warm[c], np.log(a_w[c])], tol, max_iter)
+    take = conv & np.all(np.isfinite(x), axis=1) & (np.exp(x[:, -1]) >= WARM_ALPHA_MIN)
+    ok[c[take]] = True
+    return ok, (x[take], J[take], it[take])
 
 
 def _nb_loglik_rows(y, eta, mu, alpha, lgy) -> np.ndarray:
