@@ -24,11 +24,12 @@ from scipy import special
 
 from forecast._threads import one_blas_thread
 from forecast.models._glmcheck import _SEPARATION_MU, _diverging_columns
-from forecast.models._glmfit import _log1p_ratio
 # (the intercept-only NB2 fit of the climatology baseline, importable from here)
 from forecast.models._nbintercept import LOG_ALPHA_BOUNDS, nb_intercept_mle_batch  # noqa: F401
-from forecast.models._glmstack import (_aliased, _clearly_full_rank, _dispersion_sums, _nb_pieces, _newton,
-                                       _newton_steps, _spd_inverse, _Stacked)
+from forecast.models._glmgroupnb import AlphaProfile
+from forecast.models._glmgroups import group_means_start, profile_newton
+from forecast.models._glmstack import (_aliased, _clearly_full_rank, _dispersion_sums, _log_alpha_tt, _nb_loglik_rows,
+                                       _nb_pieces, _newton, _newton_steps, _spd_inverse, _Stacked)
 
 #: Series whose largest count exceeds this use the per-series solver: the batched
 #: dispersion-sum table has one row per series and one column per count value.
@@ -263,21 +264,32 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
         yr, offr, lgyr = y[rows], off[rows], lgy[rows]
         mr = None if mask is None else mask[rows]
         wm = (lambda v: v) if mr is None else (lambda v: _masked(v, mr))  # noqa: E731
-        # R's start: one weighted least-squares step from mu = y + 0.1.
-        mu0 = yr + 0.1
-        A = Xr.xtwx(wm(mu0)) + np.diag(pen_o)
-        b0, solved = _newton_steps(A, Xr.xtv(wm(mu0 * (np.log(mu0) - offr))))
+        # A design of groups of periods (calendar dummies only, unpenalised): the MLE in closed
+        # form (each group's mean; _glmgroups), which the ascents below then confirm at once.
+        found = group_means_start(Xr.D, yr, offr, mr) if Xr.p == Xr.pd and not pen_o.any() else None
+        exact = np.zeros(rows.size, dtype=bool) if found is None else found[1]
+        b0, solved = np.empty((rows.size, p)), np.ones(rows.size, dtype=bool)
+        if exact.any():
+            b0[exact] = found[0][exact]
+        need = np.flatnonzero(~exact)
+        if need.size:  # R's start: one weighted least-squares step from mu = y + 0.1.
+            Xn = Xr if need.size == rows.size else Xr.take(need)
+            mu0 = yr[need] + 0.1
+            mu0w = mu0 if mr is None else _masked(mu0, mr[need])
+            b0[need], solved[need] = _newton_steps(Xn.xtwx(mu0w) + np.diag(pen_o),
+                                                   Xn.xtv(mu0w * (np.log(mu0) - offr[need])))
         direct = np.zeros(rows.size, dtype=bool)
         if start is not None:  # warm start where given (in the shared-first column order)
             warm = np.asarray(start, dtype=float)[rows][:, order]
-            use = np.all(np.isfinite(warm), axis=1)
+            use = np.all(np.isfinite(warm), axis=1) & ~exact
             b0[use], solved[use] = warm[use], True
             if nb and alpha_start is not None:  # an interior NB fit before: the joint ascent at once
                 a_w = np.asarray(alpha_start, dtype=float)[rows]
                 direct, d_fit = _direct_nb(Xr, yr, offr, pen_o, lgyr, mr, warm, use & np.isfinite(a_w) & (a_w > 0),
                                            a_w, tol, max_iter)
-        rest = np.flatnonzero(~direct)  # every row but the warm NB rows that went straight to NB
-        beta, it0, conv = np.full((rows.size, p), np.nan), np.zeros(rows.size, dtype=int), np.zeros(rows.size, bool)
+        rest = np.flatnonzero(~direct & ~exact)  # the Poisson ascent's rows (closed forms need none)
+        beta, it0, conv = np.full((rows.size, p), np.nan), np.zeros(rows.size, dtype=int), exact.copy()
+        beta[exact] = b0[exact]
         if rest.size:
             pois = _Objective(Xr, yr, offr, pen_o, lgyr, nb=False, mask=mr)
             pois = pois if rest.size == rows.size else pois.take(rest)
@@ -292,7 +304,7 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
             x_d, J_d, n_iter[d] = d_fit
             beta[d], alpha[d], good[d] = x_d[:, :p], np.exp(x_d[:, p]), True
             out["alpha_se"][rows[d]] = alpha[d] * np.sqrt(_log_alpha_tt(J_d, p))
-        if nb and rest.size:
+        if nb and (rest.size or exact.any()):
             mu = np.exp(Xr.xb(beta) + offr)  # (all rows, as without direct ones: the same sums)
             score0 = np.where(direct, np.nan, 0.5 * np.sum(wm((yr - mu) ** 2 - yr), axis=1))
             boundary = ~direct & (score0 <= 0)
@@ -302,6 +314,19 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
                 if alpha_start is not None:
                     a_warm = np.asarray(alpha_start, dtype=float)[rows[inner]]
                     a0 = np.where(np.isfinite(a_warm) & (a_warm > 0), a_warm, a0)
+                ex = exact[inner]
+                if ex.any():  # group designs: beta is exact at every alpha, alpha from its profile,
+                    # and the information is block diagonal (see _glmgroups)
+                    at = inner[ex]
+                    groups = found[2]
+                    first = np.unique(groups, return_index=True)[1]
+                    prof = AlphaProfile(yr[at], None if mr is None else mr[at], groups, mu[at][:, first])
+                    th, it_p, ok_p, H_p = profile_newton(prof, np.log(a0[ex]), tol, max_iter)
+                    alpha[at], n_iter[at] = np.exp(th), it_p
+                    good[at] &= ok_p
+                    out["alpha_se"][rows[at]] = alpha[at] * np.sqrt(-1.0 / H_p)
+                    inner, a0 = inner[~ex], a0[~ex]
+            if inner.size:
                 fun = _Objective(Xr.take(inner), yr[inner], offr[inner], pen_o, lgyr[inner], nb=True,
                                  mask=None if mr is None else mr[inner])
                 b_nb = beta[inner]
@@ -349,23 +374,6 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
     return BatchFit(ok=ok, **out)
 
 
-def _log_alpha_tt(J: np.ndarray, p: int) -> np.ndarray:
-    """[J^-1]_tt of log alpha (last of p + 1 parameters) for each information matrix J = -H:
-    alpha's SE by the delta method is alpha * sqrt of it (pseudo-inverse where J is singular,
-    as the per-series solver)."""
-    e = np.zeros((len(J), p + 1, 1))
-    e[:, p] = 1.0
-    with np.errstate(all="ignore"):
-        try:  # J is positive definite at a converged interior maximum
-            tt = np.linalg.solve(J, e)[:, p, 0]
-        except np.linalg.LinAlgError:
-            tt = np.full(len(J), np.nan)
-    bad = ~(np.isfinite(tt) & (tt > 0))
-    if bad.any():
-        tt[bad] = np.linalg.pinv(J[bad])[:, p, p]
-    return tt
-
-
 def _direct_nb(Xr, yr, offr, pen_o, lgyr, mr, warm, cand, a_w, tol, max_iter):
     """Rows ``cand`` (warm-started from an interior NB fit) by the joint NB ascent from there,
     skipping the Poisson pre-fit. Returns (accepted rows as a mask, (x, J, iterations) of them).
@@ -384,10 +392,3 @@ def _direct_nb(Xr, yr, offr, pen_o, lgyr, mr, warm, cand, a_w, tol, max_iter):
     take = conv & np.all(np.isfinite(x), axis=1) & (np.exp(x[:, -1]) >= WARM_ALPHA_MIN)
     ok[c[take]] = True
     return ok, (x[take], J[take], it[take])
-
-
-def _nb_loglik_rows(y, eta, mu, alpha, lgy) -> np.ndarray:
-    a = np.where(alpha > 0, alpha, 1.0)  # rows at alpha = 0 are replaced by the Poisson form
-    u = a[:, None] * mu
-    s0 = _dispersion_sums(y, a, 0)[0]
-    return s0 - lgy + y * eta - y * np.log1p(u) - mu * _log1p_ratio(u)

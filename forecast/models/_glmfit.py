@@ -16,19 +16,12 @@ from numpy.typing import ArrayLike
 from scipy import linalg, special
 
 from forecast.models._glmcheck import _SEPARATION_MU, _alias_note, _prepare, _separation
-from forecast.numerics import log1p_ratio as _log1p_ratio
+from forecast.models._glmgroups import group_means_start, profile_newton
+# (the per-observation NB2 pieces, importable from here as before)
+from forecast.models._nbpieces import (_DH_POLY, _H_POLY, _SERIES_U, _TABLE_MAX_Y,  # noqa: F401
+                                       _dispersion_sums, _h_and_dh, _log1p_ratio)
 
 __all__ = ["GLMFit", "fit_poisson", "fit_negbin", "poisson_loglik", "negbin_loglik"]
-
-# Above this count the sums over k < y come from digamma/trigamma instead of a table;
-# the table is exact as alpha -> 0, the special functions lose digits there.
-_TABLE_MAX_Y = 100_000
-# h(u) = (log1p(u) - u/(1+u)) / u^2 and h'(u) cancel badly for small u: use their series.
-_SERIES_U = 0.1
-_K = np.arange(2, 26)
-_H_POLY = ((-1.0) ** _K * (_K - 1) / _K)[::-1]
-_DH_POLY = ((-1.0) ** _K[1:] * (_K[1:] - 1) * (_K[1:] - 2) / _K[1:])[::-1]
-
 
 @dataclass(frozen=True)
 class GLMFit:
@@ -106,36 +99,6 @@ def negbin_loglik(y: ArrayLike, mu: ArrayLike, alpha: float) -> np.ndarray:
     s0 = _dispersion_sums(yi.ravel(), float(alpha))[0].reshape(y.shape)
     u = alpha * mu
     return s0 - special.gammaln(yi + 1.0) + special.xlogy(yi, mu) - yi * np.log1p(u) - mu * _log1p_ratio(u)
-
-
-# Per-observation pieces: pure, elementwise functions (vectorisable across series later).
-def _h_and_dh(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """h(u) = (log1p(u) - u/(1+u)) / u^2 and h'(u), accurate for all u >= 0."""
-    u = np.asarray(u, dtype=float)
-    small = u < _SERIES_U
-    v = np.where(small, 1.0, u)  # placeholder keeps the direct branch free of 0/0
-    f = np.log1p(v) - v / (1 + v)
-    h, dh = np.asarray(f / v**2), np.asarray(1 / (v * (1 + v) ** 2) - 2 * f / v**3)
-    if small.any():  # the series only where it is needed (degree 24: as costly as the rest)
-        h[small], dh[small] = np.polyval(_H_POLY, u[small]), np.polyval(_DH_POLY, u[small])
-    return h, dh
-
-
-def _dispersion_sums(y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """S_0 = sum_{k<y} log(1 + k a), S_1 = sum k/(1 + k a), S_2 = sum k^2/(1 + k a)^2."""
-    if alpha == 0.0:
-        yf = y.astype(float)
-        return np.zeros_like(yf), yf * (yf - 1) / 2, (yf - 1) * yf * (2 * yf - 1) / 6
-    ymax = int(y.max()) if y.size else 0
-    if ymax <= _TABLE_MAX_Y:
-        k = np.arange(ymax, dtype=float)
-        ak = k / (1 + alpha * k)
-        return tuple(np.concatenate(([0.0], np.cumsum(t)))[y] for t in (np.log1p(alpha * k), ak, ak**2))
-    r, yf = 1 / alpha, y.astype(float)
-    d0 = special.digamma(yf + r) - special.digamma(r)
-    d1 = special.polygamma(1, r) - special.polygamma(1, yf + r)
-    s0 = special.gammaln(yf + r) - special.gammaln(r) - yf * np.log(r)
-    return s0, (yf - r * d0) / alpha, (yf - 2 * r * d0 + r * r * d1) / alpha**2
 
 
 def _nb_terms(y: np.ndarray, eta: np.ndarray, alpha: float, lgy: np.ndarray, order: int):
@@ -294,8 +257,33 @@ def _all_zero(X, kept, nb: bool) -> GLMFit:
 
 
 def _fit_poisson_core(X, y, off, pen, kept, lgy, tol, max_iter):
-    fun = _objective(X[:, kept], y, off, pen[kept], lgy, with_alpha=False)
-    return _newton(fun, _poisson_start(X[:, kept], y, off, pen[kept]), tol, max_iter)
+    """The Poisson ascent, from the closed form where the design only tells groups of
+    periods apart (:mod:`~forecast.models._glmgroups`: it then stops at once), else from
+    R's start. Returns the ascent's (x, g, H, iterations, converged) and the closed form's
+    coefficients or None."""
+    Xk = X[:, kept]
+    found = None if pen[kept].any() else group_means_start(Xk, y[None, :].astype(float), off[None, :])
+    exact = found[0][0] if found is not None and found[1][0] else None
+    fun = _objective(Xk, y, off, pen[kept], lgy, with_alpha=False)
+    return _newton(fun, _poisson_start(Xk, y, off, pen[kept]) if exact is None else exact, tol, max_iter), exact
+
+
+class _AlphaProfile:
+    """One series' NB2 log-likelihood in log alpha with mu held (group designs)."""
+
+    def __init__(self, y, eta, lgy):
+        self.y, self.eta, self.lgy = y, eta, lgy
+
+    def take(self, rows):
+        return self
+
+    def __call__(self, theta, order):
+        a = float(np.exp(theta[0]))
+        t = _nb_terms(self.y, self.eta, a, self.lgy, 2 if order else 0)
+        if order == 0:
+            return np.array([np.sum(t)])
+        g = a * np.sum(t[3])
+        return np.array([np.sum(t[0])]), np.array([g]), np.array([a * a * np.sum(t[4]) + g])
 
 
 def fit_poisson(X: ArrayLike, y: ArrayLike, offset: ArrayLike | None = None, *, penalty: float = 0.0,
@@ -339,7 +327,7 @@ def fit_poisson(X: ArrayLike, y: ArrayLike, offset: ArrayLike | None = None, *, 
         return _all_zero(X, kept, nb=False)
     lgy = special.gammaln(y + 1.0)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        beta, g, H, it, conv = _fit_poisson_core(X, y, off, pen, kept, lgy, tol, max_iter)
+        (beta, g, H, it, conv), _ = _fit_poisson_core(X, y, off, pen, kept, lgy, tol, max_iter)
         return _finish(X, y, off, pen, kept, beta, 0.0, g, H, it, conv, [], nb=False)
 
 
@@ -388,12 +376,15 @@ def fit_negbin(X: ArrayLike, y: ArrayLike, offset: ArrayLike | None = None, *, p
         raise ValueError(f"alpha_start must be a finite float > 0; got {alpha_start!r}.")
     lgy = special.gammaln(y + 1.0)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        beta, g, H, it0, conv = _fit_poisson_core(X, y, off, pen, kept, lgy, tol, max_iter)
+        (beta, g, H, it0, conv), exact = _fit_poisson_core(X, y, off, pen, kept, lgy, tol, max_iter)
         mu = np.exp(X[:, kept] @ beta + off)
         score0 = float(np.sum(_nb_terms(y, np.log(mu), 0.0, lgy, 2)[3]))
         if score0 <= 0:
             return _finish(X, y, off, pen, kept, beta, 0.0, g, H, it0, conv, [boundary_note(score0)], nb=True)
         a0 = alpha_start if alpha_start is not None else 2 * score0 / np.sum(mu**2)
+        if exact is not None:  # group design: mu is the MLE's at every alpha; alpha from its profile
+            th, it_p, ok_p, _ = profile_newton(_AlphaProfile(y, np.log(mu), lgy), np.array([np.log(a0)]), tol, max_iter)
+            a0, it0 = (float(np.exp(th[0])) if ok_p[0] else a0), it0 + int(it_p[0])
         fun = _objective(X[:, kept], y, off, pen[kept], lgy, with_alpha=True)
         x, g, H, it, conv = _newton(fun, np.r_[beta, np.log(a0)], tol, max_iter)
         return _finish(X, y, off, pen, kept, x[:-1], float(np.exp(x[-1])), g, H, it0 + it, conv, [], nb=True)

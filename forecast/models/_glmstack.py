@@ -10,7 +10,7 @@ import numpy as np
 from scipy import special
 
 from forecast.models._glmcheck import _ALIAS_TOL
-from forecast.models._glmfit import _DH_POLY, _H_POLY, _SERIES_U, _TABLE_MAX_Y
+from forecast.models._nbpieces import _DH_POLY, _H_POLY, _SERIES_U, _TABLE_MAX_Y, _log1p_ratio
 
 #: Step-halvings allowed per Newton step (as the per-series solver).
 _HALVINGS = 40
@@ -336,3 +336,27 @@ def _aliased(X: np.ndarray, pen: np.ndarray) -> np.ndarray:
     r_diag = np.abs(np.diagonal(np.linalg.qr(aug, mode="r"), axis1=1, axis2=2))
     norms = np.maximum(np.linalg.norm(aug, axis=1), np.finfo(float).tiny)
     return np.any(r_diag <= _ALIAS_TOL * norms, axis=1)
+
+
+def _log_alpha_tt(J: np.ndarray, p: int) -> np.ndarray:
+    """[J^-1]_tt of log alpha (last of p + 1 parameters) for each information matrix J = -H:
+    alpha's SE by the delta method is alpha * sqrt of it (pseudo-inverse where J is singular,
+    as the per-series solver)."""
+    e = np.zeros((len(J), p + 1, 1))
+    e[:, p] = 1.0
+    with np.errstate(all="ignore"):
+        try:  # J is positive definite at a converged interior maximum
+            tt = np.linalg.solve(J, e)[:, p, 0]
+        except np.linalg.LinAlgError:
+            tt = np.full(len(J), np.nan)
+    bad = ~(np.isfinite(tt) & (tt > 0))
+    if bad.any():
+        tt[bad] = np.linalg.pinv(J[bad])[:, p, p]
+    return tt
+
+
+def _nb_loglik_rows(y, eta, mu, alpha, lgy) -> np.ndarray:
+    a = np.where(alpha > 0, alpha, 1.0)  # rows at alpha = 0 are replaced by the Poisson form
+    u = a[:, None] * mu
+    s0 = _dispersion_sums(y, a, 0)[0]
+    return s0 - lgy + y * eta - y * np.log1p(u) - mu * _log1p_ratio(u)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from forecast.models._glmfit import _h_and_dh, _log1p_ratio
+from forecast.models._nbpieces import _h_and_dh, _log1p_ratio
 from forecast.models._glmstack import _dispersion_sums
 
 #: Bracket of log alpha searched (alpha from 2e-9 to 3000), as the per-series baseline had.

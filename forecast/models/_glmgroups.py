@@ -1,0 +1,137 @@
+r"""Closed-form GLM fits for designs that only tell groups of periods apart.
+
+When the rows of a design take exactly ``p`` distinct values ``r_1..r_p`` (one per group
+of periods) and those are linearly independent, the design spans the same space as the
+group indicators: intercept plus month dummies (monthly), quarter dummies (quarterly),
+an intercept alone (yearly, or no seasonality). Then the log-linear Poisson and NB2
+likelihoods have their maximum where every group's fitted mean is its sample mean:
+
+.. math::
+    \partial\ell/\partial\beta = \sum_t x_t\,\frac{y_t - \mu_t}{1 + \alpha\mu_t} = 0
+    \iff \sum_{t\in g}(y_t - \mu_g) = 0 \iff \mu_g = \bar y_g
+
+for every alpha >= 0 (mu and the weight 1/(1 + alpha mu) are constant within a group), so
+:math:`\hat\beta = R^{-1}(\log\bar y_g - o_g)_g` with R the matrix of the distinct rows
+(offsets must be constant within each group), and NB2's alpha maximises a one-parameter
+profile likelihood (:func:`profile_newton`). At that point the cross-derivatives of beta
+and alpha vanish too, so the observed information is block diagonal.
+
+The solvers use this as their start: the damped Newton ascent then finds its gradient
+below the tolerance at once (0 iterations), so every check of the iterative fit
+(gradient, Hessian, separation, boundary) still runs on the result. A group without
+events (a mean of 0: separation) or without kept periods is left to the iterative fit.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["group_design", "group_means_start", "profile_newton"]
+
+#: Distinct design rows that are less independent than this (smallest / largest singular
+#: value) are not treated as groups.
+_COND = 1e-10
+
+
+def group_design(D: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(group of each row, R^-1)`` when the rows of ``D`` (n, p) take exactly p linearly
+    independent values (rows of R, in ``np.unique`` order); else None."""
+    D = np.asarray(D, dtype=float)
+    if D.ndim != 2 or D.shape[0] <= D.shape[1]:
+        return None
+    uniq, groups = np.unique(D, axis=0, return_inverse=True)
+    if uniq.shape[0] != D.shape[1]:
+        return None
+    sv = np.linalg.svd(uniq, compute_uv=False)
+    if not sv[-1] > _COND * sv[0]:
+        return None
+    return np.asarray(groups).reshape(-1), np.linalg.inv(uniq)
+
+
+def group_means_start(D: np.ndarray, y: np.ndarray, off: np.ndarray,
+                      mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    r"""The maximum-likelihood coefficients of series sharing a group design ``D`` (n, p).
+
+    Parameters
+    ----------
+    D : (n, p) design shared by all series (no per-series columns, no penalty).
+    y, off : (S, n) counts and offsets; mask : (S, n) bool rows kept, or None (all).
+
+    Returns
+    -------
+    (beta, exact, groups) : (S, p) coefficients, (S,) bool and the group (0..p-1) of each
+        period, or None when D is no group design.
+        ``exact`` rows have every group with a kept period and a positive total, and
+        offsets constant within each group; there
+        :math:`\beta = R^{-1}(\log(\sum_{t\in g} y_t / n_g) - o_g)`. Other rows are NaN.
+    """
+    found = group_design(D)
+    if found is None:
+        return None
+    groups, R_inv = found
+    p = R_inv.shape[0]
+    E = np.zeros((groups.size, p))
+    E[np.arange(groups.size), groups] = 1.0
+    w = np.ones(y.shape) if mask is None else np.asarray(mask, dtype=float)
+    n_g = w @ E
+    tot = (w * y) @ E
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off_g = (w * off) @ E / n_g
+        spread = np.max(np.abs(off - off_g @ E.T) * w, axis=1, initial=0.0)
+        exact = (n_g > 0).all(axis=1) & (tot > 0).all(axis=1) & (spread <= 1e-12 * (1 + np.abs(off_g).max(axis=1)))
+        eta_g = np.log(tot / n_g) - off_g
+    beta = np.full((y.shape[0], p), np.nan)
+    beta[exact] = eta_g[exact] @ R_inv.T
+    return beta, exact, groups
+
+
+def profile_newton(fun: Callable, theta: np.ndarray, tol: float, max_iter: int):
+    """Damped Newton ascent of S one-parameter objectives at once (log alpha's profile).
+
+    ``fun(theta, 0)`` returns values (S,), ``fun(theta, 2)`` values, gradients and second
+    derivatives; ``fun.take(rows)`` (optional) the objective of some rows. Steps are halved
+    until the value does not fall (allowing rounding, as the GLM solvers). Returns theta,
+    iterations and converged (|gradient| <= tol); a row whose second derivative is not
+    negative, or whose halving runs out, stops unconverged. Also returns the second
+    derivatives at the returned theta (the observed information is their negative).
+    """
+    theta = np.asarray(theta, dtype=float).copy()
+    S = theta.size
+    n_iter, conv = np.zeros(S, dtype=int), np.zeros(S, dtype=bool)
+    active = np.arange(S)
+    f, g, H = fun(theta, 2)
+    H_out = np.full(S, np.nan)
+    for it in range(max_iter + 1):
+        done = np.abs(g) <= tol
+        conv[active[done]], n_iter[active[done]] = True, it
+        stuck = ~done & ~(np.isfinite(f) & np.isfinite(g) & (H < 0))
+        n_iter[active[stuck]] = it
+        H_out[active] = H
+        keep = ~(done | stuck)
+        if it == max_iter:
+            n_iter[active[keep]] = it
+            break
+        if not keep.all():
+            active, f, g, H = active[keep], f[keep], g[keep], H[keep]
+            fun = fun.take(np.flatnonzero(keep))
+        if not active.size:
+            break
+        step = -g / H
+        slack = 1e-12 * (1 + np.abs(f))
+        f_new, g_new, H_new = fun(theta[active] + step, 2)
+        bad = ~(np.isfinite(f_new) & (f_new >= f - slack))
+        for _ in range(40):
+            if not bad.any():
+                break
+            step[bad] /= 2
+            f_b, g_b, H_b = fun.take(np.flatnonzero(bad))(theta[active[bad]] + step[bad], 2)
+            f_new[bad], g_new[bad], H_new[bad] = f_b, g_b, H_b
+            bad[bad] = ~(np.isfinite(f_b) & (f_b >= f[bad] - slack[bad]))
+        if bad.any():  # halving ran out: those rows stop where they were
+            n_iter[active[bad]] = it
+            f_new[bad], g_new[bad], H_new[bad] = np.nan, np.nan, np.nan
+            step[bad] = 0.0
+        theta[active] += step
+        f, g, H = f_new, g_new, H_new
+    return theta, n_iter, conv, H_out
