@@ -19,7 +19,11 @@ and alpha vanish too, so the observed information is block diagonal.
 The solvers use this as their start: the damped Newton ascent then finds its gradient
 below the tolerance at once (0 iterations), so every check of the iterative fit
 (gradient, Hessian, separation, boundary) still runs on the result. A group without
-events (a mean of 0: separation) or without kept periods is left to the iterative fit.
+events has no finite MLE (separation: its mean's supremum is at 0); it starts at mean
+:data:`EMPTY_MU`, where the gradient is already below any tolerance the solvers use, and
+their exact separation test names the diverging columns as it would after a long ascent
+(whose last iterate is just as arbitrary). A group without kept periods, and offsets
+that vary within a group, are left to the iterative fit.
 """
 from __future__ import annotations
 
@@ -27,7 +31,11 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["group_design", "group_means_start", "profile_newton"]
+__all__ = ["EMPTY_MU", "group_design", "group_means_start", "profile_newton"]
+
+#: Start mean of a group without events (separation: see the module docstring); its part
+#: of the gradient is then at most (periods in the group) x 1e-12.
+EMPTY_MU = 1e-12
 
 #: Distinct design rows that are less independent than this (smallest / largest singular
 #: value) are not treated as groups.
@@ -62,9 +70,10 @@ def group_means_start(D: np.ndarray, y: np.ndarray, off: np.ndarray,
     -------
     (beta, exact, groups) : (S, p) coefficients, (S,) bool and the group (0..p-1) of each
         period, or None when D is no group design.
-        ``exact`` rows have every group with a kept period and a positive total, and
-        offsets constant within each group; there
-        :math:`\beta = R^{-1}(\log(\sum_{t\in g} y_t / n_g) - o_g)`. Other rows are NaN.
+        ``exact`` rows have every group with a kept period, some events, and offsets
+        constant within each group; there
+        :math:`\beta = R^{-1}(\log(\sum_{t\in g} y_t / n_g) - o_g)`, a group without
+        events at mean :data:`EMPTY_MU`. Other rows are NaN.
     """
     found = group_design(D)
     if found is None:
@@ -79,8 +88,8 @@ def group_means_start(D: np.ndarray, y: np.ndarray, off: np.ndarray,
     with np.errstate(divide="ignore", invalid="ignore"):
         off_g = (w * off) @ E / n_g
         spread = np.max(np.abs(off - off_g @ E.T) * w, axis=1, initial=0.0)
-        exact = (n_g > 0).all(axis=1) & (tot > 0).all(axis=1) & (spread <= 1e-12 * (1 + np.abs(off_g).max(axis=1)))
-        eta_g = np.log(tot / n_g) - off_g
+        exact = (n_g > 0).all(axis=1) & (tot > 0).any(axis=1) & (spread <= 1e-12 * (1 + np.abs(off_g).max(axis=1)))
+        eta_g = np.log(np.where(tot > 0, tot / n_g, EMPTY_MU)) - off_g
     beta = np.full((y.shape[0], p), np.nan)
     beta[exact] = eta_g[exact] @ R_inv.T
     return beta, exact, groups

@@ -104,16 +104,26 @@ def test_batch_closed_form_equals_the_per_series_fits_with_missing_periods() -> 
     assert res.boundary[3] and res.alpha[3] == 0.0
 
 
-def test_groups_without_events_or_with_varying_offsets_take_the_iterative_path() -> None:
+def test_empty_groups_are_separation_and_varying_offsets_take_the_iterative_path() -> None:
     X = month_design(48)
     _, Y = nb_panel(3, 48, 0.3, 9)
-    Y[0, np.arange(48) % 12 == 5] = 0  # a month with no events: separation, no closed form
+    Y[0, np.arange(48) % 12 == 5] = 0  # a month with no events: separation, no finite MLE
     off = np.zeros(Y.shape)
     off[1] = np.log(np.linspace(1, 2, 48))  # exposure that changes within a month group
     off[2] = np.log(3.0)  # constant exposure: still closed form
     beta, exact, _ = group_means_start(X, Y.astype(float), off)
-    assert exact.tolist() == [False, False, True]
-    assert "separation" in fit_poisson(X, Y[0]).message
+    assert exact.tolist() == [True, False, True]
+    for solver in (fit_poisson, fit_negbin):
+        sep = solver(X, Y[0])  # starts at the empty month's mean 1e-12: the separation test names it
+        assert not sep.converged and sep.n_iter <= 8
+        assert sep.message.startswith("separation: coefficient of column 5 diverges")
+        assert sep.coef[5] < -20
+        others = np.r_[0:5, 6:12]  # the other months keep their sample means
+        np.testing.assert_allclose(sep.mu[np.isin(np.arange(48) % 12, others)],
+                                   fit_poisson(X[np.arange(48) % 12 != 5][:, others],
+                                               Y[0][np.arange(48) % 12 != 5]).mu, rtol=1e-9)
+    res = fit_batch(np.broadcast_to(X, (3, 48, 12)), Y, off, nb=True)
+    assert not res.ok[0] and res.diverging[0].tolist() == [5]
     varying = fit_poisson(X, Y[1], off[1])
     assert varying.n_iter > 0 and varying.converged  # the ascent, from R's start
     const = fit_poisson(X, Y[2], off[2])
