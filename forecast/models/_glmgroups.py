@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["EMPTY_MU", "group_design", "group_means_start", "profile_newton"]
+__all__ = ["EMPTY_MU", "group_design", "group_means_start", "profile_newton", "unique_rows"]
 
 #: Start mean of a group without events (separation: see the module docstring); its part
 #: of the gradient is then at most (periods in the group) x 1e-12.
@@ -42,19 +42,38 @@ EMPTY_MU = 1e-12
 _COND = 1e-10
 
 
+def unique_rows(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(distinct rows, index of each row's)`` of a 2-D float array, like
+    ``np.unique(A, axis=0, return_inverse=True)`` up to the order of the distinct rows.
+
+    Rows are told apart by one random projection (a sort of n floats instead of a
+    lexicographic sort of n rows) and the answer is then checked exactly; a collision
+    (probability 0 for distinct finite rows, but checked) falls back to ``np.unique``.
+    """
+    A = np.ascontiguousarray(A, dtype=float)
+    key = A @ np.random.default_rng(0).standard_normal(A.shape[1])  # (a fixed local stream)
+    _, first, at = np.unique(key, return_index=True, return_inverse=True)
+    at = np.asarray(at).reshape(-1)
+    uniq = A[first]
+    if np.array_equal(uniq[at], A):
+        return uniq, at
+    uniq, at = np.unique(A, axis=0, return_inverse=True)
+    return uniq, np.asarray(at).reshape(-1)
+
+
 def group_design(D: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """``(group of each row, R^-1)`` when the rows of ``D`` (n, p) take exactly p linearly
-    independent values (rows of R, in ``np.unique`` order); else None."""
+    independent values (rows of R); else None."""
     D = np.asarray(D, dtype=float)
     if D.ndim != 2 or D.shape[0] <= D.shape[1]:
         return None
-    uniq, groups = np.unique(D, axis=0, return_inverse=True)
+    uniq, groups = unique_rows(D)
     if uniq.shape[0] != D.shape[1]:
         return None
     sv = np.linalg.svd(uniq, compute_uv=False)
     if not sv[-1] > _COND * sv[0]:
         return None
-    return np.asarray(groups).reshape(-1), np.linalg.inv(uniq)
+    return groups, np.linalg.inv(uniq)
 
 
 def group_means_start(D: np.ndarray, y: np.ndarray, off: np.ndarray,

@@ -10,6 +10,7 @@ import numpy as np
 from scipy import special
 
 from forecast.models._glmcheck import _ALIAS_TOL
+from forecast.models._glmgroups import unique_rows
 from forecast.models._nbpieces import _DH_POLY, _H_POLY, _SERIES_U, _TABLE_MAX_Y, _log1p_ratio
 
 #: Step-halvings allowed per Newton step (as the per-series solver).
@@ -106,8 +107,8 @@ class _Stacked:
         # round differently from those of a tall one whatever its width: batch and per-series
         # fits agree to rounding, not bit for bit.)
         DD = (D[:, :, None] * D[:, None, :]).reshape(n, pd_ * pd_)
-        uniq, at = np.unique(DD.T, axis=0, return_inverse=True)
-        self.DD, self.DD_at = np.ascontiguousarray(uniq.T), np.asarray(at).reshape(-1)
+        uniq, self.DD_at = unique_rows(DD.T)
+        self.DD = np.ascontiguousarray(uniq.T)
 
     @classmethod
     def from_array(cls, X: np.ndarray) -> tuple["_Stacked", np.ndarray]:

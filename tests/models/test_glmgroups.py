@@ -13,7 +13,7 @@ from scipy import optimize, special
 from forecast.models._glmbatch import fit_batch
 from forecast.models._glmfit import fit_negbin, fit_poisson, negbin_loglik
 from forecast.models._glmgroupnb import AlphaProfile
-from forecast.models._glmgroups import group_design, group_means_start, profile_newton
+from forecast.models._glmgroups import group_design, group_means_start, profile_newton, unique_rows
 
 
 def month_design(n: int, trend: bool = False) -> np.ndarray:
@@ -36,7 +36,8 @@ def test_group_designs_are_recognised() -> None:
     X = month_design(60)
     groups, R_inv = group_design(X)
     assert np.array_equal(np.bincount(groups), np.full(12, 5))
-    np.testing.assert_allclose(R_inv @ np.unique(X, axis=0), np.eye(12), atol=1e-12)
+    rep = np.array([np.flatnonzero(groups == g)[0] for g in range(12)])  # each group's row of X
+    np.testing.assert_allclose(X[rep] @ R_inv, np.eye(12), atol=1e-12)
     assert group_design(np.ones((10, 1))) is not None  # an intercept alone: one group
     assert group_design(month_design(60, trend=True)) is None  # a trend: 60 distinct rows
     aliased = np.column_stack([X, X[:, 1]])  # 12 distinct rows but 13 columns
@@ -168,3 +169,17 @@ def test_profile_newton_recovers_known_dispersions() -> None:
     assert abs(np.median(a) - 0.5) < 0.03
     se = a * np.sqrt(-1 / H)  # the delta-method SE is about the estimates' spread
     assert 0.8 < np.std(a) / np.median(se) < 1.25
+
+
+def test_unique_rows_equals_numpy_unique() -> None:
+    rng = np.random.default_rng(13)
+    A = rng.integers(0, 3, (200, 4)).astype(float)
+    A[:, 2] = np.where(A[:, 2] > 1, 1e-300, A[:, 2])  # tiny and zero entries stay apart
+    uniq, at = unique_rows(A)
+    np.testing.assert_array_equal(uniq[at], A)
+    ref = np.unique(A, axis=0)
+    assert len(uniq) == len(ref) and np.array_equal(np.unique(uniq, axis=0), ref)
+    D = month_design(36)
+    DD = (D[:, :, None] * D[:, None, :]).reshape(36, -1).T  # the batched solver's use
+    uniq, at = unique_rows(DD)
+    assert len(uniq) == 13 and np.array_equal(uniq[at], DD)  # 1, each month, and 0
