@@ -27,7 +27,7 @@ from forecast.models._glmcheck import _SEPARATION_MU, _diverging_columns
 # (the intercept-only NB2 fit of the climatology baseline, importable from here)
 from forecast.models._nbintercept import LOG_ALPHA_BOUNDS, nb_intercept_mle_batch  # noqa: F401
 from forecast.models._glmgroupnb import AlphaProfile
-from forecast.models._glmgroups import group_means_start, profile_newton
+from forecast.models._glmgroups import group_diverging, group_means_start, profile_newton
 from forecast.models._glmstack import (_aliased, _clearly_full_rank, _dispersion_sums, _log_alpha_tt, _nb_loglik_rows,
                                        _nb_pieces, _newton, _newton_steps, _spd_inverse, _Stacked)
 
@@ -345,7 +345,8 @@ def _fit_batch(X, y, off, *, penalty, nb, tol, max_iter, rows, start=None, alpha
         good &= np.all(np.isfinite(beta), axis=1)
         for j in np.flatnonzero(good & near_zero):  # the exact test, as the per-series solver runs it
             kr = slice(None) if mr is None else mr[j]  # on the kept rows only
-            div = _diverging_columns(Xr.full([j])[0][:, back][kr], yr[j][kr], pen == 0)
+            Xj, yj = Xr.full([j])[0][:, back][kr], yr[j][kr]
+            div = group_diverging(Xj, yj, found[2][kr]) if exact[j] else _diverging_columns(Xj, yj, pen == 0)
             if div.size:
                 out["diverging"][int(rows[j])] = div
                 good[j] = False

@@ -31,7 +31,9 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["EMPTY_MU", "group_design", "group_means_start", "profile_newton", "unique_rows"]
+from forecast.models._glmcheck import _unpinned
+
+__all__ = ["EMPTY_MU", "group_design", "group_means_start", "group_diverging", "profile_newton", "unique_rows"]
 
 #: Start mean of a group without events (separation: see the module docstring); its part
 #: of the gradient is then at most (periods in the group) x 1e-12.
@@ -163,3 +165,17 @@ def profile_newton(fun: Callable, theta: np.ndarray, tol: float, max_iter: int):
         theta[active] += step
         f, g, H = f_new, g_new, H_new
     return theta, n_iter, conv, H_out
+
+
+def group_diverging(X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Diverging columns of an unpenalised group design (what
+    :func:`~forecast.models._glmcheck._diverging_columns` finds, without its search): a
+    direction can lower exactly one group's linear predictor and leave the others, so the
+    rows that separate are those of the groups without events, and the columns the other
+    rows do not pin down diverge."""
+    tot = np.bincount(groups, weights=y, minlength=X.shape[1])
+    zero = y == 0
+    neg = tot[groups[zero]] == 0
+    if not neg.any():
+        return np.zeros(0, dtype=int)
+    return _unpinned(X, zero, neg, np.ones(X.shape[1], dtype=bool))

@@ -13,7 +13,7 @@ from scipy import optimize, special
 from forecast.models._glmbatch import fit_batch
 from forecast.models._glmfit import fit_negbin, fit_poisson, negbin_loglik
 from forecast.models._glmgroupnb import AlphaProfile
-from forecast.models._glmgroups import group_design, group_means_start, profile_newton, unique_rows
+from forecast.models._glmgroups import group_design, group_diverging, group_means_start, profile_newton, unique_rows
 
 
 def month_design(n: int, trend: bool = False) -> np.ndarray:
@@ -183,3 +183,18 @@ def test_unique_rows_equals_numpy_unique() -> None:
     DD = (D[:, :, None] * D[:, None, :]).reshape(36, -1).T  # the batched solver's use
     uniq, at = unique_rows(DD)
     assert len(uniq) == 13 and np.array_equal(uniq[at], DD)  # 1, each month, and 0
+
+
+def test_group_separation_equals_the_general_test() -> None:
+    """Empty groups (a month, the base month, several) name the same columns as the LP route."""
+    from forecast.models._glmcheck import _diverging_columns
+    X = month_design(60)
+    groups, _ = group_design(X)
+    _, Y = nb_panel(6, 60, 0.3, 14)
+    Y = np.maximum(Y, 1)
+    empties = [[], [4], [0], [0, 7], [3, 4, 5], list(range(1, 12))]
+    for y, empty in zip(Y, empties):
+        y[np.isin(groups, empty)] = 0
+        expected = _diverging_columns(X, y, np.ones(12, dtype=bool))
+        np.testing.assert_array_equal(group_diverging(X, y, groups), expected)
+        assert (expected.size > 0) == bool(empty)
