@@ -27,6 +27,11 @@ from forecast.models.series import PanelData, check_no_missing, count_summaries,
 ModelSpec = Any
 
 
+#: The columns of :meth:`FittedModel.diagnostics`, in order.
+DIAGNOSTIC_COLUMNS = ("unique_id", "converged", "fallback", "reason", "model_used", "loglik", "aic", "n_obs",
+                      "message", "engine", "mean_capped", "mean_floored")
+
+
 class FittedModel:
     """A spec fitted to every series of a panel. Immutable; ``forecast`` has no side effects."""
 
@@ -190,18 +195,33 @@ class FittedModel:
         ``MEAN_FLOOR_FRACTION x the series' mean count`` to that floor (an underflow, e.g. a
         fitted mean of 0 after past events; a point mass at 0 became Poisson(floor)).
         """
+        return self._diagnostics(DIAGNOSTIC_COLUMNS)
+
+    def _diagnostics(self, columns: tuple[str, ...]) -> pd.DataFrame:
+        """:meth:`diagnostics` with only ``columns`` (in the order of :data:`DIAGNOSTIC_COLUMNS`):
+        a backtest keeps six of them at every origin, and the others are not built."""
         fits = self._fits
-        fallback, used, reason = [f.fallback for f in fits], [f.spec.name for f in fits], [f.reason for f in fits]
-        for i, (label, name, note) in self._forecast_fallback.items():
-            fallback[i], used[i] = label, name
-            reason[i] = "; ".join(r for r in (reason[i], f"forecast: {note}") if r)
+        if not fits:
+            return pd.DataFrame([])
+        want = [c for c in DIAGNOSTIC_COLUMNS if c in columns]
         # (built column by column: the same frame as from one dict per series, at a fraction of the cost)
-        cols = {"unique_id": [s.uid for s in self._data.series], "converged": [f.converged for f in fits],
-                "fallback": fallback, "reason": reason, "model_used": used, "loglik": [f.loglik for f in fits],
-                "aic": [f.aic for f in fits], "n_obs": [f.n_obs for f in fits], "message": [f.message for f in fits],
-                "engine": [f.engine for f in fits], "mean_capped": self._capped.astype(bool).tolist(),
-                "mean_floored": self._floored.astype(bool).tolist()}
-        return pd.DataFrame(cols) if fits else pd.DataFrame([])
+        make = {"unique_id": lambda: [s.uid for s in self._data.series],
+                "converged": lambda: [f.converged for f in fits],
+                "loglik": lambda: [f.loglik for f in fits], "aic": lambda: [f.aic for f in fits],
+                "n_obs": lambda: [f.n_obs for f in fits], "message": lambda: [f.message for f in fits],
+                "engine": lambda: [f.engine for f in fits],
+                "mean_capped": lambda: self._capped.astype(bool).tolist(),
+                "mean_floored": lambda: self._floored.astype(bool).tolist()}
+        cols = {}
+        if {"fallback", "reason", "model_used"} & set(want):
+            fallback, used, reason = [f.fallback for f in fits], [f.spec.name for f in fits], [f.reason for f in fits]
+            for i, (label, name, note) in self._forecast_fallback.items():
+                fallback[i], used[i] = label, name
+                reason[i] = "; ".join(r for r in (reason[i], f"forecast: {note}") if r)
+            make.update(fallback=lambda: fallback, reason=lambda: reason, model_used=lambda: used)
+        for c in want:
+            cols[c] = make[c]()
+        return pd.DataFrame(cols)
 
     def __repr__(self) -> str:
         n_fb = sum(f.fallback != "none" for f in self._fits)
