@@ -34,13 +34,50 @@ def score_block(label: str, cutoff: pd.Timestamp, fc: Any, y: np.ndarray, scales
             "h": np.minimum(idx["h"].to_numpy(), top).astype(np.int32), "model": _constant(label, n), "y": y}
     for name, v in cols.items():
         data[name] = np.minimum(v, top).astype(np.int32) if name.startswith(("lo-", "hi-")) else v
-    table = pd.DataFrame(data, index=pd.RangeIndex(n), copy=False)
     m = len(diagnostics)
-    diag = pd.DataFrame({"model": _constant(label, m), "cutoff": _constant(cutoff, m),
-                         **{c: _copy(diagnostics[c]) for c in DIAGNOSTICS if c in diagnostics.columns}},
-                        index=pd.RangeIndex(m), copy=False)
-    return dict(cutoff=cutoff, forecasts=table, scores=pd.DataFrame(sc), diagnostics=diag,
-                pmf=fc if keep_pmf else None)
+    diag = {"model": _constant(label, m), "cutoff": _constant(cutoff, m),
+            **{c: _copy(diagnostics[c]) for c in DIAGNOSTICS if c in diagnostics.columns}}
+    return Block(cutoff, fc if keep_pmf else None, forecasts=(data, n), scores=(sc, n), diagnostics=(diag, m))
+
+
+class Block(dict):
+    """What :func:`score_block` returns: a dict of ``cutoff``, ``pmf`` (None unless kept) and the
+    frames ``forecasts``, ``scores`` and ``diagnostics``, each built from its columns on first
+    read. The collector of a backtest reads the columns (:meth:`columns`) and never builds the
+    frames: thousands of blocks, each built as frames only to be taken apart again.
+    """
+
+    def __init__(self, cutoff: Any, pmf: Any, **frames: tuple[dict, int]) -> None:
+        super().__init__(cutoff=cutoff, pmf=pmf)
+        self.frames = frames  # kind -> (column name -> 1-D array, rows)
+
+    def __missing__(self, key: str) -> pd.DataFrame:
+        if key not in self.frames:
+            raise KeyError(key)
+        cols, n = self.frames[key]
+        self[key] = frame = pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)
+        return frame
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.frames or super().__contains__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def columns(self, kind: str) -> tuple[dict, int] | None:
+        """The columns and rows of frame ``kind`` when each is a 1-D array a frame keeps as it
+        is (numbers, times, bool, pandas text); None otherwise (then read the frame)."""
+        if kind in self.keys():  # (already built: the frame is what counts)
+            return None
+        cols, n = self.frames[kind]
+        for v in cols.values():
+            if isinstance(v, np.ndarray):
+                if v.ndim != 1 or v.dtype.kind not in "biufmM" or len(v) != n:
+                    return None
+            elif not (isinstance(v, (pd.arrays.StringArray, pd.arrays.ArrowStringArray, pd.arrays.DatetimeArray))
+                      and len(v) == n):
+                return None
+        return cols, n
 
 
 #: The diagnostics columns a backtest keeps (after ``model, cutoff``), when the model reports them.

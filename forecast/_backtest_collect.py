@@ -47,24 +47,55 @@ class _Frame:
         self.pieces: list[tuple[tuple, _Piece]] = []
         self.tables: dict[str, dict[Any, int]] = {}  # column -> value -> code (code 0: missing)
         self.codes: dict[str, np.ndarray] = {}  # the joined codes of the text columns of the last build
+        self._last: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # column -> last block's (values, codes)
 
     def add(self, order: tuple, df: pd.DataFrame) -> int:
         """Keep ``df`` as column arrays; returns the bytes of its columns (``memory_usage``'s count)."""
         cols: dict[str, Any] = {}
         size = 0
-        for name in df.columns:
-            s = df[name]
-            size += s.array.nbytes
+        for name, s in df.items():
+            arr = s.array
+            size += arr.nbytes
             if _coded(s.dtype):
-                codes, uniques = pd.factorize(s, use_na_sentinel=True)
-                table = self.tables.setdefault(name, {None: 0})
-                known = np.array([table.setdefault(u, len(table)) for u in uniques] + [0], dtype=np.int32)
-                cols[name] = known[codes]  # (code -1, a missing value, takes the appended 0)
+                cols[name] = self._codes(name, arr)
             else:  # numbers, times, bool, object: a copy of the column, so that each can be freed
                 # on its own (a view would keep the block's whole 2-D array alive until its last column)
-                cols[name] = s.to_numpy(copy=True) if isinstance(s.dtype, np.dtype) else s.array.copy()
+                cols[name] = s.to_numpy(copy=True) if isinstance(s.dtype, np.dtype) else arr.copy()
         self.pieces.append((order, _Piece(cols, len(df), tuple(zip(df.columns, df.dtypes)))))
         return size
+
+    def add_columns(self, order: tuple, cols: dict[str, Any], n: int) -> int:
+        """:meth:`add` of the frame ``pd.DataFrame(cols)`` (``n`` rows of 1-D arrays, see
+        :meth:`~forecast._backtest_block.Block.columns`), from the arrays themselves."""
+        out: dict[str, Any] = {}
+        size = 0
+        schema = []
+        for name, arr in cols.items():
+            size += arr.nbytes
+            schema.append((name, arr.dtype))
+            if _coded(arr.dtype):
+                out[name] = self._codes(name, arr)
+            elif isinstance(arr, np.ndarray):  # (an array that owns its data is freed on its own)
+                out[name] = arr if arr.base is None else arr.copy()
+            else:
+                out[name] = arr.to_numpy(copy=True) if isinstance(arr.dtype, np.dtype) else arr.copy()
+        self.pieces.append((order, _Piece(out, n, tuple(schema))))
+        return size
+
+    def _codes(self, name: str, arr: Any) -> np.ndarray:
+        """The codes of text column ``name``'s values ``arr`` in its value table (0: missing)."""
+        codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+        values = np.asarray(uniques, dtype=object)
+        # The blocks of a chunk of series carry the same ids (and labels) at every origin: their
+        # codes are those of the last block when the values are, which one comparison tells.
+        last = self._last.get(name)
+        if last is not None and len(last[0]) == len(values) and (last[0] == values).all():
+            known = last[1]
+        else:
+            table = self.tables.setdefault(name, {None: 0})
+            known = np.array([table.setdefault(u, len(table)) for u in values.tolist()] + [0], dtype=np.int32)
+            self._last[name] = (values, known)
+        return known[codes]  # (code -1, a missing value, takes the appended 0)
 
     def values(self, name: str) -> np.ndarray:
         """The values of text column ``name`` by code (code 0: missing, None)."""
@@ -196,7 +227,9 @@ class Collector:
         """One block (a :func:`~forecast.backtesting.score_block` dict) of model ``label``."""
         order = (self.rank[(label, block["cutoff"])], *seq)
         for kind in KINDS:
-            size = self.frames[kind].add(order, block[kind])
+            cols = block.columns(kind) if hasattr(block, "columns") else None
+            size = self.frames[kind].add(order, block[kind]) if cols is None else self.frames[kind].add_columns(
+                order, *cols)
             self._since_trim += size
             self._held += size
         if self.keep_pmf:
