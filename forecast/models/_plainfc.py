@@ -35,33 +35,40 @@ class Plain:
 
 def stack_plain(sfs: list, h: int) -> Plain | None:
     """The forecasts stacked when every one is a :class:`SeriesForecast` of a :data:`PLAIN`
-    family with float64 means of shape (h,) (and, for NB2, dispersions of that shape; a
-    Poisson forecast with none), and nothing else set; None otherwise."""
+    family with float means of shape (h,) (and, for NB2, dispersions of that shape; a Poisson
+    forecast with none), and nothing else set; None otherwise."""
     S = len(sfs)
-    if not S:
+    if not S or {type(sf) for sf in sfs} != {SeriesForecast}:  # (a reason, a string: the guards)
         return None
-    family, mus = [None] * S, [None] * S
-    alphas: list[Any] = [None] * S
-    nb = False
-    for i, sf in enumerate(sfs):
-        if type(sf) is not SeriesForecast or sf.pi is not None or sf.paths is not None or sf.pmf is not None \
-                or sf.path_mu is not None:
+    # Attribute by attribute over the list (the checks in C: ``count``, ``np.stack``), not series by series.
+    family = [sf.family for sf in sfs]
+    kinds = set(family)
+    if not kinds <= set(PLAIN):
+        return None
+    for name in ("pi", "paths", "pmf", "path_mu"):
+        if [getattr(sf, name) for sf in sfs].count(None) != S:
             return None
-        f, mu, a = sf.family, sf.mu, sf.alpha
-        if f == "negbin":
-            if type(a) is not np.ndarray or a.shape != (h,) or a.dtype != np.float64:
-                return None
-            nb = True
-        elif f != "poisson" or a is not None:
+    try:
+        mu = np.stack([sf.mu for sf in sfs])
+    except (ValueError, TypeError):  # (shapes differ, or a mean is missing)
+        return None
+    if mu.shape != (S, h) or mu.dtype != np.float64:
+        return None
+    alphas = [sf.alpha for sf in sfs]
+    if "negbin" not in kinds:
+        return Plain(family, mu, np.zeros_like(mu)) if alphas.count(None) == S else None
+    if "poisson" in kinds:
+        if [a for f, a in zip(family, alphas) if f == "poisson"].count(None) != family.count("poisson"):
             return None
-        if type(mu) is not np.ndarray or mu.shape != (h,) or mu.dtype != np.float64:
-            return None
-        family[i], mus[i], alphas[i] = f, mu, a
-    mu = np.stack(mus)
-    if not nb:
-        return Plain(family, mu, np.zeros_like(mu))
-    zero = np.zeros(h)
-    return Plain(family, mu, np.stack([zero if a is None else a for a in alphas]))
+        zero = np.zeros(h)
+        alphas = [zero if f == "poisson" else a for f, a in zip(family, alphas)]
+    try:
+        alpha = np.stack(alphas)
+    except (ValueError, TypeError):
+        return None
+    if alpha.shape != (S, h) or alpha.dtype != np.float64:
+        return None
+    return Plain(family, mu, alpha)
 
 
 def unguarded(plain: Plain, caps: np.ndarray, floors: np.ndarray) -> bool:
