@@ -27,7 +27,8 @@ SETTINGS = dict(horizon=3, n_origins=5, refit_every=2, seed=11, keep_pmf=False, 
 
 FORECASTS = [("unique_id", "category"), ("ds", "datetime64[ns]"), ("cutoff", "datetime64[ns]"), ("h", "int32"),
              ("model", "category"), ("y", "int64"), ("mean", "float64")] + \
-    [(f"{s}-{lv}", "int32") for lv in (50, 80, 95) for s in ("lo", "hi")] + [("p_ge_1", "float64"), ("p_ge_5", "float64")]
+    [(f"{s}-{lv}", "int32") for lv in (50, 80, 95) for s in ("lo", "hi")] + \
+    [("p_ge_1", "float64"), ("p_ge_5", "float64")]
 SCORES = [(c, "float64") for c in ("log", "log_floored", "impossible", "rps", "dss", "brier_ge_1", "brier_ge_5",
                                    "coverage_50", "interval_50", "mass_50", "coverage_80", "interval_80", "mass_80",
                                    "coverage_95", "interval_95", "mass_95", "abs_error", "sq_error", "bias", "pit_lo",
@@ -74,9 +75,13 @@ def _long(res) -> pd.DataFrame:
             text = v.dt.strftime("%Y-%m-%d") if v.dtype.kind == "M" else v.astype(object).where(v.notna(), None)
             num = pd.to_numeric(v, errors="coerce") if v.dtype.kind in "biuf" else np.nan
             parts.append(pd.DataFrame({"frame": name, "row": np.arange(len(frame)), "column": col,
-                                       "text": text.astype(object).map(lambda x: None if x is None else str(x)).to_numpy(),
+                                       "text": text.astype(object).map(_as_str).to_numpy(),
                                        "value": np.asarray(num, dtype=float) if v.dtype.kind in "biuf" else np.nan}))
     return pd.concat(parts, ignore_index=True)
+
+
+def _as_str(x):
+    return None if x is None else str(x)
 
 
 def write_reference() -> None:  # pragma: no cover (run by hand; see the module docstring)
@@ -90,10 +95,12 @@ def result():
 
 
 def test_columns_and_dtypes_are_pinned(result):
-    for frame, want in ((result.forecasts, FORECASTS), (result.point_scores, SCORES), (result.diagnostics, DIAGNOSTICS)):
+    for frame, want in ((result.forecasts, FORECASTS), (result.point_scores, SCORES),
+                        (result.diagnostics, DIAGNOSTICS)):
         assert [(c, str(t)) for c, t in zip(frame.columns, frame.dtypes)] == want
     for c in ("unique_id", "model"):
-        assert result.forecasts[c].cat.categories.dtype == "str" and result.forecasts[c].cat.categories.is_monotonic_increasing
+        cats = result.forecasts[c].cat.categories
+        assert cats.dtype == "str" and cats.is_monotonic_increasing
 
 
 def test_values_are_pinned(result):
