@@ -42,13 +42,23 @@ def _truncate(full, cutoff: pd.Timestamp, first: pd.Timestamp | None, horizon: i
         nxt = Y[:, m:m + horizon] if O is None else np.where(O[:, m:m + horizon], Y[:, m:m + horizon], -1)
         ahead[idx, :nxt.shape[1]] = nxt
         scale[idx] = _mase_scales(Y[:, a:m], season, None if O is None else O[:, a:m])
-        for i in idx:
+        # The series as ``Series(uid, ds[a:m], y[a:m], freq, exog, observed[a:m])`` would build
+        # them (an all-observed window: no mask), without its per-series checks: the masks of a
+        # calendar are read stacked.
+        span = ds[a:m]
+        first_ns = int(span[0].astype(np.int64))
+        seen = some = None if O is None else O[:, a:m]
+        if seen is not None:
+            seen, some = seen.all(axis=1), seen.any(axis=1)
+        for k, i in enumerate(idx):
             s = full.series[i]
-            ob = None if s.observed is None else s.observed[a:m]
-            if ob is not None and not ob.any():
-                continue  # nothing observed yet
+            ob = None
+            if seen is not None and not seen[k]:
+                if not some[k]:
+                    continue  # nothing observed yet
+                ob = s.observed[a:m]
             exog = None if s.exog is None else s.exog.iloc[a:m].reset_index(drop=True)
-            train.append((i, Series(s.uid, ds[a:m], s.y[a:m], s.freq, exog, ob)))
+            train.append((i, Series._regular(s.uid, span, s.y[a:m], s.freq, exog, ob, first_ns)))
     train.sort(key=lambda t: t[0])  # back to the panel's series order
     keep = np.array([i for i, _ in train], dtype=int)
     data = PanelData([t for _, t in train], full.freq, full.keys, full.adjacency)  # (keys: the pooling groups)

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from forecast._backtest_block import DIAGNOSTICS, score_block  # noqa: F401 (score_block: public here)
 from forecast._backtest_collect import Collector
 from forecast._backtest_data import _mase_scales, _truncate  # noqa: F401 (_mase_scales: tests)
 from forecast._backtest_result import BacktestResult  # noqa: F401 (public here)
@@ -33,6 +34,7 @@ from forecast._progress_tally import Tally, ticking
 from forecast.adjacency import as_attr
 from forecast.exceptions import ConfigError, ForecastWarning
 from forecast.models.base import ModelSpec, infer_freq, warm_starting
+from forecast.models.fitted import FittedModel
 
 KEY_COLUMNS = ("country", "province", "event_type")
 
@@ -341,41 +343,12 @@ def _run_block(label: str, spec: ModelSpec, cutoffs: list[pd.Timestamp], frame: 
             continue
         if not seen.all():  # (a subset copies the dense pmf: skip it when every row is observed)
             fc = fc.subset(np.flatnonzero(seen))
-        out.append(score_block(label, cutoff, fc, yv[seen].astype("int64"), scales, fitted.diagnostics(),
+        # (only the columns a backtest keeps, when the model reports the base diagnostics)
+        diag = fitted._diagnostics(DIAGNOSTICS) if type(fitted).diagnostics is FittedModel.diagnostics \
+            else fitted.diagnostics()
+        out.append(score_block(label, cutoff, fc, yv[seen].astype("int64"), scales, diag,
                                levels=levels, thresholds=thresholds, keep_pmf=keep_pmf))
     return out
-
-
-def score_block(label: str, cutoff: pd.Timestamp, fc: Any, y: np.ndarray, scales: np.ndarray,
-                diagnostics: pd.DataFrame, *, levels: tuple, thresholds: tuple, keep_pmf: bool) -> dict:
-    """One (model, cutoff) block of a backtest: the forecast table, its scores against the
-    observed ``y`` (rows of ``fc``), the diagnostics and (``keep_pmf``) the forecast itself.
-
-    Shared with combinations that assemble their backtest from their members' (the
-    ``auto`` model), so every block is scored the same way.
-    """
-    from forecast.scoring import scores_and_table
-
-    # the scores and the table's quantiles and exceedances from one pass over the pmf
-    sc, cols = scores_and_table(fc, y, levels=levels, thresholds=thresholds)
-    sc["mase"] = sc["abs_error"] / scales
-    # Interval bounds and steps as int32 (counts are read up to 1e9 < 2**31): a large backtest
-    # holds a row per forecast, and these are 7 of its ~13 numeric columns.
-    top = np.iinfo(np.int32).max
-    idx = fc.index
-    data = {"unique_id": idx["unique_id"].array, "ds": idx["ds"].array,
-            "h": np.minimum(idx["h"].to_numpy(), top).astype(np.int32), "y": y}
-    for name, v in cols.items():
-        data[name] = np.minimum(v, top).astype(np.int32) if name.startswith(("lo-", "hi-")) else v
-    table = pd.DataFrame(data, index=pd.RangeIndex(fc.n_rows), copy=False)
-    table.insert(2, "cutoff", cutoff)
-    table.insert(4, "model", label)
-    diag = diagnostics[[c for c in ("unique_id", "fallback", "reason", "model_used", "converged", "engine")
-                        if c in diagnostics.columns]].copy()
-    diag.insert(0, "cutoff", cutoff)
-    diag.insert(0, "model", label)
-    return dict(cutoff=cutoff, forecasts=table, scores=pd.DataFrame(sc), diagnostics=diag,
-                pmf=fc if keep_pmf else None)
 
 
 def _known_ahead(frame: pd.DataFrame, uids: list[str], last: np.ndarray, cols: Sequence[str],

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.exceptions import ConfigError
+from forecast.models._plainfc import id_array, index_frame, stack_plain, unguarded
 from forecast.models._pooled import SEPARATE, groups_of, pooling_panel
 from forecast.models.guard import (MEAN_CAP_FACTOR, MEAN_FLOOR_FRACTION, bad_forecast, cap_many, describe,
                                    floor_many, is_numeric_error, recording_caps, screen)
@@ -24,6 +25,11 @@ from forecast.models.series import PanelData, check_no_missing, count_summaries,
 # ``spec`` below is a :class:`~forecast.models.base.ModelSpec`; it is used only through its
 # methods, so this module does not import base (base imports it).
 ModelSpec = Any
+
+
+#: The columns of :meth:`FittedModel.diagnostics`, in order.
+DIAGNOSTIC_COLUMNS = ("unique_id", "converged", "fallback", "reason", "model_used", "loglik", "aic", "n_obs",
+                      "message", "engine", "mean_capped", "mean_floored")
 
 
 class FittedModel:
@@ -82,6 +88,11 @@ class FittedModel:
         for i, fit in enumerate(fits):  # rungs of a ladder are separate specs: forecast each group together
             groups.setdefault(id(fit.spec), []).append(i)  # one spec object per rung and fit call
         fallbacks: dict[int, tuple[str, str, str]] = {}
+        ymax, ymean = count_summaries(series)
+        caps = MEAN_CAP_FACTOR * np.maximum(ymax.astype(float), 1.0)
+        # No certain zero for a series that had events: means that underflow are floored
+        # (by every rung that floors; a forecast-time fallback rung always does).
+        floors = MEAN_FLOOR_FRACTION * ymean
         # (a forecast-time refit of a lower rung pools the series alone, as the fit's ladder does)
         with recording_caps() as capped_uids, pooling_panel(SEPARATE):
             for idx in groups.values():
@@ -90,37 +101,50 @@ class FittedModel:
                                              seed)
                 for i, sf in zip(idx, got):
                     sfs[i] = sf
-            for i, why in enumerate(screen(sfs)):  # unusable forecasts: the series moves down its ladder
-                if why:
-                    sfs[i], label, used, note = _ladder_forecast(self._spec, fits[i], series[i], h, future, seed,
-                                                                 why)
-                    fallbacks[i] = (label, used, note)
+            apply = np.ones(len(fits), dtype=bool)
+            for idx in groups.values():
+                apply[idx] = getattr(fits[idx[0]].spec, "floors_mean", True)
+            # The usual call: every forecast Poisson/NB2 and inside its guards, checked stacked.
+            plain = stack_plain(sfs, h)
+            if plain is not None and not unguarded(plain, caps, np.where(apply, floors, 0.0)):
+                plain = None
+            if plain is None:
+                for i, why in enumerate(screen(sfs)):  # unusable forecasts: the series moves down its ladder
+                    if why:
+                        sfs[i], label, used, note = _ladder_forecast(self._spec, fits[i], series[i], h, future,
+                                                                     seed, why)
+                        fallbacks[i] = (label, used, note)
         # The mean cap holds for every model, whether or not the model capped inside.
-        ymax, ymean = count_summaries(series)
-        hmaxes = ymax.tolist()
-        sfs, capped = cap_many(sfs, MEAN_CAP_FACTOR * np.maximum(np.array(hmaxes, dtype=float), 1.0))
+        if plain is None:
+            sfs, capped = cap_many(sfs, caps)
+            apply[list(fallbacks)] = True
+            sfs, floored = floor_many(sfs, floors, apply)
+        else:
+            capped, floored = np.zeros(len(fits), dtype=bool), np.zeros(len(fits), dtype=bool)
         if capped_uids:
             capped |= np.array([s.uid in capped_uids for s in series], dtype=bool)
-        # No certain zero for a series that had events: means that underflow are floored.
-        floors = MEAN_FLOOR_FRACTION * ymean
-        apply = np.array([getattr(fits[i].spec if i not in fallbacks else None, "floors_mean", True)
-                          for i in range(len(fits))], dtype=bool)
-        sfs, floored = floor_many(sfs, floors, apply)
         self._forecast_fallback, self._capped, self._floored = fallbacks, capped, floored
-        hmaxes = [max(m, 1) if history_max is None else history_max for m in hmaxes]
+        hmaxes = np.maximum(ymax, 1) if history_max is None else np.full(len(fits), history_max)
         ahead = future_dates(np.array([s.ds_values[-1] for s in series]).astype("datetime64[ns]"), h,
                              self._data.freq)
+        uids = id_array(series)
         # One CountForecast per distribution family (vectorised over its series),
         # then back to the fitted series order.
+        families = plain.family if plain is not None else [sf.family for sf in sfs]
         parts, order = [], []
-        for family in dict.fromkeys(sf.family for sf in sfs):
-            idx = [i for i, sf in enumerate(sfs) if sf.family == family]
-            index = pd.DataFrame({
-                "unique_id": np.repeat([series[i].uid for i in idx], h),
-                "ds": ahead[idx].ravel(),
-                "h": np.tile(np.arange(1, h + 1), len(idx))})
-            parts.append(_stacked_forecast(family, [sfs[i] for i in idx], index, self.model,
-                                           max(hmaxes[i] for i in idx)))
+        for family in dict.fromkeys(families):
+            idx = [i for i, f in enumerate(families) if f == family]
+            rows = np.asarray(idx, dtype=np.intp)
+            index = index_frame(uids, rows, ahead)
+            top = hmaxes[rows].max().item()
+            if plain is not None:
+                mu = plain.mu[rows].ravel()
+                parts.append(CountForecast.poisson(index, mu, model=self.model, history_max=top)
+                             if family == "poisson" else
+                             CountForecast.negbin(index, mu, plain.alpha[rows].ravel(), model=self.model,
+                                                  history_max=top))
+            else:
+                parts.append(_stacked_forecast(family, [sfs[i] for i in idx], index, self.model, top))
             order += idx
         out = CountForecast.concat(parts) if len(parts) > 1 else parts[0]
         if order != sorted(order):
@@ -171,18 +195,33 @@ class FittedModel:
         ``MEAN_FLOOR_FRACTION x the series' mean count`` to that floor (an underflow, e.g. a
         fitted mean of 0 after past events; a point mass at 0 became Poisson(floor)).
         """
+        return self._diagnostics(DIAGNOSTIC_COLUMNS)
+
+    def _diagnostics(self, columns: tuple[str, ...]) -> pd.DataFrame:
+        """:meth:`diagnostics` with only ``columns`` (in the order of :data:`DIAGNOSTIC_COLUMNS`):
+        a backtest keeps six of them at every origin, and the others are not built."""
         fits = self._fits
-        fallback, used, reason = [f.fallback for f in fits], [f.spec.name for f in fits], [f.reason for f in fits]
-        for i, (label, name, note) in self._forecast_fallback.items():
-            fallback[i], used[i] = label, name
-            reason[i] = "; ".join(r for r in (reason[i], f"forecast: {note}") if r)
+        if not fits:
+            return pd.DataFrame([])
+        want = [c for c in DIAGNOSTIC_COLUMNS if c in columns]
         # (built column by column: the same frame as from one dict per series, at a fraction of the cost)
-        cols = {"unique_id": [s.uid for s in self._data.series], "converged": [f.converged for f in fits],
-                "fallback": fallback, "reason": reason, "model_used": used, "loglik": [f.loglik for f in fits],
-                "aic": [f.aic for f in fits], "n_obs": [f.n_obs for f in fits], "message": [f.message for f in fits],
-                "engine": [f.engine for f in fits], "mean_capped": self._capped.astype(bool).tolist(),
-                "mean_floored": self._floored.astype(bool).tolist()}
-        return pd.DataFrame(cols) if fits else pd.DataFrame([])
+        make = {"unique_id": lambda: [s.uid for s in self._data.series],
+                "converged": lambda: [f.converged for f in fits],
+                "loglik": lambda: [f.loglik for f in fits], "aic": lambda: [f.aic for f in fits],
+                "n_obs": lambda: [f.n_obs for f in fits], "message": lambda: [f.message for f in fits],
+                "engine": lambda: [f.engine for f in fits],
+                "mean_capped": lambda: self._capped.astype(bool).tolist(),
+                "mean_floored": lambda: self._floored.astype(bool).tolist()}
+        cols = {}
+        if {"fallback", "reason", "model_used"} & set(want):
+            fallback, used, reason = [f.fallback for f in fits], [f.spec.name for f in fits], [f.reason for f in fits]
+            for i, (label, name, note) in self._forecast_fallback.items():
+                fallback[i], used[i] = label, name
+                reason[i] = "; ".join(r for r in (reason[i], f"forecast: {note}") if r)
+            make.update(fallback=lambda: fallback, reason=lambda: reason, model_used=lambda: used)
+        for c in want:
+            cols[c] = make[c]()
+        return pd.DataFrame(cols)
 
     def __repr__(self) -> str:
         n_fb = sum(f.fallback != "none" for f in self._fits)

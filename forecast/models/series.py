@@ -245,17 +245,20 @@ def count_summaries(series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
     Integer counts sum exactly in float64 (below 2**53), so the means equal ``np.mean``'s.
     """
     S = len(series)
-    lens = np.fromiter((len(s.y) for s in series), dtype=np.int64, count=S)
+    ys = [s.y for s in series]
+    lens = np.fromiter(map(len, ys), dtype=np.int64, count=S)
     top, mean = np.zeros(S, dtype=np.int64), np.zeros(S)
     full = np.flatnonzero(lens > 0)
     if not full.size:
         return top, mean
-    ys = [series[i].y for i in full.tolist()]
-    if not all(y.dtype.kind in "iu" for y in ys):  # (fractional values would round differently)
-        for i, y in zip(full.tolist(), ys):
+    flat = np.concatenate(ys)
+    # (integer counts, bool among them, concatenate to integers; a fractional value would round
+    # differently, and then every series is summarised on its own as ``np.max``/``np.mean`` do)
+    if flat.dtype.kind not in "iu":
+        for i in full.tolist():
+            y = ys[i]
             top[i], mean[i] = max(int(np.max(y)), 0), float(np.mean(y))
         return top, mean
-    flat = np.concatenate(ys)
     starts = np.r_[0, np.cumsum(lens[full])[:-1]]
     top[full] = np.maximum(np.maximum.reduceat(flat, starts), 0)
     mean[full] = np.add.reduceat(flat, starts, dtype=float) / lens[full]
