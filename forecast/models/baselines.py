@@ -7,15 +7,15 @@ last *observed* count.
 from __future__ import annotations
 
 import math
-
-import numpy as np
-
 from typing import Any, ClassVar
 
+import numpy as np
 from scipy import special
 
 from forecast.distributions import K_CAP_MAX
-from forecast.models._baselinebatch import after_zero_rate, log_factorial_sums, seasonal_means  # noqa: F401
+from forecast.models._baselinebatch import (after_zero_rate, log_factorial_sums, seasonal_means,  # noqa: F401
+                                           last_observed_season, season_lengths, stacked_windows,
+                                           window_logliks)
 from forecast.models._nbintercept import nb_intercept_mle, nb_intercept_mle_batch  # noqa: F401 (public here)
 from forecast.models._pooled import _within_alpha, long_run_rates, panel_for, pooled_fit, pooling_separately
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
@@ -131,11 +131,23 @@ class SeasonalNaive(ModelSpec):
             raise FitFailure(f"needs one full season ({m} periods), has {len(s.y)}")
         return SeriesFit(self, n_obs=len(s.y))
 
+    def _try_fit_many(self, series: list[Series]) -> list[SeriesFit | FitFailure]:
+        """:meth:`_fit_series` of every series in one loop (no exception raised per series)."""
+        if not batching():
+            return super()._try_fit_many(series)
+        out: list[SeriesFit | FitFailure] = []
+        seasons = season_lengths(series)
+        for s, m in zip(series, seasons):
+            n = len(s.y)
+            out.append(SeriesFit(self, n_obs=n) if n >= m
+                       else FitFailure(f"needs one full season ({m} periods), has {n}"))
+        return out
+
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         m = s.season_length
         season = s.y[-m:].astype(float)
         if s.observed is not None:
-            season = self._last_observed_season(s, m)
+            season = last_observed_season(s.y, s.observed, m)
         zero = np.isfinite(season) & (season == 0)
         if zero.any():
             season = np.where(zero, after_zero_rate(s.y, m, s.observed), season)
@@ -156,18 +168,6 @@ class SeasonalNaive(ModelSpec):
                                                          future, seed)):
                 out[i] = f
         return out  # type: ignore[return-value]
-
-    @staticmethod
-    def _last_observed_season(s: Series, m: int) -> np.ndarray:
-        """Per position of the last season, the last observed count of that season (NaN: none)."""
-        n = len(s.y)
-        out = np.full(m, np.nan)
-        for j in range(m):  # positions n-m+j, n-2m+j, ...: the first observed one
-            pos = np.arange(n - m + j, -1, -m)
-            hit = pos[s.observed[pos]]
-            if len(hit):
-                out[j] = float(s.y[hit[0]])
-        return out
 
 
 class _Windowed(ModelSpec):
@@ -291,34 +291,41 @@ class Climatology(_Windowed):
             # weighs as much as the window (b = W_i).
             seen = np.array([len(observed_values(s, int(w))) for s, w in zip(pool, windows)], dtype=float)
             fixed_b = np.maximum(seen, 1.0)
-        res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows), fixed_b=fixed_b)
+        stacked = stacked_windows(pool, windows)  # (shared by the dispersions and log y! sums)
+        res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows, stacked), fixed_b=fixed_b)
         where = {s.uid: j for j, s in enumerate(pool)}
-        lgw = log_factorial_sums(pool, windows)
-        # The window counts' marginal log-likelihood: NB of their sum times the multinomial
-        # of the counts given the sum (uniform cells); elementwise, as per series before.
-        W_all, S_all = res["W"], res["S"]
-        with np.errstate(divide="ignore"):
-            logw = np.where(W_all > 0, S_all * np.log(W_all.astype(int).astype(float)), 0.0)
-        lls = (res["loglik"] + special.gammaln(S_all + 1.0) - lgw - logw).tolist()
-        Ws = W_all.astype(int).tolist()
-        # Python floats once for all series (the same values float() of each entry gives).
+        lls = window_logliks(res, log_factorial_sums(pool, windows, stacked)).tolist()
+        # Python floats once for all series (the same values float() of each entry gives); the
+        # fits of _series_fit (n_params 1: b is pooled), standard errors of all series in one
+        # pass (IEEE sqrt and division: the same bits as math's).
         mus, alphas, bs, ms = (res[k].tolist() for k in ("mu", "alpha", "b", "m"))
         engine = "batched" if batching() else "per-series"
+        n_obs = np.maximum(res["W"].astype(int), 1)
+        ses = np.sqrt((res["mu"] + res["alpha"] * res["mu"] * res["mu"]) / n_obs).tolist()
+        Ns = n_obs.tolist()
         out: list[SeriesFit | FitFailure] = []
         for s in series:
             j = where.get(s.uid)
             if j is None or not len(s.y):
                 out.append(FitFailure("empty series"))
                 continue
-            fit = self._series_fit(mus[j], alphas[j], lls[j], max(Ws[j], 1), prior_strength=bs[j],
-                                   long_run_rate=ms[j])
-            fit.n_params = 1
-            fit.engine = engine
-            out.append(fit)
+            mu, alpha = mus[j], alphas[j]
+            out.append(SeriesFit(self, n_obs=Ns[j], loglik=lls[j], n_params=1, engine=engine,
+                                 coef={"mean": (mu, ses[j]), "alpha": (alpha, _NAN), "prior_strength": (bs[j], _NAN),
+                                       "long_run_rate": (ms[j], _NAN)},
+                                 state={"mu": mu, "alpha": alpha}))
         return out
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         return SeriesForecast("negbin", mu=np.full(h, fit.state["mu"]), alpha=np.full(h, fit.state["alpha"]))
+
+    def _forecast_many(self, fits, series, h, future, seed) -> list[SeriesForecast]:
+        """:meth:`_forecast_series` of every series: rows of one (S, h) array per parameter."""
+        if not batching():
+            return super()._forecast_many(fits, series, h, future, seed)
+        mu = np.repeat(np.array([f.state["mu"] for f in fits], dtype=float)[:, None], h, axis=1)
+        alpha = np.repeat(np.array([f.state["alpha"] for f in fits], dtype=float)[:, None], h, axis=1)
+        return [SeriesForecast("negbin", mu=m, alpha=a) for m, a in zip(mu, alpha)]
 
 
 class LongRunRate(ModelSpec):
