@@ -14,8 +14,8 @@ from scipy import special
 
 from forecast.distributions import K_CAP_MAX
 from forecast.models._baselinebatch import (after_zero_rate, log_factorial_sums, seasonal_means,  # noqa: F401
-                                           last_observed_season, season_lengths, stacked_windows,
-                                           window_logliks)
+                                           last_observed_season, paused_gc, season_lengths,
+                                           stacked_windows, window_logliks)
 from forecast.models._nbintercept import nb_intercept_mle, nb_intercept_mle_batch  # noqa: F401 (public here)
 from forecast.models._pooled import _within_alpha, long_run_rates, panel_for, pooled_fit, pooling_separately
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
@@ -135,13 +135,10 @@ class SeasonalNaive(ModelSpec):
         """:meth:`_fit_series` of every series in one loop (no exception raised per series)."""
         if not batching():
             return super()._try_fit_many(series)
-        out: list[SeriesFit | FitFailure] = []
-        seasons = season_lengths(series)
-        for s, m in zip(series, seasons):
-            n = len(s.y)
-            out.append(SeriesFit(self, n_obs=n) if n >= m
-                       else FitFailure(f"needs one full season ({m} periods), has {n}"))
-        return out
+        with paused_gc():
+            return [SeriesFit(self, n_obs=len(s.y)) if len(s.y) >= m
+                    else FitFailure(f"needs one full season ({m} periods), has {len(s.y)}")
+                    for s, m in zip(series, season_lengths(series))]
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         m = s.season_length
@@ -160,8 +157,9 @@ class SeasonalNaive(ModelSpec):
         """:meth:`_forecast_series` of every series; the fully observed ones of one length are
         stacked (:func:`~forecast.models._baselinebatch.seasonal_means`)."""
         mus = seasonal_means(series, h) if batching() else {}
-        out: list[SeriesForecast | None] = [SeriesForecast("poisson", mu=mus[i]) if i in mus else None
-                                            for i in range(len(series))]
+        with paused_gc():
+            out: list[SeriesForecast | None] = [SeriesForecast("poisson", mu=mus[i]) if i in mus else None
+                                                for i in range(len(series))]
         rest = [i for i, f in enumerate(out) if f is None]
         if rest:
             for i, f in zip(rest, super()._forecast_many([fits[i] for i in rest], [series[i] for i in rest], h,
@@ -304,16 +302,17 @@ class Climatology(_Windowed):
         ses = np.sqrt((res["mu"] + res["alpha"] * res["mu"] * res["mu"]) / n_obs).tolist()
         Ns = n_obs.tolist()
         out: list[SeriesFit | FitFailure] = []
-        for s in series:
-            j = where.get(s.uid)
-            if j is None or not len(s.y):
-                out.append(FitFailure("empty series"))
-                continue
-            mu, alpha = mus[j], alphas[j]
-            out.append(SeriesFit(self, n_obs=Ns[j], loglik=lls[j], n_params=1, engine=engine,
-                                 coef={"mean": (mu, ses[j]), "alpha": (alpha, _NAN), "prior_strength": (bs[j], _NAN),
-                                       "long_run_rate": (ms[j], _NAN)},
-                                 state={"mu": mu, "alpha": alpha}))
+        with paused_gc():
+            for s in series:
+                j = where.get(s.uid)
+                if j is None or not len(s.y):
+                    out.append(FitFailure("empty series"))
+                    continue
+                mu, alpha = mus[j], alphas[j]
+                out.append(SeriesFit(self, n_obs=Ns[j], loglik=lls[j], n_params=1, engine=engine,
+                                     coef={"mean": (mu, ses[j]), "alpha": (alpha, _NAN),
+                                           "prior_strength": (bs[j], _NAN), "long_run_rate": (ms[j], _NAN)},
+                                     state={"mu": mu, "alpha": alpha}))
         return out
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
@@ -325,7 +324,8 @@ class Climatology(_Windowed):
             return super()._forecast_many(fits, series, h, future, seed)
         mu = np.repeat(np.array([f.state["mu"] for f in fits], dtype=float)[:, None], h, axis=1)
         alpha = np.repeat(np.array([f.state["alpha"] for f in fits], dtype=float)[:, None], h, axis=1)
-        return [SeriesForecast("negbin", mu=m, alpha=a) for m, a in zip(mu, alpha)]
+        with paused_gc():
+            return [SeriesForecast("negbin", mu=m, alpha=a) for m, a in zip(mu, alpha)]
 
 
 class LongRunRate(ModelSpec):
