@@ -156,8 +156,8 @@ class SeasonalNaive(ModelSpec):
     def _forecast_many(self, fits, series, h, future, seed) -> list[SeriesForecast]:
         """:meth:`_forecast_series` of every series; the fully observed ones of one length are
         stacked (:func:`~forecast.models._baselinebatch.seasonal_means`)."""
-        mus = seasonal_means(series, h) if batching() else {}
-        with paused_gc():
+        with paused_gc():  # (a row view and a forecast per series)
+            mus = seasonal_means(series, h) if batching() else {}
             out: list[SeriesForecast | None] = [SeriesForecast("poisson", mu=mus[i]) if i in mus else None
                                                 for i in range(len(series))]
         rest = [i for i, f in enumerate(out) if f is None]
