@@ -63,8 +63,8 @@ class _Tails:
                 s1[sel], s2[sel] = t1.sum(axis=1), t2.sum(axis=1)
                 continue
             r = k / (1.0 + a[sel, None] * k)
-            Nr = N * r
-            s1[sel], s2[sel] = Nr.sum(axis=1), (Nr * r).sum(axis=1)
+            # (row by row, no (rows, k) temporaries: the products summed as einsum goes)
+            s1[sel], s2[sel] = np.einsum("ij,ij->i", N, r), np.einsum("ij,ij,ij->i", N, r, r)
         return s1, s2
 
     def log_sum(self, a: np.ndarray) -> np.ndarray:
@@ -75,5 +75,5 @@ class _Tails:
             if k is None:
                 s0[sel] = _dispersion_sums(self.y[rows], a[sel], 0)[0].sum(axis=1)
                 continue
-            s0[sel] = (N * np.log1p(a[sel, None] * k)).sum(axis=1)
+            s0[sel] = np.einsum("ij,ij->i", N, np.log1p(a[sel, None] * k))
         return s0
