@@ -13,9 +13,8 @@ import numpy as np
 from scipy import special
 
 from forecast.distributions import K_CAP_MAX
-from forecast.models._baselinebatch import (after_zero_rate, log_factorial_sums, seasonal_means,  # noqa: F401
-                                           last_observed_season, paused_gc, season_lengths,
-                                           stacked_windows, window_logliks)
+from forecast.models._baselinebatch import (after_zero_rate, last_observed_season, log_factorial_sums,  # noqa: F401
+                                           paused_gc, season_lengths, seasonal_means, stacked_windows, window_logliks)
 from forecast.models._nbintercept import nb_intercept_mle, nb_intercept_mle_batch  # noqa: F401 (public here)
 from forecast.models._pooled import _within_alpha, long_run_rates, panel_for, pooled_fit, pooling_separately
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
@@ -131,9 +130,11 @@ class SeasonalNaive(ModelSpec):
             raise FitFailure(f"needs one full season ({m} periods), has {len(s.y)}")
         return SeriesFit(self, n_obs=len(s.y))
 
+    _batched_for = _fit_series  # (_try_fit_many copies it: a replaced or overridden one is used instead)
+
     def _try_fit_many(self, series: list[Series]) -> list[SeriesFit | FitFailure]:
         """:meth:`_fit_series` of every series in one loop (no exception raised per series)."""
-        if not batching():
+        if not batching() or type(self)._fit_series is not type(self)._batched_for:
             return super()._try_fit_many(series)
         with paused_gc():
             return [SeriesFit(self, n_obs=len(s.y)) if len(s.y) >= m
@@ -293,14 +294,12 @@ class Climatology(_Windowed):
         res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows, stacked), fixed_b=fixed_b)
         where = {s.uid: j for j, s in enumerate(pool)}
         lls = window_logliks(res, log_factorial_sums(pool, windows, stacked)).tolist()
-        # Python floats once for all series (the same values float() of each entry gives); the
-        # fits of _series_fit (n_params 1: b is pooled), standard errors of all series in one
-        # pass (IEEE sqrt and division: the same bits as math's).
-        mus, alphas, bs, ms = (res[k].tolist() for k in ("mu", "alpha", "b", "m"))
+        # Python floats once for all series (= float() of each entry); _series_fit's fits (n_params 1:
+        # b is pooled), all standard errors in one pass (IEEE sqrt and division: math's bits).
         engine = "batched" if batching() else "per-series"
         n_obs = np.maximum(res["W"].astype(int), 1)
         ses = np.sqrt((res["mu"] + res["alpha"] * res["mu"] * res["mu"]) / n_obs).tolist()
-        Ns = n_obs.tolist()
+        mus, alphas, bs, ms, Ns = (a.tolist() for a in (res["mu"], res["alpha"], res["b"], res["m"], n_obs))
         out: list[SeriesFit | FitFailure] = []
         with paused_gc():
             for s in series:
@@ -318,12 +317,14 @@ class Climatology(_Windowed):
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         return SeriesForecast("negbin", mu=np.full(h, fit.state["mu"]), alpha=np.full(h, fit.state["alpha"]))
 
+    _batched_for = _forecast_series  # (_forecast_many copies it: a replaced or overridden one is used instead)
+
     def _forecast_many(self, fits, series, h, future, seed) -> list[SeriesForecast]:
         """:meth:`_forecast_series` of every series: rows of one (S, h) array per parameter."""
-        if not batching():
+        if not batching() or type(self)._forecast_series is not type(self)._batched_for:
             return super()._forecast_many(fits, series, h, future, seed)
-        mu = np.repeat(np.array([f.state["mu"] for f in fits], dtype=float)[:, None], h, axis=1)
-        alpha = np.repeat(np.array([f.state["alpha"] for f in fits], dtype=float)[:, None], h, axis=1)
+        mu, alpha = (np.repeat(np.array([f.state[k] for f in fits], dtype=float)[:, None], h, axis=1)
+                     for k in ("mu", "alpha"))
         with paused_gc():
             return [SeriesForecast("negbin", mu=m, alpha=a) for m, a in zip(mu, alpha)]
 

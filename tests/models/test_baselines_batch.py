@@ -147,3 +147,32 @@ def test_paused_gc_restores_the_collector_state():
         assert not gc.isenabled()  # paused by someone else before: left paused
     finally:
         gc.enable()
+
+
+def test_a_replaced_or_overridden_per_series_method_is_used_by_the_batched_paths(monkeypatch):
+    """The batched loops copy _fit_series / _forecast_series; a replaced or overridden one wins."""
+    series = _series(gaps=False)
+    real = SeasonalNaive._fit_series
+
+    def odd(self, s):
+        if s.uid == series[1].uid:
+            raise FitFailure("custom")
+        return real(self, s)
+
+    monkeypatch.setattr(SeasonalNaive, "_fit_series", odd)
+    got = SeasonalNaive()._try_fit_many(series)
+    assert isinstance(got[1], FitFailure) and str(got[1]) == "custom"
+    assert not isinstance(got[2], FitFailure)
+
+    class Shifted(Climatology):
+        def _forecast_series(self, fit, s, h, future, rng):
+            sf = super()._forecast_series(fit, s, h, future, rng)
+            sf.mu = sf.mu + 1.0
+            return sf
+
+    spec = Shifted()
+    fits = spec._try_fit_many(series)
+    plain = Climatology()._forecast_many(fits, series, 3, None, 0)
+    shifted = spec._forecast_many(fits, series, 3, None, 0)
+    for p, q in zip(plain, shifted):
+        np.testing.assert_array_equal(q.mu, p.mu + 1.0)
