@@ -31,7 +31,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from scipy import special
 
-from forecast.models._glmbatch import nb_intercept_mle_batch
+from forecast.models._baselinebatch import stacked_windows
+from forecast.models._nbintercept import nb_intercept_mle_batch
 from forecast.models.series import observed_values
 
 #: Pseudo-periods of the group's pooled rate in each series' long-run rate.
@@ -168,18 +169,26 @@ def pooled_fit(series: Sequence[Any], groups: Sequence[Any], windows: np.ndarray
     return dict(m=m, S=S, W=W, b=b, mu=mu, alpha=alpha, loglik=ll, group=groups)
 
 
-def _within_alpha(series: Sequence[Any], windows: np.ndarray) -> np.ndarray:
+def _within_alpha(series: Sequence[Any], windows: np.ndarray,
+                  stacked: list[tuple[list[int], np.ndarray | None]] | None = None) -> np.ndarray:
     """Each window's maximum-likelihood NB2 dispersion (0 when not overdispersed), batched by
-    the number of observed counts in the window (none: 0)."""
+    the number of observed counts in the window (none: 0). ``stacked``: the windows as
+    :func:`~forecast.models._baselinebatch.stacked_windows` gives them, when the caller has them.
+
+    (Each row's estimate does not depend on the rows solved with it, so the grouping is free.)"""
     out = np.zeros(len(series))
-    values = [observed_values(s, int(w)) for s, w in zip(series, windows)]
-    by_len: dict[int, list[int]] = {}
-    for i, v in enumerate(values):
-        if len(v):
-            by_len.setdefault(len(v), []).append(i)
-    for n, idx in by_len.items():
-        _, alpha, _ = nb_intercept_mle_batch(np.stack([values[i] for i in idx]))
-        out[idx] = alpha
+    for idx, Y in stacked_windows(series, windows) if stacked is None else stacked:
+        if Y is not None:
+            if Y.shape[1]:
+                out[idx] = nb_intercept_mle_batch(Y)[1]
+            continue
+        values = {j: observed_values(series[j], int(windows[j])) for j in idx}
+        by_len: dict[int, list[int]] = {}
+        for j, v in values.items():
+            if len(v):
+                by_len.setdefault(len(v), []).append(j)
+        for sub in by_len.values():
+            out[sub] = nb_intercept_mle_batch(np.stack([values[j] for j in sub]))[1]
     return out
 
 

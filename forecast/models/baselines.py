@@ -7,15 +7,14 @@ last *observed* count.
 from __future__ import annotations
 
 import math
-
-import numpy as np
-
 from typing import Any, ClassVar
 
+import numpy as np
 from scipy import special
 
 from forecast.distributions import K_CAP_MAX
-from forecast.models._baselinebatch import after_zero_rate, log_factorial_sums, seasonal_means  # noqa: F401
+from forecast.models._baselinebatch import (after_zero_rate, last_observed_season, log_factorial_sums,  # noqa: F401
+                                           paused_gc, season_lengths, seasonal_means, stacked_windows, window_logliks)
 from forecast.models._nbintercept import nb_intercept_mle, nb_intercept_mle_batch  # noqa: F401 (public here)
 from forecast.models._pooled import _within_alpha, long_run_rates, panel_for, pooled_fit, pooling_separately
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series, SeriesFit, SeriesForecast, batching,
@@ -131,11 +130,22 @@ class SeasonalNaive(ModelSpec):
             raise FitFailure(f"needs one full season ({m} periods), has {len(s.y)}")
         return SeriesFit(self, n_obs=len(s.y))
 
+    _batched_for = _fit_series  # (_try_fit_many copies it: a replaced or overridden one is used instead)
+
+    def _try_fit_many(self, series: list[Series]) -> list[SeriesFit | FitFailure]:
+        """:meth:`_fit_series` of every series in one loop (no exception raised per series)."""
+        if not batching() or type(self)._fit_series is not type(self)._batched_for:
+            return super()._try_fit_many(series)
+        with paused_gc():
+            return [SeriesFit(self, n_obs=len(s.y)) if len(s.y) >= m
+                    else FitFailure(f"needs one full season ({m} periods), has {len(s.y)}")
+                    for s, m in zip(series, season_lengths(series))]
+
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         m = s.season_length
         season = s.y[-m:].astype(float)
         if s.observed is not None:
-            season = self._last_observed_season(s, m)
+            season = last_observed_season(s.y, s.observed, m)
         zero = np.isfinite(season) & (season == 0)
         if zero.any():
             season = np.where(zero, after_zero_rate(s.y, m, s.observed), season)
@@ -147,27 +157,16 @@ class SeasonalNaive(ModelSpec):
     def _forecast_many(self, fits, series, h, future, seed) -> list[SeriesForecast]:
         """:meth:`_forecast_series` of every series; the fully observed ones of one length are
         stacked (:func:`~forecast.models._baselinebatch.seasonal_means`)."""
-        mus = seasonal_means(series, h) if batching() else {}
-        out: list[SeriesForecast | None] = [SeriesForecast("poisson", mu=mus[i]) if i in mus else None
-                                            for i in range(len(series))]
+        with paused_gc():  # (a row view and a forecast per series)
+            mus = seasonal_means(series, h) if batching() else {}
+            out: list[SeriesForecast | None] = [SeriesForecast("poisson", mu=mus[i]) if i in mus else None
+                                                for i in range(len(series))]
         rest = [i for i, f in enumerate(out) if f is None]
         if rest:
             for i, f in zip(rest, super()._forecast_many([fits[i] for i in rest], [series[i] for i in rest], h,
                                                          future, seed)):
                 out[i] = f
         return out  # type: ignore[return-value]
-
-    @staticmethod
-    def _last_observed_season(s: Series, m: int) -> np.ndarray:
-        """Per position of the last season, the last observed count of that season (NaN: none)."""
-        n = len(s.y)
-        out = np.full(m, np.nan)
-        for j in range(m):  # positions n-m+j, n-2m+j, ...: the first observed one
-            pos = np.arange(n - m + j, -1, -m)
-            hit = pos[s.observed[pos]]
-            if len(hit):
-                out[j] = float(s.y[hit[0]])
-        return out
 
 
 class _Windowed(ModelSpec):
@@ -291,34 +290,43 @@ class Climatology(_Windowed):
             # weighs as much as the window (b = W_i).
             seen = np.array([len(observed_values(s, int(w))) for s, w in zip(pool, windows)], dtype=float)
             fixed_b = np.maximum(seen, 1.0)
-        res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows), fixed_b=fixed_b)
+        stacked = stacked_windows(pool, windows)  # (shared by the dispersions and log y! sums)
+        res = pooled_fit(pool, groups, windows, _within_alpha(pool, windows, stacked), fixed_b=fixed_b)
         where = {s.uid: j for j, s in enumerate(pool)}
-        lgw = log_factorial_sums(pool, windows)
-        # The window counts' marginal log-likelihood: NB of their sum times the multinomial
-        # of the counts given the sum (uniform cells); elementwise, as per series before.
-        W_all, S_all = res["W"], res["S"]
-        with np.errstate(divide="ignore"):
-            logw = np.where(W_all > 0, S_all * np.log(W_all.astype(int).astype(float)), 0.0)
-        lls = (res["loglik"] + special.gammaln(S_all + 1.0) - lgw - logw).tolist()
-        Ws = W_all.astype(int).tolist()
-        # Python floats once for all series (the same values float() of each entry gives).
-        mus, alphas, bs, ms = (res[k].tolist() for k in ("mu", "alpha", "b", "m"))
+        lls = window_logliks(res, log_factorial_sums(pool, windows, stacked)).tolist()
+        # Python floats once for all series (= float() of each entry); _series_fit's fits (n_params 1:
+        # b is pooled), all standard errors in one pass (IEEE sqrt and division: math's bits).
         engine = "batched" if batching() else "per-series"
+        n_obs = np.maximum(res["W"].astype(int), 1)
+        ses = np.sqrt((res["mu"] + res["alpha"] * res["mu"] * res["mu"]) / n_obs).tolist()
+        mus, alphas, bs, ms, Ns = (a.tolist() for a in (res["mu"], res["alpha"], res["b"], res["m"], n_obs))
         out: list[SeriesFit | FitFailure] = []
-        for s in series:
-            j = where.get(s.uid)
-            if j is None or not len(s.y):
-                out.append(FitFailure("empty series"))
-                continue
-            fit = self._series_fit(mus[j], alphas[j], lls[j], max(Ws[j], 1), prior_strength=bs[j],
-                                   long_run_rate=ms[j])
-            fit.n_params = 1
-            fit.engine = engine
-            out.append(fit)
+        with paused_gc():
+            for s in series:
+                j = where.get(s.uid)
+                if j is None or not len(s.y):
+                    out.append(FitFailure("empty series"))
+                    continue
+                mu, alpha = mus[j], alphas[j]
+                out.append(SeriesFit(self, n_obs=Ns[j], loglik=lls[j], n_params=1, engine=engine,
+                                     coef={"mean": (mu, ses[j]), "alpha": (alpha, _NAN),
+                                           "prior_strength": (bs[j], _NAN), "long_run_rate": (ms[j], _NAN)},
+                                     state={"mu": mu, "alpha": alpha}))
         return out
 
     def _forecast_series(self, fit, s, h, future, rng) -> SeriesForecast:
         return SeriesForecast("negbin", mu=np.full(h, fit.state["mu"]), alpha=np.full(h, fit.state["alpha"]))
+
+    _batched_for = _forecast_series  # (_forecast_many copies it: a replaced or overridden one is used instead)
+
+    def _forecast_many(self, fits, series, h, future, seed) -> list[SeriesForecast]:
+        """:meth:`_forecast_series` of every series: rows of one (S, h) array per parameter."""
+        if not batching() or type(self)._forecast_series is not type(self)._batched_for:
+            return super()._forecast_many(fits, series, h, future, seed)
+        mu, alpha = (np.repeat(np.array([f.state[k] for f in fits], dtype=float)[:, None], h, axis=1)
+                     for k in ("mu", "alpha"))
+        with paused_gc():
+            return [SeriesForecast("negbin", mu=m, alpha=a) for m, a in zip(mu, alpha)]
 
 
 class LongRunRate(ModelSpec):
