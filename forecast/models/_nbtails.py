@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecast.models._glmfit import _TABLE_MAX_Y
+from forecast.models._nbpieces import _TABLE_MAX_Y
 from forecast.models._glmstack import _dispersion_sums
 
 
