@@ -6,7 +6,8 @@ counts because another series reaches 155. Scores, quantiles and exceedances rea
 the prefix each row needs (:func:`block`, the ratio recurrence up to that width) or the
 parametric form itself; the full ``(n_rows, K+1)`` grid is built once, on the first read of
 ``CountForecast.pmf`` (plots, ensembles, calibration), and is then exactly the eager grid of
-earlier versions.
+earlier versions. The scans read blocks transposed (:meth:`ParamGrid.cdf_cols`,
+:func:`cdf_block`): one contiguous row per count, in reusable buffers (:func:`scratch`).
 """
 from __future__ import annotations
 
@@ -108,8 +109,9 @@ class ParamGrid:
 
     def cdf_cols(self, rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
         """``(F, last2)``: the cumulative sums of :meth:`cols` along counts, ``(width, rows.size)``
-        (in this thread's buffer ``"cdf"``, see :func:`scratch`), bit for bit ``np.cumsum(self.rows(rows, width), axis=1).T``, and the pmf at counts
-        ``width - 2, width - 1`` as ``(rows.size, 2)`` (``width >= 2``).
+        (in this thread's buffer ``"cdf"``, see :func:`scratch`), bit for bit
+        ``np.cumsum(self.rows(rows, width), axis=1).T``, and the pmf at counts ``width - 2,
+        width - 1`` as ``(rows.size, 2)`` (``width >= 2``).
 
         One loop over the counts multiplies the ratios into the pmf and adds the pmf into
         the sums while both are hot in cache (the same operations, in the same order, as

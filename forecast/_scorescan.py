@@ -1,18 +1,32 @@
 r"""The one pass over the pmf behind :mod:`forecast.scoring`: F(y-1), F(y), the RPS,
 quantiles and exceedance probabilities of many forecast rows at once.
 
-Scores need the cdf, i.e. row-wise cumulative sums of the pmf. Most rows
-carry their mass on a few dozen counts while ``K`` is set by the widest row, so each
-row is summed over a prefix ``0..w-1`` only: ``w = 24`` first, or at once a wider
-``w`` when the last two pmf values at 24 already show (extrapolated geometrically)
-too much mass beyond. A row is accepted at width ``w`` when ``y < w`` and at most
-:math:`R = \min(10^{-9}, (10^{-13}/\sqrt{EY^2})^{2/3})` of its mass lies beyond;
-the others are regrouped at their predicted width (multiples of 16, up to ``K + 1``).
-Dropping the columns beyond ``w`` changes the RPS by at most
-:math:`\sum_{k\ge w} S(k)^2 \le R\,E[(Y-w)^+] \le R^{3/2}\sqrt{E Y^2} \le 10^{-13}`
-(:math:`S = 1 - F`, Cauchy-Schwarz); PIT values, exceedances (``w`` is at least the
-largest threshold) and quantiles (every level is below :math:`1 - R`) are unaffected.
-Work proceeds in blocks of about ``_CELLS`` cells, so temporaries stay small.
+Scores need the cdf, i.e. row-wise cumulative sums of the pmf. Most rows carry their
+mass on a few dozen counts while ``K`` is set by the widest row, so each row is summed
+over a prefix ``0..w-1`` only. Its first ``w`` is a guess from its mean and variance
+(:func:`_first_width`: a gamma law's quantile at the tail mass the check below wants);
+rows sorted by ``w`` are read in blocks at the block's largest ``w`` (:func:`_blocks`),
+transposed: one contiguous row of values per count, the pmf recurrence and the cumulative
+sums running count by count across all the block's rows (:func:`forecast._leanpmf.cdf_block`),
+the same operations in the same order as row-wise ``np.cumprod``/``np.cumsum``, so every
+F(k) is bit for bit the one a dense pass computes.
+
+**Truncation.** With :math:`S(k) = P(Y > k) = 1 - F(k)`, a row is accepted at width ``w``
+when ``y < w``, ``w`` is at least the largest threshold, :math:`S(w-1)` is below half of
+:math:`1 -` the largest quantile level, and
+
+.. math:: S(w-1)\,\big(E[Y] - \textstyle\sum_{k<w} S(k)\big) \le 10^{-13} = \texttt{RPS\_TOL}.
+
+The RPS terms left out are :math:`\sum_{k\ge w} S(k)^2 \le S(w-1)\sum_{k\ge w} S(k)` (``S`` does not
+rise), and :math:`\sum_{k\ge w} S(k) = E[(Y-w)^+] = E[Y] - \sum_{k<w} S(k)`, so they add to
+at most ``RPS_TOL``. ``E[Y]`` is bounded by ``mean + (K + 1) tail`` (mass beyond ``K``
+without a parametric form counts at ``K + 1``), :math:`\sum_{k<w} S(k) = w - \sum_{k<w} F(k)`
+is read from the block, and the check adds the sums' rounding (``w`` and ``w^2`` units of
+2^-52). PIT values, exceedances and quantiles are unaffected by the columns left out;
+rows failing the check go round again at the width where the tail, extrapolated
+geometrically from the last two pmf values, passes (:func:`_predict_width`). At ``w = K + 1``
+the same product tells whether the terms beyond ``K`` may count: those rows (and outcomes
+beyond ``K``) get them from the parametric form (:func:`_beyond_support`).
 
 Every name here is re-exported from :mod:`forecast.scoring`.
 """
@@ -21,7 +35,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-
 from scipy import special
 
 from forecast._countnum import crps_zinb, rps_beyond, single_component
@@ -29,12 +42,13 @@ from forecast._leanpmf import cdf_block, scratch
 from forecast.distributions import QUANTILE_TOL, CountForecast
 
 RPS_TOL = 1e-13          # bound on the RPS mass left out by truncated sums (per row)
-_W0 = 24                 # first width tried for every row
-_W_STEP = 16             # later widths are multiples of this (rows grouped by width)
-_CELLS = 1 << 18         # rows x width per block: temporaries stay in cache
+_W0 = 24                 # (first width of earlier versions; kept importable)
+_W_STEP = 16             # widths of rows going round again are multiples of this
+_CELLS = 1 << 18         # rows x width per block at most, unless that is under _ROWS_MIN rows
 _ROWS_MIN = 1024         # rows per block at least (per-count numpy calls run over a block's rows)
 _COST_K = 1000           # cost of a count in a block, in cells (numpy calls per count)
 _COST_BLOCK = 30000      # cost of a block, in cells (numpy calls per block)
+_CHUNK_K = 128           # counts per partial sum of the RPS
 _W_MIN = 8               # narrowest first width
 _Z_SCALE = 1.0           # first widths: scale of the gamma law's normal quantile
 _EPS = 2.0 ** -52          # slack per term for the rounding of the sums in the truncation check
@@ -57,6 +71,7 @@ def _predict_width(last2: np.ndarray, R: np.ndarray, y: np.ndarray, r_max: np.nd
 
 
 def _enqueue(queue: dict, rows: np.ndarray, widths: np.ndarray) -> None:
+    """(Rows grouped by width into ``queue``: the scan of earlier versions; kept importable.)"""
     order = np.argsort(widths, kind="stable")
     rows, widths = rows[order], widths[order]
     cuts = np.flatnonzero(np.diff(widths)) + 1
@@ -111,7 +126,12 @@ def _blocks(widths: np.ndarray):
 
 
 def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Sequence[int] = ()) -> dict:
-    """One pass over the pmf: F(y-1), F(y), RPS, quantiles ``probs``, P(Y >= k) for ``ks``."""
+    """One pass over the pmf: F(y-1), F(y), RPS, quantiles ``probs``, P(Y >= k) for ``ks``.
+
+    Returns a dict of ``lo, hi, rps`` (n,), ``q, fq, fq1`` (n, len(probs): the quantiles and F
+    at them and one below), ``ge`` (n, len(ks)) and ``redone`` (some quantile was searched
+    beyond the support).
+    """
     n, K = fc.n_rows, fc.K
     targets = np.asarray(probs, dtype=float) - QUANTILE_TOL
     ks = np.asarray(ks, dtype=np.int64)
@@ -122,6 +142,7 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
     m2 = np.maximum(fc.var, 0) + fc.mean**2 + (K + 1.0) ** 2 * fc.tail
     m1 = np.maximum(fc.mean, 0) + (K + 1.0) * fc.tail  # >= E[Y] (the same convention)
     s_cap = (1 - targets.max(initial=0.0)) / 2  # quantiles need P(Y >= w) below 1 - every level
+    k_top = int(ks.max(initial=0))
     live = np.zeros(n, bool)  # rows whose RPS terms beyond K may exceed RPS_TOL
     width = _first_width(fc, y, ks, np.minimum(np.sqrt(RPS_TOL / np.maximum(np.sqrt(np.maximum(fc.var, 0)), 1)), s_cap))
     pending = np.arange(n)
@@ -142,7 +163,7 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
             if w == K + 1:  # whole support: the RPS terms beyond K are added if they may count
                 live[rows] = ~short
             else:
-                ok = (yb < w) & short & (s_end <= s_cap)
+                ok = (yb < w) & short & (s_end <= s_cap) & (w >= k_top)  # (P(Y >= k) reads F(k - 1))
                 if not ok.all():
                     bad = ~ok
                     target = np.minimum(RPS_TOL / e_plus[bad], s_cap)
@@ -161,9 +182,10 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
             if targets.size:
                 _quantiles(F, targets, q, fq, fq1, rows)
             # RPS: sum over k of (F(k) - [k >= y])^2 (int16 comparisons: 4x faster than int64)
-            mask = np.greater_equal(kk[:w, None], np.minimum(yb, K + 1).astype(kk.dtype), out=scratch("mask", F.shape, bool))
+            mask = np.greater_equal(kk[:w, None], np.minimum(yb, K + 1).astype(kk.dtype),
+                                    out=scratch("mask", F.shape, bool))
             np.subtract(F, mask, out=F)
-            rps[rows] = np.einsum("ij,ij->j", F, F)
+            rps[rows] = _sum_squares(F)
         pending = np.concatenate(failed) if failed else pending[:0]
     q, ge = q.T, ge.T  # (n, len(probs)), (n, len(ks)) views
     q_in = q.copy()
@@ -177,6 +199,15 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
         for j in range(targets.size):
             fq[redo, j], fq1[redo, j] = sub.cdf(qr[:, j]), sub.cdf(qr[:, j] - 1)
     return dict(lo=lo, hi=hi, rps=rps, q=q, ge=ge, fq=fq, fq1=fq1, redone=bool(redo.size))
+
+
+def _sum_squares(D: np.ndarray) -> np.ndarray:
+    """Column sums of ``D**2``, by chunks of ``_CHUNK_K`` rows: a sum along the first axis
+    runs row after row, so chunks keep its rounding near that of a pairwise sum."""
+    out = np.einsum("ij,ij->j", D[:_CHUNK_K], D[:_CHUNK_K])
+    for c in range(_CHUNK_K, D.shape[0], _CHUNK_K):
+        out += np.einsum("ij,ij->j", D[c:c + _CHUNK_K], D[c:c + _CHUNK_K])
+    return out
 
 
 def _quantiles(F: np.ndarray, targets: np.ndarray, q, fq, fq1, rows: np.ndarray) -> None:
