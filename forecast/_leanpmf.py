@@ -26,7 +26,8 @@ def scratch(name: str, shape: tuple, dtype=float) -> np.ndarray:
 
     The scans read blocks of up to a few MB over and over; a fresh array each time costs
     its page faults on first touch (measured ~4 ns a float, more than the arithmetic).
-    The buffer grows to the largest block asked for and is kept for the thread's life.
+    The buffer grows to the largest block asked for and is kept for the thread's life
+    (:func:`trim_scratch` drops large ones).
     Callers must be done with a buffer before asking for it again.
     """
     size = int(np.prod(shape))
@@ -35,6 +36,13 @@ def scratch(name: str, shape: tuple, dtype=float) -> np.ndarray:
     if buf is None or buf.size < size:
         buf = bufs[(name, np.dtype(dtype))] = np.empty(max(size, 1 << 16), dtype)
     return buf[:size].reshape(shape)
+
+
+def trim_scratch(max_size: int) -> None:
+    """Drop this thread's buffers of more than ``max_size`` elements (after a rare wide scan)."""
+    bufs = _SCRATCH.__dict__.get("bufs", {})
+    for key in [k for k, b in bufs.items() if b.size > max_size]:
+        del bufs[key]
 
 
 class ParamGrid:

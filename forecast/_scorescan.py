@@ -38,14 +38,16 @@ import numpy as np
 from scipy import special
 
 from forecast._countnum import crps_zinb, rps_beyond, single_component
-from forecast._leanpmf import cdf_block, scratch
+from forecast._leanpmf import cdf_block, scratch, trim_scratch
 from forecast.distributions import QUANTILE_TOL, CountForecast
 
 RPS_TOL = 1e-13          # bound on the RPS mass left out by truncated sums (per row)
 _W0 = 24                 # (first width of earlier versions; kept importable)
 _W_STEP = 16             # widths of rows going round again are multiples of this
 _CELLS = 1 << 18         # rows x width per block at most, unless that is under _ROWS_MIN rows
-_ROWS_MIN = 1024         # rows per block at least (per-count numpy calls run over a block's rows)
+_ROWS_MIN = 1024         # rows per block at least (per-count numpy calls run over a block's rows) ...
+_CELLS_MAX = 1 << 22     # ... unless that passes this many cells (32 MB buffers)
+_CELLS_KEPT = 1 << 21    # buffers kept between scans: up to 16 MB each
 _COST_K = 1000           # cost of a count in a block, in cells (numpy calls per count)
 _COST_BLOCK = 30000      # cost of a block, in cells (numpy calls per block)
 _CHUNK_K = 128           # counts per partial sum of the RPS
@@ -106,7 +108,8 @@ def _blocks(widths: np.ndarray):
     Each count of a block costs a few numpy calls whatever its rows (``_COST_K`` cells'
     worth), each block some more (``_COST_BLOCK``): a block takes in the next width's rows
     while its padding (all of it) costs less than a block of their own, and
-    is cut into pieces of at most ``max(_ROWS_MIN, _CELLS // width)`` rows.
+    is cut into pieces of at most ``max(_ROWS_MIN, _CELLS // width)`` rows (and
+    ``_CELLS_MAX`` cells: the buffers of very wide blocks stay bounded).
     """
     n = widths.size
     starts = np.r_[0, np.flatnonzero(np.diff(widths)) + 1]
@@ -120,7 +123,7 @@ def _blocks(widths: np.ndarray):
             if waste > _COST_BLOCK + w2 * _COST_K:
                 break
             j, w, g = int(ends[g]), w2, g + 1
-        step = max(_ROWS_MIN, _CELLS // w)
+        step = max(1, min(max(_ROWS_MIN, _CELLS // w), _CELLS_MAX // w))
         for a in range(i, j, step):
             yield slice(a, min(a + step, j)), w
 
@@ -187,6 +190,7 @@ def _scan(fc: CountForecast, y: np.ndarray, probs: Sequence[float] = (), ks: Seq
             np.subtract(F, mask, out=F)
             rps[rows] = _sum_squares(F)
         pending = np.concatenate(failed) if failed else pending[:0]
+    trim_scratch(_CELLS_KEPT)
     q, ge = q.T, ge.T  # (n, len(probs)), (n, len(ks)) views
     q_in = q.copy()
     _beyond_support(fc, y, m2, targets, ks, lo, hi, rps, q, ge, live)

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from forecast import _scorescan, scoring
-from forecast._leanpmf import ParamGrid, _accumulate, block, cdf_block, scratch
+from forecast._leanpmf import ParamGrid, _accumulate, block, cdf_block, scratch, trim_scratch
 from forecast._raggedpmf import RaggedGrid
 from forecast.distributions import QUANTILE_TOL, CountForecast
 
@@ -168,12 +168,13 @@ def test_accumulate_with_zero_inflation_matches_the_two_steps():
 
 def test_blocks_cover_every_row_once_at_its_width_or_wider():
     rng = np.random.default_rng(8)
-    widths = np.sort(np.concatenate([rng.integers(8, 40, 5000), rng.integers(100, 3000, 300), [5000] * 3]))
+    widths = np.sort(np.concatenate([rng.integers(8, 40, 5000), rng.integers(100, 3000, 300), [5000] * 3, [90000] * 200]))
     seen = np.zeros(widths.size, int)
     for sl, w in _scorescan._blocks(widths):
         seen[sl] += 1
-        assert (widths[sl] <= w).all() and w == widths[sl].max()
+        assert (widths[sl] <= w).all() and w in widths  # read at its block's largest width
         assert sl.stop - sl.start <= max(_scorescan._ROWS_MIN, _scorescan._CELLS // w)
+        assert (sl.stop - sl.start) * w <= max(_scorescan._CELLS_MAX, w)  # bounded buffers
     assert (seen == 1).all()
 
 
@@ -186,6 +187,9 @@ def test_scratch_buffers_are_reused_and_per_thread():
     t.start()
     t.join()
     assert not np.shares_memory(other[0], a)
+    big = scratch("test", (10, 1000))
+    trim_scratch(5000)
+    assert not np.shares_memory(scratch("test", (3, 4)), big)  # a large buffer is not kept
 
 
 @pytest.mark.parametrize("pi", [0.0, 0.3])
