@@ -42,6 +42,7 @@ from scipy import special
 
 from forecast._countnum import param_sf_block as _param_sf_block  # noqa: F401 (calibration)
 from forecast._fcrows import _fraction
+from forecast._leanpmf import ParamGrid
 from forecast._scorescan import (  # noqa: F401 (re-exported: the one pass lives there)
     _CELLS,
     _SUM_TERMS,
@@ -55,6 +56,7 @@ from forecast._scorescan import (  # noqa: F401 (re-exported: the one pass lives
     table_columns,
 )
 from forecast.distributions import QUANTILE_TOL, CountForecast  # noqa: F401 (QUANTILE_TOL: importable here as before)
+from forecast.numerics import nb_logpmf
 from forecast.numerics import nb_sf as _nb_sf  # noqa: F401 (calibration)
 
 LOG_FLOOR = 1e-12        # floor of the explicitly floored log score: penalty <= 27.63
@@ -82,7 +84,10 @@ def _label(level: float) -> str:
 
 def _logpmf(fc: CountForecast, y: np.ndarray) -> np.ndarray:
     """log p(y): dense pmf where it is representable, else the forecast's exact form."""
-    if fc._grid is not None:  # one exact component per row: its log-pmf, no grid
+    grid = fc._grid
+    if isinstance(grid, ParamGrid) and not grid.pi.any():  # one NB/Poisson component per row:
+        return nb_logpmf(y.astype(float), grid.mu, grid.alpha)  # logpmf_at's numbers, fewer steps
+    if grid is not None:  # one exact component per row: its log-pmf, no grid
         return fc.logpmf_at(y)
     inside = np.flatnonzero(y <= fc.K)
     p = np.zeros(fc.n_rows)
