@@ -49,15 +49,22 @@ class AlphaProfile:
         self.N = w.sum(axis=1)[:, None] - np.cumsum(hist, axis=1)[:, :width]
         # rows by their largest count (powers of two): one busy series does not widen every sum
         bucket = np.ceil(np.log2(top + 1.0)).astype(int)
-        self.buckets = [(r, int(top[r].max(initial=0))) for r in (np.flatnonzero(bucket == b) for b in np.unique(bucket))]
+        self.width = np.zeros(S, dtype=np.int64)  # each row's summation width: its bucket's largest count
+        for b in np.unique(bucket):
+            r = bucket == b
+            self.width[r] = top[r].max(initial=0)
+        self._group_rows()
+
+    def _group_rows(self) -> None:
+        order = np.argsort(self.width, kind="stable")
+        cuts = np.flatnonzero(np.diff(self.width[order])) + 1
+        self.buckets = [(r, int(self.width[r[0]])) for r in np.split(order, cuts) if r.size]
 
     def take(self, rows: np.ndarray) -> "AlphaProfile":
         out = object.__new__(AlphaProfile)
         out.mu, out.Y, out.n, out.N = self.mu[rows], self.Y[rows], self.n[rows], self.N[rows]
-        top = np.zeros(len(out.mu), dtype=int)
-        for r, wdt in self.buckets:  # (keep each row's bucket width)
-            top[np.isin(rows, r)] = wdt
-        out.buckets = [(np.flatnonzero(top == wdt), int(wdt)) for wdt in np.unique(top)]
+        out.width = self.width[rows]
+        out._group_rows()
         return out
 
     def __call__(self, theta: np.ndarray, order: int):
