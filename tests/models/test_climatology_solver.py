@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from scipy import optimize, special, stats
 
-import forecast.models._nbintercept as nbi
 from forecast.models._nbintercept import LOG_ALPHA_BOUNDS, nb_intercept_mle_batch
 from forecast.models._pooled import window_sums
 
@@ -36,14 +35,17 @@ def nb_loglik(alpha: float, y: np.ndarray) -> float:
 
 
 def count_score_calls(monkeypatch) -> list[int]:
+    """Counts the solver's score evaluations (its per-row tail sums)."""
+    from forecast.models import _nbtails
+
     calls = [0]
-    real = nbi._dispersion_sums
+    real = _nbtails._Tails.sums
 
-    def counted(y, a, order):
+    def counted(self, a, sub):
         calls[0] += 1
-        return real(y, a, order)
+        return real(self, a, sub)
 
-    monkeypatch.setattr(nbi, "_dispersion_sums", counted)
+    monkeypatch.setattr(_nbtails._Tails, "sums", counted)
     return calls
 
 
