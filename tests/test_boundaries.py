@@ -21,7 +21,7 @@ import pytest
 import forecast
 from forecast.adjacency import region_orders
 
-pytest.importorskip("shapely")
+import shapely  # noqa: E402,F401  (the [geo] extra, in [test]: a missing install fails here, never skips)
 from forecast.boundaries import adjacency_from_geojson, read_boundaries, shared_borders  # noqa: E402
 
 matplotlib.use("Agg")
