@@ -198,3 +198,41 @@ def test_group_separation_equals_the_general_test() -> None:
         expected = _diverging_columns(X, y, np.ones(12, dtype=bool))
         np.testing.assert_array_equal(group_diverging(X, y, groups), expected)
         assert (expected.size > 0) == bool(empty)
+
+
+def test_closed_form_equals_the_iterative_fit_on_random_panels(monkeypatch) -> None:
+    """80 random panels (intercept only, quarters, months; Poisson and NB data; empty groups
+    included): the fit from the closed form equals the Newton ascent from R's start (the
+    closed form switched off) in coefficients, alpha, log-likelihood, convergence and message."""
+    from forecast.models import _glmfit
+
+    rng = np.random.default_rng(15)
+    real = _glmfit.group_means_start
+    for _ in range(80):
+        q = int(rng.choice([1, 4, 12]))
+        n = int(rng.integers(2 * q + 1, 150))
+        t = np.arange(n)
+        X = np.column_stack([np.ones(n)] + [(t % q == m) * 1.0 for m in range(1, q)])
+        a = float(rng.choice([0.0, 0.05, 1.0, 5.0]))
+        mu = np.exp(rng.uniform(-2, 4) + rng.normal(0, 0.5, q))[t % q]
+        y = rng.poisson(mu) if a == 0 else rng.negative_binomial(1 / a, 1 / (1 + a * mu))
+        if not y.any():
+            continue
+        for solver in (fit_poisson, fit_negbin):
+            closed = solver(X, y)
+            monkeypatch.setattr(_glmfit, "group_means_start", lambda *args: None)
+            iterated = solver(X, y)
+            monkeypatch.setattr(_glmfit, "group_means_start", real)
+            assert closed.converged == iterated.converged
+            assert closed.message.split("diverge")[0] == iterated.message.split("diverge")[0]
+            if closed.converged:
+                np.testing.assert_allclose(closed.coef, iterated.coef, rtol=1e-7, atol=1e-8)
+                assert closed.alpha == pytest.approx(iterated.alpha, rel=1e-8, abs=1e-12)
+                assert closed.loglik == pytest.approx(iterated.loglik, rel=1e-12, abs=1e-9)
+            # the batch takes closed forms without a Newton check: the same numbers
+            batch = fit_batch(X[None], y[None], np.zeros((1, n)), nb=solver is fit_negbin)
+            assert batch.ok[0] == closed.converged
+            if batch.ok[0]:
+                np.testing.assert_allclose(batch.coef[0], iterated.coef, rtol=1e-7, atol=1e-8)
+                assert batch.alpha[0] == pytest.approx(iterated.alpha, rel=1e-8, abs=1e-12)
+                assert batch.loglik[0] == pytest.approx(iterated.loglik, rel=1e-12, abs=1e-9)
