@@ -1,8 +1,8 @@
 """Fuzz the CLI with hostile input files: never a traceback, never a hang, never an unknown exit code.
 
-Each case runs ``python -m forecast.cli ...`` in a subprocess with a timeout:
-only a subprocess shows a hang, a crash of the interpreter or a stray print
-to stderr. Hypothesis is derandomized so CI sees the same cases every run.
+Each case runs the CLI (``forecast ...``) in a process of its own with a timeout,
+forked from a warm one (``cli_process.py``): only a process shows a hang, a crash
+of the interpreter or a stray print to stderr. Hypothesis is derandomized so CI sees the same cases every run.
 """
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import csv
 import datetime as dt
 import io
 import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -18,6 +17,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
+from cli_process import run_cli
 
 TIMEOUT = 60  # seconds per case; a healthy case takes 1-5 s
 HEADER = ["event_id", "date", "country", "province", "event_type", "count"]
@@ -77,8 +78,7 @@ def histories(draw) -> bytes:
 
 
 def forecast_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "forecast.cli", *args], capture_output=True, timeout=TIMEOUT,
-                          cwd=cwd)
+    return run_cli(*args, cwd=cwd, timeout=TIMEOUT, text=False)
 
 
 def check(proc: subprocess.CompletedProcess, case: str) -> None:
@@ -93,7 +93,7 @@ def check(proc: subprocess.CompletedProcess, case: str) -> None:
         assert err.startswith("error: ") or "\nerror: " in err, info
 
 
-@pytest.mark.slow(22)
+@pytest.mark.slow(8)
 @settings(FUZZ, max_examples=20)
 @given(data=event_files(), command=st.sampled_from(["validate", "panel"]),
        freq=st.sampled_from(["month", "week", "day"]), as_of=st.sampled_from([None, "2030-01-01"]))

@@ -1,7 +1,7 @@
 """The corpus of broken and hostile inputs (``tests/safety_corpus.py``), each through the real CLI.
 
-Each case runs in its own subprocess with a timeout (an in-process runner cannot
-see a hang) in a fresh folder, and must: exit with the expected code, say what is
+Each case runs in its own process with a timeout (an in-process runner cannot
+see a hang) in a fresh folder (forked from a warm process: ``cli_process.py``), and must: exit with the expected code, say what is
 wrong in ``error:`` lines that name the column/rows/folder, print no traceback,
 print only ``error:``/``warning:`` lines (so a hostile name cannot forge one), and
 leave every file outside its output folder byte-identical, with no staging left.
@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from cli_process import run_cli
 from safety_corpus import cases, materialise
 
 TIMEOUT = 120  # seconds; a hang is a failure, not a slow pass
@@ -40,8 +40,8 @@ def test_corpus_is_large_enough_and_names_are_unique():
     assert len(set(names)) == len(names)
 
 
-# 66 CLI processes in one module fixture: under xdist the file is one unit, started first.
-pytestmark = pytest.mark.slow(80)
+# 66 CLI processes in one module fixture: under xdist the file is one unit, started early.
+pytestmark = pytest.mark.slow(20)
 
 
 def _run(case, folder: Path):
@@ -49,8 +49,7 @@ def _run(case, folder: Path):
     materialise(case, folder)
     before = _snapshot(folder, case.out)
     try:
-        proc = subprocess.run([sys.executable, "-m", "forecast.cli", *case.argv], cwd=folder,
-                              capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+        proc = run_cli(*case.argv, cwd=folder, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         proc = None
     return before, proc
