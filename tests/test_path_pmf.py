@@ -27,22 +27,27 @@ def index(n_series: int, h: int) -> pd.DataFrame:
 
 
 def brute(mu, alpha, pi, K):
-    """(pmf on 0..K, P(Y > K), mean, var) of the path mixture by scipy, path by path."""
+    """(pmf on 0..K, P(Y > K), mean, var) of the path mixture by scipy, path by path (vectorised
+    over a row's paths: one scipy call per row and quantity)."""
     n, P = mu.shape
     alpha, pi = (np.broadcast_to(np.asarray(v, float).reshape(-1, 1) if np.ndim(v) == 1 else v, (n, P))
                  for v in (alpha, pi))
     k = np.arange(K + 1)
     pmf, sf, m1, m2 = np.zeros((n, K + 1)), np.zeros(n), np.zeros(n), np.zeros(n)
     for i in range(n):
-        for p in range(P):
-            m, a, z = mu[i, p], alpha[i, p], pi[i, p]
-            law = stats.poisson(m) if a == 0 else stats.nbinom(1 / a, 1 / (1 + a * m))
-            f = (1 - z) * law.pmf(k)
-            f[0] += z
-            pmf[i] += f / P
-            sf[i] += (1 - z) * law.sf(K) / P
-            m1[i] += (1 - z) * law.mean() / P
-            m2[i] += (1 - z) * (law.var() + law.mean() ** 2) / P
+        m, a, z = mu[i][:, None], alpha[i][:, None], pi[i][:, None]
+        nb = a > 0
+        safe = np.where(nb, a, 1.0)  # (Poisson paths take the Poisson column below)
+        size, prob = 1 / safe, 1 / (1 + safe * m)
+        f = np.where(nb, stats.nbinom.pmf(k, size, prob), stats.poisson.pmf(k, m))
+        f = (1 - z) * f
+        f[:, 0] += z[:, 0]
+        pmf[i] = f.sum(axis=0) / P
+        sf[i] = np.sum((1 - z) * np.where(nb, stats.nbinom.sf(K, size, prob), stats.poisson.sf(K, m))) / P
+        mean, var = (np.where(nb, x, y) for x, y in zip(stats.nbinom.stats(size, prob, moments="mv"),
+                                                       stats.poisson.stats(m, moments="mv")))
+        m1[i] = np.sum((1 - z) * mean) / P
+        m2[i] = np.sum((1 - z) * (var + mean ** 2)) / P
     return pmf, sf, m1, m2 - m1**2
 
 
