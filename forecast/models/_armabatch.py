@@ -170,6 +170,7 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
     m = len(offs_arr)
     fs = np.zeros((S, m))  # the stencil's log-likelihoods around x, valid where ``have``
     have = np.zeros(S, dtype=bool)
+    polish = np.zeros(S, dtype=bool)  # rows taking their last, polishing Newton step
     steps = np.array([1.0, 0.3, 0.1, 0.02])
     for _ in range(MAX_ITER):
         act = ~converged
@@ -186,7 +187,7 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
         # iteration can only raise the likelihood.
         negH = np.where(np.isfinite(H), -H, 0.0)
         low = np.linalg.eigvalsh(negH)[:, 0]
-        proper = low > 0  # -H positive definite: a proper maximum ahead, Newton converges quadratically
+        proper = low > 0
         lam = np.maximum(0.0, -low) + 1e-6 * (1 + np.abs(negH).max(axis=(1, 2)))
         dirs = []
         for boost in (1.0, 10.0, 100.0):
@@ -200,6 +201,10 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
         D = np.where(lens > 10.0, D * 10.0 / np.maximum(lens, 1e-300), D)  # at most 10 on the x scale
         trial = (x[ia, None, None, :] + steps[None, None, :, None] * D[:, :, None, :]).reshape(len(ia), -1, k)
         trial = np.clip(trial, -X_BOUND, X_BOUND)
+        # A proper maximum ahead (-H positive definite) that the full Newton step reaches uncut
+        # (not capped, not clipped at the bound): there Newton converges quadratically. (A row
+        # drifting to an MA root at the unit circle takes capped or clipped steps.)
+        proper &= (lens[:, 0, 0] <= 10.0) & (np.abs(trial[:, 0]) < X_BOUND).all(axis=1)
         # First the full Newton step (trial 0) with its stencil riding along; the other trials
         # only for rows where it does not raise the likelihood (most rows, most iterations, it does).
         ahead = trial[:, :1, :] + offs_arr[None, 1:]
@@ -208,15 +213,15 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
         best = np.zeros(len(ia), dtype=int)
         # (a row whose full step to a proper maximum gains less than TOL has converged there: no
         # other trial can beat it by more than TOL's scale, so it needs no trials of its own)
-        rest = np.flatnonzero(~(fbest > cur[ia] + TOL) & ~(proper & (fbest >= cur[ia])))
+        was = polish[ia]
+        rest = np.flatnonzero(~(fbest > cur[ia] + TOL) & ~(proper & (fbest >= cur[ia])) & ~was)
         if len(rest):
             fr = np.concatenate([f1[rest, :1], _llf_many(model, trial[rest, 1:], z[ia[rest]], X[ia[rest]])], axis=1)
             best[rest] = np.argmax(fr, axis=1)
             fbest[rest] = fr[np.arange(len(rest)), best[rest]]
         better = fbest > cur[ia] + TOL
         # Near a proper maximum the full Newton step lands on it to second order: it is taken
-        # even when it gains less than TOL (and the row stops), so the estimate is the maximum
-        # to far below TOL's scale whatever the start (a warm start then ends where a cold one does).
+        # even when it gains less than TOL (and the row stops).
         full = (best == 0) & proper
         take = better | (full & (fbest >= cur[ia]))
         gain[ia] = np.where(better, fbest - cur[ia], 0.0)
@@ -225,11 +230,15 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
         newton = better & (best == 0)
         fs[ia[newton]] = f1[newton]
         have[ia] = newton
-        converged[ia[~better]] = True
+        converged[ia[~better | was]] = True
         # A row creeping along a flat ridge (an MA root drifting to the unit circle: the
         # likelihood and the forecasts barely change along it) stops once a step gains less
-        # than SMALL_GAIN, the gain it would be called converged at anyway; a row taking full
-        # Newton steps to a proper maximum goes on to TOL (one or two more quadratic steps).
-        converged[ia[better & (gain[ia] < SMALL_GAIN) & ~full]] = True
+        # than SMALL_GAIN, the gain it would be called converged at anyway. A row that got there
+        # by a full Newton step to a proper maximum takes one more (polishing) step: Newton
+        # converges quadratically there, so that step lands on the maximum to far below TOL's
+        # scale, and the estimate does not depend on where the ascent started.
+        small = better & (gain[ia] < SMALL_GAIN)
+        converged[ia[small & ~full]] = True
+        polish[ia[small & full & ~was]] = True
     # (still creeping along a flat ridge after MAX_ITER: converged if the last gain was negligible)
     return x, converged | (gain < SMALL_GAIN)

@@ -122,26 +122,21 @@ def kalman(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray, beta: np.nd
     T, R, P0 = model.matrices(x)
     r, d = model.r, model.d
     s = r + d
-    m = 1 + c  # data columns: z and the regressors
     # Series last in every array: each period is a few elementwise operations over contiguous
-    # rows (several times faster than matmul on (N, s, s) stacks). The mean (s, m) and the
-    # covariance (s, s) of the state are the two blocks of one array M (s, m + s, N): the
-    # update adds K u' with u = [y - a_0, -P_0] (the data row less M's first row, with zeros
-    # in the covariance block), and T a and T P are one product, so a period costs about
-    # half the array operations of filtering them apart (a period's fixed Python overhead is
-    # most of the cost of the few-row filter runs of Newton's steps).
+    # rows (several times faster than matmul on (N, s, s) stacks).
     obs = np.isfinite(z)
-    Yx = np.zeros((n, m + s, N))
-    Yx[:, 0, :] = np.where(obs, z, 0.0).T
-    Yx[:, 1:m, :] = X.transpose(1, 2, 0)
+    Y = np.concatenate([np.where(obs, z, 0.0).T[:, None, :], X.transpose(1, 2, 0)], axis=1)  # (n, 1+c, N)
     phi = np.ascontiguousarray(T[:, d:, d].T)  # (r, N): the AR column of the transition
     P0f = np.ascontiguousarray(P0.transpose(1, 2, 0))
     RR = np.einsum("ni,nj->ijn", R, R)
-    M = np.zeros((s, m + s, N))
-    M[d:, m + d:] = P0f
+    a = np.zeros((s, 1 + c, N))
+    P = np.zeros((s, s, N))
     phi3 = phi[:, None, :]
-    M2, P3 = np.empty_like(M), np.empty((s, s, N))
-    U = np.empty((n, m + s, N))  # u of every period: the innovations and (negated) F
+    a2, P2, P3 = np.empty_like(a), np.empty_like(P), np.empty_like(P)
+    Q = P2.transpose(1, 0, 2)  # (T P)'
+    P[d:, d:] = P0f
+    A = np.zeros((1 + c, 1 + c, N))  # Σ v v' / F
+    logF = np.zeros(N)
     # Which rows enter the likelihood at each period, and (d = 1) which start there (at their
     # first observed value), decided up front: the loop costs a fixed Python overhead per
     # period, so it does no bookkeeping of its own.
@@ -159,40 +154,45 @@ def kalman(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray, beta: np.nd
     any_at = upd_at.any(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         for t in range(n):
+            yt = Y[t]
             if any_new[t]:  # the first observed value: level known, ARMA part at its stationary law
                 new = new_at[t]
-                M[:, :, new] = 0.0
-                M[0, :m, new] = Yx[t, :m, new]
-                M[1:, m + 1:, new] = P0f[:, :, new]
-            u = np.subtract(Yx[t], M[0], out=U[t])
+                a[:, :, new] = 0.0
+                a[0, :, new] = yt[:, new].T
+                P[:, :, new] = 0.0
+                P[1:, 1:, new] = P0f[:, :, new]
             if any_at[t]:
-                K = M[:, m] / M[0, m]  # P[:, 0] / F
-                if not every_at[t]:  # rows without an update: zero gain (no likelihood term, see below)
-                    K = np.where(upd_at[t], K, 0.0)
-                M += K[:, None, :] * u[None, :, :]
+                F = P[0, 0]
+                v = yt - a[0]  # (1 + c, N)
+                if not every_at[t]:  # rows without an update: zero innovation and gain, F = 1 (log F = 0)
+                    upd = upd_at[t]
+                    F = np.where(upd, F, 1.0)
+                    K = np.where(upd, P[:, 0] / F, 0.0)
+                    v = np.where(upd, v, 0.0)
+                else:
+                    K = P[:, 0] / F
+                A += v[:, None, :] * (v / F)[None, :, :]
+                logF += np.log(F)
+                a += K[:, None, :] * v[None, :, :]
+                P -= K[:, None, :] * P[0][None, :, :]  # K K' F
             if t < n - 1:  # predict the next period (the last filtered state is kept for the forecast)
-                # T [a, P] and T (T P)' = T P T' as in _tmul, inlined into preallocated buffers
+                # T a, T P and T (T P)' = T P T' as in _tmul, inlined into preallocated buffers
                 # (three calls a period of a small function cost more than their arithmetic)
-                np.multiply(phi3, M[d], out=M2[d:])
-                M2[d:-1] += M[d + 1:]
+                np.multiply(phi3, a[d], out=a2[d:])
+                a2[d:-1] += a[d + 1:]
+                np.multiply(phi3, P[d], out=P2[d:])
+                P2[d:-1] += P[d + 1:]
                 if d:
-                    np.add(M[0], M2[1], out=M2[0])
-                Q = M2[:, m:].transpose(1, 0, 2)  # (T P)'
+                    np.add(a[0], a2[1], out=a2[0])
+                    np.add(P[0], P2[1], out=P2[0])
+                a, a2 = a2, a
                 np.multiply(phi3, Q[d], out=P3[d:])
                 P3[d:-1] += Q[d + 1:]
                 if d:
                     np.add(Q[0], P3[1], out=P3[0])
                 P3 += RR
-                np.add(P3, P3.transpose(1, 0, 2), out=M2[:, m:])
-                M2[:, m:] *= 0.5
-                M, M2 = M2, M
-        # Σ v v' / F and Σ log F over the updated periods (F = P_00 before the update = -u_m)
-        F = -U[:, m]
-        W = np.where(upd_at, 1.0 / F, 0.0)
-        V = U[:, :m]
-        A = np.einsum("tin,tjn->ijn", V * W[:, None, :], V)
-        logF = np.where(upd_at, np.log(np.where(upd_at, F, 1.0)), 0.0).sum(axis=0)
-    a, P = M[:, :m], M[:, m:]
+                np.add(P3, P3.transpose(1, 0, 2), out=P)
+                P *= 0.5
     A = A.transpose(2, 0, 1)
     a = a.transpose(2, 0, 1)
     P = P.transpose(2, 0, 1)
