@@ -23,7 +23,8 @@ MAX_ITER = 30
 FD_STEP = 1e-4
 #: Converged when no step improves the log-likelihood by more than this.
 TOL = 1e-7
-#: ... or when the last of ``MAX_ITER`` steps gained less than this (a flat ridge).
+#: ... or once a step gains less than this (a flat ridge; a proper maximum: after one more
+#: Newton step, see :func:`_newton`), or when the last of ``MAX_ITER`` steps gained less.
 SMALL_GAIN = 1e-3
 
 
@@ -159,6 +160,11 @@ def _newton(model: Arma, x: np.ndarray, cur: np.ndarray, z: np.ndarray, X: np.nd
     Newton step is tried first, with the finite-difference stencil around it in the same run
     (when it is taken, the next iteration needs no stencil run of its own); the 15 damped and
     gradient trials are run only for the rows where it does not raise the likelihood.
+
+    A row stops when no step gains more than ``TOL``, or once a step gains less than
+    ``SMALL_GAIN`` (a flat ridge); when that step was a full Newton step to a proper maximum,
+    after one more such (polishing) step, so the estimate is that maximum to far below
+    ``TOL``'s scale whatever the start (a warm start ends where the grid's start does).
     """
     S, k = x.shape
     x = x.copy()

@@ -94,6 +94,8 @@ class LogArma(ModelSpec):
     about as much as a handful of SARIMAX fits. Missing periods are skipped by the filter
     (not read as zeros); a missing last value is forecast. A series with fewer than 10
     observed values or a constant one falls back (``climatology``, then the long-run rate).
+    In a backtest a refit starts Newton where the previous origin's two ascents ended
+    (``warm_starts``; no grid): the same maxima, to the solver's tolerance, in fewer filter runs.
     ``loglik`` is that of the Gaussian model of z, not comparable with count models'.
     """
 

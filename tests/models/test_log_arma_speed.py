@@ -1,4 +1,5 @@
-"""Cheaper log_arma fits in backtests (issue 15): the one-array Kalman filter and warm starts.
+"""Cheaper log_arma fits in backtests (issue 15): warm starts across origins, and the filter's last
+state checked on long series.
 
 References: a plain one-series Kalman filter written out with dense matrices (state, covariance
 and likelihood), and cold fits (the grid of starts) of the same data; tolerances stated per test.
@@ -14,7 +15,6 @@ import pytest
 import forecast
 from forecast.models import _armabatch, log_arma
 from forecast.models._armabatch import Arma, fit_arma_pair, kalman
-from forecast.models.base import PanelData
 from forecast.models.ladder import warm_starts
 from forecast.models.results import SeriesFit
 
@@ -57,7 +57,7 @@ def _dense(model: Arma, x: np.ndarray, z: np.ndarray, X: np.ndarray, beta: np.nd
 
 
 @pytest.mark.parametrize("order", [(1, 1, 1), (1, 0, 1), (2, 1, 1), (0, 1, 2), (2, 0, 2)])
-def test_one_array_filter_equals_the_dense_textbook_filter(order):
+def test_filter_state_and_likelihood_equal_the_dense_textbook_filter(order):
     """Long series with late starts, gaps and a missing last value: likelihood to 1e-10
     relative, last state and covariance (what the forecast reads) to 1e-9."""
     rng = np.random.default_rng(11)
