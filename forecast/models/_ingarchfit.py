@@ -104,9 +104,10 @@ def ingarch_objective(X: ArrayLike, y: ArrayLike, past_mean: Sequence[int], nu_i
     # (Buffers filled in place at every call: the solver calls ``fun`` thousands of times on
     # small arrays, where allocation and stacking cost as much as the arithmetic.)
     one = np.ones(1)
-    S = np.empty((n, p + L))  # [X, nu_{t-q_1}, ...]: J's inputs
-    S[:, :p] = X
     k = p + L
+    S = np.empty((n, k + 1))  # [X, nu_{t-q_1}, ..., reversed score]: one filter gives J and w
+    S[:, :p] = X
+    Xc = np.column_stack([X])  # (J without mean lags, laid out as before)
     H_nb = np.empty((k + 1, k + 1))
 
     def fun(x: np.ndarray, order: int):
@@ -119,14 +120,18 @@ def ingarch_objective(X: ArrayLike, y: ArrayLike, past_mean: Sequence[int], nu_i
         if order == 0:
             return float(np.sum(t))
         ll, score, w_obs = t[:3]
-        for i, lag in enumerate(q):
-            S[:lag, p + i] = c
-            S[lag:, p + i] = nu[:n - lag]
-        J = signal.lfilter(one, A, S, axis=0) if L else S
+        if L:
+            for i, lag in enumerate(q):
+                S[:lag, p + i] = c
+                S[lag:, p + i] = nu[:n - lag]
+            S[:, k] = score[::-1]  # (the adjoint filter runs backwards: forwards on the reversed score)
+            JW = signal.lfilter(one, A, S, axis=0)  # (each column filtered alone, as one by one)
+            J, w = np.ascontiguousarray(JW[:, :k]), JW[:, k].copy()[::-1]
+        else:
+            J = Xc
         g = J.T @ score
         H = -(J.T * w_obs) @ J
         if L:
-            w = signal.lfilter(one, A, score[::-1])[::-1]
             for i, lag in enumerate(q):
                 m = w @ shifted(J, lag, 0.0)
                 H[p + i] += m
@@ -182,11 +187,13 @@ def _ascend(fun: Callable, x0: np.ndarray, measure: Callable, tol: float, max_it
         if it == max_iter:
             break
         step = _newton_step(H, g)
-        pushes = pushes + 1 if measure(x + step) >= 1 else 0
+        ok = measure(x + step) < 1
+        pushes = 0 if ok else pushes + 1
         for _ in range(60):  # back inside the stationary region
-            if measure(x + step) < 1:
+            if ok:
                 break
             step = step / 2
+            ok = measure(x + step) < 1
         slack = 1e-12 * (1.0 + abs(f))  # rounding in f: do not refuse tiny final steps
         new = fun(x + step, 2)  # the full step usually passes: its derivatives are reused
         for _ in range(60):
@@ -251,7 +258,7 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
     L, obs = len(past_mean), np.asarray(obs_cols, dtype=int)
 
     def measure(x: np.ndarray) -> float:
-        return float(np.sum(np.abs(x[obs])) + np.sum(np.abs(x[p:p + L])))
+        return float(np.abs(x[obs]).sum() + np.abs(x[p:p + L]).sum())
 
     def inside(x: np.ndarray) -> np.ndarray:  # a start scaled into measure <= _START_MAX
         x, v = x.copy(), measure(x)
