@@ -232,7 +232,7 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
         likelihood; ``rows`` None (default) when every count is observed.
     start, start_alpha : a warm start (coefficients over the columns of X then the mean lags,
         and alpha, 0 for a Poisson fit), e.g. this series' fit at the previous backtest
-        origin; None (default) starts cold. It changes the path, not the result (below).
+        origin; None (default) starts cold. See Notes for when the result can differ.
 
     Notes
     -----
@@ -250,8 +250,11 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
     boundary) the Poisson ascent runs from it and, when it converges, the fit goes on as a
     cold one from there (boundary test, NB ascent). Anything else is refitted cold. Where
     the cold fit would put alpha at 0 the NB ascent heads to alpha -> 0 and cannot converge
-    above ``WARM_ALPHA_MIN``, so the Poisson/NB decision is the cold one; the GLM start's
-    separation check is skipped (a converged ascent has found a finite maximum).
+    above ``WARM_ALPHA_MIN``, so that decision is the cold one. The likelihood is not
+    concave, though: where it has several local maxima (most often near the stationarity
+    edge) a warm ascent keeps to the one near its start, which may not be the one the cold
+    path reaches (or the cold path may be drawn to the edge instead), and the GLM start's
+    separation check is skipped. So warm starts are an opt-in (``INGARCH.warm_starts``).
     """
     X, yv = np.asarray(X, dtype=float), np.asarray(y).astype(np.int64)
     n, p = X.shape

@@ -3,11 +3,13 @@
 A backtest refits every series at consecutive origins on one more period of data, so the
 previous origin's estimate is close to the new optimum: :func:`start_of` turns that fit
 into the start values of :func:`~forecast.models._ingarchfit.fit_ingarch`, which then
-skips the Poisson GLM and Poisson INGARCH stages where that is safe and falls back to the
-cold path where it is not (see its Notes). The optimum, and every decision, are the cold
-fit's to the solver's tolerance. A series starts cold when it has no earlier fit, when
-that fit fell down its ladder or did not converge, or when the spec's parameters or the
-design's columns (neighbour columns included) differ.
+skips the Poisson GLM and Poisson INGARCH stages, and falls back to the cold path where
+the warm ascent does not converge cleanly (see its Notes). Where the likelihood has one
+maximum in reach the result is the cold fit's to the solver's tolerance; where it has
+several, the warm fit may keep to another one, which is why ``INGARCH.warm_starts`` is
+off by default. A series starts cold when it has no earlier fit, when that fit fell down
+its ladder or did not converge, or when the spec's parameters or the design's columns
+(neighbour columns included) differ.
 """
 from __future__ import annotations
 

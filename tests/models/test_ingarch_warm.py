@@ -215,3 +215,40 @@ def test_a_backtest_with_warm_starts_scores_as_the_cold_one_in_fewer_iterations(
                 np.testing.assert_allclose(a[c].to_numpy(), b[c].to_numpy(), rtol=1e-6, atol=1e-6, err_msg=c)
             else:
                 assert (a[c].astype(str) == b[c].astype(str)).all(), c
+
+
+def _step_trying_every_shift(H, g):
+    """The Newton step as the solver took it before: a Cholesky at every shift in turn."""
+    from scipy import linalg
+
+    scale = max(float(np.max(np.abs(np.diag(H)), initial=1.0)), 1e-12)
+    for shift in (0.0, *(scale * 10.0 ** np.arange(-10, 3))):
+        try:
+            return linalg.cho_solve((np.linalg.cholesky(-H + shift * np.eye(len(g))), True), g)
+        except (linalg.LinAlgError, ValueError):
+            continue
+    return g / scale
+
+
+def test_the_newton_step_skips_only_shifts_that_surely_fail():
+    """Equal, bit for bit, to trying every shift: on negative definite, indefinite (mildly
+    and strongly), singular and non-finite Hessians."""
+    rng = np.random.default_rng(4)
+    cases = 0
+    for _ in range(400):
+        k = int(rng.integers(2, 8))
+        Q = np.linalg.qr(rng.normal(size=(k, k)))[0]
+        ev = -np.exp(rng.normal(0, 3, size=k))  # negative definite ...
+        flip = rng.random(k) < rng.choice([0.0, 0.3, 1.0])
+        ev[flip] *= -rng.choice([1e-12, 1e-6, 1e-3, 1.0, 1e3], size=flip.sum())  # ... or not
+        if rng.random() < 0.1:
+            ev[0] = 0.0
+        H = (Q * ev) @ Q.T
+        H = (H + H.T) / 2
+        if rng.random() < 0.03:
+            H[0, 0] = np.nan
+        g = rng.normal(size=k)
+        a, b = _ingarchfit._newton_step(H, g), _step_trying_every_shift(H, g)
+        assert np.array_equal(a, b, equal_nan=True)
+        cases += bool(flip.any())
+    assert cases > 100
