@@ -23,6 +23,9 @@ _EDGE = 1e-2        # unconverged with sum|b| + sum|a| above 1 - _EDGE: the opti
 _PUSHES = 3         # consecutive Newton steps out of the stationary region, ending near its edge: stop
 _ACCEPT_TOL = 1e-5  # max |score| accepted when rounding stops the ascent short of ``tol``
 _START_MAX = 0.9    # a start outside sum|b| + sum|a| <= this is shrunk into it
+#: A warm NB ascent is kept only when it ends at alpha >= this (else the fit is redone cold,
+#: so a fit the cold path puts at the boundary alpha = 0 stays one).
+WARM_ALPHA_MIN = 1e-4
 @dataclass(frozen=True)
 class IngarchFit:
     """Result of :func:`fit_ingarch`.
@@ -93,41 +96,81 @@ def ingarch_objective(X: ArrayLike, y: ArrayLike, past_mean: Sequence[int], nu_i
         A[q] -= a
         return A
 
-    def log_mean(x: np.ndarray) -> np.ndarray:
+    def log_mean(x: np.ndarray, A: np.ndarray | None = None) -> np.ndarray:
         a, u = x[p:p + L], X @ x[:p] + off
         # nu - c follows the same recursion with zero start and input u - c(1 - sum a).
-        return signal.lfilter([1.0], poly(a), u - c * (1.0 - a.sum())) + c if L else u
+        return signal.lfilter(one, poly(a) if A is None else A, u - c * (1.0 - a.sum())) + c if L else u
+
+    # (Buffers filled in place at every call: the solver calls ``fun`` thousands of times on
+    # small arrays, where allocation and stacking cost as much as the arithmetic.)
+    one = np.ones(1)
+    k = p + L
+    S = np.empty((n, k + 1))  # [X, nu_{t-q_1}, ..., reversed score]: one filter gives J and w
+    S[:, :p] = X
+    Xc = np.column_stack([X])  # (J without mean lags, laid out as before)
+    H_nb = np.empty((k + 1, k + 1))
 
     def fun(x: np.ndarray, order: int):
-        alpha = float(np.exp(x[p + L])) if nb else 0.0
-        A = poly(x[p:p + L])
-        nu = log_mean(x)
+        alpha = float(np.exp(x[k])) if nb else 0.0
+        A = poly(x[p:k])
+        nu = log_mean(x, A)
         if not np.all(np.isfinite(nu)) or nu.max(initial=-np.inf) > 700:
             return -np.inf if order == 0 else (-np.inf, None, None)
         t = _nb_terms(yi, nu, alpha, lgy, (2 if order else 0) if nb else min(order, 1))
         if order == 0:
             return float(np.sum(t))
         ll, score, w_obs = t[:3]
-        S = np.column_stack([X] + [shifted(nu, k, c) for k in q])
-        J = signal.lfilter([1.0], A, S, axis=0) if L else S
+        if L:
+            for i, lag in enumerate(q):
+                S[:lag, p + i] = c
+                S[lag:, p + i] = nu[:n - lag]
+            S[:, k] = score[::-1]  # (the adjoint filter runs backwards: forwards on the reversed score)
+            JW = signal.lfilter(one, A, S, axis=0)  # (each column filtered alone, as one by one)
+            J, w = np.ascontiguousarray(JW[:, :k]), JW[:, k].copy()[::-1]
+        else:
+            J = Xc
         g = J.T @ score
         H = -(J.T * w_obs) @ J
         if L:
-            w = signal.lfilter([1.0], A, score[::-1])[::-1]
-            for i, k in enumerate(q):
-                m = w @ shifted(J, k, 0.0)
+            for i, lag in enumerate(q):
+                m = w @ shifted(J, lag, 0.0)
                 H[p + i] += m
                 H[:, p + i] += m
         if nb:
             g_a, h_aa, h_ea = t[3:]
             g_t = alpha * float(np.sum(g_a))
             h_bt = alpha * (J.T @ h_ea)
-            g = np.r_[g, g_t]
-            H = np.block([[H, h_bt[:, None]], [h_bt[None, :], alpha**2 * np.sum(h_aa) + g_t]])
+            g = np.append(g, g_t)
+            Hb = H_nb.copy()  # (a fresh array per call: callers keep the Hessians they are given)
+            Hb[:k, :k], Hb[:k, k], Hb[k, :k], Hb[k, k] = H, h_bt, h_bt, alpha**2 * np.sum(h_aa) + g_t
+            H = Hb
         return float(np.sum(ll)), g, H
 
     fun.nu = log_mean  # type: ignore[attr-defined]
     return fun
+
+
+def _newton_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The Newton step (-H)^-1 g, with the smallest Levenberg shift of the ladder 0,
+    scale * 10^-10, ..., scale * 10^2 (scale = max |H_jj|) that makes -H + shift I
+    positive definite; g / scale when none does.
+
+    When -H is not positive definite its eigenvalues tell which shifts surely leave a
+    negative eigenvalue (by more than Cholesky's backward error): those are skipped
+    without a factorisation, so the step is the one trying every shift in turn gives.
+    """
+    scale = max(float(np.max(np.abs(np.diag(H)), initial=1.0)), 1e-12)
+    eye, low, size = np.eye(len(g)), None, 0.0
+    for i, shift in enumerate((0.0, *(scale * 10.0 ** np.arange(-10, 3)))):
+        if low is not None and low + shift < -1e-10 * (size + shift):
+            continue
+        try:
+            return linalg.cho_solve((np.linalg.cholesky(-H + shift * eye), True), g)
+        except (linalg.LinAlgError, ValueError):
+            if i == 0 and np.all(np.isfinite(H)):
+                ev = np.linalg.eigvalsh(-H)
+                low, size = float(ev[0]), float(np.max(np.abs(ev)))
+    return g / scale
 
 
 def _ascend(fun: Callable, x0: np.ndarray, measure: Callable, tol: float, max_iter: int):
@@ -143,19 +186,14 @@ def _ascend(fun: Callable, x0: np.ndarray, measure: Callable, tol: float, max_it
             return x, f, g, H, it, "converged"
         if it == max_iter:
             break
-        scale = max(float(np.max(np.abs(np.diag(H)), initial=1.0)), 1e-12)
-        step = g / scale
-        for shift in (0.0, *(scale * 10.0 ** np.arange(-10, 3))):  # Levenberg shift if H is not ND
-            try:
-                step = linalg.cho_solve((np.linalg.cholesky(-H + shift * np.eye(len(x))), True), g)
-                break
-            except (linalg.LinAlgError, ValueError):
-                continue
-        pushes = pushes + 1 if measure(x + step) >= 1 else 0
+        step = _newton_step(H, g)
+        ok = measure(x + step) < 1
+        pushes = 0 if ok else pushes + 1
         for _ in range(60):  # back inside the stationary region
-            if measure(x + step) < 1:
+            if ok:
                 break
             step = step / 2
+            ok = measure(x + step) < 1
         slack = 1e-12 * (1.0 + abs(f))  # rounding in f: do not refuse tiny final steps
         new = fun(x + step, 2)  # the full step usually passes: its derivatives are reused
         for _ in range(60):
@@ -177,7 +215,8 @@ def _ascend(fun: Callable, x0: np.ndarray, measure: Callable, tol: float, max_it
 def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_cols: Sequence[int],
                 nu_init: float, distribution: str = "negbin", offset: ArrayLike | None = None,
                 tol: float = 1e-8, max_iter: int = 100, fills: Sequence[tuple[int, int, int]] = (),
-                rows: np.ndarray | None = None) -> IngarchFit:
+                rows: np.ndarray | None = None, start: ArrayLike | None = None,
+                start_alpha: float = 0.0) -> IngarchFit:
     """Fit the log-linear INGARCH by conditional maximum likelihood (Newton, exact derivatives).
 
     Parameters
@@ -191,6 +230,9 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
     fills, rows : missing periods (see :func:`~forecast.models._ingarchmiss.ingarch_objective_missing`):
         a missing count enters the recursion as its conditional mean and is left out of the
         likelihood; ``rows`` None (default) when every count is observed.
+    start, start_alpha : a warm start (coefficients over the columns of X then the mean lags,
+        and alpha, 0 for a Poisson fit), e.g. this series' fit at the previous backtest
+        origin; None (default) starts cold. See Notes for when the result can differ.
 
     Notes
     -----
@@ -200,13 +242,26 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
     else a joint Newton ascent in (beta, a, log alpha). Iterates stay inside the
     stationary region sum|b_k| + sum|a_l| < 1; a fit pressed against its edge is
     reported as converged = False with a message starting "non-stationary".
+
+    Warm start (``start`` inside the stationary region): with ``start_alpha`` >=
+    ``WARM_ALPHA_MIN`` (an interior NB fit) the joint NB ascent runs from it directly, and is
+    kept only when it converges to the tolerance ``tol`` with alpha >= ``WARM_ALPHA_MIN``
+    and away from the stationarity edge; otherwise (a Poisson model, or a fit at the NB
+    boundary) the Poisson ascent runs from it and, when it converges, the fit goes on as a
+    cold one from there (boundary test, NB ascent). Anything else is refitted cold. Where
+    the cold fit would put alpha at 0 the NB ascent heads to alpha -> 0 and cannot converge
+    above ``WARM_ALPHA_MIN``, so that decision is the cold one. The likelihood is not
+    concave, though: where it has several local maxima (most often near the stationarity
+    edge) a warm ascent keeps to the one near its start, which may not be the one the cold
+    path reaches (or the cold path may be drawn to the edge instead), and the GLM start's
+    separation check is skipped. So warm starts are an opt-in (``INGARCH.warm_starts``).
     """
     X, yv = np.asarray(X, dtype=float), np.asarray(y).astype(np.int64)
     n, p = X.shape
     L, obs = len(past_mean), np.asarray(obs_cols, dtype=int)
 
     def measure(x: np.ndarray) -> float:
-        return float(np.sum(np.abs(x[obs])) + np.sum(np.abs(x[p:p + L])))
+        return float(np.abs(x[obs]).sum() + np.abs(x[p:p + L]).sum())
 
     def inside(x: np.ndarray) -> np.ndarray:  # a start scaled into measure <= _START_MAX
         x, v = x.copy(), measure(x)
@@ -216,33 +271,50 @@ def fit_ingarch(X: ArrayLike, y: ArrayLike, *, past_mean: Sequence[int], obs_col
         return x
 
     if rows is not None:
-        # The Poisson GLM start on the periods in the likelihood, the lags of missing counts at their
-        # start value (log(1 + exp(nu_init))).
         rows = np.asarray(rows, dtype=bool)
         X = X.copy()
-        for i, j, _ in fills:
+        for i, j, _ in fills:  # (the GLM start's lags of missing counts: at log(1 + exp(nu_init)))
             X[i, j] = np.logaddexp(0.0, nu_init)
-        glm = fit_poisson(X[rows], yv[rows], None if offset is None else np.asarray(offset, float)[rows])
-    else:
-        glm = fit_poisson(X, yv, offset)
 
     def objective(nb: bool) -> Callable:
         if rows is None:
             return ingarch_objective(X, yv, past_mean, nu_init, offset=offset, nb=nb)
         return ingarch_objective_missing(X, yv, past_mean, nu_init, fills, rows, offset=offset, nb=nb)
     kept = slice(None) if rows is None else rows
-    # No finite GLM MLE: a diverging covariate diverges here too, a diverging lag meets |b| < 1.
-    if glm.message.startswith(("separation", "all counts")):
-        nan = np.full(p + L, np.nan)
-        return IngarchFit(nan, nan, np.full((p + L, p + L), np.nan), np.nan, np.nan, np.nan, n, False, 0,
-                          np.nan, np.nan, f"Poisson GLM start: {glm.message}", np.full(n, np.nan))
-    start = inside(np.r_[np.nan_to_num(glm.coef), np.zeros(L)])
+    x0 = None if start is None else np.asarray(start, dtype=float)
+    if x0 is not None and not (x0.shape == (p + L,) and np.all(np.isfinite(x0)) and measure(x0) < 1):
+        x0 = None  # (a start of another shape, or outside the region: start cold)
     notes: list[str] = []
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        fun = objective(False)
-        x, f, g, H, it, status = _ascend(fun, start, measure, tol, max_iter)
-        alpha, nb_fit = 0.0, False
-        if distribution == "negbin":
+        done = pois = None  # a finished warm NB ascent; a converged Poisson ascent
+        if x0 is not None and distribution == "negbin" and start_alpha >= WARM_ALPHA_MIN:
+            fun = objective(True)
+            r = _ascend(fun, np.r_[x0, np.log(start_alpha)], measure, tol, max_iter)
+            if r[-1] == "converged" and np.exp(r[0][-1]) >= WARM_ALPHA_MIN and measure(r[0]) < 1 - _EDGE:
+                done = fun, r
+        elif x0 is not None:
+            fun = objective(False)
+            r = _ascend(fun, x0, measure, tol, max_iter)
+            if r[-1] == "converged":
+                pois = fun, r
+        if done is None and pois is None:
+            # The Poisson GLM start on the periods in the likelihood.
+            glm = fit_poisson(X[rows], yv[rows], None if offset is None else np.asarray(offset, float)[rows]) \
+                if rows is not None else fit_poisson(X, yv, offset)
+            # No finite GLM MLE: a diverging covariate diverges here too, a diverging lag meets |b| < 1.
+            if glm.message.startswith(("separation", "all counts")):
+                nan = np.full(p + L, np.nan)
+                return IngarchFit(nan, nan, np.full((p + L, p + L), np.nan), np.nan, np.nan, np.nan, n, False,
+                                  0, np.nan, np.nan, f"Poisson GLM start: {glm.message}", np.full(n, np.nan))
+            fun = objective(False)
+            pois = fun, _ascend(fun, inside(np.r_[np.nan_to_num(glm.coef), np.zeros(L)]), measure, tol, max_iter)
+        if done is not None:
+            fun, (x, f, g, H, it, status) = done
+            alpha, nb_fit = float(np.exp(x[-1])), True
+        else:
+            fun, (x, f, g, H, it, status) = pois
+            alpha, nb_fit = 0.0, False
+        if distribution == "negbin" and done is None:
             mu = np.exp(fun.nu(x))[kept]
             score0 = 0.5 * float(np.sum((yv[kept] - mu) ** 2 - yv[kept]))
             if status == "converged" and score0 <= 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from forecast.models._glmglue import pathmix
 from forecast.models._neighbourjoint import NeighbourTerms, joint_forecast
 from forecast.models._neighbours import NEIGHBOUR_PARAMS
 from forecast.models._ingarchfit import IngarchFit, fit_ingarch, ingarch_objective, initial_log_mean
+from forecast.models._ingarchwarm import fit_each, start_of
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series,
                                   SeriesFit, SeriesForecast, int_tuple, one_of, positive_int)
 from forecast.models.design import (
@@ -130,7 +132,18 @@ class INGARCH(NeighbourTerms, ModelSpec):
         kw = {k: getattr(self, k) for k in (*_DESIGN_PARAMS, "n_paths", "neighbour_weights", "neighbour_decay")}
         return [("negbin_glm", NegBinGLM(**kw, lags=tuple(self.past_obs)))] + super().fallback_specs()
 
-    def _fit_series(self, s: Series) -> SeriesFit:
+    #: Whether ``fit_data(..., warm=)`` starts each refit from an earlier fit (backtests;
+    #: :mod:`~forecast.models._ingarchwarm`). Off: the likelihood can have several local
+    #: maxima, and a warm ascent may keep to another one than the cold fit reaches.
+    warm_starts: ClassVar[bool] = False
+
+    def _try_fit_many(self, series: list[Series], warm: dict | None = None) -> list[SeriesFit | FitFailure]:
+        """Per series; ``warm`` (unique_id -> earlier fit) gives start values."""
+        if not warm:
+            return super()._try_fit_many(series)
+        return fit_each(self._fit_series, series, warm)
+
+    def _fit_series(self, s: Series, warm: SeriesFit | None = None) -> SeriesFit:
         dspec = self._design()
         if len(s.y) <= dspec.first_row:
             raise FitFailure(f"{len(s.y)} periods, past_obs (and neighbour_lags) need more than {dspec.first_row}")
@@ -154,16 +167,18 @@ class INGARCH(NeighbourTerms, ModelSpec):
         k = int(cols.sum()) + L + nb
         idx = np.flatnonzero(cols)
         obs = [j for j, c in enumerate(idx) if c in d.lag_cols]
+        start, start_alpha = start_of(warm, self, d.names, cols) or (None, 0.0)
         if miss is None:
             nu_init = initial_log_mean(s.y, min(len(s.y), s.season_length))
             res = fit_ingarch(d.X[:, cols], y, past_mean=self.past_mean, obs_cols=obs, nu_init=nu_init,
-                              distribution=self.distribution, offset=d.offset)
+                              distribution=self.distribution, offset=d.offset, start=start, start_alpha=start_alpha)
         else:
             where = np.full(len(cols), -1)
             where[idx] = np.arange(len(idx))  # design column -> column of the reduced X
             res = fit_ingarch(d.X[:, cols], y, past_mean=self.past_mean, obs_cols=obs, nu_init=nu_init,
                               distribution=self.distribution, offset=d.offset, rows=rows,
-                              fills=[(i, int(where[j]), src) for i, j, src in fills if where[j] >= 0])
+                              fills=[(i, int(where[j]), src) for i, j, src in fills if where[j] >= 0],
+                              start=start, start_alpha=start_alpha)
         names = [f"obs_{nm}" if j in d.lag_cols else nm for j, nm in enumerate(d.names)]
         msg = re.sub(r"(columns? )(\d+(?:, \d+)*)", lambda m: m.group(1) + ", ".join(  # positions -> names
             names[idx[int(i)]] for i in m.group(2).split(", ")), res.message)
