@@ -34,6 +34,8 @@ from forecast.numerics import nb_sf, needed_k
 
 _ROWS = 1 << 12         # rows deduplicated at a time
 _TOP = 8                # laws per row kept as the parametric form beyond K
+_SF_FIRST = 16          # laws per row (largest means) whose mass beyond K is always computed
+_SF_REL = 2.0 ** -56    # laws whose mass beyond K cannot reach this share of the row's tail: left out
 
 
 def _per_path(value, n: int, P: int, name: str, upper: float, row0: int = 0) -> np.ndarray:
@@ -140,7 +142,7 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float, lean: bool = Fa
         K = _support(a_mu[top], a_alpha[top], a_pi[top], cap, tail_tol)
     laws = Laws(rows, starts, a_mu, a_alpha, a_pi, a_w, per_path)
     pmf = RaggedGrid(laws, K) if lean else mixture_grid(laws, K)
-    beyond = a_w * (1 - a_pi) * nb_sf(np.full(a_mu.size, float(K)), a_mu, a_alpha)
+    beyond = _beyond(K, starts, a_mu, a_alpha, a_pi, a_w, per_path)
     tail = np.bincount(rows, beyond, minlength=n)
     # the parametric form beyond K: each row's laws holding the most mass there (all of them
     # when a row has at most _TOP, e.g. a deterministic step), so far outcomes keep a probability
@@ -160,6 +162,45 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float, lean: bool = Fa
     var = np.where(one, v[np.minimum(starts[:-1], v.size - 1)] if v.size else 0.0,
                    np.bincount(rows, a_w * v, minlength=n) + spread)
     return pmf, tail, comps, mean, var
+
+
+def _beyond(K: int, starts: np.ndarray, mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, w: np.ndarray,
+            per_path: bool) -> np.ndarray:
+    """Each law's mass beyond ``K``, ``w (1 - pi) P(Y > K)``, where it can matter (see below).
+
+    With one alpha and pi per row the survival function grows with the mean, and a row's
+    laws are sorted by mean: they are computed from the largest down, ``_SF_FIRST`` per row,
+    then twice as many each round, while the laws left could add more than ``_SF_REL`` of
+    the row's computed sum (their weights sum to at most 1, and each has a survival
+    function at most the last law's computed). Laws
+    left out count 0: the row's tail changes by less than ``_SF_REL`` of itself, and each
+    of them has less mass beyond ``K`` than that, so the parametric form (the laws with the
+    most) keeps the same laws up to ties at that level. Per-path laws: all computed.
+    """
+    kk = np.full(mu.size, float(K))
+    if per_path or not mu.size:
+        return w * (1 - pi) * nb_sf(kk, mu, alpha)
+    n = starts.size - 1
+    out, got = np.zeros(mu.size), np.zeros(n)
+    lo, hi = starts[:-1], starts[1:]
+    live, done, step = np.arange(n), hi.copy(), _SF_FIRST  # laws done[r]:hi[r] are computed
+    while live.size:
+        cut = np.maximum(done[live] - step, lo[live])
+        at = _ranges(cut, done[live])
+        out[at] = w[at] * (1 - pi[at]) * nb_sf(kk[at], mu[at], alpha[at])
+        got[live] += np.bincount(np.repeat(np.arange(live.size), done[live] - cut), out[at], minlength=live.size)
+        done[live] = cut
+        more = cut > lo[live]  # laws left, of total weight below 1, each at most the last one computed
+        live, cut = live[more], cut[more]
+        live = live[nb_sf(kk[cut], mu[cut], alpha[cut]) > _SF_REL * got[live]]
+        step *= 2
+    return out
+
+
+def _ranges(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Positions ``a[i] .. b[i] - 1`` of every range, concatenated."""
+    lens = b - a
+    return np.repeat(a - np.cumsum(lens) + lens, lens) + np.arange(lens.sum(), dtype=np.intp)
 
 
 def _support(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, cap: int, tail_tol: float) -> int:
