@@ -119,7 +119,7 @@ def _group(pmf, rs, A: int, rows, starts, lead, c, alpha, live, K: int) -> None:
     in_logs = l_top < _LOG_TINY
     carry = np.where(in_logs, l_top, np.exp(l_top))  # the widest law at k = 0 (log where tiny)
     k0 = 1
-    act = ar
+    act, la, da, Xa = ar, lrel, d, X  # the rows still going, and their laws' arrays
     while act.size and k0 <= K:
         cl = chunk_len(k0)
         kk = np.arange(k0, k0 + cl, dtype=float)
@@ -138,10 +138,11 @@ def _group(pmf, rs, A: int, rows, starts, lead, c, alpha, live, K: int) -> None:
         carry[act[~lg]] = R[~lg, -1]
         if not single:
             kb = k0 + _B * np.arange(cl // _B)              # block starts
-            E = lrel[act, None, :] + kb[None, :, None] * d[act, None, :]  # (m, blocks, A)
+            E = la[:, None, :] + kb[None, :, None] * da[:, None, :]  # (m, blocks, A)
             sig = E.max(axis=2, keepdims=True)
-            np.exp(E - sig, out=E)
-            S = np.matmul(E, X[act]).reshape(act.size, cl)  # sum_j U_bj X_ji
+            E -= sig
+            np.exp(E, out=E)
+            S = np.matmul(E, Xa).reshape(act.size, cl)  # sum_j U_bj X_ji
             if lg.any():
                 sig_c = np.repeat(sig[:, :, 0], _B, axis=1)
                 R[lg] = np.exp(Lg + sig_c[lg]) * S[lg]
@@ -163,7 +164,10 @@ def _group(pmf, rs, A: int, rows, starts, lead, c, alpha, live, K: int) -> None:
         pmf.put(rs[act], k0, blk, used)
         if lg.any():
             carry[act[lg]] = Lg[:, -1]
-        act = act[~((past & (R[:, -1] < _FLOOR)) | done)]
+        keep = ~((past & (R[:, -1] < _FLOOR)) | done)
+        if not keep.all():  # the rows going on, gathered once (not at every chunk)
+            act = act[keep]
+            la, da, Xa = (la[keep], da[keep], Xa[keep]) if not single else (la, da, Xa)
         k0 += cl
 
 
