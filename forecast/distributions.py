@@ -200,7 +200,7 @@ class CountForecast:
 
     @classmethod
     def concat(cls, forecasts: Sequence[CountForecast]) -> CountForecast:
-        """Stack forecasts row-wise; ``K`` becomes the largest, parts padded exactly.
+        """Stack forecasts row-wise; ``K`` becomes the largest, parts padded exactly (lazily, see ``_stackgrid``).
 
         Models may differ (``model`` joins the names, ``to_frame`` labels each row).
         Paths are kept when every part has paths of the same horizon and n_paths (else the
