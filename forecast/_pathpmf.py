@@ -20,7 +20,8 @@ merged first, each distinct law weighted by its number of paths. The grid is bui
 :mod:`forecast._mixgrid`: with one alpha per row, the row's widest law times a sum of
 exponentials (a small matrix product per row), each row only as wide as its own laws
 need. A forecast stores each row only over its own support (:mod:`forecast._raggedpmf`),
-the dense grid being built when it is read. Every row's sums run over its own laws in a
+the dense grid being built when it is read. The mass beyond ``K`` is evaluated only for
+the laws that can add ``2**-56`` of a row's tail (:func:`_beyond`). Every row's sums run over its own laws in a
 fixed order, so a row's numbers do not depend on which other rows share the call
 (batching, jobs).
 """
@@ -29,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from forecast._fcrows import samples_pmf
-from forecast._raggedpmf import Laws, RaggedGrid, mixture_grid
+from forecast._raggedpmf import Laws, RaggedGrid, _segments, mixture_grid
 from forecast.numerics import nb_sf, needed_k
 
 _ROWS = 1 << 12         # rows deduplicated at a time
@@ -117,8 +118,8 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float, lean: bool = Fa
     ``mu_paths`` (n, P) conditional means, or a list of per-series (h, P) blocks in row order;
     ``alpha``, ``pi`` scalar, (n,) or (n, P).
     ``K`` is the smallest value leaving every path's own tail below ``tail_tol``
-    (so the mixture's too), at most ``cap``; the tail is the exact mixture of the
-    paths' survival functions at ``K``. ``comps`` (C <= ``_TOP`` components) are the
+    (so the mixture's too), at most ``cap``; the tail is the mixture of the paths'
+    survival functions at ``K`` (to ``2**-56`` of itself: laws that cannot reach that are left out, :func:`_beyond`). ``comps`` (C <= ``_TOP`` components) are the
     row's laws with the most mass beyond ``K``, weighted by their share of paths: the
     exact law where a row has at most ``_TOP`` distinct ones (a deterministic step such
     as ``h = 1`` has one), else a lower bound beyond ``K`` (the rest sits at ``K + 1``).
@@ -186,7 +187,7 @@ def _beyond(K: int, starts: np.ndarray, mu: np.ndarray, alpha: np.ndarray, pi: n
     live, done, step = np.arange(n), hi.copy(), _SF_FIRST  # laws done[r]:hi[r] are computed
     while live.size:
         cut = np.maximum(done[live] - step, lo[live])
-        at = _ranges(cut, done[live])
+        at = _segments(cut, done[live] - cut)
         out[at] = w[at] * (1 - pi[at]) * nb_sf(kk[at], mu[at], alpha[at])
         got[live] += np.bincount(np.repeat(np.arange(live.size), done[live] - cut), out[at], minlength=live.size)
         done[live] = cut
@@ -195,12 +196,6 @@ def _beyond(K: int, starts: np.ndarray, mu: np.ndarray, alpha: np.ndarray, pi: n
         live = live[nb_sf(kk[cut], mu[cut], alpha[cut]) > _SF_REL * got[live]]
         step *= 2
     return out
-
-
-def _ranges(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Positions ``a[i] .. b[i] - 1`` of every range, concatenated."""
-    lens = b - a
-    return np.repeat(a - np.cumsum(lens) + lens, lens) + np.arange(lens.sum(), dtype=np.intp)
 
 
 def _support(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, cap: int, tail_tol: float) -> int:
