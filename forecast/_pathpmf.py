@@ -21,9 +21,9 @@ merged first, each distinct law weighted by its number of paths. The grid is bui
 exponentials (a small matrix product per row), each row only as wide as its own laws
 need. A forecast stores each row only over its own support (:mod:`forecast._raggedpmf`),
 the dense grid being built when it is read. The mass beyond ``K`` is evaluated only for
-the laws that can add ``2**-56`` of a row's tail (:func:`_beyond`). Every row's sums run over its own laws in a
-fixed order, so a row's numbers do not depend on which other rows share the call
-(batching, jobs).
+the laws that can add ``2**-56`` of a row's tail (:func:`_beyond`). Every row's sums run
+over its own laws in a fixed order, so a row's numbers do not depend on which other rows
+share the call (batching, jobs).
 """
 from __future__ import annotations
 
