@@ -121,8 +121,9 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float, lean: bool = Fa
     (so the mixture's too), at most ``cap``; the tail is the mixture of the paths'
     survival functions at ``K`` (to ``2**-56`` of itself: laws that cannot reach that are
     left out, :func:`_beyond`). ``comps`` (C <= ``_TOP`` components) are the row's laws
-    with the most mass beyond ``K``, weighted by their share of paths: the exact law where a row has at most ``_TOP`` distinct ones (a deterministic step such
-    as ``h = 1`` has one), else a lower bound beyond ``K`` (the rest sits at ``K + 1``).
+    with the most mass beyond ``K``, weighted by their share of paths: the exact law where
+    a row has at most ``_TOP`` distinct ones (a deterministic step such as ``h = 1`` has
+    one), else a lower bound beyond ``K`` (the rest sits at ``K + 1``).
     """
     mu = mu_paths if isinstance(mu_paths, _Rows) else _Rows(mu_paths)
     n, P = mu.shape
