@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from forecast._leanpmf import block
-from forecast.numerics import comp_sf, nb_pmf_grid
+from forecast._stackgrid import StackGrid, pad_cols
+from forecast.numerics import comp_sf
 
 K_CAP_MIN = 200         # K <= max(K_CAP_MIN, 10 * history_max)
 K_CAP_MAX = 100_000     # and never above this, whatever the history
@@ -68,10 +69,17 @@ def padded(f, K: int, sl: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
     rows, k0 = np.arange(f.n_rows)[sl], f.K + 1
     p = np.zeros((rows.size, K + 1))
     p[:, :k0] = f.pmf[sl]
+    p[:, k0:] = pad_cols(f._comp(rows), k0, K)
+    return p, padded_tail(f, K, rows)
+
+
+def padded_tail(f, K: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """The tail beyond K >= f.K of rows ``rows`` (default all) of forecast ``f`` (see :func:`padded`)."""
+    rows = np.arange(f.n_rows) if rows is None else rows
+    if K == f.K:
+        return f.tail[rows]
     comps = f._comp(rows)
-    for w, mu, alpha, pi in zip(*comps):
-        p[:, k0:] += (w * (1 - pi))[:, None] * nb_pmf_grid(mu, alpha, K)[:, k0:]
-    return p, f._tail_np(rows, comps) + comp_sf(K, comps).sum(axis=0)
+    return f._tail_np(rows, comps) + comp_sf(K, comps).sum(axis=0)
 
 
 def prefix(f, k: np.ndarray, rows: np.ndarray, upper: bool = False) -> np.ndarray:
@@ -179,7 +187,11 @@ def stack(fs: list) -> tuple:
     if not fs:
         raise ValueError("concat needs at least one forecast.")
     K, C = max(f.K for f in fs), max(f.components[0].shape[0] for f in fs)
-    padded = [f._padded(K) for f in fs]
+    if any(f._grid is not None for f in fs):  # a lazy part: the stack stays lazy (scores read prefixes)
+        pmf, tail = StackGrid.of(fs, K), np.concatenate([padded_tail(f, K) for f in fs])
+    else:
+        padded = [f._padded(K) for f in fs]
+        pmf, tail = np.concatenate([p for p, _ in padded]), np.concatenate([t for _, t in padded])
     comps = tuple(np.concatenate([np.pad(f.components[j], ((0, C - f.components[j].shape[0]), (0, 0)))
                                   for f in fs], axis=1) for j in range(4))
     models, families = sorted({f.model for f in fs}), {f.family for f in fs}
@@ -188,7 +200,7 @@ def stack(fs: list) -> tuple:
     shapes = {None if f.paths is None else f.paths.shape[1:] for f in fs}
     paths = np.concatenate([f.paths for f in fs]) if None not in shapes and len(shapes) == 1 else None
     return (pd.concat([f.index for f in fs], ignore_index=True), "+".join(models),
-            np.concatenate([p for p, _ in padded]), np.concatenate([t for _, t in padded]), comps,
+            pmf, tail, comps,
             np.concatenate([f.mean for f in fs]), np.concatenate([f.var for f in fs]), paths,
             families.pop() if len(families) == 1 else "mixed", labels,
             paths is not None and all(f.joint for f in fs), () if paths is not None else stack_pieces(fs))

@@ -29,9 +29,12 @@ its grid stays 0 (pages never written are never allocated).
 **Alpha varying across a row's laws** (per-path dispersion): the law-by-law cumulative
 product, a law leaving once past its mode and below ``_FLOOR``.
 
-Every row is computed in chunks of ``_CHUNK`` counts from 1, with shapes set by the row
-alone (its law count rounded up to a power of two), so its numbers never depend on ``K``
-or on the other rows of the call (batching, jobs). A widest law whose start underflows
+Every row is computed in chunks of counts from 1 (one-alpha rows: 32, 32, 64, 128, then
+``_CHUNK``, :func:`chunk_len`, as most rows stop within a few dozen counts; law by law:
+``_CHUNK``), with shapes set by the row alone (its law count rounded up to a power of
+two), so its numbers never depend on ``K`` or on the other rows of the call (batching,
+jobs). Chunk edges are multiples of ``_B`` past 0, so the blocks and their sums are those
+of one long chunk; the chunking only sets where a row may stop. A widest law whose start underflows
 (means above ~700) is carried in log space.
 
 **Where the chunks go.** The kernels write into a dense grid or hand each chunk to a sink
@@ -49,6 +52,7 @@ from forecast.numerics import _LOG_TINY
 
 _B = 16                    # counts per block of the matrix product
 _CHUNK = 256               # counts per chunk (a multiple of _B): rows stop at chunk ends
+_FIRST = 32                # counts in a one-alpha row's first two chunks (then 64, 128, _CHUNK)
 _CELLS = 1 << 19           # rows x laws x blocks per pass: 4 MB temporaries
 _FLOOR = 1e-300            # past its mode and below this a row (or law) adds nothing more
 _LOG_FLOOR = np.log(_FLOOR)
@@ -64,6 +68,12 @@ class Dense:
 
     def put(self, rows: np.ndarray, k0: int, block: np.ndarray, used: np.ndarray | None = None) -> None:
         self.pmf[rows, k0:k0 + block.shape[1]] = block
+
+
+def chunk_len(k0: int) -> int:
+    """Counts in the chunk from ``k0`` of a one-alpha row: ``_FIRST`` twice, then doubling up to
+    ``_CHUNK`` (most rows stop within a few dozen counts: no full chunk for them)."""
+    return int(min(_CHUNK, max(_FIRST, k0 - 1)))
 
 
 def one_alpha_rows(pmf, rows, starts, lead, c, alpha, sel: np.ndarray) -> None:
@@ -109,9 +119,10 @@ def _group(pmf, rs, A: int, rows, starts, lead, c, alpha, live, K: int) -> None:
     in_logs = l_top < _LOG_TINY
     carry = np.where(in_logs, l_top, np.exp(l_top))  # the widest law at k = 0 (log where tiny)
     k0 = 1
-    act = ar
+    act, la, da, Xa = ar, lrel, d, X  # the rows still going, and their laws' arrays
     while act.size and k0 <= K:
-        kk = np.arange(k0, k0 + _CHUNK, dtype=float)
+        cl = chunk_len(k0)
+        kk = np.arange(k0, k0 + cl, dtype=float)
         R = a[act, None] * (kk - 1)
         R += 1
         R *= c_top[act, None]
@@ -126,11 +137,12 @@ def _group(pmf, rs, A: int, rows, starts, lead, c, alpha, live, K: int) -> None:
         np.cumprod(R, axis=1, out=R)                      # the widest law's own pmf (linear rows)
         carry[act[~lg]] = R[~lg, -1]
         if not single:
-            kb = k0 + _B * np.arange(_CHUNK // _B)          # block starts
-            E = lrel[act, None, :] + kb[None, :, None] * d[act, None, :]  # (m, blocks, A)
+            kb = k0 + _B * np.arange(cl // _B)              # block starts
+            E = la[:, None, :] + kb[None, :, None] * da[:, None, :]  # (m, blocks, A)
             sig = E.max(axis=2, keepdims=True)
-            np.exp(E - sig, out=E)
-            S = np.matmul(E, X[act]).reshape(act.size, _CHUNK)  # sum_j U_bj X_ji
+            E -= sig
+            np.exp(E, out=E)
+            S = np.matmul(E, Xa).reshape(act.size, cl)  # sum_j U_bj X_ji
             if lg.any():
                 sig_c = np.repeat(sig[:, :, 0], _B, axis=1)
                 R[lg] = np.exp(Lg + sig_c[lg]) * S[lg]
@@ -139,7 +151,7 @@ def _group(pmf, rs, A: int, rows, starts, lead, c, alpha, live, K: int) -> None:
                 R *= np.repeat(np.exp(sig[:, :, 0]), _B, axis=1) * S
         elif lg.any():
             R[lg] = np.exp(Lg)
-        k1 = min(k0 + _CHUNK, K + 1)
+        k1 = min(k0 + cl, K + 1)
         blk, done = R[:, :k1 - k0], np.zeros(act.size, bool)
         used = None
         if pmf.tol > 0:  # mass beyond count k <= p(k) rho / (1 - rho) once every law's ratio is <= rho < 1
@@ -152,8 +164,11 @@ def _group(pmf, rs, A: int, rows, starts, lead, c, alpha, live, K: int) -> None:
         pmf.put(rs[act], k0, blk, used)
         if lg.any():
             carry[act[lg]] = Lg[:, -1]
-        act = act[~((past & (R[:, -1] < _FLOOR)) | done)]
-        k0 += _CHUNK
+        keep = ~((past & (R[:, -1] < _FLOOR)) | done)
+        if not keep.all():  # the rows going on, gathered once (not at every chunk)
+            act = act[keep]
+            la, da, Xa = (la[keep], da[keep], Xa[keep]) if not single else (la, da, Xa)
+        k0 += cl
 
 
 def per_law_rows(pmf, act, rows, c, alpha, lead) -> None:

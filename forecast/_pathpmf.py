@@ -20,20 +20,23 @@ merged first, each distinct law weighted by its number of paths. The grid is bui
 :mod:`forecast._mixgrid`: with one alpha per row, the row's widest law times a sum of
 exponentials (a small matrix product per row), each row only as wide as its own laws
 need. A forecast stores each row only over its own support (:mod:`forecast._raggedpmf`),
-the dense grid being built when it is read. Every row's sums run over its own laws in a
-fixed order, so a row's numbers do not depend on which other rows share the call
-(batching, jobs).
+the dense grid being built when it is read. The mass beyond ``K`` is evaluated only for
+the laws that can add ``2**-56`` of a row's tail (:func:`_beyond`). Every row's sums run
+over its own laws in a fixed order, so a row's numbers do not depend on which other rows
+share the call (batching, jobs).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from forecast._fcrows import samples_pmf
-from forecast._raggedpmf import Laws, RaggedGrid, mixture_grid
+from forecast._raggedpmf import Laws, RaggedGrid, _segments, mixture_grid
 from forecast.numerics import nb_sf, needed_k
 
 _ROWS = 1 << 12         # rows deduplicated at a time
 _TOP = 8                # laws per row kept as the parametric form beyond K
+_SF_FIRST = 16          # laws per row (largest means) whose mass beyond K is always computed
+_SF_REL = 2.0 ** -56    # laws whose mass beyond K cannot reach this share of the row's tail: left out
 
 
 def _per_path(value, n: int, P: int, name: str, upper: float, row0: int = 0) -> np.ndarray:
@@ -115,11 +118,12 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float, lean: bool = Fa
     ``mu_paths`` (n, P) conditional means, or a list of per-series (h, P) blocks in row order;
     ``alpha``, ``pi`` scalar, (n,) or (n, P).
     ``K`` is the smallest value leaving every path's own tail below ``tail_tol``
-    (so the mixture's too), at most ``cap``; the tail is the exact mixture of the
-    paths' survival functions at ``K``. ``comps`` (C <= ``_TOP`` components) are the
-    row's laws with the most mass beyond ``K``, weighted by their share of paths: the
-    exact law where a row has at most ``_TOP`` distinct ones (a deterministic step such
-    as ``h = 1`` has one), else a lower bound beyond ``K`` (the rest sits at ``K + 1``).
+    (so the mixture's too), at most ``cap``; the tail is the mixture of the paths'
+    survival functions at ``K`` (to ``2**-56`` of itself: laws that cannot reach that are
+    left out, :func:`_beyond`). ``comps`` (C <= ``_TOP`` components) are the row's laws
+    with the most mass beyond ``K``, weighted by their share of paths: the exact law where
+    a row has at most ``_TOP`` distinct ones (a deterministic step such as ``h = 1`` has
+    one), else a lower bound beyond ``K`` (the rest sits at ``K + 1``).
     """
     mu = mu_paths if isinstance(mu_paths, _Rows) else _Rows(mu_paths)
     n, P = mu.shape
@@ -140,7 +144,7 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float, lean: bool = Fa
         K = _support(a_mu[top], a_alpha[top], a_pi[top], cap, tail_tol)
     laws = Laws(rows, starts, a_mu, a_alpha, a_pi, a_w, per_path)
     pmf = RaggedGrid(laws, K) if lean else mixture_grid(laws, K)
-    beyond = a_w * (1 - a_pi) * nb_sf(np.full(a_mu.size, float(K)), a_mu, a_alpha)
+    beyond = _beyond(K, starts, a_mu, a_alpha, a_pi, a_w, per_path)
     tail = np.bincount(rows, beyond, minlength=n)
     # the parametric form beyond K: each row's laws holding the most mass there (all of them
     # when a row has at most _TOP, e.g. a deterministic step), so far outcomes keep a probability
@@ -160,6 +164,39 @@ def path_mixture(mu_paths, alpha, pi, cap: int, tail_tol: float, lean: bool = Fa
     var = np.where(one, v[np.minimum(starts[:-1], v.size - 1)] if v.size else 0.0,
                    np.bincount(rows, a_w * v, minlength=n) + spread)
     return pmf, tail, comps, mean, var
+
+
+def _beyond(K: int, starts: np.ndarray, mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, w: np.ndarray,
+            per_path: bool) -> np.ndarray:
+    """Each law's mass beyond ``K``, ``w (1 - pi) P(Y > K)``, where it can matter (see below).
+
+    With one alpha and pi per row the survival function grows with the mean, and a row's
+    laws are sorted by mean: they are computed from the largest down, ``_SF_FIRST`` per row,
+    then twice as many each round, while the laws left could add more than ``_SF_REL`` of
+    the row's computed sum (their weights sum to at most 1, and each has a survival
+    function at most the last law's computed). Laws
+    left out count 0: the row's tail changes by less than ``_SF_REL`` of itself, and each
+    of them has less mass beyond ``K`` than that, so the parametric form (the laws with the
+    most) keeps the same laws up to ties at that level. Per-path laws: all computed.
+    """
+    kk = np.full(mu.size, float(K))
+    if per_path or not mu.size:
+        return w * (1 - pi) * nb_sf(kk, mu, alpha)
+    n = starts.size - 1
+    out, got = np.zeros(mu.size), np.zeros(n)
+    lo, hi = starts[:-1], starts[1:]
+    live, done, step = np.arange(n), hi.copy(), _SF_FIRST  # laws done[r]:hi[r] are computed
+    while live.size:
+        cut = np.maximum(done[live] - step, lo[live])
+        at = _segments(cut, done[live] - cut)
+        out[at] = w[at] * (1 - pi[at]) * nb_sf(kk[at], mu[at], alpha[at])
+        got[live] += np.bincount(np.repeat(np.arange(live.size), done[live] - cut), out[at], minlength=live.size)
+        done[live] = cut
+        more = cut > lo[live]  # laws left, of total weight below 1, each at most the last one computed
+        live, cut = live[more], cut[more]
+        live = live[nb_sf(kk[cut], mu[cut], alpha[cut]) > _SF_REL * got[live]]
+        step *= 2
+    return out
 
 
 def _support(mu: np.ndarray, alpha: np.ndarray, pi: np.ndarray, cap: int, tail_tol: float) -> int:

@@ -47,7 +47,7 @@ from forecast._fcrows import (  # noqa: F401 (K_CAP_MIN, K_CAP_MAX: re-exported)
 )
 from forecast._leanpmf import ParamGrid, parametric
 from forecast._pathpmf import path_forecast
-from forecast._raggedpmf import RaggedGrid
+from forecast._stackgrid import LAZY_GRIDS
 from forecast.numerics import comp_logpmf, comp_sf, search_beyond
 
 TAIL_TOL = 1e-6         # K: smallest k leaving P(Y > k) < TAIL_TOL on every row
@@ -84,7 +84,7 @@ class CountForecast:
     def __init__(self, index, model, pmf, tail, components, mean, var, paths=None, family="pmf",
                  row_models=None, joint=False, part_paths=()):
         self.index, self.model, self.family = index, str(model), family
-        self._grid, self._pmf = (pmf, None) if isinstance(pmf, (ParamGrid, RaggedGrid)) else (None, pmf)  # lazy or built
+        self._grid, self._pmf = (pmf, None) if isinstance(pmf, LAZY_GRIDS) else (None, pmf)  # lazy or built
         self.tail, self.components, self.paths = tail, components, paths
         self.joint = bool(joint) and paths is not None
         self.part_paths = () if paths is not None else tuple(part_paths)
@@ -200,7 +200,7 @@ class CountForecast:
 
     @classmethod
     def concat(cls, forecasts: Sequence[CountForecast]) -> CountForecast:
-        """Stack forecasts row-wise; ``K`` becomes the largest, parts padded exactly.
+        """Stack forecasts row-wise; ``K`` becomes the largest, parts padded exactly (lazily, see ``_stackgrid``).
 
         Models may differ (``model`` joins the names, ``to_frame`` labels each row).
         Paths are kept when every part has paths of the same horizon and n_paths (else the
