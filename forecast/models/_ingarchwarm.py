@@ -13,12 +13,11 @@ its ladder or did not converge, or when the spec's parameters or the design's co
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from forecast.models.guard import describe, is_numeric_error
-from forecast.models.results import FitFailure, SeriesFit
+from forecast.models.results import SeriesFit
 
 
 def start_of(fit: SeriesFit | None, spec: Any, names: Sequence[str],
@@ -42,20 +41,3 @@ def start_of(fit: SeriesFit | None, spec: Any, names: Sequence[str],
     if beta.shape != (len(names),) or a.shape != (len(spec.past_mean),):
         return None
     return np.r_[beta[cols], a], float(st.get("alpha", 0.0))
-
-
-def fit_each(fit_one: Callable[[Any, SeriesFit | None], SeriesFit], series: list,
-             warm: Mapping[str, SeriesFit]) -> list[SeriesFit | FitFailure]:
-    """``fit_one(s, earlier fit or None)`` per series, a :class:`FitFailure` (raised, or from a
-    numeric error) in place of a fit where it fails, as ``ModelSpec._try_fit_many``."""
-    out: list[SeriesFit | FitFailure] = []
-    for s in series:
-        try:
-            out.append(fit_one(s, warm.get(s.uid)))
-        except FitFailure as exc:
-            out.append(exc)
-        except Exception as exc:
-            if not is_numeric_error(exc):
-                raise
-            out.append(FitFailure(describe(exc)))
-    return out

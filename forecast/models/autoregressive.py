@@ -19,7 +19,7 @@ from forecast.models._glmglue import pathmix
 from forecast.models._neighbourjoint import NeighbourTerms, joint_forecast
 from forecast.models._neighbours import NEIGHBOUR_PARAMS
 from forecast.models._ingarchfit import IngarchFit, fit_ingarch, ingarch_objective, initial_log_mean
-from forecast.models._ingarchwarm import fit_each, start_of
+from forecast.models._ingarchwarm import start_of
 from forecast.models.base import (FitFailure, ModelSpec, Param, Series,
                                   SeriesFit, SeriesForecast, int_tuple, one_of, positive_int)
 from forecast.models.design import (
@@ -32,7 +32,7 @@ from forecast.models.design import (
     lag_values,
 )
 from forecast.models.baselines import Climatology, Zero
-from forecast.models.guard import mean_cap
+from forecast.models.guard import fit_each, mean_cap
 
 __all__ = ["INGARCH", "IngarchFit", "fit_ingarch", "ingarch_objective", "initial_log_mean"]
 
@@ -141,7 +141,7 @@ class INGARCH(NeighbourTerms, ModelSpec):
         """Per series; ``warm`` (unique_id -> earlier fit) gives start values."""
         if not warm:
             return super()._try_fit_many(series)
-        return fit_each(self._fit_series, series, warm)
+        return fit_each(lambda s: self._fit_series(s, warm.get(s.uid)), series)
 
     def _fit_series(self, s: Series, warm: SeriesFit | None = None) -> SeriesFit:
         dspec = self._design()

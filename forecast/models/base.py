@@ -30,7 +30,7 @@ from forecast.adjacency import read_adjacency
 from forecast.exceptions import ConfigError
 from forecast.models._pooled import groups_of, pooling_panel
 from forecast.models.fitted import FittedModel
-from forecast.models.guard import describe, is_numeric_error
+from forecast.models.guard import fit_each
 from forecast.models.ladder import (  # noqa: F401  (re-exported)
     batched_engine, batching, fit_many, warm_starting, warm_starts)
 from forecast.models.params import (  # noqa: F401  (re-exported: models import them from here)
@@ -196,17 +196,7 @@ class ModelSpec:
         series (a numeric error of one series becomes its :class:`FitFailure`). Models with
         a batched engine override this; the result must equal :meth:`_fit_series` on each
         series (see :func:`batched_engine`)."""
-        out: list[SeriesFit | FitFailure] = []
-        for s in series:
-            try:
-                out.append(self._fit_series(s))
-            except FitFailure as exc:
-                out.append(exc)
-            except Exception as exc:
-                if not is_numeric_error(exc):
-                    raise
-                out.append(FitFailure(describe(exc)))
-        return out
+        return fit_each(self._fit_series, series)
 
     def _fit_with_fallbacks(self, s: "Series") -> "SeriesFit":
         """One series through the fallback ladder (see :meth:`_fit_many`)."""

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from forecast.exceptions import ForecastError
-from forecast.models.results import SeriesForecast
+from forecast.models.results import FitFailure, SeriesFit, SeriesForecast
 
 #: Forecast means above this multiple of max(largest count in the history, 1) are capped.
 MEAN_CAP_FACTOR = 1e4
@@ -37,6 +37,22 @@ def describe(exc: BaseException) -> str:
     """A one-line reason naming the error kind, e.g. ``LinAlgError: SVD did not converge``."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def fit_each(fit_one: Callable[[Any], SeriesFit], series: list) -> list[SeriesFit | FitFailure]:
+    """``fit_one(s)`` per series, with the :class:`FitFailure` it raised (or one describing a
+    numeric error) in place of a fit where it fails; any other error propagates."""
+    out: list[SeriesFit | FitFailure] = []
+    for s in series:
+        try:
+            out.append(fit_one(s))
+        except FitFailure as exc:
+            out.append(exc)
+        except Exception as exc:
+            if not is_numeric_error(exc):
+                raise
+            out.append(FitFailure(describe(exc)))
+    return out
 
 
 def mean_cap(y: np.ndarray) -> float:
